@@ -1,0 +1,48 @@
+"""aria2_sync: a synchronous aria2 JSON-RPC client that makes downloads survive failure.
+
+Start with :class:`Aria2Client`; every error it raises is an :class:`Aria2Error`.
+"""
+
+import logging as _logging
+
+from ._version import __version__
+from .binary import find_aria2c
+from .client import Aria2Client
+from .daemon import Aria2Daemon
+from .errors import (
+    Aria2AuthError,
+    Aria2BinaryNotFoundError,
+    Aria2ConnectionError,
+    Aria2DaemonError,
+    Aria2Error,
+    Aria2GIDNotFoundError,
+    Aria2InputError,
+    Aria2ProtocolError,
+    Aria2RPCError,
+    Aria2TimeoutError,
+)
+from .models import FileInfo, GlobalStats, Progress
+
+__all__ = [
+    "__version__",
+    "Aria2Client",
+    "Aria2Error",
+    "Aria2InputError",
+    "Aria2ConnectionError",
+    "Aria2TimeoutError",
+    "Aria2ProtocolError",
+    "Aria2RPCError",
+    "Aria2AuthError",
+    "Aria2GIDNotFoundError",
+    "Aria2BinaryNotFoundError",
+    "Aria2DaemonError",
+    "Aria2Daemon",
+    "FileInfo",
+    "GlobalStats",
+    "Progress",
+    "find_aria2c",
+]
+
+# Libraries log but never configure output: without this, Python's last-resort handler would
+# print our warnings to stderr in applications that did not set logging up.
+_logging.getLogger("aria2_sync").addHandler(_logging.NullHandler())

@@ -1,0 +1,213 @@
+"""The exceptions aria2_sync raises, all under :class:`Aria2Error`.
+
+The tree mirrors the questions a caller asks after a failure:
+
+* was my input wrong? -> :class:`Aria2InputError` (fix the call; nothing was sent);
+* is the daemon there? -> :class:`Aria2ConnectionError` (and its :class:`Aria2TimeoutError`);
+* did the daemon refuse? -> :class:`Aria2RPCError` (with :class:`Aria2AuthError` and
+  :class:`Aria2GIDNotFoundError` for the two refusals callers handle specially);
+* is that even aria2 answering? -> :class:`Aria2ProtocolError`;
+* where is aria2c? -> :class:`Aria2BinaryNotFoundError`;
+* did my private aria2c start? -> :class:`Aria2DaemonError`.
+
+Every message is written to be read by a person and says what to check. None of them ever
+contains the RPC secret: URLs are passed through :func:`redact_url` before they are quoted.
+All classes are ordinary, truthy exceptions (a falsy exception set on a ``Future`` would come back
+from ``result()`` as ``None``) and they pickle with their attributes.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any, Optional
+
+__all__ = [
+    "Aria2Error",
+    "Aria2InputError",
+    "Aria2ConnectionError",
+    "Aria2TimeoutError",
+    "Aria2ProtocolError",
+    "Aria2RPCError",
+    "Aria2AuthError",
+    "Aria2GIDNotFoundError",
+    "Aria2BinaryNotFoundError",
+    "Aria2DaemonError",
+    "redact_url",
+]
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without a password in its user info or a token in its query string.
+
+    An RPC URL may carry credentials (``http://user:pass@host/jsonrpc``); messages and logs quote
+    the URL so that the user can see *which* daemon was meant, never *how* to log in to it.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        query = urllib.parse.urlencode(
+            [(k, "***" if k.lower() in {"token", "secret", "password"} else v) for k, v in pairs]
+        )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+class Aria2Error(Exception):
+    """Base class of every error aria2_sync raises on purpose.
+
+    ``except Aria2Error`` catches everything the library means to report; anything else is a bug.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> Any:
+        # Keep subclass attributes across pickling (futures may cross process boundaries).
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type, message: str, state: dict) -> Aria2Error:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class Aria2InputError(Aria2Error, ValueError):
+    """An argument is invalid: the message names the argument and says what it accepts.
+
+    Raised before anything is sent to the daemon, so downloads already in flight are untouched.
+    It is also a ``ValueError`` so generic validation handlers catch it.
+    """
+
+
+class Aria2ConnectionError(Aria2Error):
+    """The daemon could not be reached, or stopped answering in the middle of a call.
+
+    ``rpc_url`` is the URL that was tried (without credentials), ``reason`` the low-level cause in
+    a few words. ``maybe_applied`` is True when the request may have reached the daemon before the
+    connection broke (its answer was lost), so a non-idempotent call may have taken effect.
+    The message always contains the word "connection" (the seed guide tests for it).
+    """
+
+    def __init__(
+        self,
+        rpc_url: str,
+        reason: str,
+        *,
+        attempts: int = 1,
+        maybe_applied: bool = False,
+        message: Optional[str] = None,
+    ) -> None:
+        self.rpc_url = redact_url(rpc_url)
+        self.reason = reason
+        self.attempts = attempts
+        self.maybe_applied = maybe_applied
+        if message is None:
+            tries = "" if attempts <= 1 else f" after {attempts} attempts"
+            message = (
+                f"connection to aria2 at {self.rpc_url} failed{tries}: {reason}. "
+                "Check that aria2c is running with --enable-rpc, that the RPC port in rpc_url is "
+                "right (aria2's default is 6800), and that no firewall blocks it."
+            )
+        super().__init__(message)
+
+
+class Aria2TimeoutError(Aria2ConnectionError):
+    """The daemon accepted the connection but did not answer within the timeout.
+
+    A frozen or overloaded daemon; the request may have been applied (``maybe_applied``).
+    """
+
+    def __init__(
+        self, rpc_url: str, timeout: float, *, attempts: int = 1, maybe_applied: bool = True
+    ) -> None:
+        self.timeout = timeout
+        safe_url = redact_url(rpc_url)
+        tries = "" if attempts <= 1 else f" (after {attempts} attempts)"
+        message = (
+            f"connection to aria2 at {safe_url} timed out: no answer within {timeout:g} s{tries}. "
+            "The daemon may be frozen or overloaded; raise `timeout` if it is just slow."
+        )
+        super().__init__(
+            rpc_url,
+            f"no answer within {timeout:g} s",
+            attempts=attempts,
+            maybe_applied=maybe_applied,
+            message=message,
+        )
+
+
+class Aria2ProtocolError(Aria2Error):
+    """Something answered at the RPC URL, but not with aria2's JSON-RPC.
+
+    Typically ``rpc_url`` points at a web server or proxy instead of aria2's ``/jsonrpc``.
+    """
+
+    def __init__(self, rpc_url: str, detail: str) -> None:
+        self.rpc_url = redact_url(rpc_url)
+        self.detail = detail
+        super().__init__(
+            f"the server at {self.rpc_url} did not answer like aria2's JSON-RPC ({detail}). "
+            "Check that rpc_url points at aria2's RPC endpoint, e.g. http://127.0.0.1:6800/jsonrpc."
+        )
+
+
+class Aria2RPCError(Aria2Error):
+    """aria2 answered the call with a JSON-RPC error.
+
+    ``code`` and ``message`` are aria2's own (aria2 uses code 1 for nearly every refusal, so the
+    message carries the detail); ``method`` is the RPC method that was refused.
+    """
+
+    def __init__(self, code: int, message: str, method: str) -> None:
+        self.code = code
+        self.rpc_message = message
+        self.method = method
+        super().__init__(f"aria2 refused {method}: {message} (code {code})")
+
+
+class Aria2AuthError(Aria2RPCError):
+    """aria2 rejected the RPC secret ("Unauthorized").
+
+    Never retried: aria2 delays this answer on purpose, and a wrong secret stays wrong.
+    """
+
+    def __init__(self, code: int, message: str, method: str) -> None:
+        super().__init__(code, message, method)
+        self.message = (
+            f"aria2 refused {method}: Unauthorized. The RPC secret is wrong or missing: pass the "
+            "value of aria2c's --rpc-secret as rpc_secret."
+        )
+
+
+class Aria2GIDNotFoundError(Aria2RPCError):
+    """aria2 does not know the GID (never added, or its result was removed or evicted)."""
+
+    def __init__(self, code: int, message: str, method: str, gid: str) -> None:
+        super().__init__(code, message, method)
+        self.gid = gid
+
+
+class Aria2BinaryNotFoundError(Aria2Error):
+    """No usable aria2c executable was found; the message lists where it was looked for."""
+
+
+class Aria2DaemonError(Aria2Error):
+    """A private aria2c could not be started (or stopped); ``log_tail`` holds aria2c's own words."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        self.log_tail = log_tail
+        super().__init__(f"{message}\naria2c said:\n{log_tail}" if log_tail else message)

@@ -1,0 +1,213 @@
+"""Immutable snapshots built from aria2's JSON.
+
+aria2 sends every number as a string (``"completedLength": "877658112"``) and leaves keys out
+freely, so every builder here parses numbers and tolerates missing keys. A snapshot never changes
+after it is made: callers can keep, compare and share it between threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import attrs
+
+__all__ = ["FileInfo", "Progress", "GlobalStats", "STATUS_KEYS"]
+
+#: The ``tellStatus`` keys a :class:`Progress` is built from. Asking for them (instead of all
+#: keys) halves the answer's size; see aria2-facts "Always pass keys".
+STATUS_KEYS: Tuple[str, ...] = (
+    "gid",
+    "status",
+    "totalLength",
+    "completedLength",
+    "downloadSpeed",
+    "uploadSpeed",
+    "connections",
+    "errorCode",
+    "errorMessage",
+    "dir",
+    "files",
+    "followedBy",
+    "following",
+)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _text(value: Any) -> Optional[str]:
+    return None if value is None or value == "" else str(value)
+
+
+@attrs.frozen
+class FileInfo:
+    """One file of a download: where it goes and how much of it is there."""
+
+    path: str
+    length: int
+    completed_length: int
+    selected: bool = True
+    uris: Tuple[str, ...] = ()
+
+    @classmethod
+    def from_aria2(cls, data: Mapping[str, Any]) -> "FileInfo":
+        uris = tuple(
+            str(entry.get("uri")) for entry in data.get("uris", ()) or () if entry.get("uri")
+        )
+        # aria2 lists one entry per (uri, status) pair; keep each URI once, in order.
+        unique = tuple(dict.fromkeys(uris))
+        return cls(
+            path=str(data.get("path", "")),
+            length=_int(data.get("length")),
+            completed_length=_int(data.get("completedLength")),
+            selected=str(data.get("selected", "true")) == "true",
+            uris=unique,
+        )
+
+
+@attrs.frozen
+class Progress:
+    """A download as aria2 reported it at one moment.
+
+    ``status`` is aria2's: ``active``, ``waiting``, ``paused``, ``error``, ``complete`` or
+    ``removed``. ``error_code`` is aria2's error code as the string aria2 sends (``"1"``, ``"3"``),
+    so code written against aria2's JSON compares as it always did; ``error_code_number`` gives it
+    as an int. ``retry_count`` is how many times aria2_sync restarted this download.
+    """
+
+    gid: str
+    status: str
+    total_length: int = 0
+    completed_length: int = 0
+    download_speed: int = 0
+    upload_speed: int = 0
+    connections: int = 0
+    error_code: Optional[str] = None
+    error_message: Optional[str] = None
+    dir: Optional[str] = None
+    files: Tuple[FileInfo, ...] = ()
+    retry_count: int = 0
+
+    @classmethod
+    def from_aria2(cls, data: Mapping[str, Any], *, gid: Optional[str] = None, retry_count: int = 0) -> "Progress":
+        """Build a snapshot from a ``tellStatus`` answer (any subset of its keys).
+
+        ``gid`` overrides the answer's GID: a caller's handle stays the one it was given even when
+        the daemon-side download behind it changed.
+        """
+        error_code = _text(data.get("errorCode"))
+        if error_code == "0":
+            error_code = None  # aria2 reports "0" for downloads that have not failed
+        return cls(
+            gid=gid or str(data.get("gid", "")),
+            status=str(data.get("status", "unknown")),
+            total_length=_int(data.get("totalLength")),
+            completed_length=_int(data.get("completedLength")),
+            download_speed=_int(data.get("downloadSpeed")),
+            upload_speed=_int(data.get("uploadSpeed")),
+            connections=_int(data.get("connections")),
+            error_code=error_code,
+            error_message=_text(data.get("errorMessage")) if error_code else None,
+            dir=_text(data.get("dir")),
+            files=tuple(FileInfo.from_aria2(f) for f in data.get("files", ()) or ()),
+            retry_count=retry_count,
+        )
+
+    @property
+    def progress_percent(self) -> float:
+        """Completed share in percent, 0.0 while the size is unknown, 100.0 once complete."""
+        if self.status == "complete":
+            return 100.0
+        if self.total_length <= 0:
+            return 0.0
+        return min(100.0, 100.0 * self.completed_length / self.total_length)
+
+    @property
+    def eta_seconds(self) -> Optional[float]:
+        """Seconds left at the current speed; None when unknown (no size or no speed)."""
+        if self.status == "complete":
+            return 0.0
+        if self.total_length <= 0 or self.download_speed <= 0:
+            return None
+        return max(0, self.total_length - self.completed_length) / self.download_speed
+
+    @property
+    def eta(self) -> Optional[float]:
+        """Alias of :attr:`eta_seconds`."""
+        return self.eta_seconds
+
+    @property
+    def error_code_number(self) -> Optional[int]:
+        """:attr:`error_code` as an int (None when there is no error)."""
+        return int(self.error_code) if self.error_code and self.error_code.isdigit() else None
+
+    @property
+    def file_path(self) -> Optional[str]:
+        """Path of the (first) file, as the daemon sees it; None before aria2 knows it."""
+        for info in self.files:
+            if info.path:
+                return info.path
+        return None
+
+    @property
+    def file_paths(self) -> Tuple[str, ...]:
+        return tuple(info.path for info in self.files if info.path)
+
+    @property
+    def is_active(self) -> bool:
+        """Still moving or queued: active, waiting or paused."""
+        return self.status in ("active", "waiting", "paused")
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status == "complete"
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dict, with the derived fields included."""
+        return {
+            "gid": self.gid,
+            "status": self.status,
+            "total_length": self.total_length,
+            "completed_length": self.completed_length,
+            "download_speed": self.download_speed,
+            "upload_speed": self.upload_speed,
+            "connections": self.connections,
+            "progress_percent": self.progress_percent,
+            "eta_seconds": self.eta_seconds,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "dir": self.dir,
+            "file_path": self.file_path,
+            "file_paths": list(self.file_paths),
+            "retry_count": self.retry_count,
+        }
+
+
+@attrs.frozen
+class GlobalStats:
+    """The daemon's totals (``aria2.getGlobalStat``)."""
+
+    download_speed: int = 0
+    upload_speed: int = 0
+    num_active: int = 0
+    num_waiting: int = 0
+    num_stopped: int = 0
+    num_stopped_total: int = 0
+
+    @classmethod
+    def from_aria2(cls, data: Mapping[str, Any]) -> "GlobalStats":
+        return cls(
+            download_speed=_int(data.get("downloadSpeed")),
+            upload_speed=_int(data.get("uploadSpeed")),
+            num_active=_int(data.get("numActive")),
+            num_waiting=_int(data.get("numWaiting")),
+            num_stopped=_int(data.get("numStopped")),
+            num_stopped_total=_int(data.get("numStoppedTotal")),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return attrs.asdict(self)

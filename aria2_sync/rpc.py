@@ -1,0 +1,102 @@
+"""Typed wrappers for the aria2 RPC methods aria2_sync uses.
+
+One method here is one RPC method there, named in snake case, with aria2's parameters in aria2's
+order. They return aria2's JSON (or the obvious Python value); interpretation of what it means for
+a download lives above, in the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .errors import Aria2RPCError
+from .transport import Transport
+
+__all__ = ["Aria2RPC", "Call"]
+
+#: One call for :meth:`Aria2RPC.multicall`: ``(method name, params)`` without the token.
+Call = Tuple[str, Sequence[Any]]
+
+
+def _keys(keys: Optional[Sequence[str]]) -> List[Any]:
+    return [list(keys)] if keys else []
+
+
+class Aria2RPC:
+    """aria2's RPC methods over a :class:`~aria2_sync.transport.Transport`."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    # -- adding and removing --------------------------------------------------------------------
+
+    def add_uri(
+        self, uris: Sequence[str], options: Optional[Mapping[str, Any]] = None,
+        position: Optional[int] = None,
+    ) -> str:
+        params: List[Any] = [list(uris), dict(options or {})]
+        if position is not None:
+            params.append(position)
+        return str(self.transport.call("aria2.addUri", params))
+
+    def remove(self, gid: str) -> str:
+        return str(self.transport.call("aria2.remove", [gid]))
+
+    def force_remove(self, gid: str) -> str:
+        return str(self.transport.call("aria2.forceRemove", [gid]))
+
+    def remove_download_result(self, gid: str) -> str:
+        return str(self.transport.call("aria2.removeDownloadResult", [gid]))
+
+    def pause(self, gid: str) -> str:
+        return str(self.transport.call("aria2.pause", [gid]))
+
+    def force_pause(self, gid: str) -> str:
+        return str(self.transport.call("aria2.forcePause", [gid]))
+
+    def unpause(self, gid: str) -> str:
+        return str(self.transport.call("aria2.unpause", [gid]))
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def tell_status(self, gid: str, keys: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+        return self.transport.call("aria2.tellStatus", [gid, *_keys(keys)])
+
+    def tell_active(self, keys: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
+        return self.transport.call("aria2.tellActive", _keys(keys))
+
+    def tell_waiting(
+        self, offset: int, num: int, keys: Optional[Sequence[str]] = None
+    ) -> List[Dict[str, Any]]:
+        return self.transport.call("aria2.tellWaiting", [offset, num, *_keys(keys)])
+
+    def tell_stopped(
+        self, offset: int, num: int, keys: Optional[Sequence[str]] = None
+    ) -> List[Dict[str, Any]]:
+        return self.transport.call("aria2.tellStopped", [offset, num, *_keys(keys)])
+
+    def get_option(self, gid: str) -> Dict[str, str]:
+        return self.transport.call("aria2.getOption", [gid])
+
+    def get_global_stat(self) -> Dict[str, str]:
+        return self.transport.call("aria2.getGlobalStat")
+
+    def get_version(self) -> Dict[str, Any]:
+        return self.transport.call("aria2.getVersion")
+
+    # -- the daemon -----------------------------------------------------------------------------
+
+    def save_session(self) -> str:
+        return str(self.transport.call("aria2.saveSession"))
+
+    def shutdown(self) -> str:
+        return str(self.transport.call("aria2.shutdown"))
+
+    def force_shutdown(self) -> str:
+        return str(self.transport.call("aria2.forceShutdown"))
+
+    # -- batching -------------------------------------------------------------------------------
+
+    def multicall(self, calls: Sequence[Call]) -> List[Union[Any, Aria2RPCError]]:
+        """Run ``calls`` in one round trip; each entry is a result or an (unraised) error."""
+        return self.transport.multicall(calls)

@@ -1,0 +1,160 @@
+"""Checks at the API edge: bad input fails here, with a message that says what to fix.
+
+Everything is checked before anything is sent, so a bad call never half-happens and never
+disturbs downloads already running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .errors import Aria2InputError, redact_url
+
+__all__ = [
+    "SUPPORTED_SCHEMES",
+    "check_gid",
+    "check_uris",
+    "check_options",
+    "split_save_path",
+    "download_options",
+]
+
+#: URI schemes aria2's addUri downloads from.
+SUPPORTED_SCHEMES = frozenset({"http", "https", "ftp", "sftp"})
+
+_GID = re.compile(r"^[0-9a-fA-F]{16}$")
+
+UrlArg = Union[str, Sequence[str]]
+PathArg = Union[str, "os.PathLike[str]"]
+
+
+def check_gid(gid: Any) -> str:
+    """Return ``gid`` lower-cased if it is an aria2 GID (16 hex digits), else raise."""
+    if not isinstance(gid, str):
+        raise Aria2InputError(f"gid must be a str of 16 hex digits, not {type(gid).__name__}")
+    if not _GID.match(gid):
+        raise Aria2InputError(f"gid {gid!r:.40} is not an aria2 GID: expected 16 hex digits")
+    return gid.lower()
+
+
+def _check_url(url: Any) -> str:
+    if not isinstance(url, str):
+        raise Aria2InputError(f"url must be a str, not {type(url).__name__}")
+    text = url.strip()
+    if not text:
+        raise Aria2InputError("url is empty: give an http(s), ftp or sftp URL")
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError as error:
+        raise Aria2InputError(f"url {redact_url(text)!r} cannot be parsed: {error}") from None
+    if not parts.scheme:
+        raise Aria2InputError(
+            f"url {redact_url(text)!r} has no scheme: write it in full, like http://host/file"
+        )
+    if parts.scheme.lower() not in SUPPORTED_SCHEMES:
+        raise Aria2InputError(
+            f"url {redact_url(text)!r} uses the unsupported scheme {parts.scheme!r}: "
+            f"use one of {', '.join(sorted(SUPPORTED_SCHEMES))}"
+        )
+    if not parts.hostname:
+        raise Aria2InputError(f"url {redact_url(text)!r} has no host")
+    if any(c.isspace() for c in text):
+        raise Aria2InputError(f"url {redact_url(text)!r} contains white space: percent-encode it")
+    return text
+
+
+def check_uris(url: Any) -> List[str]:
+    """Accept one URL or a sequence of mirror URLs of the same file; return the list."""
+    if isinstance(url, (list, tuple)):
+        if not url:
+            raise Aria2InputError("url is an empty list: give at least one URL")
+        return [_check_url(u) for u in url]
+    return [_check_url(url)]
+
+
+def _option_value(key: str, value: Any) -> Union[str, List[str]]:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)  # aria2 takes repeatable options (header, index-out) as lists
+    raise Aria2InputError(
+        f"option {key!r} has a value of type {type(value).__name__}: aria2 options take "
+        "str, int, float, bool, or a list of str"
+    )
+
+
+def check_options(options: Optional[Mapping[str, Any]]) -> Dict[str, Union[str, List[str]]]:
+    """Return a new dict of aria2 options with values as aria2 wants them (strings).
+
+    The caller's mapping is never modified.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise Aria2InputError(
+            f"options must be a dict of aria2 options, not {type(options).__name__}"
+        )
+    out: Dict[str, Union[str, List[str]]] = {}
+    for key, value in options.items():
+        if not isinstance(key, str) or not key:
+            raise Aria2InputError(f"option names must be non-empty str, got {key!r}")
+        if key == "gid":
+            raise Aria2InputError(
+                "option 'gid' is chosen by aria2_sync (so that retries never duplicate a "
+                "download): leave it out"
+            )
+        out[key] = _option_value(key, value)
+    return out
+
+
+def split_save_path(save_path: Any) -> Tuple[str, str]:
+    """Split a target file path into aria2's ``dir`` and ``out``.
+
+    Relative paths are made absolute against this process's working directory: aria2 would
+    resolve them against its own, which is rarely what the caller meant.
+    """
+    if not isinstance(save_path, (str, os.PathLike)):
+        raise Aria2InputError(
+            f"save_path must be a str or os.PathLike, not {type(save_path).__name__}"
+        )
+    text = os.fspath(save_path)
+    if not isinstance(text, str):
+        raise Aria2InputError("save_path must be a text path, not bytes")
+    if not text.strip():
+        raise Aria2InputError("save_path is empty: give the path of the file to write")
+    if "\x00" in text:
+        raise Aria2InputError("save_path contains a NUL character")
+    if text.endswith(("/", os.sep)) or os.path.isdir(text):
+        raise Aria2InputError(
+            f"save_path {text!r} is a directory: give the full path of the file to write "
+            "(directory and file name), or pass options={'dir': ...} to keep the server's name"
+        )
+    full = os.path.abspath(os.path.expanduser(text))
+    directory, name = os.path.split(full)
+    return directory, name
+
+
+def download_options(
+    save_path: Optional[PathArg], options: Optional[Mapping[str, Any]]
+) -> Dict[str, Union[str, List[str]]]:
+    """The aria2 options for one download: the caller's options plus ``dir``/``out``."""
+    merged = check_options(options)
+    if save_path is not None:
+        clash = sorted({"dir", "out"} & merged.keys())
+        if clash:
+            raise Aria2InputError(
+                f"save_path and options {clash} both say where to write: give one of them"
+            )
+        merged["dir"], merged["out"] = split_save_path(save_path)
+    elif "dir" in merged and isinstance(merged["dir"], str):
+        merged["dir"] = os.path.abspath(os.path.expanduser(merged["dir"]))
+    return merged

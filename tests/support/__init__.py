@@ -1,0 +1,1 @@
+"""Test-support servers (fault-injecting file server, JSON-RPC proxy) for the integration tests."""
