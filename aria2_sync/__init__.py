@@ -7,7 +7,7 @@ import logging as _logging
 
 from ._version import __version__
 from .binary import find_aria2c
-from .client import Aria2Client
+from .client import Aria2Client, RetryInfo
 from .daemon import Aria2Daemon
 from .errors import (
     Aria2AuthError,
@@ -22,6 +22,7 @@ from .errors import (
     Aria2TimeoutError,
 )
 from .models import FileInfo, GlobalStats, Progress
+from .policy import PERMANENT_ERROR_CODES, TRANSIENT_ERROR_CODES, RestartPolicy
 
 __all__ = [
     "__version__",
@@ -40,6 +41,10 @@ __all__ = [
     "FileInfo",
     "GlobalStats",
     "Progress",
+    "RestartPolicy",
+    "RetryInfo",
+    "TRANSIENT_ERROR_CODES",
+    "PERMANENT_ERROR_CODES",
     "find_aria2c",
 ]
 

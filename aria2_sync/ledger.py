@@ -18,7 +18,7 @@ import attrs
 
 from .models import Progress
 
-__all__ = ["Attempt", "DownloadRecord", "Ledger"]
+__all__ = ["Attempt", "DownloadRecord", "Ledger", "IDLE", "SCHEDULED", "RESTARTING"]
 
 
 @attrs.frozen
@@ -35,9 +35,19 @@ class Attempt:
         return attrs.asdict(self)
 
 
+#: Restart states of a record: nothing going on, a restart waiting out its backoff, one running.
+IDLE, SCHEDULED, RESTARTING = "idle", "scheduled", "restarting"
+
+
 @attrs.define(eq=False)
 class DownloadRecord:
-    """Mutable state of one logical download (guarded by the ledger's lock)."""
+    """Mutable state of one logical download (guarded by the ledger's lock).
+
+    ``run`` numbers the daemon-side runs of the download (0 for the first add, +1 per restart);
+    ``failed_run`` is the last run whose failure was recorded, so that one failure seen by many
+    pollers is counted once. ``gave_up`` says why a failure of the current run will not be
+    restarted (None while it may be).
+    """
 
     gid: str
     uris: List[str]
@@ -48,6 +58,19 @@ class DownloadRecord:
     attempts: List[Attempt] = attrs.field(factory=list)
     retry_count: int = 0
     last: Optional[Progress] = None
+    run: int = 0
+    failed_run: int = -1
+    restart_state: str = IDLE
+    gave_up: Optional[str] = None
+    cancelled: bool = False
+
+    @property
+    def failure_recorded(self) -> bool:
+        return self.failed_run == self.run
+
+    @property
+    def restart_pending(self) -> bool:
+        return self.restart_state != IDLE
 
     @property
     def url(self) -> str:

@@ -76,7 +76,9 @@ class Progress:
     ``status`` is aria2's: ``active``, ``waiting``, ``paused``, ``error``, ``complete`` or
     ``removed``. ``error_code`` is aria2's error code as the string aria2 sends (``"1"``, ``"3"``),
     so code written against aria2's JSON compares as it always did; ``error_code_number`` gives it
-    as an int. ``retry_count`` is how many times aria2_sync restarted this download.
+    as an int. ``retry_count`` is how many times aria2_sync restarted this download;
+    ``restart_pending`` is True while a restart of it is scheduled or running, and
+    ``gave_up_reason`` says why a failed download will not be restarted (None otherwise).
     """
 
     gid: str
@@ -91,6 +93,8 @@ class Progress:
     dir: Optional[str] = None
     files: Tuple[FileInfo, ...] = ()
     retry_count: int = 0
+    restart_pending: bool = False
+    gave_up_reason: Optional[str] = None
 
     @classmethod
     def from_aria2(cls, data: Mapping[str, Any], *, gid: Optional[str] = None, retry_count: int = 0) -> "Progress":
@@ -184,6 +188,8 @@ class Progress:
             "file_path": self.file_path,
             "file_paths": list(self.file_paths),
             "retry_count": self.retry_count,
+            "restart_pending": self.restart_pending,
+            "gave_up_reason": self.gave_up_reason,
         }
 
 

@@ -2,20 +2,37 @@
 
 One method here is one RPC method there, named in snake case, with aria2's parameters in aria2's
 order. They return aria2's JSON (or the obvious Python value); interpretation of what it means for
-a download lives above, in the client.
+a download lives above, in the client. The one addition is :meth:`Aria2RPC.add_uri_once`, the
+retry-safe ``addUri`` every add and restart goes through.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import Aria2RPCError
+from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError
 from .transport import Transport
 
-__all__ = ["Aria2RPC", "Call"]
+logger = logging.getLogger("aria2_sync")
+
+__all__ = ["Aria2RPC", "Call", "new_gid"]
 
 #: One call for :meth:`Aria2RPC.multicall`: ``(method name, params)`` without the token.
 Call = Tuple[str, Sequence[Any]]
+
+
+def new_gid() -> str:
+    """A random aria2 GID (16 hex digits, never all zeros).
+
+    aria2_sync picks GIDs itself so that an ``addUri`` retried after a lost answer can be checked
+    for ("is that GID there already?") instead of creating a second download.
+    """
+    while True:
+        gid = secrets.token_hex(8)
+        if gid != "0" * 16:
+            return gid
 
 
 def _keys(keys: Optional[Sequence[str]]) -> List[Any]:
@@ -38,6 +55,34 @@ class Aria2RPC:
         if position is not None:
             params.append(position)
         return str(self.transport.call("aria2.addUri", params))
+
+    def add_uri_once(
+        self, uris: Sequence[str], options: Mapping[str, Any], gid: str, attempts: int = 4
+    ) -> None:
+        """``addUri`` under the GID ``gid``, safe to retry: it never makes a second download.
+
+        ``addUri`` is not idempotent, so the transport does not retry it after a lost answer.
+        Because the GID is ours, the question "did the lost call add it?" has an answer: ask
+        for that GID, and add again only if the daemon does not have it (design guarantee 4).
+        """
+        options = {**options, "gid": gid}
+        last_error: Optional[Aria2ConnectionError] = None
+        for _ in range(max(1, attempts)):
+            try:
+                self.add_uri(uris, options)
+                return
+            except Aria2ConnectionError as error:
+                if not error.maybe_applied:
+                    raise  # nothing reached the daemon; the transport already retried
+                last_error = error
+            logger.warning("the answer to addUri for GID %s was lost; checking whether it was added", gid)
+            try:
+                self.tell_status(gid, ["gid"])
+                return  # the lost call did add it
+            except Aria2GIDNotFoundError:
+                continue
+        assert last_error is not None
+        raise last_error
 
     def remove(self, gid: str) -> str:
         return str(self.transport.call("aria2.remove", [gid]))

@@ -71,7 +71,8 @@ READ_ONLY_METHODS = frozenset(
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRY_DELAY = 30.0
 
-_GID_NOT_FOUND = re.compile(r"GID ([0-9A-Fa-f]+) is not found")
+#: aria2's two ways of saying it does not know a GID (the second for an evicted result).
+_GID_NOT_FOUND = re.compile(r"GID ([0-9A-Fa-f]+) is not found|No such download for GID#([0-9A-Fa-f]+)")
 
 Timeout = Union[float, Tuple[float, float]]
 
@@ -365,7 +366,7 @@ class Transport:
             return Aria2AuthError(code, message, method)
         match = _GID_NOT_FOUND.search(message)
         if match:
-            return Aria2GIDNotFoundError(code, message, method, match.group(1))
+            return Aria2GIDNotFoundError(code, message, method, match.group(1) or match.group(2))
         return Aria2RPCError(code, message, method)
 
     def _scrub(self, text: str) -> str:

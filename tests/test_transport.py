@@ -111,6 +111,7 @@ def test_multicall_answer_of_wrong_length_is_a_protocol_error(rsps, transport):
     [
         (400, {"code": 1, "message": "Unauthorized"}, Aria2AuthError, 1),
         (400, {"code": 1, "message": "GID 0123456789abcdef is not found"}, Aria2GIDNotFoundError, 1),
+        (400, {"code": 1, "message": "No such download for GID#0123456789abcdef"}, Aria2GIDNotFoundError, 1),
         (400, {"code": 1, "message": "Invalid GID xyz"}, Aria2RPCError, 1),
         (400, {"code": 1, "message": "No URI to download."}, Aria2RPCError, 1),
         (400, {"code": 1, "message": "No such method: aria2.nope"}, Aria2RPCError, 1),

@@ -1,0 +1,215 @@
+"""Restarting downloads that ended in aria2's ``error`` state.
+
+The rules (design guarantees 1-3 and 6), and how they are kept:
+
+* **The handle stays valid.** A restart re-adds the download under the SAME GID
+  (``removeDownloadResult`` frees it, then ``addUri`` with ``gid``). Only when the daemon refuses
+  that GID (an evicted unfinished result locks it) does the download get a new one, and the
+  ledger keeps the old GID resolving to it.
+* **One restart at a time.** Each record has a restart state (idle, scheduled, restarting)
+  changed only under the ledger's lock; a failure is recorded once per run of the download,
+  however many threads see it.
+* **Resume, never re-fetch.** Nothing is deleted: the ``.aria2`` control file stays, and the
+  restart pins ``dir`` and ``out`` to the file aria2 was writing, so aria2 continues it with a
+  Range request. ``continue=true`` is never added (it corrupts preallocated files).
+* **Only what is worth it.** The :class:`~aria2_sync.policy.RestartPolicy` decides, and spaces
+  the restarts of one download with exponential backoff, waited out on the scheduler's thread,
+  never in the caller's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Dict, Mapping, Optional
+
+from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError, redact_url
+from .ledger import IDLE, RESTARTING, SCHEDULED, Attempt, DownloadRecord, Ledger
+from .models import Progress
+from .policy import RestartPolicy, describe_error
+from .rpc import Aria2RPC, new_gid
+from .scheduler import Scheduler
+
+__all__ = ["RestartEngine"]
+
+logger = logging.getLogger("aria2_sync")
+
+#: What a restart reads of the stopped download: enough to pin its file and log its progress.
+_RESTART_KEYS = ["status", "dir", "files", "completedLength", "errorCode"]
+
+
+class RestartEngine:
+    """Records failures, asks the policy, and restarts downloads of one client's ledger."""
+
+    def __init__(
+        self,
+        rpc: Aria2RPC,
+        ledger: Ledger,
+        policy: RestartPolicy,
+        scheduler: Scheduler,
+        add_attempts: int,
+    ) -> None:
+        self.rpc = rpc
+        self.ledger = ledger
+        self.policy = policy
+        self.scheduler = scheduler
+        self.add_attempts = add_attempts
+
+    # -- noticing failures ----------------------------------------------------------------------
+
+    def note_failure(self, record: DownloadRecord, progress: Progress, run: int, *, auto: bool) -> None:
+        """Take note that run ``run`` of ``record`` failed as ``progress`` shows.
+
+        The failure joins the attempt history once, whoever reports it. With ``auto``, a restart
+        is scheduled if the policy allows one and none is pending. A report about an older run
+        (a poller that read the status just before a restart) is ignored.
+        """
+        with self.ledger.lock:
+            if record.cancelled or record.run != run:
+                return
+            if not record.failure_recorded:
+                record.failed_run = run
+                record.gave_up = None
+                record.attempts.append(
+                    Attempt(
+                        time=time.time(),
+                        error_code=progress.error_code,
+                        error_message=progress.error_message,
+                        completed_length=progress.completed_length,
+                        gid=record.current_gid,
+                    )
+                )
+            if not auto or record.restart_state != IDLE or record.gave_up is not None:
+                return
+            decision = self.policy.decide(progress, record.retry_count)
+            if not decision.restart:
+                record.gave_up = decision.reason
+                logger.warning("download GID %s: %s", record.gid, decision.reason)
+                return
+            record.restart_state = SCHEDULED
+        logger.warning(
+            "detected failed download (GID %s), restarting in %.1f s: %s",
+            record.gid,
+            decision.delay,
+            describe_error(progress),
+        )
+        self.scheduler.call_later(decision.delay, lambda: self._run_scheduled(record, run))
+
+    def _run_scheduled(self, record: DownloadRecord, run: int) -> None:
+        with self.ledger.lock:
+            if record.run != run or record.restart_state != SCHEDULED or record.cancelled:
+                return  # restarted meanwhile by someone else, or cancelled
+            record.restart_state = RESTARTING
+        try:
+            self._restart(record)
+        except Aria2ConnectionError as error:
+            logger.warning("could not restart download GID %s: %s", record.gid, error.reason)
+        except Aria2RPCError as error:
+            with self.ledger.lock:
+                record.gave_up = f"aria2 refused the restart: {error}"
+            logger.warning("could not restart download GID %s: %s", record.gid, error)
+
+    # -- restarting -----------------------------------------------------------------------------
+
+    def allowed(self, record: DownloadRecord, progress: Progress) -> bool:
+        """Whether the policy (error code and budget) allows restarting this failure now."""
+        with self.ledger.lock:
+            decision = self.policy.decide(progress, record.retry_count)
+            if not decision.restart and record.gave_up is None:
+                record.gave_up = decision.reason
+            return decision.restart
+
+    def restart(self, record: DownloadRecord) -> bool:
+        """Restart ``record`` now, in this thread; False if it is not failed or already restarting.
+
+        Takes over a restart that was waiting out its backoff. Raises the RPC or connection
+        error that stopped it.
+        """
+        with self.ledger.lock:
+            if record.cancelled or record.restart_state == RESTARTING:
+                return False
+            record.restart_state = RESTARTING
+        return self._restart(record)
+
+    def _restart(self, record: DownloadRecord) -> bool:
+        """The restart itself; the caller has set the record's state to RESTARTING."""
+        try:
+            old_gid = record.current_gid
+            try:
+                status: Optional[Dict[str, Any]] = self.rpc.tell_status(old_gid, _RESTART_KEYS)
+            except Aria2GIDNotFoundError:
+                status = None  # evicted, or removed by a restart that then lost its add
+            if status is not None and status.get("status") not in ("error", "removed"):
+                return False  # running or complete: nothing to restart
+            if status is None and record.last is not None and record.last.status == "complete":
+                return False  # finished, and its result since evicted: do not fetch it again
+            options = self._options_for_restart(record, status)
+            if status is not None:
+                try:
+                    self.rpc.remove_download_result(old_gid)
+                except Aria2GIDNotFoundError:
+                    pass
+            number = record.retry_count + 1
+            logger.warning(
+                "restarting failed download (attempt %d/%d): %s",
+                number,
+                self.policy.max_restarts,
+                redact_url(record.url),
+            )
+            gid = self._add_again(record, options, old_gid)
+            with self.ledger.lock:
+                if gid != record.current_gid:
+                    self.ledger.rebind(record, gid)
+                record.retry_count += 1
+                record.run += 1
+                record.gave_up = None
+            resumed = int((status or {}).get("completedLength") or 0)
+            logger.info(
+                "restarted download: %s -> GID %s (resuming after %d bytes)",
+                redact_url(record.url),
+                gid,
+                resumed,
+            )
+            return True
+        finally:
+            with self.ledger.lock:
+                record.restart_state = IDLE
+
+    @staticmethod
+    def _options_for_restart(record: DownloadRecord, status: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+        """The download's own options, with its file pinned so aria2 resumes that very file.
+
+        Without ``out``, aria2 names the file after the URL or the server's headers, which may
+        differ on the next try; pinning the path aria2 actually used keeps the partial file and
+        its control file in play.
+        """
+        options = dict(record.options)
+        files = (status or {}).get("files") or []
+        directory = (status or {}).get("dir")
+        if len(files) == 1 and files[0].get("path") and directory and "out" not in options:
+            path = files[0]["path"]
+            options["dir"] = directory
+            options["out"] = os.path.relpath(path, directory)
+        return options
+
+    def _add_again(self, record: DownloadRecord, options: Mapping[str, Any], old_gid: str) -> str:
+        """Add the download under its old GID; under a new one if the daemon refuses the old."""
+        try:
+            self.rpc.add_uri_once(record.uris, options, old_gid, attempts=self.add_attempts)
+            return old_gid
+        except Aria2ConnectionError:
+            raise
+        except Aria2RPCError as error:
+            # aria2 answers "No URI to download." when the GID is still locked (an evicted
+            # unfinished result holds it for the daemon's lifetime).
+            gid = new_gid()
+            logger.info(
+                "GID %s cannot be reused (%s); continuing download GID %s as daemon GID %s",
+                old_gid,
+                error.rpc_message,
+                record.gid,
+                gid,
+            )
+            self.rpc.add_uri_once(record.uris, options, gid, attempts=self.add_attempts)
+            return gid

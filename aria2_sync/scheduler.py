@@ -1,0 +1,75 @@
+"""A single background thread that runs callables at a given time.
+
+Restarts wait out a backoff; the caller that noticed the failure must not wait with them (a Flask
+view polling progress has to return at once). One daemon thread with a heap serves every delayed
+job of a client; it starts on first use, so creating a client starts no thread.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from typing import Callable, List, Optional, Tuple
+
+__all__ = ["Scheduler"]
+
+logger = logging.getLogger("aria2_sync")
+
+
+class Scheduler:
+    """Runs jobs after a delay, in order of due time, one at a time, on a daemon thread."""
+
+    def __init__(self, name: str = "aria2_sync-scheduler") -> None:
+        self._name = name
+        self._heap: List[Tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+
+    def call_later(self, delay: float, job: Callable[[], None]) -> None:
+        """Run ``job()`` after ``delay`` seconds. Ignored once the scheduler is closed."""
+        with self._cond:
+            if self._closed:
+                return
+            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._order), job))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Drop pending jobs and stop the thread (waits for a running job up to ``timeout``)."""
+        with self._cond:
+            self._closed = True
+            self._heap.clear()
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed:
+                    if self._heap:
+                        wait = self._heap[0][0] - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self._cond.wait(wait)
+                    else:
+                        self._cond.wait()
+                if self._closed:
+                    return
+                _, _, job = heapq.heappop(self._heap)
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - a failing job must not kill the thread
+                logger.exception("a scheduled aria2_sync job failed")

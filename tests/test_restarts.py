@@ -1,0 +1,202 @@
+"""Automatic and manual restarts against a real aria2c that gives up at once (max-tries=1)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from aria2_sync import Aria2GIDNotFoundError, RestartPolicy
+from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status
+from tests.support.fault_server import OnRangeRequest, ResetAfter, Status
+from tests.test_client import daemon_gids
+
+MiB = 1024 * 1024
+
+
+def wait_until_finished(client, gid, timeout=30.0):
+    """Poll like a user would (this drives auto restarts) until the download is complete or given up."""
+
+    def finished():
+        progress = client.get_progress(gid)
+        if progress.status == "complete" or progress.gave_up_reason:
+            return progress
+        return None
+
+    return wait_for(finished, timeout, what=f"GID {gid} to complete or be given up")
+
+
+def test_a_download_reset_twice_resumes_under_the_same_gid(client_factory, fault_server, tmp_path, caplog):
+    client = client_factory(retry_delay=0.05)
+    url = fault_server.add_file("big.bin", size=24 * MiB)
+    fault_server.add_faults("big.bin", ResetAfter(6 * MiB), OnRangeRequest(ResetAfter(8 * MiB)))
+    target = tmp_path / "big.bin"
+    with caplog.at_level(logging.INFO, logger="aria2_sync"):
+        gid = client.add_download(url, str(target), GIVE_UP_AT_ONCE)
+        done = wait_until_finished(client, gid, timeout=60)
+    assert done.status == "complete" and done.gid == gid
+    assert done.retry_count == 2
+    assert target.read_bytes() == fault_server.content("big.bin")
+    assert not (tmp_path / "big.bin.aria2").exists()
+    served = fault_server.bytes_served("big.bin")
+    assert served <= 1.1 * 24 * MiB, f"re-fetched too much: {served / MiB:.1f} MiB for 24 MiB"
+    ranged = [r.range_header for r in fault_server.requests("big.bin") if r.range_header]
+    assert ranged == ["bytes=6291456-25165823", "bytes=14680064-25165823"]  # resumed, twice
+    assert daemon_gids(client) == [gid]
+    info = client.get_retry_info(gid)
+    assert info["retry_count"] == 2 and info["current_gid"] == gid
+    assert [a["error_code"] for a in info["attempts"]] == ["1", "1"]
+    assert info["attempts"][0]["completed_length"] > 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"detected failed download (GID {gid}), restarting") for m in messages)
+    assert f"restarting failed download (attempt 1/3): {url}" in messages
+    assert f"restarting failed download (attempt 2/3): {url}" in messages
+
+
+def test_a_404_is_not_restarted(client, fault_server, tmp_path):
+    gid = client.add_download(fault_server.base_url + "/nope.bin", str(tmp_path / "nope.bin"), GIVE_UP_AT_ONCE)
+    progress = wait_until_finished(client, gid)
+    assert progress.status == "error" and progress.error_code == "3"
+    assert "not restartable" in progress.gave_up_reason and not progress.restart_pending
+    assert client._scheduler.pending() == 0
+    assert client.get_progress(gid).retry_count == 0
+    assert fault_server.request_count("nope.bin") == 1
+    info = client.get_retry_info(gid)
+    assert info["can_retry"] is False and info["retry_count"] == 0 and len(info["attempts"]) == 1
+
+
+def test_a_spent_budget_stops_at_exactly_max_restarts(client_factory, fault_server, tmp_path, caplog):
+    client = client_factory(max_retries=2, retry_delay=0.02)
+    url = fault_server.add_file("flaky.bin", size=200_000)
+    fault_server.set_default_fault("flaky.bin", ResetAfter(50_000))
+    with caplog.at_level(logging.WARNING, logger="aria2_sync"):
+        gid = client.add_download(url, str(tmp_path / "flaky.bin"), GIVE_UP_AT_ONCE)
+        progress = wait_until_finished(client, gid)
+    assert progress.status == "error" and progress.retry_count == 2
+    assert "reached max retries (2)" in progress.gave_up_reason
+    info = client.get_retry_info(gid)
+    assert info["can_retry"] is False and info["max_retries"] == 2 and len(info["attempts"]) == 3
+    assert client._scheduler.pending() == 0
+    assert daemon_gids(client) == [gid]
+    assert any("reached max retries" in r.getMessage() for r in caplog.records)
+
+
+def test_sixteen_pollers_trigger_exactly_one_restart(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=0)
+    url = fault_server.add_file("race.bin", size=500_000)
+    fault_server.add_faults("race.bin", ResetAfter(100_000))
+    gid = client.add_download(url, str(tmp_path / "race.bin"), GIVE_UP_AT_ONCE)
+    wait_for_status(client, gid, "error")
+    barrier = threading.Barrier(16)
+    errors = []
+
+    def poll():
+        try:
+            barrier.wait(10)
+            for _ in range(25):
+                client.get_progress(gid)
+        except Exception as error:  # noqa: BLE001 - asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=poll) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    done = wait_until_finished(client, gid)
+    assert done.status == "complete" and done.retry_count == 1
+    assert len(client.get_retry_info(gid)["attempts"]) == 1
+    assert daemon_gids(client) == [gid]
+    # One restart: aria2 resumes with a size probe, then one Range request for the rest.
+    assert sum(1 for r in fault_server.requests("race.bin") if r.range_header) == 1
+    assert (tmp_path / "race.bin").read_bytes() == fault_server.content("race.bin")
+
+
+def test_without_auto_restart_errors_wait_for_restart_all(client_factory, fault_server, tmp_path):
+    client = client_factory(auto_restart_failed=False)
+    other_client = client_factory()
+    url = fault_server.add_file("manual.bin", size=300_000)
+    fault_server.add_faults("manual.bin", ResetAfter(10_000))
+    foreign_url = fault_server.add_file("foreign.bin", size=1000)
+    fault_server.add_faults("foreign.bin", Status(500))
+    gid = client.add_download(url, str(tmp_path / "manual.bin"), GIVE_UP_AT_ONCE)
+    missing = client.add_download(fault_server.base_url + "/gone.bin", str(tmp_path / "gone.bin"), GIVE_UP_AT_ONCE)
+    foreign = other_client.add_download(foreign_url, str(tmp_path / "foreign.bin"), {**GIVE_UP_AT_ONCE, "auto-file-renaming": False})
+    wait_for_status(client, gid, "error")
+    wait_for_status(client, missing, "error")
+    wait_for_status(other_client, foreign, "error")
+    for _ in range(5):
+        progress = client.get_progress(gid)
+        assert progress.status == "error" and not progress.restart_pending and progress.retry_count == 0
+    assert client._scheduler.pending() == 0
+
+    assert client.restart_all_failed_downloads() == 1  # not the 404, not the other client's download
+    done = wait_for_status(client, gid, "complete")
+    assert done.retry_count == 1
+    assert (tmp_path / "manual.bin").read_bytes() == fault_server.content("manual.bin")
+    assert other_client.get_progress(foreign, auto_restart=False).status == "error"
+    assert fault_server.request_count("foreign.bin") == 1
+    assert client.restart_all_failed_downloads() == 0
+
+
+def test_the_seeds_manual_restart_alias(client_factory, fault_server, tmp_path):
+    client = client_factory(auto_restart_failed=False)
+    url = fault_server.add_file("alias.bin", size=100_000)
+    fault_server.add_faults("alias.bin", Status(503))
+    gid = client.add_download(url, str(tmp_path / "alias.bin"), GIVE_UP_AT_ONCE)
+    progress = wait_for_status(client, gid, "error")
+    assert progress.error_code == "29"
+    assert client._restart_failed_download(gid) is True
+    assert wait_for_status(client, gid, "complete").retry_count == 1
+    assert client.restart_download(gid) is False  # complete: nothing to restart
+
+
+def test_restart_waits_out_its_backoff_without_blocking_the_poller(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=60.0)
+    url = fault_server.add_file("later.bin", size=100_000)
+    fault_server.add_faults("later.bin", ResetAfter(1000))
+    gid = client.add_download(url, str(tmp_path / "later.bin"), GIVE_UP_AT_ONCE)
+    wait_for_status(client, gid, "error")
+    progress = client.get_progress(gid)  # returns at once; the restart waits 60 s elsewhere
+    assert progress.status == "error" and progress.restart_pending
+    assert client.get_retry_info(gid)["restart_pending"] is True
+    # An explicit restart takes over the scheduled one; the scheduled one then does nothing.
+    assert client.restart_download(gid) is True
+    assert wait_for_status(client, gid, "complete").retry_count == 1
+    client.close()
+    assert client._scheduler.pending() == 0
+
+
+def test_an_evicted_result_falls_back_to_a_new_gid_and_old_handles_keep_working(daemon_factory, client_factory, fault_server, tmp_path):
+    daemon = daemon_factory(**{"max-download-result": 1})
+    client = client_factory(rpc_url=daemon.rpc_url, rpc_secret=daemon.secret, auto_restart_failed=False)
+    url = fault_server.add_file("evict.bin", size=400_000)
+    fault_server.add_faults("evict.bin", ResetAfter(100_000))
+    gid = client.add_download(url, str(tmp_path / "evict.bin"), GIVE_UP_AT_ONCE)
+    wait_for_status(client, gid, "error")
+    pusher = client.add_download(fault_server.add_file("push.bin", size=10), str(tmp_path / "push.bin"))
+    wait_for_status(client, pusher, "complete")
+    with pytest.raises(Aria2GIDNotFoundError):
+        client.rpc.tell_status(gid)  # evicted: the daemon forgot it, and keeps its GID locked
+
+    assert client.restart_download(gid) is True
+    info = client.get_retry_info(gid)
+    assert info["gid"] == gid and info["current_gid"] != gid and info["retry_count"] == 1
+    done = wait_for_status(client, gid, "complete")
+    assert done.gid == gid
+    assert client.get_progress(info["current_gid"]).gid == gid  # the new GID resolves to the same download
+    assert client.get_retry_info(info["current_gid"])["gid"] == gid
+    assert (tmp_path / "evict.bin").read_bytes() == fault_server.content("evict.bin")
+    ranged = [r.range_header for r in fault_server.requests("evict.bin") if r.range_header]
+    assert len(ranged) == 1 and not ranged[0].startswith("bytes=0-")  # resumed under the new GID
+
+
+def test_restart_policy_argument(client_factory, fault_server, tmp_path):
+    client = client_factory(restart_policy=RestartPolicy(max_restarts=1, base_delay=0, restartable_codes={3}))
+    gid = client.add_download(fault_server.base_url + "/missing.bin", str(tmp_path / "m.bin"), GIVE_UP_AT_ONCE)
+    progress = wait_until_finished(client, gid)
+    assert progress.retry_count == 1 and "reached max retries (1)" in progress.gave_up_reason
+    assert fault_server.request_count("missing.bin") == 2
+    assert client.get_retry_info(gid)["max_retries"] == 1
