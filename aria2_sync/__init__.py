@@ -8,6 +8,7 @@ import logging as _logging
 from ._version import __version__
 from .binary import find_aria2c
 from .client import Aria2Client, RetryInfo
+from .futures import DownloadFuture, DownloadResult, as_completed, wait
 from .daemon import Aria2Daemon
 from .errors import (
     Aria2AuthError,
@@ -20,8 +21,9 @@ from .errors import (
     Aria2ProtocolError,
     Aria2RPCError,
     Aria2TimeoutError,
+    DownloadFailed,
 )
-from .models import FileInfo, GlobalStats, Progress
+from .models import BatchProgress, FileInfo, GlobalStats, Progress
 from .policy import PERMANENT_ERROR_CODES, TRANSIENT_ERROR_CODES, RestartPolicy
 
 __all__ = [
@@ -38,6 +40,12 @@ __all__ = [
     "Aria2BinaryNotFoundError",
     "Aria2DaemonError",
     "Aria2Daemon",
+    "DownloadFailed",
+    "DownloadFuture",
+    "DownloadResult",
+    "BatchProgress",
+    "wait",
+    "as_completed",
     "FileInfo",
     "GlobalStats",
     "Progress",

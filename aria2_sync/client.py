@@ -6,12 +6,28 @@ method short: validate at the edge, then delegate. It is safe to share one clien
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import logging
 import threading
-from typing import Any, Dict, List, Mapping, Optional, TypedDict
+import uuid
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypedDict,
+    Union,
+)
 
-import attrs
+if TYPE_CHECKING:  # pragma: no cover
+    from .notifications import NotificationListener
 
 from .errors import (
     Aria2ConnectionError,
@@ -20,13 +36,17 @@ from .errors import (
     Aria2RPCError,
     redact_url,
 )
-from .ledger import DownloadRecord, Ledger
+from .futures import DownloadFuture
+from .ledger import CANCELLED, COMPLETE, REJECTED, Batch, Callbacks, DownloadRecord, Ledger
 from .logs import enable_verbose_output
-from .models import STATUS_KEYS, GlobalStats, Progress
+from .models import STATUS_KEYS, BatchProgress, GlobalStats, Progress
+from .monitor import Monitor
 from .policy import RestartPolicy
 from .restarts import RestartEngine
 from .rpc import Aria2RPC, new_gid
 from .scheduler import Scheduler
+from .tracker import Tracker
+from .workers import WorkerPool
 from .transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout, Transport
 from .validation import PathArg, UrlArg, check_gid, check_uris, download_options
 
@@ -51,6 +71,17 @@ class RetryInfo(TypedDict):
     restart_pending: bool
     gave_up_reason: Optional[str]
     attempts: List[Dict[str, Any]]
+
+
+def _batch_item(index: int, item: Any) -> Tuple[Any, Any]:
+    """``(url, save_path)`` from one batch item: a pair, a 1-tuple, or a plain URL."""
+    if isinstance(item, str):
+        return item, None
+    if isinstance(item, (tuple, list)) and len(item) in (1, 2):
+        return item[0], item[1] if len(item) == 2 else None
+    raise Aria2InputError(
+        f"item {index} of the batch must be a (url, save_path) pair or a URL, got {item!r:.60}"
+    )
 
 
 def _check_number(name: str, value: Any, *, minimum: float, integer: bool = False) -> None:
@@ -111,6 +142,12 @@ class Aria2Client:
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
         max_restarts: Optional[int] = None,
         restart_policy: Optional[RestartPolicy] = None,
+        monitor: bool = True,
+        poll_interval: float = 0.5,
+        disconnect_grace: float = 60.0,
+        keep_finished: int = 1000,
+        keep_seconds: Optional[float] = 3600.0,
+        notifications: Optional[bool] = None,
     ) -> None:
         self.rpc_url = _check_rpc_url(rpc_url)
         if rpc_secret is not None and not isinstance(rpc_secret, str):
@@ -118,6 +155,11 @@ class Aria2Client:
         _check_number("max_retries", max_retries, minimum=0, integer=True)
         _check_number("retry_delay", retry_delay, minimum=0)
         _check_number("max_retry_delay", max_retry_delay, minimum=0)
+        _check_number("poll_interval", poll_interval, minimum=0.01)
+        _check_number("disconnect_grace", disconnect_grace, minimum=0)
+        _check_number("keep_finished", keep_finished, minimum=0, integer=True)
+        if keep_seconds is not None:
+            _check_number("keep_seconds", keep_seconds, minimum=0)
         self.max_retries = max_retries
         self.retry_delay = float(retry_delay)
         self.auto_restart_failed = bool(auto_restart_failed)
@@ -134,12 +176,44 @@ class Aria2Client:
             max_retry_delay=float(max_retry_delay),
         )
         self.rpc = Aria2RPC(self._transport)
-        self._ledger = Ledger()
+        self._ledger = Ledger(keep_finished=keep_finished, keep_seconds=keep_seconds)
         self.restart_policy = self._make_policy(restart_policy, max_restarts, max_retry_delay)
         self._scheduler = Scheduler()
+        self._workers = WorkerPool()
         self._restarts = RestartEngine(
-            self.rpc, self._ledger, self.restart_policy, self._scheduler, max_retries + 1
+            self.rpc,
+            self._ledger,
+            self.restart_policy,
+            self._scheduler,
+            max_retries + 1,
+            run_job=self._workers.submit,
+            on_restarted=self._restarted,
         )
+        self._tracker = Tracker(
+            self._ledger,
+            self._restarts,
+            self._workers,
+            auto_restart=lambda: self.auto_restart_failed,
+            canceller=self._cancel_for_future,
+        )
+        # The monitor has its own connection and no transport retries: a tick that fails is
+        # simply the next tick's job, and it must not sit in a backoff holding up the loop.
+        self._monitor_transport = Transport(
+            self.rpc_url, rpc_secret or None, timeout=self.timeout, max_retries=0
+        )
+        self._monitor: Optional[Monitor] = None
+        if monitor:
+            self._monitor = Monitor(
+                Aria2RPC(self._monitor_transport),
+                self._ledger,
+                self._tracker,
+                self._restarts,
+                self._workers,
+                auto_restart=lambda: self.auto_restart_failed,
+                interval=float(poll_interval),
+                disconnect_grace=float(disconnect_grace),
+            )
+        self._notifications = self._make_listener(notifications)
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -163,17 +237,53 @@ class Aria2Client:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop scheduled restarts and release connections. Idempotent.
+    def _make_listener(self, wanted: Optional[bool]) -> Optional["NotificationListener"]:
+        if wanted is False or self._monitor is None:
+            return None
+        from .notifications import NotificationListener, websocket_available
 
-        Downloads in the daemon keep running; only this client's own work stops.
+        if not websocket_available():
+            if wanted:
+                raise Aria2InputError(
+                    "notifications=True needs the websocket-client package: "
+                    "pip install 'aria2_sync[notifications]'"
+                )
+            return None
+        return NotificationListener(self.rpc_url, on_event=self._monitor.wake)
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the monitor, scheduled restarts and worker threads; release connections.
+
+        Idempotent. Downloads in the daemon keep running unless ``cancel=True``, which first
+        removes every unfinished download of this client (and cancels its future).
         """
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
+        if cancel:
+            self._cancel_unfinished()
+        if self._notifications is not None:
+            self._notifications.close()
+        if self._monitor is not None:
+            self._monitor.close()
         self._scheduler.close()
+        self._workers.close()
         self._transport.close()
+        self._monitor_transport.close()
+
+    def _cancel_unfinished(self) -> None:
+        records = self._ledger.unfinished()
+        with self._ledger.lock:
+            for record in records:
+                record.cancelled = True
+            gids = [record.current_gid for record in records]
+        try:
+            self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
+        except Aria2ConnectionError as error:
+            logger.warning("could not remove %d downloads while closing: %s", len(gids), error.reason)
+        for record in records:
+            self._finish_cancelled(record)
 
     def __enter__(self) -> "Aria2Client":
         return self
@@ -200,14 +310,110 @@ class Aria2Client:
         and the daemon's download directory (or ``options['dir']``). ``options`` are aria2
         per-download options (``{"max-connection-per-server": 4}``); the dict is not modified.
         """
+        return self._add_one(url, save_path, options, Callbacks()).gid
+
+    def submit(
+        self,
+        url: UrlArg,
+        save_path: Optional[PathArg] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        *,
+        on_progress: Optional[Callable[[Progress], Any]] = None,
+        on_restart: Optional[Callable[[Progress], Any]] = None,
+        on_done: Optional[Callable[[DownloadFuture], Any]] = None,
+    ) -> DownloadFuture:
+        """Add a download and return a future that resolves when it is really done.
+
+        ``future.result()`` gives a :class:`DownloadResult` (gid, path, size, url, retry_count,
+        attempts) or raises :class:`DownloadFailed`; ``future.cancel()`` removes the download
+        from aria2. Callbacks run on the client's worker threads: ``on_progress(progress)`` when
+        the snapshot changes, ``on_restart(progress)`` after a restart, ``on_done(future)`` once.
+        """
+        for name, callback in (("on_progress", on_progress), ("on_restart", on_restart), ("on_done", on_done)):
+            if callback is not None and not callable(callback):
+                raise Aria2InputError(f"{name} must be callable or None")
+        callbacks = Callbacks(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
+        record = self._add_one(url, save_path, options, callbacks)
+        return self._tracker.future_for(record)
+
+    def _add_one(
+        self, url: UrlArg, save_path: Optional[PathArg], options: Optional[Mapping[str, Any]], callbacks: Callbacks
+    ) -> DownloadRecord:
+        self._check_open()
         uris = check_uris(url)
         merged = download_options(save_path, options)
         gid = new_gid()
-        record = DownloadRecord(gid=gid, uris=uris, options=merged, current_gid=gid)
+        record = DownloadRecord(gid=gid, uris=uris, options=merged, current_gid=gid, callbacks=callbacks)
         self.rpc.add_uri_once(uris, merged, gid, attempts=self.max_retries + 1)
         self._ledger.add(record)
         logger.info("added download: %s -> GID %s", redact_url(uris[0]), gid)
-        return gid
+        self._watch()
+        return record
+
+    def add_batch_downloads(
+        self,
+        urls_with_paths: Iterable[Union[str, Sequence[Any]]],
+        batch_id: Optional[str] = None,
+        options: Optional[Mapping[str, Any]] = None,
+    ) -> str:
+        """Add many downloads in a few round trips and return the batch's id.
+
+        ``urls_with_paths`` holds ``(url, save_path)`` pairs (``save_path`` may be None), or
+        plain URLs. ``options`` apply to every download. All items are checked before anything
+        is sent; then the adds go in ``system.multicall`` chunks (500 per round trip). An item
+        aria2 refuses is not dropped: it counts as failed in :meth:`get_batch_progress`, and its
+        future raises :class:`DownloadFailed` with aria2's reason.
+        """
+        self._check_open()
+        batch_id = self._new_batch_id(batch_id)
+        if isinstance(urls_with_paths, (str, bytes)) or not isinstance(urls_with_paths, Iterable):
+            raise Aria2InputError("urls_with_paths must be a list of (url, save_path) pairs")
+        records = []
+        for index, item in enumerate(urls_with_paths):
+            url, save_path = _batch_item(index, item)
+            try:
+                uris = check_uris(url)
+                merged = download_options(save_path, options)
+            except Aria2InputError as error:
+                raise Aria2InputError(f"item {index} of the batch: {error}") from None
+            gid = new_gid()
+            records.append(
+                DownloadRecord(gid=gid, uris=uris, options=merged, current_gid=gid, batch_id=batch_id)
+            )
+        refusals = self.rpc.add_many_once(
+            [(r.uris, r.options, r.gid) for r in records], attempts=self.max_retries + 1
+        )
+        self._ledger.add_batch(Batch(batch_id, [r.gid for r in records]), records)
+        for record, refusal in zip(records, refusals):
+            if refusal is not None:
+                self._tracker.reject(record, refusal)
+        refused = sum(refusal is not None for refusal in refusals)
+        logger.info(
+            "added batch %s: %d downloads%s", batch_id, len(records) - refused,
+            f", {refused} refused by aria2" if refused else "",
+        )
+        self._watch()
+        return batch_id
+
+    def _new_batch_id(self, batch_id: Optional[str]) -> str:
+        if batch_id is None:
+            return uuid.uuid4().hex
+        if not isinstance(batch_id, str) or not batch_id.strip():
+            raise Aria2InputError("batch_id must be a non-empty str (or None for a generated one)")
+        if self._ledger.has_batch(batch_id):
+            raise Aria2InputError(f"batch_id {batch_id!r} is already in use: choose another")
+        return batch_id
+
+    def _watch(self) -> None:
+        if self._monitor is not None:
+            self._monitor.ensure_started()
+            self._monitor.wake()
+            if self._notifications is not None:
+                self._notifications.ensure_started()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Aria2InputError("this client is closed: create a new Aria2Client")
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -232,29 +438,64 @@ class Aria2Client:
         try:
             status = self.rpc.tell_status(daemon_gid, STATUS_KEYS)
         except Aria2GIDNotFoundError:
-            return self._annotated(record, record.last or Progress(gid=record.gid, status="unknown"))
-        return self._observe(record, status, run, auto)
+            return self._last_known(record)
+        return self._tracker.observe(record, status, run, auto)
 
-    def _observe(self, record: DownloadRecord, status: Mapping[str, Any], run: int, auto: bool) -> Progress:
-        """Turn a status of ``record``'s run ``run`` into a snapshot; act on a failure."""
-        progress = Progress.from_aria2(status, gid=record.gid)
-        if progress.status == "error":
-            self._restarts.note_failure(record, progress, run, auto=auto)
-        progress = self._annotated(record, progress)
-        with self._ledger.lock:
-            if record.run == run:
-                record.last = progress
-        return progress
+    def _last_known(self, record: DownloadRecord) -> Progress:
+        """What we know of a download the daemon no longer reports (the monitor re-adds it)."""
+        return self._tracker.annotate(record, record.last or Progress(gid=record.gid, status="unknown"))
 
-    def _annotated(self, record: DownloadRecord, progress: Progress) -> Progress:
+    def future(self, gid: str) -> DownloadFuture:
+        """The future of a download this client added (the same object on every call)."""
+        record = self._ledger.get(check_gid(gid))
+        if record is None:
+            raise Aria2InputError(f"GID {gid} was not added by this client (or was forgotten)")
+        self._watch()
+        return self._tracker.future_for(record)
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def get_batch_progress(self, batch_id: str) -> Optional[BatchProgress]:
+        """Where batch ``batch_id`` stands, in one round trip whatever its size; None if unknown.
+
+        Failures seen here are acted on like in :meth:`get_progress` (restarts scheduled).
+        """
+        records = self._ledger.batch_records(batch_id) if isinstance(batch_id, str) else None
+        if records is None:
+            return None
         with self._ledger.lock:
-            return attrs.evolve(
-                progress,
-                gid=record.gid,
-                retry_count=record.retry_count,
-                restart_pending=record.restart_pending,
-                gave_up_reason=record.gave_up,
-            )
+            live = [(r, r.current_gid, r.run) for r in records if not r.finished]
+        statuses = self.rpc.multicall(
+            [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in live]
+        )
+        fresh = {}
+        for (record, _, run), status in zip(live, statuses):
+            if isinstance(status, Aria2RPCError):
+                fresh[record.gid] = self._last_known(record)
+            else:
+                fresh[record.gid] = self._tracker.observe(record, status, run, self.auto_restart_failed)
+        pairs = [
+            (record, fresh.get(record.gid) or self._last_known(record)) for record in records
+        ]
+        return self._tracker.batch_progress(batch_id, pairs)
+
+    def batch_futures(self, batch_id: str) -> List[DownloadFuture]:
+        """One future per download of the batch, in the batch's order."""
+        records = self._ledger.batch_records(batch_id) if isinstance(batch_id, str) else None
+        if records is None:
+            raise Aria2InputError(f"unknown batch_id {batch_id!r} (never added, or forgotten)")
+        self._watch()
+        return [self._tracker.future_for(record) for record in records]
+
+    def wait_for_batch(self, batch_id: str, timeout: Optional[float] = None) -> Optional[BatchProgress]:
+        """Block until every download of the batch has an outcome, or ``timeout`` seconds pass.
+
+        Returns the batch's progress either way (check ``is_completed``). Waits on the futures,
+        which the monitor resolves; nothing here polls.
+        """
+        futures = self.batch_futures(batch_id)
+        concurrent.futures.wait(futures, timeout=timeout)
+        return self.get_batch_progress(batch_id)
 
     def get_retry_info(self, gid: str) -> Optional[RetryInfo]:
         """The restart history of a download this client added, or None for another GID.
@@ -325,7 +566,7 @@ class Aria2Client:
         candidates = []
         with self._ledger.lock:
             for record in self._ledger:
-                done = record.last is not None and record.last.status == "complete"
+                done = record.outcome in (COMPLETE, REJECTED)
                 if not record.cancelled and not done and not record.restart_pending:
                     candidates.append((record, record.current_gid, record.run))
         statuses = self.rpc.multicall(
@@ -335,7 +576,7 @@ class Aria2Client:
         for (record, _, run), status in zip(candidates, statuses):
             if isinstance(status, Aria2RPCError):
                 continue
-            progress = self._observe(record, status, run, auto=False)
+            progress = self._tracker.observe(record, status, run, auto=False)
             if progress.status != "error" or not self._restarts.allowed(record, progress):
                 continue
             if self._restarts.restart(record):
@@ -380,12 +621,35 @@ class Aria2Client:
                 record.cancelled = True  # no restart may bring it back
         try:
             self.rpc.force_remove(daemon_gid)
-            return True
         except Aria2GIDNotFoundError:
             raise
         except Aria2RPCError:
             # Already stopped (complete, error, removed): nothing is running to cancel.
             status = self.rpc.tell_status(daemon_gid, ["status"])
             if status.get("status") in ("complete", "error", "removed"):
+                if record is not None and status.get("status") != "complete":
+                    self._finish_cancelled(record)
                 return False
             raise
+        if record is not None:
+            self._finish_cancelled(record)
+        return True
+
+    def _finish_cancelled(self, record: DownloadRecord) -> None:
+        with self._ledger.lock:
+            if record.finished:
+                return
+            record.finish(CANCELLED)
+        self._tracker.settle(record)
+
+    def _cancel_for_future(self, gid: str) -> None:
+        """``DownloadFuture.cancel()`` lands here once the future itself is cancelled."""
+        self.cancel_download(gid)
+
+    def _restarted(self, record: DownloadRecord) -> None:
+        on_restart = record.callbacks.on_restart
+        if on_restart is not None:
+            progress = self._tracker.annotate(record, record.last or Progress(gid=record.gid, status="waiting"))
+            self._workers.submit(lambda: on_restart(progress))
+        if self._monitor is not None:
+            self._monitor.wake()

@@ -8,7 +8,8 @@ The tree mirrors the questions a caller asks after a failure:
   :class:`Aria2GIDNotFoundError` for the two refusals callers handle specially);
 * is that even aria2 answering? -> :class:`Aria2ProtocolError`;
 * where is aria2c? -> :class:`Aria2BinaryNotFoundError`;
-* did my private aria2c start? -> :class:`Aria2DaemonError`.
+* did my private aria2c start? -> :class:`Aria2DaemonError`;
+* did my download end without its file? -> :class:`DownloadFailed` (from a future).
 
 Every message is written to be read by a person and says what to check. None of them ever
 contains the RPC secret: URLs are passed through :func:`redact_url` before they are quoted.
@@ -32,6 +33,7 @@ __all__ = [
     "Aria2GIDNotFoundError",
     "Aria2BinaryNotFoundError",
     "Aria2DaemonError",
+    "DownloadFailed",
     "redact_url",
 ]
 
@@ -211,3 +213,31 @@ class Aria2DaemonError(Aria2Error):
     def __init__(self, message: str, log_tail: str = "") -> None:
         self.log_tail = log_tail
         super().__init__(f"{message}\naria2c said:\n{log_tail}" if log_tail else message)
+
+
+class DownloadFailed(Aria2Error):
+    """A download ended without its file: aria2's last error, and every attempt before it.
+
+    Raised by ``DownloadFuture.result()``. ``reason`` says why it was not (or no longer)
+    restarted; ``attempts`` is the history of failures (dicts with time, error_code,
+    error_message, completed_length, gid).
+    """
+
+    def __init__(
+        self,
+        gid: str,
+        url: str,
+        error_code: Optional[str],
+        error_message: Optional[str],
+        reason: str,
+        attempts: Any = (),
+    ) -> None:
+        self.gid = gid
+        self.url = redact_url(url)
+        self.error_code = error_code
+        self.error_message = error_message
+        self.reason = reason
+        self.attempts = list(attempts)
+        code = f"error {error_code}: " if error_code else ""
+        detail = f" ({code}{error_message})" if (error_code or error_message) else ""
+        super().__init__(f"download {gid} of {self.url} failed{detail}: {reason}")

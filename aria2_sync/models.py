@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
 
-__all__ = ["FileInfo", "Progress", "GlobalStats", "STATUS_KEYS"]
+__all__ = ["FileInfo", "Progress", "GlobalStats", "BatchProgress", "STATUS_KEYS"]
 
 #: The ``tellStatus`` keys a :class:`Progress` is built from. Asking for them (instead of all
 #: keys) halves the answer's size; see aria2-facts "Always pass keys".
@@ -217,3 +217,85 @@ class GlobalStats:
 
     def to_dict(self) -> Dict[str, Any]:
         return attrs.asdict(self)
+
+
+@attrs.frozen
+class BatchProgress:
+    """A batch at one moment: counts by state, bytes, speed, and every download's snapshot.
+
+    ``completed_count`` counts finished files; ``failed_count`` downloads that failed for good
+    (a permanent error, a spent budget, or refused by aria2 when added); ``retrying_count``
+    failed downloads with a restart pending; ``removed_count`` cancelled ones. ``is_completed``
+    is True once every download has an outcome and no restart is pending: a batch is never
+    "completed" while something in it may still change.
+    """
+
+    batch_id: str
+    downloads: Tuple[Progress, ...]
+    completed_count: int = 0
+    failed_count: int = 0
+    active_count: int = 0
+    waiting_count: int = 0
+    paused_count: int = 0
+    retrying_count: int = 0
+    removed_count: int = 0
+    is_completed: bool = False
+
+    @property
+    def total_count(self) -> int:
+        return len(self.downloads)
+
+    @property
+    def total_length(self) -> int:
+        """Sum of the sizes known so far (aria2 learns a size when the transfer starts)."""
+        return sum(p.total_length for p in self.downloads)
+
+    @property
+    def completed_length(self) -> int:
+        return sum(p.completed_length for p in self.downloads)
+
+    @property
+    def download_speed(self) -> int:
+        return sum(p.download_speed for p in self.downloads)
+
+    @property
+    def progress_percent(self) -> float:
+        """Byte-weighted over the downloads whose size is known; by count when none is."""
+        if not self.downloads:
+            return 100.0
+        known = [p for p in self.downloads if p.total_length > 0]
+        if known:
+            total = sum(p.total_length for p in known)
+            done = sum(p.total_length if p.status == "complete" else p.completed_length for p in known)
+            return min(100.0, 100.0 * done / total)
+        return 100.0 * self.completed_count / len(self.downloads)
+
+    @property
+    def eta_seconds(self) -> Optional[float]:
+        """Seconds left for the known bytes at the current speed; None when unknown."""
+        if self.is_completed:
+            return 0.0
+        speed = self.download_speed
+        if speed <= 0:
+            return None
+        return max(0, self.total_length - self.completed_length) / speed
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "total_count": self.total_count,
+            "completed_count": self.completed_count,
+            "failed_count": self.failed_count,
+            "active_count": self.active_count,
+            "waiting_count": self.waiting_count,
+            "paused_count": self.paused_count,
+            "retrying_count": self.retrying_count,
+            "removed_count": self.removed_count,
+            "total_length": self.total_length,
+            "completed_length": self.completed_length,
+            "download_speed": self.download_speed,
+            "progress_percent": self.progress_percent,
+            "eta_seconds": self.eta_seconds,
+            "is_completed": self.is_completed,
+            "downloads": [p.to_dict() for p in self.downloads],
+        }

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError, redact_url
 from .ledger import IDLE, RESTARTING, SCHEDULED, Attempt, DownloadRecord, Ledger
@@ -49,12 +49,16 @@ class RestartEngine:
         policy: RestartPolicy,
         scheduler: Scheduler,
         add_attempts: int,
+        run_job: Optional[Callable[[Callable[[], None]], None]] = None,
+        on_restarted: Optional[Callable[[DownloadRecord], None]] = None,
     ) -> None:
         self.rpc = rpc
         self.ledger = ledger
         self.policy = policy
         self.scheduler = scheduler
         self.add_attempts = add_attempts
+        self._run_job = run_job or (lambda job: job())
+        self._on_restarted = on_restarted
 
     # -- noticing failures ----------------------------------------------------------------------
 
@@ -94,7 +98,11 @@ class RestartEngine:
             decision.delay,
             describe_error(progress),
         )
-        self.scheduler.call_later(decision.delay, lambda: self._run_scheduled(record, run))
+        # The scheduler thread only keeps time; the restart itself runs as a job (on the client's
+        # worker pool), so a slow daemon never delays other downloads' due restarts.
+        self.scheduler.call_later(
+            decision.delay, lambda: self._run_job(lambda: self._run_scheduled(record, run))
+        )
 
     def _run_scheduled(self, record: DownloadRecord, run: int) -> None:
         with self.ledger.lock:
@@ -119,6 +127,21 @@ class RestartEngine:
             if not decision.restart and record.gave_up is None:
                 record.gave_up = decision.reason
             return decision.restart
+
+    def recover(self, record: DownloadRecord, run: int) -> bool:
+        """Add again a download the daemon no longer has (it restarted without its session).
+
+        Not a failure of the download, so the policy is not asked; it counts as a restart.
+        """
+        with self.ledger.lock:
+            if record.cancelled or record.finished or record.run != run or record.restart_state != IDLE:
+                return False
+            record.restart_state = RESTARTING
+        logger.warning(
+            "download GID %s is gone from the daemon (restarted without its session?); adding it again",
+            record.gid,
+        )
+        return self._restart(record)
 
     def restart(self, record: DownloadRecord) -> bool:
         """Restart ``record`` now, in this thread; False if it is not failed or already restarting.
@@ -164,6 +187,8 @@ class RestartEngine:
                 record.retry_count += 1
                 record.run += 1
                 record.gave_up = None
+                if record.finished:
+                    record.reopen()
             resumed = int((status or {}).get("completedLength") or 0)
             logger.info(
                 "restarted download: %s -> GID %s (resuming after %d bytes)",
@@ -171,6 +196,8 @@ class RestartEngine:
                 gid,
                 resumed,
             )
+            if self._on_restarted is not None:
+                self._on_restarted(record)
             return True
         finally:
             with self.ledger.lock:

@@ -84,6 +84,40 @@ class Aria2RPC:
         assert last_error is not None
         raise last_error
 
+    def add_many_once(
+        self, items: Sequence[Tuple[Sequence[str], Mapping[str, Any], str]], attempts: int = 4,
+        chunk_size: int = 500,
+    ) -> List[Optional[Aria2RPCError]]:
+        """``addUri`` for many ``(uris, options, gid)`` in few round trips, safe to retry.
+
+        Returns, per item, None when it was added or the error aria2 refused it with. Adds go in
+        ``system.multicall`` chunks of ``chunk_size``; after a lost answer, one ``tellStatus``
+        multicall finds which GIDs the lost chunk did add, and only the others are sent again.
+        """
+        outcome: List[Optional[Aria2RPCError]] = [None] * len(items)
+        for start in range(0, len(items), chunk_size):
+            pending = list(range(start, min(start + chunk_size, len(items))))
+            for attempt in range(max(1, attempts)):
+                calls = [
+                    ("aria2.addUri", [list(items[i][0]), {**items[i][1], "gid": items[i][2]}])
+                    for i in pending
+                ]
+                try:
+                    results = self.multicall(calls, chunk_size)
+                except Aria2ConnectionError as error:
+                    if not error.maybe_applied or attempt == attempts - 1:
+                        raise
+                    logger.warning("the answer to a batch of %d adds was lost; checking which were added", len(pending))
+                    present = self.multicall([("aria2.tellStatus", [items[i][2], ["gid"]]) for i in pending])
+                    pending = [i for i, found in zip(pending, present) if isinstance(found, Aria2GIDNotFoundError)]
+                    if not pending:
+                        break
+                    continue
+                for i, result in zip(pending, results):
+                    outcome[i] = result if isinstance(result, Aria2RPCError) else None
+                break
+        return outcome
+
     def remove(self, gid: str) -> str:
         return str(self.transport.call("aria2.remove", [gid]))
 
@@ -142,6 +176,15 @@ class Aria2RPC:
 
     # -- batching -------------------------------------------------------------------------------
 
-    def multicall(self, calls: Sequence[Call]) -> List[Union[Any, Aria2RPCError]]:
-        """Run ``calls`` in one round trip; each entry is a result or an (unraised) error."""
-        return self.transport.multicall(calls)
+    def multicall(
+        self, calls: Sequence[Call], chunk_size: int = 5000
+    ) -> List[Union[Any, Aria2RPCError]]:
+        """Run ``calls`` in one round trip per ``chunk_size`` calls.
+
+        Each entry is a result or an (unraised) error. Chunks keep a request under aria2's
+        ``--rpc-max-request-size`` (2 MiB by default) even for very large batches.
+        """
+        results: List[Union[Any, Aria2RPCError]] = []
+        for start in range(0, len(calls), chunk_size):
+            results.extend(self.transport.multicall(calls[start : start + chunk_size]))
+        return results

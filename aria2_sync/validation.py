@@ -61,6 +61,10 @@ def _check_url(url: Any) -> str:
         )
     if not parts.hostname:
         raise Aria2InputError(f"url {redact_url(text)!r} has no host")
+    try:
+        parts.port
+    except ValueError:
+        raise Aria2InputError(f"url {redact_url(text)!r} has an invalid port (1-65535)") from None
     if any(c.isspace() for c in text):
         raise Aria2InputError(f"url {redact_url(text)!r} contains white space: percent-encode it")
     return text

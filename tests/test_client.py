@@ -147,6 +147,7 @@ def test_a_lost_adduri_answer_does_not_duplicate_the_download(daemon, client_fac
         (("javascript:alert(1)",), {}, "unsupported scheme"),
         (("http://",), {}, "has no host"),
         (("http://host/a b",), {}, "white space"),
+        (("http://127.0.0.1:99999/x",), {}, "invalid port"),
         (([],), {}, "empty list"),
         (("http://h/f", 42), {}, "save_path must be a str"),
         (("http://h/f", ""), {}, "save_path is empty"),

@@ -1,0 +1,110 @@
+"""Futures that resolve when a download is really done.
+
+:class:`DownloadFuture` is a real :class:`concurrent.futures.Future`, so ``wait``,
+``as_completed``, ``add_done_callback`` and ``result(timeout)`` work as everywhere else. It
+resolves to a :class:`DownloadResult` once the file is complete, raises
+:class:`~aria2_sync.DownloadFailed` once the download has failed for good (a permanent error, or
+its restart budget spent), and ``cancel()`` removes the download from aria2.
+
+A future stays PENDING (never RUNNING) until it resolves: a running ``concurrent.futures.Future``
+cannot be cancelled, and cancelling a download in flight is the point of ``cancel()`` here.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import attrs
+
+__all__ = [
+    "DownloadFuture",
+    "DownloadResult",
+    "wait",
+    "as_completed",
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+]
+
+logger = logging.getLogger("aria2_sync")
+
+
+@attrs.frozen
+class DownloadResult:
+    """A finished download: where the file is, how big, and what it took."""
+
+    gid: str
+    path: Optional[str]
+    size: int
+    url: str
+    retry_count: int = 0
+    attempts: Tuple[Dict[str, Any], ...] = ()
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "gid": self.gid,
+            "path": self.path,
+            "size": self.size,
+            "url": self.url,
+            "retry_count": self.retry_count,
+            "attempts": [dict(a) for a in self.attempts],
+        }
+
+
+class DownloadFuture(concurrent.futures.Future):
+    """The future outcome of one download (``gid``); made by ``Aria2Client.submit`` and friends."""
+
+    def __init__(self, gid: str, canceller: Optional[Callable[[str], Any]] = None) -> None:
+        super().__init__()
+        self.gid = gid
+        self._canceller = canceller
+        self._cancel_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<DownloadFuture gid={self.gid} {self._state.lower()}>"
+
+    def cancel(self) -> bool:
+        """Cancel the download: remove it from aria2 and wake everyone waiting on this future.
+
+        Returns False if the download already has an outcome. Files are left on disk.
+        """
+        if self.cancelled():
+            return True
+        if not self._cancel_once():
+            return self.cancelled()
+        if self._canceller is not None:
+            try:
+                self._canceller(self.gid)
+            except Exception as error:  # noqa: BLE001 - the future is cancelled either way
+                logger.warning("could not remove cancelled download GID %s from aria2: %s", self.gid, error)
+        return True
+
+    # The monitor settles futures from worker threads; a future cancelled meanwhile must not
+    # turn that into an InvalidStateError in a worker.
+    def _settle_result(self, result: DownloadResult) -> None:
+        try:
+            self.set_result(result)
+        except concurrent.futures.InvalidStateError:
+            pass
+
+    def _settle_exception(self, error: BaseException) -> None:
+        try:
+            self.set_exception(error)
+        except concurrent.futures.InvalidStateError:
+            pass
+
+    def _settle_cancelled(self) -> None:
+        self._cancel_once()
+
+    def _cancel_once(self) -> bool:
+        """Cancel and wake waiters, exactly once; False if already done or cancelled."""
+        with self._cancel_lock:
+            if self.done() or not super().cancel():
+                return False
+            # A cancelled future that never ran does not wake wait()/as_completed() by itself.
+            self.set_running_or_notify_cancel()
+            return True

@@ -1,0 +1,193 @@
+"""The background monitor: one thread that watches every unfinished download of a client.
+
+Each tick reads the status of all watched downloads in ONE ``system.multicall`` (with ``keys``),
+so its cost in round trips does not grow with the number of downloads, and hands each status to
+the :class:`~aria2_sync.tracker.Tracker`, which drives restarts and resolves futures. With no
+download to watch the thread sleeps until one is added. An optional
+:class:`~aria2_sync.notifications.NotificationListener` wakes it as soon as aria2 reports an
+event, so failures are acted on without waiting for the next tick.
+
+The daemon going away is a state, not an exception storm: the monitor logs one line, keeps all
+state, polls with a growing pause, and re-syncs by GID when the daemon answers again. Futures
+fail with :class:`~aria2_sync.Aria2ConnectionError` only after ``disconnect_grace`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, List, Optional
+
+from .errors import Aria2ConnectionError, Aria2Error, Aria2GIDNotFoundError, Aria2RPCError, redact_url
+from .ledger import DownloadRecord, Ledger
+from .models import STATUS_KEYS
+from .restarts import RestartEngine
+from .rpc import Aria2RPC
+from .tracker import Tracker
+from .workers import WorkerPool
+
+__all__ = ["Monitor"]
+
+logger = logging.getLogger("aria2_sync")
+
+#: Longest pause between ticks while the daemon cannot be reached.
+MAX_OFFLINE_PAUSE = 5.0
+
+
+class Monitor:
+    """Watches a ledger's unfinished downloads on a daemon thread (started on first use)."""
+
+    def __init__(
+        self,
+        rpc: Aria2RPC,
+        ledger: Ledger,
+        tracker: Tracker,
+        restarts: RestartEngine,
+        workers: WorkerPool,
+        auto_restart: Callable[[], bool],
+        interval: float = 0.5,
+        disconnect_grace: float = 60.0,
+    ) -> None:
+        self.rpc = rpc
+        self.ledger = ledger
+        self.tracker = tracker
+        self.restarts = restarts
+        self.workers = workers
+        self._auto_restart = auto_restart
+        self.interval = interval
+        self.disconnect_grace = disconnect_grace
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+        self._offline_since: Optional[float] = None
+        self._offline_pause = 0.0
+        self._futures_failed_offline = False
+        self.ticks = 0
+
+    # -- control --------------------------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="aria2_sync-monitor", daemon=True)
+                self._thread.start()
+
+    def wake(self) -> None:
+        """Tick now instead of at the end of the current pause."""
+        self._wake.set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def offline(self) -> bool:
+        return self._offline_since is not None
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pause: Optional[float]
+            try:
+                watched = self.tick()
+                pause = self.interval if watched else None
+            except Aria2ConnectionError as error:
+                pause = self._went_offline(error)
+            except Exception:  # noqa: BLE001 - the monitor must outlive any bug in one tick
+                logger.exception("aria2_sync monitor tick failed")
+                pause = self.interval
+            self._wake.wait(pause)  # None: nothing to watch, sleep until a download is added
+            self._wake.clear()
+
+    def tick(self) -> int:
+        """One refresh of every watched download; returns how many were watched."""
+        self.ticks += 1
+        self.ledger.prune()
+        records = self.ledger.unfinished()
+        if not records:
+            self._back_online()
+            return 0
+        with self.ledger.lock:
+            snapshot = [(record, record.current_gid, record.run) for record in records]
+        statuses = self.rpc.multicall(
+            [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
+        )
+        self._back_online()
+        auto = self._auto_restart()
+        for (record, _, run), status in zip(snapshot, statuses):
+            if isinstance(status, Aria2GIDNotFoundError):
+                self._vanished(record, run)
+            elif isinstance(status, Aria2RPCError):
+                logger.debug("monitor could not read GID %s: %s", record.current_gid, status)
+            else:
+                self.tracker.observe(record, status, run, auto)
+        return len(snapshot)
+
+    def _vanished(self, record: DownloadRecord, run: int) -> None:
+        with self.ledger.lock:
+            busy = record.restart_pending or record.run != run or record.finished
+        if not busy:
+            self.workers.submit(lambda: self._recover(record, run))
+
+    def _recover(self, record: DownloadRecord, run: int) -> None:
+        try:
+            self.restarts.recover(record, run)
+        except Aria2Error as error:
+            logger.warning("could not add download GID %s again: %s", record.gid, error)
+
+    # -- the daemon going away ------------------------------------------------------------------
+
+    def _went_offline(self, error: Aria2ConnectionError) -> float:
+        """Note the outage (one log line), fail futures past the grace; return the next pause."""
+        now = time.monotonic()
+        if self._offline_since is None:
+            self._offline_since = now
+            self._offline_pause = max(self.interval, 0.05)
+            logger.warning(
+                "lost the connection to aria2 at %s (%s); keeping %d downloads and retrying "
+                "until it answers",
+                redact_url(error.rpc_url),
+                error.reason,
+                len(self.ledger.unfinished()),
+            )
+        elif not self._futures_failed_offline and now - self._offline_since > self.disconnect_grace:
+            self._futures_failed_offline = True
+            self._fail_waiting_futures(error)
+        pause = self._offline_pause
+        self._offline_pause = min(MAX_OFFLINE_PAUSE, pause * 2)
+        return pause
+
+    def _back_online(self) -> None:
+        if self._offline_since is not None:
+            logger.warning(
+                "connection to aria2 restored after %.1f s; re-syncing %d downloads",
+                time.monotonic() - self._offline_since,
+                len(self.ledger.unfinished()),
+            )
+            self._offline_since = None
+            self._futures_failed_offline = False
+
+    def _fail_waiting_futures(self, error: Aria2ConnectionError) -> None:
+        waiting: List = []
+        with self.ledger.lock:
+            for record in self.ledger.unfinished():
+                if record.future is not None and not record.future.done():
+                    waiting.append(record.future)
+        logger.warning(
+            "aria2 has been unreachable for over %.0f s; failing %d waiting futures",
+            self.disconnect_grace,
+            len(waiting),
+        )
+        for future in waiting:
+            self.workers.submit(lambda f=future: f._settle_exception(error))

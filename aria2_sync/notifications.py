@@ -1,0 +1,132 @@
+"""aria2's push notifications over WebSocket, as a wake-up call for the monitor.
+
+aria2 sends ``aria2.onDownloadStart/Pause/Stop/Complete/Error`` on its RPC port's WebSocket
+(``ws://host:port/jsonrpc``) within milliseconds of the event. The payload is only a GID, and a
+socket can drop, so notifications never carry state here: they only wake the monitor, whose
+next tick reads the truth. Without the optional ``websocket-client`` package, or while the
+socket is down, polling carries on alone; the socket reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import threading
+import urllib.parse
+from typing import Any, Callable, Optional
+
+from .errors import redact_url
+
+__all__ = ["NotificationListener", "websocket_available", "websocket_url"]
+
+logger = logging.getLogger("aria2_sync")
+
+#: The notifications that mean "a download changed state".
+EVENTS = frozenset(
+    {
+        "aria2.onDownloadStart",
+        "aria2.onDownloadPause",
+        "aria2.onDownloadStop",
+        "aria2.onDownloadComplete",
+        "aria2.onDownloadError",
+        "aria2.onBtDownloadComplete",
+    }
+)
+
+MAX_RECONNECT_PAUSE = 10.0
+
+
+def websocket_available() -> bool:
+    """Whether the optional ``websocket-client`` package is installed (nothing is imported)."""
+    return importlib.util.find_spec("websocket") is not None
+
+
+def websocket_url(rpc_url: str) -> str:
+    """``http://host:port/jsonrpc`` -> ``ws://host:port/jsonrpc`` (https -> wss)."""
+    parts = urllib.parse.urlsplit(rpc_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urllib.parse.urlunsplit((scheme, parts.netloc, parts.path or "/jsonrpc", "", ""))
+
+
+class NotificationListener:
+    """A daemon thread that listens to aria2's notifications and calls ``on_event(gid)``."""
+
+    def __init__(self, rpc_url: str, on_event: Callable[[], Any], read_timeout: float = 1.0) -> None:
+        self.url = websocket_url(rpc_url)
+        self._on_event = on_event
+        self._read_timeout = read_timeout
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+        self.connected = threading.Event()
+        self.events_seen = 0
+
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="aria2_sync-notifications", daemon=True
+                )
+                self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop listening; returns within about ``read_timeout`` (the socket's poll period)."""
+        self._stop.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        import websocket  # the optional dependency, imported only when used
+
+        pause = 0.1
+        announced_down = False
+        while not self._stop.is_set():
+            try:
+                socket = websocket.create_connection(self.url, timeout=self._read_timeout)
+            except Exception as error:  # noqa: BLE001 - any failure means "not now"
+                if not announced_down:
+                    logger.info(
+                        "aria2 notifications unavailable at %s (%s); polling only until they are",
+                        redact_url(self.url),
+                        error,
+                    )
+                    announced_down = True
+                self._stop.wait(pause)
+                pause = min(MAX_RECONNECT_PAUSE, pause * 2)
+                continue
+            pause = 0.1
+            announced_down = False
+            self.connected.set()
+            logger.debug("listening to aria2 notifications at %s", redact_url(self.url))
+            try:
+                self._listen(socket, websocket)
+            finally:
+                self.connected.clear()
+                try:
+                    socket.close()
+                except Exception:  # noqa: BLE001 - closing a broken socket
+                    pass
+            self._on_event()  # the socket dropped: something may have happened meanwhile
+
+    def _listen(self, socket: Any, websocket: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                message = socket.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except Exception:  # noqa: BLE001 - closed, reset: reconnect
+                return
+            if self._is_event(message):
+                self.events_seen += 1
+                self._on_event()
+
+    @staticmethod
+    def _is_event(message: Any) -> bool:
+        try:
+            data = json.loads(message)
+        except (TypeError, ValueError):
+            return False
+        return isinstance(data, dict) and data.get("method") in EVENTS

@@ -1,0 +1,214 @@
+"""From what the daemon says to what a download *is*: snapshot, failure, outcome, future.
+
+Every status read of a download the client owns, whoever reads it (``get_progress``,
+``get_batch_progress``, the monitor's tick), goes through :meth:`Tracker.observe`, so that the
+rules live in one place:
+
+* a failure is handed to the restart engine (which counts it once and may schedule a restart);
+* a status read before a restart cannot overwrite the state of the run after it;
+* a download gets an outcome (complete, failed, cancelled, rejected) exactly once per run, and
+  its future, callbacks and batch counts follow from that outcome.
+
+Futures are settled and callbacks run on the worker pool: user code never runs on the monitor's
+thread or under the ledger's lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
+
+import attrs
+
+from .errors import DownloadFailed
+from .futures import DownloadFuture, DownloadResult
+from .ledger import CANCELLED, COMPLETE, FAILED, REJECTED, DownloadRecord, Ledger
+from .models import BatchProgress, Progress
+from .restarts import RestartEngine
+from .workers import WorkerPool
+
+__all__ = ["Tracker"]
+
+logger = logging.getLogger("aria2_sync")
+
+
+class Tracker:
+    """Applies status reads to the ledger's records and settles their outcomes."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        restarts: RestartEngine,
+        workers: WorkerPool,
+        auto_restart: Callable[[], bool],
+        canceller: Callable[[str], Any],
+    ) -> None:
+        self.ledger = ledger
+        self.restarts = restarts
+        self.workers = workers
+        self._auto_restart = auto_restart
+        self._canceller = canceller
+
+    # -- observing ------------------------------------------------------------------------------
+
+    def observe(
+        self, record: DownloadRecord, status: Mapping[str, Any], run: int, auto: bool
+    ) -> Progress:
+        """Apply a ``tellStatus`` answer about run ``run`` of ``record``; return the snapshot."""
+        progress = Progress.from_aria2(status, gid=record.gid)
+        if progress.status == "error":
+            self.restarts.note_failure(record, progress, run, auto=auto)
+        with self.ledger.lock:
+            progress = self.annotate(record, progress)
+            if record.run != run or record.finished:
+                # Read before a restart (a run that is over), or racing a reader whose answer
+                # already settled this run: an older answer must not replace the final one.
+                return progress
+            previous = record.last
+            record.last = progress
+            outcome = self._outcome_of(record, progress)
+            if outcome is not None:
+                record.finish(outcome)
+            callbacks = record.callbacks
+        changed = previous is None or (previous.status, previous.completed_length) != (
+            progress.status,
+            progress.completed_length,
+        )
+        if changed and callbacks.on_progress is not None:
+            on_progress = callbacks.on_progress
+            self.workers.submit(lambda: on_progress(progress))
+        if outcome is not None:
+            self.settle(record)
+        return progress
+
+    def _outcome_of(self, record: DownloadRecord, progress: Progress) -> Optional[str]:
+        if progress.status == "complete":
+            return COMPLETE
+        if progress.status == "removed":
+            return CANCELLED
+        if progress.status == "error" and not record.restart_pending:
+            if record.gave_up is not None or not self._auto_restart():
+                return FAILED
+        return None
+
+    def annotate(self, record: DownloadRecord, progress: Progress) -> Progress:
+        """The snapshot with the client's view added: the handle GID, restarts, reasons."""
+        with self.ledger.lock:
+            reason = record.gave_up
+            if reason is None and record.outcome == FAILED:
+                reason = "automatic restart is off; call restart_download() to try again"
+            return attrs.evolve(
+                progress,
+                gid=record.gid,
+                retry_count=record.retry_count,
+                restart_pending=record.restart_pending,
+                gave_up_reason=reason,
+            )
+
+    def reject(self, record: DownloadRecord, error: Exception) -> None:
+        """Mark a download aria2 refused to add (it never existed in the daemon)."""
+        with self.ledger.lock:
+            record.rejected_error = error
+            record.gave_up = f"aria2 refused to add it: {error}"
+            record.last = Progress(
+                gid=record.gid,
+                status="error",
+                error_message=str(error),
+                gave_up_reason=record.gave_up,
+            )
+            record.finish(REJECTED)
+        self.settle(record)
+
+    # -- futures --------------------------------------------------------------------------------
+
+    def future_for(self, record: DownloadRecord) -> DownloadFuture:
+        """The record's future (made on first request; settled at once if already finished)."""
+        with self.ledger.lock:
+            future = record.future
+            if future is None:
+                future = record.future = DownloadFuture(record.gid, self._canceller)
+                settle_now = record.finished
+            else:
+                settle_now = False
+        if settle_now:
+            self.settle(record)
+        return future
+
+    def settle(self, record: DownloadRecord) -> None:
+        """Resolve the record's future from its outcome and run its ``on_done`` callback."""
+        with self.ledger.lock:
+            future, outcome = record.future, record.outcome
+            on_done = record.callbacks.on_done
+            value = self._value_of(record) if outcome is not None else None
+        if future is None or outcome is None:
+            return
+
+        def resolve() -> None:
+            if outcome == CANCELLED:
+                future._settle_cancelled()
+            elif isinstance(value, DownloadResult):
+                future._settle_result(value)
+            elif value is not None:
+                future._settle_exception(value)
+            if on_done is not None:
+                on_done(future)
+
+        self.workers.submit(resolve)
+
+    def _value_of(self, record: DownloadRecord) -> Union[DownloadResult, DownloadFailed, None]:
+        last = record.last
+        attempts = tuple(a.to_dict() for a in record.attempts)
+        if record.outcome == COMPLETE and last is not None:
+            return DownloadResult(
+                gid=record.gid,
+                path=last.file_path,
+                size=last.total_length,
+                url=record.url,
+                retry_count=record.retry_count,
+                attempts=attempts,
+            )
+        if record.outcome in (FAILED, REJECTED):
+            reason = record.gave_up or "automatic restart is off"
+            return DownloadFailed(
+                record.gid,
+                record.url,
+                last.error_code if last else None,
+                last.error_message if last else None,
+                reason,
+                attempts,
+            )
+        return None
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def batch_progress(self, batch_id: str, records: List[Tuple[DownloadRecord, Progress]]) -> BatchProgress:
+        """Count a batch's downloads by what they are, not just by aria2's status word."""
+        counts = dict.fromkeys(("completed", "failed", "active", "waiting", "paused", "retrying", "removed"), 0)
+        with self.ledger.lock:
+            unresolved = 0
+            for record, progress in records:
+                unresolved += not record.finished or record.restart_pending
+                if record.outcome == COMPLETE:
+                    counts["completed"] += 1
+                elif record.outcome in (FAILED, REJECTED):
+                    counts["failed"] += 1
+                elif record.outcome == CANCELLED:
+                    counts["removed"] += 1
+                elif record.restart_pending or progress.status == "error":
+                    counts["retrying"] += 1
+                elif progress.status in ("active", "waiting", "paused"):
+                    counts[progress.status] += 1
+                else:
+                    counts["waiting"] += 1  # added, not yet seen by the daemon's status
+        return BatchProgress(
+            batch_id=batch_id,
+            downloads=tuple(progress for _, progress in records),
+            completed_count=counts["completed"],
+            failed_count=counts["failed"],
+            active_count=counts["active"],
+            waiting_count=counts["waiting"],
+            paused_count=counts["paused"],
+            retrying_count=counts["retrying"],
+            removed_count=counts["removed"],
+            is_completed=unresolved == 0,
+        )

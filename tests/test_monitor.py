@@ -1,0 +1,356 @@
+"""Batches, the background monitor and futures, against a real aria2c and the fault server."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import random
+import threading
+
+import pytest
+
+from aria2_sync import (
+    Aria2Client,
+    Aria2InputError,
+    DownloadFailed,
+    DownloadFuture,
+    DownloadResult,
+    as_completed,
+    wait,
+)
+from aria2_sync.daemon import Aria2Daemon
+from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status
+from tests.support.fault_server import ResetAfter, Slow
+from tests.support.rpc_proxy import RpcProxy
+from tests.test_client import daemon_gids
+
+
+@pytest.fixture
+def proxied(daemon, client_factory):
+    """A client whose every request (monitor included) goes through a counting proxy."""
+    with RpcProxy(daemon.rpc_url) as proxy:
+        yield proxy, client_factory(rpc_url=proxy.url, retry_delay=0.02, poll_interval=0.05, notifications=False)
+
+
+def adds_in(proxy) -> int:
+    return sum(b"aria2.addUri" in body for body in proxy.bodies)
+
+
+def test_a_batch_with_transient_failures_and_404s(proxied, fault_server, tmp_path):
+    proxy, client = proxied
+    items = []
+    for i in range(20):
+        if i in (4, 11):
+            items.append((fault_server.base_url + f"/missing-{i}.bin", str(tmp_path / f"f{i}.bin")))
+            continue
+        url = fault_server.add_file(f"f{i}.bin", size=50_000 + i * 1000)
+        if i in (2, 7, 15):
+            fault_server.add_faults(f"f{i}.bin", ResetAfter(20_000))
+        items.append((url, str(tmp_path / f"f{i}.bin")))
+    proxy.reset_counts()
+    batch_id = client.add_batch_downloads(items, options=GIVE_UP_AT_ONCE)
+    assert adds_in(proxy) == 1, "20 adds must go in one multicall round trip"
+
+    snapshots = []
+
+    def finished():
+        progress = client.get_batch_progress(batch_id)
+        snapshots.append(progress)
+        return progress if progress.is_completed else None
+
+    final = wait_for(finished, timeout=30, what="the batch to complete")
+    assert (final.completed_count, final.failed_count) == (18, 2)
+    assert final.retrying_count == 0 and final.total_count == 20
+    assert final.progress_percent == 100.0
+    for snapshot in snapshots:
+        if snapshot.is_completed:
+            assert snapshot.completed_count + snapshot.failed_count == 20 and snapshot.retrying_count == 0
+        assert snapshot.failed_count <= 2, "a transient failure was counted as final"
+    by_gid = {p.gid: p for p in final.downloads}
+    assert sum(p.retry_count for p in by_gid.values()) == 3
+    for i, (url, path) in enumerate(items):
+        if i not in (4, 11):
+            assert open(path, "rb").read() == fault_server.content(f"f{i}.bin")
+    assert sorted(daemon_gids(client)) == sorted(p.gid for p in final.downloads)
+    as_dict = final.to_dict()
+    assert as_dict["completed_count"] == 18 and len(as_dict["downloads"]) == 20
+
+
+def test_futures_resolve_without_anyone_polling(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=0.02, poll_interval=0.05)
+    futures = []
+    for i in range(9):
+        url = fault_server.add_file(f"ok{i}.bin", size=40_000)
+        if i == 0:
+            fault_server.add_faults("ok0.bin", ResetAfter(10_000))  # fails once, then completes
+        futures.append(client.submit(url, str(tmp_path / f"ok{i}.bin"), GIVE_UP_AT_ONCE))
+    missing = client.submit(fault_server.base_url + "/nope.bin", str(tmp_path / "nope.bin"), GIVE_UP_AT_ONCE)
+    futures.append(missing)
+    assert all(isinstance(f, concurrent.futures.Future) for f in futures)
+
+    done, not_done = wait(futures, timeout=30)
+    assert not not_done
+    results = [f.result() for f in futures[:9]]
+    assert all(isinstance(r, DownloadResult) for r in results)
+    assert results[0].retry_count == 1 and len(results[0].attempts) == 1
+    for i, result in enumerate(results):
+        assert result.path == str(tmp_path / f"ok{i}.bin") and result.size == 40_000
+        assert open(result.path, "rb").read() == fault_server.content(f"ok{i}.bin")
+    with pytest.raises(DownloadFailed) as info:
+        missing.result(timeout=0)
+    assert info.value.error_code == "3" and "not restartable" in info.value.reason
+    assert len(info.value.attempts) == 1
+    assert bool(missing.exception()) is True  # a truthy exception: result() must not return None
+    assert len(list(as_completed(futures, timeout=1))) == 10
+    assert client.future(futures[3].gid) is futures[3]
+
+
+def test_cancel_removes_the_download_and_wakes_waiters(client_factory, fault_server, tmp_path):
+    client = client_factory()
+    url = fault_server.add_file("slow.bin", size=5_000_000)
+    fault_server.set_default_fault("slow.bin", Slow(200_000))
+    future = client.submit(url, str(tmp_path / "slow.bin"))
+    wait_for_status(client, future.gid, "active")
+    woke = threading.Event()
+    waiter = threading.Thread(target=lambda: (wait([future], timeout=20), woke.set()))
+    waiter.start()
+    assert future.cancel() is True
+    assert woke.wait(10), "wait() was not woken by cancel()"
+    waiter.join(10)
+    assert future.cancelled()
+    assert wait_for_status(client, future.gid, "removed").status == "removed"
+    assert future.cancel() is True  # cancelling a cancelled future is harmless
+    with pytest.raises(concurrent.futures.CancelledError):
+        future.result(timeout=0)
+
+
+def test_cancel_download_also_cancels_its_future(client_factory, fault_server, tmp_path):
+    client = client_factory()
+    url = fault_server.add_file("slow2.bin", size=5_000_000)
+    fault_server.set_default_fault("slow2.bin", Slow(200_000))
+    future = client.submit(url, str(tmp_path / "slow2.bin"))
+    wait_for_status(client, future.gid, "active")
+    assert client.cancel_download(future.gid) is True
+    wait([future], timeout=10)
+    assert future.cancelled()
+
+
+def test_callbacks_run_on_workers_and_a_slow_one_stalls_nothing(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=0.02, poll_interval=0.05)
+    release = threading.Event()
+    progress_seen, restarts_seen, done_seen = [], [], []
+    try:
+        blocked = client.submit(
+            fault_server.add_file("a.bin", size=100_000), str(tmp_path / "a.bin"),
+            on_progress=lambda p: release.wait(20),  # a callback stuck in user code
+        )
+        url = fault_server.add_file("b.bin", size=200_000)
+        fault_server.add_faults("b.bin", ResetAfter(50_000))
+        future = client.submit(
+            url, str(tmp_path / "b.bin"), GIVE_UP_AT_ONCE,
+            on_progress=progress_seen.append, on_restart=restarts_seen.append, on_done=done_seen.append,
+        )
+        assert isinstance(future.result(timeout=20), DownloadResult)
+        wait_for(lambda: done_seen, timeout=5, what="on_done")
+        assert done_seen == [future]
+        assert len(restarts_seen) == 1 and restarts_seen[0].gid == future.gid
+        assert progress_seen and progress_seen[-1].gid == future.gid
+        assert threading.current_thread().name not in {t.name for t in threading.enumerate() if t.name.startswith("aria2_sync")}
+    finally:
+        release.set()
+    assert blocked.result(timeout=20).size == 100_000
+
+
+def test_idle_request_rate_does_not_grow_with_watched_downloads(proxied, fault_server, tmp_path):
+    proxy, client = proxied
+    url = fault_server.add_file("idle.bin", size=1000)
+
+    def requests_per_tick(count: int) -> float:
+        client.add_batch_downloads(
+            [(url, str(tmp_path / f"idle-{count}-{i}.bin")) for i in range(count)], options={"pause": True}
+        )
+        monitor = client._monitor
+        wait_for(lambda: monitor.ticks > 0, what="a first tick")
+        start_ticks, start_requests = monitor.ticks, proxy.request_count
+        wait_for(lambda: monitor.ticks >= start_ticks + 20, what="20 monitor ticks")
+        ticks, requests = monitor.ticks - start_ticks, proxy.request_count - start_requests
+        return requests / ticks
+
+    few = requests_per_tick(5)
+    many = requests_per_tick(195)  # 200 watched in all
+    assert few == pytest.approx(1.0, abs=0.15) and many == pytest.approx(1.0, abs=0.15)
+
+
+def test_the_batch_survives_a_daemon_crash_and_restart(tmp_path, fault_server, caplog):
+    downloads, state = tmp_path / "downloads", tmp_path / "state"
+    first = Aria2Daemon(download_dir=downloads, state_dir=state).start()
+    second = None
+    client = Aria2Client(first.rpc_url, first.secret, verbose=False, retry_delay=0.02, poll_interval=0.05, notifications=False)
+    try:
+        items = []
+        for i in range(5):
+            url = fault_server.add_file(f"c{i}.bin", size=1_500_000)
+            fault_server.set_default_fault(f"c{i}.bin", Slow(1_000_000))
+            items.append((url, str(downloads / f"c{i}.bin")))
+        with caplog.at_level(logging.WARNING, logger="aria2_sync"):
+            batch_id = client.add_batch_downloads(items)
+            futures = client.batch_futures(batch_id)
+            gids = [f.gid for f in futures]
+            session = state / "aria2.session"
+            wait_for(lambda: all(g in session.read_text() for g in gids), what="the session file to list the batch")
+            first.kill()
+            wait_for(lambda: client._monitor.offline, what="the monitor to notice")
+            for name in list(fault_server._default_faults):
+                fault_server.set_default_fault(name, None)  # the second life of the daemon is fast
+            second = Aria2Daemon(port=first.port, secret=first.secret, download_dir=downloads, state_dir=state).start()
+            done, not_done = wait(futures, timeout=60)
+        assert not not_done
+        for (url, path), future in zip(items, futures):
+            assert future.result().path == path
+            assert open(path, "rb").read() == fault_server.content(url.rsplit("/", 1)[1])
+        assert sorted(daemon_gids(client)) == sorted(gids)
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum(m.startswith("lost the connection to aria2") for m in messages) == 1
+        assert sum(m.startswith("connection to aria2 restored") for m in messages) == 1
+    finally:
+        client.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_futures_fail_only_after_the_grace_period(daemon_factory, fault_server, tmp_path):
+    daemon = daemon_factory()
+    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, poll_interval=0.05, disconnect_grace=0.3, notifications=False)
+    try:
+        url = fault_server.add_file("g.bin", size=5_000_000)
+        fault_server.set_default_fault("g.bin", Slow(100_000))
+        future = client.submit(url, str(tmp_path / "g.bin"))
+        daemon.kill()
+        error = future.exception(timeout=20)
+        from aria2_sync import Aria2ConnectionError
+
+        assert isinstance(error, Aria2ConnectionError) and "connection" in str(error)
+    finally:
+        client.close()
+
+
+def test_32_threads_share_one_client(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=0.02, poll_interval=0.05)
+    urls = [fault_server.add_file(f"m{i}.bin", size=3000 + i) for i in range(8)]
+    errors, added, batches = [], [], []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        rng = random.Random(n)
+        try:
+            for step in range(6):
+                choice = rng.randrange(4)
+                path = str(tmp_path / f"t{n}-{step}.bin")
+                if choice == 0:
+                    gid = client.add_download(rng.choice(urls), path)
+                    with lock:
+                        added.append(gid)
+                elif choice == 1:
+                    future = client.submit(rng.choice(urls), path)
+                    with lock:
+                        added.append(future.gid)
+                elif choice == 2:
+                    batch = client.add_batch_downloads([(rng.choice(urls), path), (rng.choice(urls), path + ".2")])
+                    with lock:
+                        batches.append(batch)
+                        added.extend(p.gid for p in client.get_batch_progress(batch).downloads)
+                else:
+                    with lock:
+                        known = list(added)
+                    if known:
+                        assert client.get_progress(rng.choice(known)) is not None
+                    for batch in list(batches)[:3]:
+                        assert client.get_batch_progress(batch) is not None
+        except Exception as error:  # noqa: BLE001 - asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len(set(added)) == len(added)
+    wait([client.future(gid) for gid in added], timeout=60)
+    results = [client.future(gid).result() for gid in added]
+    assert [r for r in results if r.size <= 0] == []
+    assert sorted(daemon_gids(client)) == sorted(added)
+
+
+def test_close_with_cancel_removes_in_flight_downloads_and_stops_threads(daemon, fault_server, tmp_path):
+    before = {t.ident for t in threading.enumerate()}
+    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, poll_interval=0.05)
+    url = fault_server.add_file("inflight.bin", size=5_000_000)
+    fault_server.set_default_fault("inflight.bin", Slow(100_000))
+    future = client.submit(url, str(tmp_path / "inflight.bin"))
+    wait_for(lambda: client.get_progress(future.gid).status == "active", what="the download to start")
+    client.close(cancel=True)
+    client.close(cancel=True)  # idempotent
+    wait([future], timeout=10)
+    assert future.cancelled()
+    with Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, monitor=False) as other:
+        assert other.rpc.tell_status(future.gid, ["status"])["status"] == "removed"
+    leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("aria2_sync")]
+    assert all(not t.is_alive() for t in leftover)
+    with pytest.raises(Aria2InputError, match="closed"):
+        client.add_download(url)
+
+
+def test_finished_downloads_are_forgotten_past_the_retention(client_factory, fault_server, tmp_path):
+    client = client_factory(keep_finished=3, poll_interval=0.05)
+    url = fault_server.add_file("r.bin", size=100)
+    futures = [client.submit(url, str(tmp_path / f"r{i}.bin")) for i in range(6)]
+    wait(futures, timeout=20)
+    wait_for(lambda: len(client._ledger) <= 3, what="the ledger to forget old downloads")
+    assert client.get_retry_info(futures[0].gid) is None  # forgotten
+    assert client.get_progress(futures[0].gid).status == "complete"  # the daemon still knows it
+
+
+def test_a_batch_refused_by_aria2_reports_every_item(client_factory, fault_server, tmp_path):
+    client = client_factory()
+    url = fault_server.add_file("x.bin", size=100)
+    batch_id = client.add_batch_downloads(
+        [(url, str(tmp_path / "x1.bin")), (url, str(tmp_path / "x2.bin"))],
+        options={"max-connection-per-server": "0"},
+    )
+    progress = client.get_batch_progress(batch_id)
+    assert progress.failed_count == 2 and progress.is_completed
+    assert all("refused" in p.gave_up_reason for p in progress.downloads)
+    for future in client.batch_futures(batch_id):
+        with pytest.raises(DownloadFailed, match="max-connection-per-server"):
+            future.result(timeout=5)
+    assert daemon_gids(client) == []
+
+
+@pytest.mark.parametrize(
+    "items, kwargs, words",
+    [
+        ("http://h/f", {}, "list of (url, save_path) pairs"),
+        (None, {}, "list of (url, save_path) pairs"),
+        ([("http://h/f", "a", "b")], {}, "item 0"),
+        ([("http://h/f", "a"), ("nope", "b")], {}, "item 1"),
+        ([("http://h/f", "a")], {"batch_id": ""}, "batch_id"),
+        ([("http://h/f", "a")], {"options": {"out": "x"}}, "item 0"),
+    ],
+)
+def test_bad_batches_are_refused_whole(client, items, kwargs, words):
+    with pytest.raises(Aria2InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        client.add_batch_downloads(items, **kwargs)
+    assert daemon_gids(client) == []
+
+
+def test_batch_ids_are_unique_and_unknown_ones_are_none(client, fault_server, tmp_path):
+    url = fault_server.add_file("u.bin", size=10)
+    assert client.add_batch_downloads([(url, str(tmp_path / "u.bin"))], batch_id="mine") == "mine"
+    with pytest.raises(Aria2InputError, match="already in use"):
+        client.add_batch_downloads([(url, str(tmp_path / "u2.bin"))], batch_id="mine")
+    assert client.get_batch_progress("nope") is None
+    with pytest.raises(Aria2InputError):
+        client.batch_futures("nope")
+    assert client.wait_for_batch("mine", timeout=20).is_completed
