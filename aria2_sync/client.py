@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import logging
+import math
 import threading
 import uuid
 from typing import (
@@ -30,14 +31,26 @@ if TYPE_CHECKING:  # pragma: no cover
     from .notifications import NotificationListener
 
 from .errors import (
+    Aria2AuthError,
     Aria2ConnectionError,
+    Aria2Error,
     Aria2GIDNotFoundError,
     Aria2InputError,
     Aria2RPCError,
     redact_url,
 )
 from .futures import DownloadFuture
-from .ledger import CANCELLED, COMPLETE, REJECTED, Batch, Callbacks, DownloadRecord, Ledger
+from .ledger import (
+    CANCELLED,
+    COMPLETE,
+    IDLE,
+    REJECTED,
+    SCHEDULED,
+    Batch,
+    Callbacks,
+    DownloadRecord,
+    Ledger,
+)
 from .logs import enable_verbose_output
 from .models import STATUS_KEYS, BatchProgress, GlobalStats, Progress
 from .monitor import Monitor
@@ -89,13 +102,15 @@ def _check_number(name: str, value: Any, *, minimum: float, integer: bool = Fals
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an int" if integer else "a number"
         raise Aria2InputError(f"{name} must be {kind}, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise Aria2InputError(f"{name} must be a finite number, got {value!r}")
     if value < minimum:
         raise Aria2InputError(f"{name} must be >= {minimum:g}, got {value!r}")
 
 
 def _check_timeout(timeout: Any) -> Timeout:
     values = timeout if isinstance(timeout, tuple) else (timeout,)
-    if len(values) not in (1, 2):
+    if isinstance(timeout, tuple) and len(values) != 2:
         raise Aria2InputError("timeout must be a number or a (connect, read) pair of numbers")
     for value in values:
         _check_number("timeout", value, minimum=0)
@@ -207,7 +222,6 @@ class Aria2Client:
                 Aria2RPC(self._monitor_transport),
                 self._ledger,
                 self._tracker,
-                self._restarts,
                 self._workers,
                 auto_restart=lambda: self.auto_restart_failed,
                 interval=float(poll_interval),
@@ -268,6 +282,7 @@ class Aria2Client:
         if self._monitor is not None:
             self._monitor.close()
         self._scheduler.close()
+        self._restarts.unschedule_all()
         self._workers.close()
         self._transport.close()
         self._monitor_transport.close()
@@ -344,8 +359,25 @@ class Aria2Client:
         merged = download_options(save_path, options)
         gid = new_gid()
         record = DownloadRecord(gid=gid, uris=uris, options=merged, current_gid=gid, callbacks=callbacks)
-        self.rpc.add_uri_once(uris, merged, gid, attempts=self.max_retries + 1)
+        # Into the ledger before the add: if the answer is lost and cannot be checked, the
+        # download may exist, and it must stay tracked (the monitor settles it either way).
         self._ledger.add(record)
+        try:
+            self.rpc.add_uri_once(uris, merged, gid, attempts=self.max_retries + 1)
+        except Aria2ConnectionError as error:
+            if not error.maybe_applied:
+                self._ledger.forget(gid)
+                raise
+            self._watch()
+            error.gid = gid
+            error.message += (
+                f" The download may have been added as GID {gid}: this client keeps watching it "
+                "(get_progress(gid) tells; cancel_download(gid) stops it), so do not add it again."
+            )
+            raise
+        except Aria2Error:
+            self._ledger.forget(gid)
+            raise
         logger.info("added download: %s -> GID %s", redact_url(uris[0]), gid)
         self._watch()
         return record
@@ -380,10 +412,24 @@ class Aria2Client:
             records.append(
                 DownloadRecord(gid=gid, uris=uris, options=merged, current_gid=gid, batch_id=batch_id)
             )
-        refusals = self.rpc.add_many_once(
-            [(r.uris, r.options, r.gid) for r in records], attempts=self.max_retries + 1
-        )
+        # Into the ledger before the adds, for the same reason as in add_download.
         self._ledger.add_batch(Batch(batch_id, [r.gid for r in records]), records)
+        try:
+            refusals = self.rpc.add_many_once(
+                [(r.uris, r.options, r.gid) for r in records], attempts=self.max_retries + 1
+            )
+        except Aria2ConnectionError as error:
+            if not error.maybe_applied and getattr(error, "items_done", 0) == 0:
+                self._ledger.forget_batch(batch_id)  # nothing reached the daemon
+                raise
+            self._watch()
+            error.batch_id = batch_id
+            error.message += (
+                f" Part of batch {batch_id} may have been added: this client keeps it and adds "
+                "the rest when the daemon answers (get_batch_progress tells; close(cancel=True) "
+                "stops it), so do not add it again."
+            )
+            raise
         for record, refusal in zip(records, refusals):
             if refusal is not None:
                 self._tracker.reject(record, refusal)
@@ -438,6 +484,7 @@ class Aria2Client:
         try:
             status = self.rpc.tell_status(daemon_gid, STATUS_KEYS)
         except Aria2GIDNotFoundError:
+            self._tracker.vanished(record, run)
             return self._last_known(record)
         return self._tracker.observe(record, status, run, auto)
 
@@ -470,7 +517,11 @@ class Aria2Client:
         )
         fresh = {}
         for (record, _, run), status in zip(live, statuses):
+            if isinstance(status, Aria2AuthError):
+                raise status
             if isinstance(status, Aria2RPCError):
+                if isinstance(status, Aria2GIDNotFoundError):
+                    self._tracker.vanished(record, run)
                 fresh[record.gid] = self._last_known(record)
             else:
                 fresh[record.gid] = self._tracker.observe(record, status, run, self.auto_restart_failed)
@@ -548,10 +599,8 @@ class Aria2Client:
         if progress is None or progress.status not in ("error", "removed", "unknown"):
             return False
         with self._ledger.lock:
-            if record.run != run:
-                return False  # restarted by someone else meanwhile
-            record.cancelled = False
-        return self._restarts.restart(record)
+            record.cancelled = False  # an explicit restart revives a cancelled download
+        return self._restarts.restart(record, run)
 
     #: The seed guide's example calls this name; it is :meth:`restart_download`.
     _restart_failed_download = restart_download
@@ -574,12 +623,19 @@ class Aria2Client:
         )
         restarted = 0
         for (record, _, run), status in zip(candidates, statuses):
+            if isinstance(status, Aria2AuthError):
+                raise status
+            if isinstance(status, Aria2GIDNotFoundError):
+                self._tracker.vanished(record, run)
+                continue
             if isinstance(status, Aria2RPCError):
                 continue
             progress = self._tracker.observe(record, status, run, auto=False)
-            if progress.status != "error" or not self._restarts.allowed(record, progress):
-                continue
-            if self._restarts.restart(record):
+            with self._ledger.lock:
+                current = record.run == run
+            if not current or progress.status != "error" or not self._restarts.allowed(record, progress):
+                continue  # restarted meanwhile (a stale read), not failed, or not allowed
+            if self._restarts.restart(record, run):
                 restarted += 1
         return restarted
 
@@ -619,10 +675,17 @@ class Aria2Client:
         if record is not None:
             with self._ledger.lock:
                 record.cancelled = True  # no restart may bring it back
+                if record.restart_state == SCHEDULED:
+                    record.restart_state = IDLE  # its job will find it cancelled and do nothing
         try:
             self.rpc.force_remove(daemon_gid)
         except Aria2GIDNotFoundError:
-            raise
+            if record is None or record.finished:
+                raise
+            # Between a restart's removal and its add (the restart sees the flag and removes
+            # what it adds), or gone from the daemon: either way it will not run again.
+            self._finish_cancelled(record)
+            return True
         except Aria2RPCError:
             # Already stopped (complete, error, removed): nothing is running to cancel.
             status = self.rpc.tell_status(daemon_gid, ["status"])

@@ -102,6 +102,8 @@ class Aria2ConnectionError(Aria2Error):
     a few words. ``maybe_applied`` is True when the request may have reached the daemon before the
     connection broke (its answer was lost), so a non-idempotent call may have taken effect.
     The message always contains the word "connection" (the seed guide tests for it).
+    When the failed call was an add that may have happened, ``gid`` (or ``batch_id``) names
+    what the client keeps watching, so the caller does not add it a second time.
     """
 
     def __init__(
@@ -117,6 +119,8 @@ class Aria2ConnectionError(Aria2Error):
         self.reason = reason
         self.attempts = attempts
         self.maybe_applied = maybe_applied
+        self.gid: Optional[str] = None
+        self.batch_id: Optional[str] = None
         if message is None:
             tries = "" if attempts <= 1 else f" after {attempts} attempts"
             message = (

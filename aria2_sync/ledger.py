@@ -222,6 +222,18 @@ class Ledger:
                     self._batches.pop(batch_id, None)
             return forgotten
 
+    def forget_batch(self, batch_id: str) -> None:
+        """Drop a batch and its records now (adds that certainly did not happen)."""
+        with self.lock:
+            batch = self._batches.pop(batch_id, None)
+            for gid in batch.gids if batch else ():
+                self._forget(gid)
+
+    def forget(self, gid: str) -> None:
+        """Drop one record now (an add that certainly did not happen)."""
+        with self.lock:
+            self._forget(gid)
+
     def _forget(self, gid: str) -> None:
         record = self._records.pop(gid, None)
         if record is None:

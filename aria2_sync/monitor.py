@@ -19,10 +19,9 @@ import threading
 import time
 from typing import Callable, List, Optional
 
-from .errors import Aria2ConnectionError, Aria2Error, Aria2GIDNotFoundError, Aria2RPCError, redact_url
-from .ledger import DownloadRecord, Ledger
+from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError, redact_url
+from .ledger import Ledger
 from .models import STATUS_KEYS
-from .restarts import RestartEngine
 from .rpc import Aria2RPC
 from .tracker import Tracker
 from .workers import WorkerPool
@@ -43,7 +42,6 @@ class Monitor:
         rpc: Aria2RPC,
         ledger: Ledger,
         tracker: Tracker,
-        restarts: RestartEngine,
         workers: WorkerPool,
         auto_restart: Callable[[], bool],
         interval: float = 0.5,
@@ -52,7 +50,6 @@ class Monitor:
         self.rpc = rpc
         self.ledger = ledger
         self.tracker = tracker
-        self.restarts = restarts
         self.workers = workers
         self._auto_restart = auto_restart
         self.interval = interval
@@ -127,24 +124,12 @@ class Monitor:
         auto = self._auto_restart()
         for (record, _, run), status in zip(snapshot, statuses):
             if isinstance(status, Aria2GIDNotFoundError):
-                self._vanished(record, run)
+                self.tracker.vanished(record, run)
             elif isinstance(status, Aria2RPCError):
                 logger.debug("monitor could not read GID %s: %s", record.current_gid, status)
             else:
                 self.tracker.observe(record, status, run, auto)
         return len(snapshot)
-
-    def _vanished(self, record: DownloadRecord, run: int) -> None:
-        with self.ledger.lock:
-            busy = record.restart_pending or record.run != run or record.finished
-        if not busy:
-            self.workers.submit(lambda: self._recover(record, run))
-
-    def _recover(self, record: DownloadRecord, run: int) -> None:
-        try:
-            self.restarts.recover(record, run)
-        except Aria2Error as error:
-            logger.warning("could not add download GID %s again: %s", record.gid, error)
 
     # -- the daemon going away ------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class NotificationListener:
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self.events_seen = 0
+        self._socket: Any = None
 
     def ensure_started(self) -> None:
         with self._lock:
@@ -71,10 +72,15 @@ class NotificationListener:
                 self._thread.start()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop listening; returns within about ``read_timeout`` (the socket's poll period)."""
+        """Stop listening: wakes the reading thread at once and waits for it."""
         self._stop.set()
         with self._lock:
-            thread = self._thread
+            thread, socket = self._thread, self._socket
+        if socket is not None:
+            try:
+                socket.abort()  # wakes a thread blocked in recv()
+            except Exception:  # noqa: BLE001 - already closed
+                pass
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
@@ -99,12 +105,19 @@ class NotificationListener:
                 continue
             pause = 0.1
             announced_down = False
+            with self._lock:
+                self._socket = socket
+            if self._stop.is_set():  # closed while connecting
+                socket.close()
+                return
             self.connected.set()
             logger.debug("listening to aria2 notifications at %s", redact_url(self.url))
             try:
                 self._listen(socket, websocket)
             finally:
                 self.connected.clear()
+                with self._lock:
+                    self._socket = None
                 try:
                     socket.close()
                 except Exception:  # noqa: BLE001 - closing a broken socket

@@ -8,6 +8,7 @@ those wastes the budget and hides the real problem, so by default they are not r
 
 from __future__ import annotations
 
+import math
 from typing import Callable, FrozenSet, Optional
 
 import attrs
@@ -73,7 +74,12 @@ def _non_negative_int(instance: object, attribute: attrs.Attribute, value: objec
 
 
 def _non_negative_number(instance: object, attribute: attrs.Attribute, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise Aria2InputError(f"{attribute.name} must be a number >= 0, got {value!r}")
 
 

@@ -31,12 +31,32 @@ from .policy import RestartPolicy, describe_error
 from .rpc import Aria2RPC, new_gid
 from .scheduler import Scheduler
 
-__all__ = ["RestartEngine"]
+__all__ = ["RestartEngine", "complete_file_on_disk"]
 
 logger = logging.getLogger("aria2_sync")
 
 #: What a restart reads of the stopped download: enough to pin its file and log its progress.
 _RESTART_KEYS = ["status", "dir", "files", "completedLength", "errorCode"]
+
+
+def complete_file_on_disk(record: DownloadRecord) -> Optional[str]:
+    """The download's file if it is on this machine, whole, with no control file beside it.
+
+    Asked only when the daemon has forgotten a download: a finished file whose result was
+    evicted must not be fetched again (aria2 would write ``name.1`` beside it).
+    """
+    path = None
+    if "dir" in record.options and "out" in record.options:
+        path = os.path.join(str(record.options["dir"]), str(record.options["out"]))
+    elif record.last is not None:
+        path = record.last.file_path
+    if not path or not os.path.isfile(path) or os.path.exists(path + ".aria2"):
+        return None
+    size = os.path.getsize(path)
+    expected = record.last.total_length if record.last is not None else 0
+    if size == 0 or (expected > 0 and size != expected):
+        return None
+    return path
 
 
 class RestartEngine:
@@ -100,23 +120,37 @@ class RestartEngine:
         )
         # The scheduler thread only keeps time; the restart itself runs as a job (on the client's
         # worker pool), so a slow daemon never delays other downloads' due restarts.
-        self.scheduler.call_later(
+        scheduled = self.scheduler.call_later(
             decision.delay, lambda: self._run_job(lambda: self._run_scheduled(record, run))
         )
+        if not scheduled:  # the client is closing: leave no record waiting for a job
+            with self.ledger.lock:
+                if record.restart_state == SCHEDULED:
+                    record.restart_state = IDLE
 
     def _run_scheduled(self, record: DownloadRecord, run: int) -> None:
         with self.ledger.lock:
-            if record.run != run or record.restart_state != SCHEDULED or record.cancelled:
-                return  # restarted meanwhile by someone else, or cancelled
+            if record.restart_state != SCHEDULED:
+                return  # an explicit restart took over, and has reset the state itself
+            if record.run != run or record.cancelled:
+                record.restart_state = IDLE  # restarted meanwhile, or cancelled: nothing to do
+                return
             record.restart_state = RESTARTING
         try:
-            self._restart(record)
+            self._restart(record, counted=True)
         except Aria2ConnectionError as error:
             logger.warning("could not restart download GID %s: %s", record.gid, error.reason)
         except Aria2RPCError as error:
             with self.ledger.lock:
                 record.gave_up = f"aria2 refused the restart: {error}"
             logger.warning("could not restart download GID %s: %s", record.gid, error)
+
+    def unschedule_all(self) -> None:
+        """Forget every scheduled restart (the client is closing): no record stays SCHEDULED."""
+        with self.ledger.lock:
+            for record in self.ledger:
+                if record.restart_state == SCHEDULED:
+                    record.restart_state = IDLE
 
     # -- restarting -----------------------------------------------------------------------------
 
@@ -128,67 +162,83 @@ class RestartEngine:
                 record.gave_up = decision.reason
             return decision.restart
 
-    def recover(self, record: DownloadRecord, run: int) -> bool:
-        """Add again a download the daemon no longer has (it restarted without its session).
+    def restart(self, record: DownloadRecord, run: int) -> bool:
+        """Restart run ``run`` of ``record`` now, in this thread.
 
-        Not a failure of the download, so the policy is not asked; it counts as a restart.
+        False if that run is over (someone restarted it meanwhile), the download was cancelled,
+        a restart of it is already running, or it turns out not to be failed. Takes over a
+        restart that was waiting out its backoff. Raises the error that stopped it.
+        """
+        with self.ledger.lock:
+            if record.cancelled or record.run != run or record.restart_state == RESTARTING:
+                return False
+            record.restart_state = RESTARTING
+        return self._restart(record, counted=True)
+
+    def recover(self, record: DownloadRecord, run: int) -> bool:
+        """Add again a download whose run ``run`` the daemon no longer has.
+
+        The daemon restarted without its session, or a restart lost its add: not a failure of
+        the download, so neither the policy nor the budget is asked.
         """
         with self.ledger.lock:
             if record.cancelled or record.finished or record.run != run or record.restart_state != IDLE:
                 return False
             record.restart_state = RESTARTING
-        logger.warning(
-            "download GID %s is gone from the daemon (restarted without its session?); adding it again",
-            record.gid,
-        )
-        return self._restart(record)
+        return self._restart(record, counted=False)
 
-    def restart(self, record: DownloadRecord) -> bool:
-        """Restart ``record`` now, in this thread; False if it is not failed or already restarting.
-
-        Takes over a restart that was waiting out its backoff. Raises the RPC or connection
-        error that stopped it.
-        """
-        with self.ledger.lock:
-            if record.cancelled or record.restart_state == RESTARTING:
-                return False
-            record.restart_state = RESTARTING
-        return self._restart(record)
-
-    def _restart(self, record: DownloadRecord) -> bool:
+    def _restart(self, record: DownloadRecord, *, counted: bool) -> bool:
         """The restart itself; the caller has set the record's state to RESTARTING."""
         try:
             old_gid = record.current_gid
             try:
                 status: Optional[Dict[str, Any]] = self.rpc.tell_status(old_gid, _RESTART_KEYS)
             except Aria2GIDNotFoundError:
-                status = None  # evicted, or removed by a restart that then lost its add
+                status = None  # evicted, lost with a daemon, or removed by a restart that then failed
             if status is not None and status.get("status") not in ("error", "removed"):
                 return False  # running or complete: nothing to restart
-            if status is None and record.last is not None and record.last.status == "complete":
-                return False  # finished, and its result since evicted: do not fetch it again
+            if status is None and complete_file_on_disk(record) is not None:
+                return False  # finished, and forgotten by the daemon: never fetch it again
             options = self._options_for_restart(record, status)
             if status is not None:
                 try:
                     self.rpc.remove_download_result(old_gid)
                 except Aria2GIDNotFoundError:
                     pass
-            number = record.retry_count + 1
-            logger.warning(
-                "restarting failed download (attempt %d/%d): %s",
-                number,
-                self.policy.max_restarts,
-                redact_url(record.url),
-            )
+            with self.ledger.lock:
+                if record.cancelled:
+                    return False  # cancelled while we were reading: do not bring it back
+                # The old run is over from here on. If the add below fails, the new run has no
+                # daemon-side download, and whoever reads it next finds it gone and recovers it.
+                if counted:
+                    record.retry_count += 1
+                record.run += 1
+                record.gave_up = None
+                record.last = None
+                if record.finished:
+                    record.reopen()
+                number = record.retry_count
+            if counted:
+                logger.warning(
+                    "restarting failed download (attempt %d/%d): %s",
+                    number,
+                    self.policy.max_restarts,
+                    redact_url(record.url),
+                )
+            else:
+                logger.warning(
+                    "download GID %s is gone from the daemon; adding it again: %s",
+                    record.gid,
+                    redact_url(record.url),
+                )
             gid = self._add_again(record, options, old_gid)
             with self.ledger.lock:
                 if gid != record.current_gid:
                     self.ledger.rebind(record, gid)
-                record.retry_count += 1
-                record.run += 1
-                record.gave_up = None
-                if record.finished:
-                    record.reopen()
+                cancelled = record.cancelled
+            if cancelled:  # cancel_download ran while the add was in flight
+                self._remove_quietly(gid)
+                return False
             resumed = int((status or {}).get("completedLength") or 0)
             logger.info(
                 "restarted download: %s -> GID %s (resuming after %d bytes)",
@@ -202,6 +252,12 @@ class RestartEngine:
         finally:
             with self.ledger.lock:
                 record.restart_state = IDLE
+
+    def _remove_quietly(self, gid: str) -> None:
+        try:
+            self.rpc.force_remove(gid)
+        except Aria2RPCError:
+            pass
 
     @staticmethod
     def _options_for_restart(record: DownloadRecord, status: Optional[Mapping[str, Any]]) -> Dict[str, Any]:

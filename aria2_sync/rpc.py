@@ -106,6 +106,7 @@ class Aria2RPC:
                     results = self.multicall(calls, chunk_size)
                 except Aria2ConnectionError as error:
                     if not error.maybe_applied or attempt == attempts - 1:
+                        error.items_done = start  # type: ignore[attr-defined]  # chunks before: added
                         raise
                     logger.warning("the answer to a batch of %d adds was lost; checking which were added", len(pending))
                     present = self.multicall([("aria2.tellStatus", [items[i][2], ["gid"]]) for i in pending])

@@ -30,16 +30,17 @@ class Scheduler:
         self._thread: Optional[threading.Thread] = None
         self._closed = False
 
-    def call_later(self, delay: float, job: Callable[[], None]) -> None:
-        """Run ``job()`` after ``delay`` seconds. Ignored once the scheduler is closed."""
+    def call_later(self, delay: float, job: Callable[[], None]) -> bool:
+        """Run ``job()`` after ``delay`` seconds; False (and nothing queued) once closed."""
         with self._cond:
             if self._closed:
-                return
+                return False
             heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._order), job))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
             self._cond.notify()
+            return True
 
     def pending(self) -> int:
         with self._cond:

@@ -16,15 +16,16 @@ thread or under the ledger's lock.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 
 import attrs
 
-from .errors import DownloadFailed
+from .errors import Aria2Error, DownloadFailed
 from .futures import DownloadFuture, DownloadResult
 from .ledger import CANCELLED, COMPLETE, FAILED, REJECTED, DownloadRecord, Ledger
-from .models import BatchProgress, Progress
-from .restarts import RestartEngine
+from .models import BatchProgress, FileInfo, Progress
+from .restarts import RestartEngine, complete_file_on_disk
 from .workers import WorkerPool
 
 __all__ = ["Tracker"]
@@ -80,6 +81,42 @@ class Tracker:
         if outcome is not None:
             self.settle(record)
         return progress
+
+    def vanished(self, record: DownloadRecord, run: int) -> None:
+        """Run ``run`` of ``record`` is unknown to the daemon: recover it on a worker.
+
+        Happens after a daemon restart without its session, when a restart lost its add, or
+        when an add whose answer was lost never arrived. A file complete on disk is taken as the
+        finished download; anything else is added again.
+        """
+        with self.ledger.lock:
+            if record.restart_pending or record.run != run or record.finished or record.cancelled:
+                return
+        self.workers.submit(lambda: self._recover(record, run))
+
+    def _recover(self, record: DownloadRecord, run: int) -> None:
+        path = complete_file_on_disk(record)
+        if path is not None:
+            size = os.path.getsize(path)
+            with self.ledger.lock:
+                if record.run != run or record.finished:
+                    return
+                record.last = Progress(
+                    gid=record.gid,
+                    status="complete",
+                    total_length=size,
+                    completed_length=size,
+                    dir=os.path.dirname(path),
+                    files=(FileInfo(path=path, length=size, completed_length=size),),
+                    retry_count=record.retry_count,
+                )
+                record.finish(COMPLETE)
+            self.settle(record)
+            return
+        try:
+            self.restarts.recover(record, run)
+        except Aria2Error as error:
+            logger.warning("could not add download GID %s again: %s", record.gid, error)
 
     def _outcome_of(self, record: DownloadRecord, progress: Progress) -> Optional[str]:
         if progress.status == "complete":

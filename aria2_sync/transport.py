@@ -28,7 +28,12 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from .errors import (
@@ -113,42 +118,43 @@ class ExponentialRetry(Retry):
 
 def describe_network_error(error: Optional[BaseException]) -> str:
     """A few words for a low-level network error: the innermost OS reason when there is one."""
-    seen = set()
-    current = error
-    best = str(error) if error is not None else "unknown error"
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
-        if isinstance(current, TimeoutError) or (
-            isinstance(current, ConnectTimeoutError) and not isinstance(current, NewConnectionError)
+    if error is None:
+        return "unknown error"
+    best = str(error)
+    for cause in _causes(error):
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        if isinstance(cause, (TimeoutError, ReadTimeoutError)) or (
+            isinstance(cause, ConnectTimeoutError) and not isinstance(cause, NewConnectionError)
         ):
             return "connection timed out"  # (urllib3's NewConnectionError subclasses the timeout)
-        nxt = getattr(current, "reason", None)
-        if not isinstance(nxt, BaseException):
-            args = getattr(current, "args", ())
-            nxt = next((a for a in args if isinstance(a, BaseException)), None)
-        current = nxt or current.__cause__ or current.__context__
     if "Connection aborted" in best or "RemoteDisconnected" in best:
         return "the daemon closed the connection without answering"
     return best
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and what it wraps: urllib3's ``reason``, exception args, causes, contexts."""
+    seen = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        nxt = getattr(current, "reason", None)
+        if not isinstance(nxt, BaseException):
+            nxt = next((a for a in getattr(current, "args", ()) if isinstance(a, BaseException)), None)
+        current = nxt or current.__cause__ or current.__context__
+
+
+def _caused_by(error: BaseException, kinds: Any) -> bool:
+    return any(isinstance(cause, kinds) for cause in _causes(error))
 
 
 def _was_never_sent(error: BaseException) -> bool:
     """True when a ``requests`` error proves the request never reached the daemon."""
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return True
-    seen = set()
-    current: Optional[BaseException] = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError)):
-            return True
-        nxt = getattr(current, "reason", None)
-        if not isinstance(nxt, BaseException):
-            nxt = next((a for a in getattr(current, "args", ()) if isinstance(a, BaseException)), None)
-        current = nxt or current.__cause__ or current.__context__
-    return False
+    return _caused_by(error, (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError))
 
 
 class _Channel:
@@ -268,7 +274,9 @@ class Transport:
             elif isinstance(item, dict) and "code" in item:
                 out.append(self.error_from_rpc(item, method, params))
             else:
-                raise Aria2ProtocolError(self.rpc_url, f"an unexpected multicall item {item!r:.80}")
+                raise Aria2ProtocolError(
+                    self.rpc_url, self._scrub(f"an unexpected multicall item {item!r:.80}")
+                )
         return out
 
     def close(self) -> None:
@@ -301,18 +309,31 @@ class Transport:
     def _post(self, payload: Dict[str, Any], method: str, read_only: bool) -> Dict[str, Any]:
         data = json.dumps(payload)
         started = time.monotonic()
+        cut_short = 0  # answers whose body broke off (read after urllib3's retries are done)
         with self._channel() as channel:
             session = channel.read_only if read_only else channel.mutating
-            try:
-                response = session.post(
-                    self.rpc_url,
-                    data=data,
-                    headers={"Content-Type": "application/json"},
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except requests.exceptions.RequestException as error:
-                raise self._network_error(error, read_only) from error
+            while True:
+                try:
+                    response = session.post(
+                        self.rpc_url,
+                        data=data,
+                        headers={"Content-Type": "application/json"},
+                        timeout=self.timeout,
+                        allow_redirects=False,
+                    )
+                    break
+                except requests.exceptions.ChunkedEncodingError as error:
+                    if not read_only or cut_short >= self.max_retries:
+                        raise self._network_error(error, read_only) from error
+                    cut_short += 1
+                    delay = min(self.max_retry_delay, self.retry_delay * 2 ** (cut_short - 1))
+                    logger.warning(
+                        "the answer to %s broke off (attempt %d/%d); retrying in %.1f s",
+                        method, cut_short, self.max_retries, delay,
+                    )
+                    _sleep(delay)
+                except requests.exceptions.RequestException as error:
+                    raise self._network_error(error, read_only) from error
         logger.debug(
             "%s -> HTTP %s in %.1f ms", method, response.status_code, (time.monotonic() - started) * 1e3
         )
@@ -321,7 +342,7 @@ class Transport:
     def _network_error(self, error: requests.exceptions.RequestException, read_only: bool) -> Exception:
         retried = isinstance(getattr(error, "args", [None])[0], MaxRetryError)
         attempts = self.max_retries + 1 if retried else 1
-        if isinstance(error, requests.exceptions.ReadTimeout):
+        if isinstance(error, requests.exceptions.ReadTimeout) or _caused_by(error, ReadTimeoutError):
             read_timeout = self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
             return Aria2TimeoutError(self.rpc_url, read_timeout, attempts=attempts)
         if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,

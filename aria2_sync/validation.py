@@ -35,7 +35,7 @@ def check_gid(gid: Any) -> str:
     """Return ``gid`` lower-cased if it is an aria2 GID (16 hex digits), else raise."""
     if not isinstance(gid, str):
         raise Aria2InputError(f"gid must be a str of 16 hex digits, not {type(gid).__name__}")
-    if not _GID.match(gid):
+    if not _GID.fullmatch(gid):
         raise Aria2InputError(f"gid {gid!r:.40} is not an aria2 GID: expected 16 hex digits")
     return gid.lower()
 

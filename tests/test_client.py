@@ -74,7 +74,7 @@ def test_a_404_ends_in_error_code_3(client, fault_server, tmp_path):
 
 def test_unknown_gid_gives_none_and_a_malformed_one_an_input_error(client):
     assert client.get_progress("0123456789abcdef") is None
-    for bad in ["xyz", "", "0123456789abcdefg", 12]:
+    for bad in ["xyz", "", "0123456789abcdefg", "0123456789abcdef\n", 12]:
         with pytest.raises(Aria2InputError):
             client.get_progress(bad)
 
@@ -183,6 +183,14 @@ def test_a_directory_as_save_path_is_refused(client, tmp_path):
         {"retry_delay": -0.1},
         {"timeout": 0},
         {"timeout": (1, 2, 3)},
+        {"timeout": (5,)},
+        {"timeout": float("nan")},
+        {"timeout": float("inf")},
+        {"timeout": (1, float("inf"))},
+        {"retry_delay": float("nan")},
+        {"poll_interval": 0},
+        {"keep_finished": -1},
+        {"max_restarts": 2, "restart_policy": object()},
         {"rpc_secret": 123},
     ],
 )

@@ -354,3 +354,27 @@ def test_batch_ids_are_unique_and_unknown_ones_are_none(client, fault_server, tm
     with pytest.raises(Aria2InputError):
         client.batch_futures("nope")
     assert client.wait_for_batch("mine", timeout=20).is_completed
+
+
+def test_notifications_wake_the_monitor_long_before_its_next_poll(client_factory, fault_server, tmp_path):
+    pytest.importorskip("websocket")
+    client = client_factory(retry_delay=0, poll_interval=60.0, notifications=True)
+    url = fault_server.add_file("push.bin", size=300_000)
+    fault_server.add_faults("push.bin", ResetAfter(100_000))
+    future = client.submit(url, str(tmp_path / "push.bin"), GIVE_UP_AT_ONCE)
+    # The first tick ran when the download was added; the next poll is a minute away, so only
+    # aria2's notifications (error, then complete) can get this future resolved in time.
+    result = future.result(timeout=20)
+    assert result.retry_count == 1
+    assert client._notifications.events_seen >= 2
+
+
+def test_notifications_on_demand_need_the_extra(monkeypatch, daemon):
+    import aria2_sync.notifications as notifications
+
+    monkeypatch.setattr(notifications, "websocket_available", lambda: False)
+    with pytest.raises(Aria2InputError, match="websocket-client"):
+        Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, notifications=True)
+    quiet = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False)  # default: polling only
+    assert quiet._notifications is None
+    quiet.close()

@@ -56,6 +56,8 @@ def test_a_failure_without_a_code_is_not_restarted():
         {"max_restarts": True},
         {"base_delay": -1},
         {"base_delay": "1"},
+        {"base_delay": float("nan")},
+        {"max_delay": float("inf")},
         {"max_delay": -2},
         {"restartable_codes": ["x"]},
         {"restartable_codes": 5},

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from aria2_sync import Aria2GIDNotFoundError, RestartPolicy
+from aria2_sync import Aria2AuthError, Aria2ConnectionError, Aria2GIDNotFoundError, RestartPolicy, wait
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status
 from tests.support.fault_server import OnRangeRequest, ResetAfter, Status
 from tests.test_client import daemon_gids
@@ -154,19 +154,71 @@ def test_the_seeds_manual_restart_alias(client_factory, fault_server, tmp_path):
 
 
 def test_restart_waits_out_its_backoff_without_blocking_the_poller(client_factory, fault_server, tmp_path):
-    client = client_factory(retry_delay=60.0)
+    client = client_factory(retry_delay=1.0, monitor=False)
     url = fault_server.add_file("later.bin", size=100_000)
     fault_server.add_faults("later.bin", ResetAfter(1000))
     gid = client.add_download(url, str(tmp_path / "later.bin"), GIVE_UP_AT_ONCE)
     wait_for_status(client, gid, "error")
-    progress = client.get_progress(gid)  # returns at once; the restart waits 60 s elsewhere
+    progress = client.get_progress(gid)  # returns at once; the restart waits 1 s elsewhere
     assert progress.status == "error" and progress.restart_pending
     assert client.get_retry_info(gid)["restart_pending"] is True
-    # An explicit restart takes over the scheduled one; the scheduled one then does nothing.
+    # An explicit restart takes over the scheduled one ...
     assert client.restart_download(gid) is True
     assert wait_for_status(client, gid, "complete").retry_count == 1
+    # ... and when the scheduled one comes due, it finds nothing to do.
+    wait_for(lambda: client._scheduler.pending() == 0, what="the scheduled restart to come due")
+    wait_for(lambda: not client.get_progress(gid).restart_pending, what="the scheduled job to finish")
+    assert client.get_progress(gid).retry_count == 1
+    assert daemon_gids(client) == [gid]
+
+
+def test_cancel_and_close_leave_no_restart_pending(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=60.0)
+    url = fault_server.add_file("pend.bin", size=100_000)
+    fault_server.set_default_fault("pend.bin", ResetAfter(1000))
+    cancelled = client.submit(url, str(tmp_path / "pend.bin"), GIVE_UP_AT_ONCE)
+    other = client.add_download(url, str(tmp_path / "pend2.bin"), GIVE_UP_AT_ONCE)
+    wait_for(lambda: client.get_progress(cancelled.gid).restart_pending, what="a scheduled restart")
+    wait_for(lambda: client.get_progress(other).restart_pending, what="a second scheduled restart")
+    assert client.cancel_download(cancelled.gid) is False  # it was not running
+    progress = client.get_progress(cancelled.gid)
+    assert not progress.restart_pending and progress.status == "error"
+    wait([cancelled], timeout=10)
+    assert cancelled.cancelled()
     client.close()
-    assert client._scheduler.pending() == 0
+    assert all(not record.restart_pending for record in client._ledger)
+
+
+def test_a_restart_whose_add_fails_is_recovered(client_factory, fault_server, tmp_path, monkeypatch):
+    client = client_factory(retry_delay=0.02, poll_interval=0.05)
+    url = fault_server.add_file("lost.bin", size=200_000)
+    fault_server.add_faults("lost.bin", ResetAfter(50_000))
+    real_add = client.rpc.add_uri_once
+    failures = []
+
+    def add_failing_once(uris, options, gid, attempts=4):
+        if not failures:  # the restart's add: the daemon went away after the removal
+            failures.append(gid)
+            raise Aria2ConnectionError(client.rpc_url, "Connection refused")
+        return real_add(uris, options, gid, attempts)
+
+    gid = client.add_download(url, str(tmp_path / "lost.bin"), GIVE_UP_AT_ONCE)
+    monkeypatch.setattr(client.rpc, "add_uri_once", add_failing_once)
+    future = client.future(gid)
+    result = future.result(timeout=30)
+    assert failures == [gid]
+    assert result.retry_count == 1  # the recovery is not counted as a restart
+    assert (tmp_path / "lost.bin").read_bytes() == fault_server.content("lost.bin")
+    assert daemon_gids(client) == [gid]
+
+
+def test_restart_all_raises_an_auth_error_instead_of_restarting_nothing(client_factory, fault_server, tmp_path):
+    client = client_factory(auto_restart_failed=False)
+    gid = client.add_download(fault_server.base_url + "/x.bin", str(tmp_path / "x.bin"), GIVE_UP_AT_ONCE)
+    wait_for_status(client, gid, "error")
+    client._transport._secret = "not-the-secret"
+    with pytest.raises(Aria2AuthError):
+        client.restart_all_failed_downloads()
 
 
 def test_an_evicted_result_falls_back_to_a_new_gid_and_old_handles_keep_working(daemon_factory, client_factory, fault_server, tmp_path):

@@ -330,3 +330,55 @@ def test_a_silent_daemon_times_out_with_a_timeout_error():
         assert "timed out" in str(info.value) and "connection" in str(info.value).lower()
     finally:
         server.close()
+
+
+def test_a_frozen_daemon_is_a_timeout_error_even_after_read_retries(recorded_sleeps):
+    server = HangUpServer(silent=True)
+    try:
+        transport = Transport(server.url, max_retries=1, timeout=0.2, retry_delay=0)
+        with pytest.raises(Aria2TimeoutError) as info:
+            transport.call("aria2.tellStatus", ["0123456789abcdef"])
+        assert server.requests == 2 and info.value.attempts == 2
+        assert "timed out" in str(info.value)
+    finally:
+        server.close()
+
+
+class CutShortServer(HangUpServer):
+    """Answers with a Content-Length it does not deliver: the body breaks off."""
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\":")
+            except OSError:
+                pass
+            self.requests += 1
+            conn.close()
+
+
+@pytest.mark.parametrize("method, expected_requests", [("aria2.tellStatus", 3), ("aria2.addUri", 1)])
+def test_an_answer_cut_short_is_retried_only_for_read_only_methods(recorded_sleeps, method, expected_requests):
+    server = CutShortServer()
+    try:
+        transport = Transport(server.url, max_retries=2, retry_delay=0.5)
+        with pytest.raises(Aria2ConnectionError) as info:
+            transport.call(method, [])
+        assert server.requests == expected_requests
+        assert recorded_sleeps == [0.5, 1.0][: expected_requests - 1]
+        assert info.value.maybe_applied is True
+    finally:
+        server.close()
+
+
+def test_an_unexpected_multicall_item_is_reported_without_the_secret(rsps, transport):
+    rsps.post(URL, json={"id": 1, "result": [{"echo": f"token:{SECRET}"}]})
+    with pytest.raises(Aria2ProtocolError) as info:
+        transport.multicall([("aria2.getVersion", [])])
+    assert SECRET not in str(info.value)
