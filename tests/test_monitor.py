@@ -378,3 +378,23 @@ def test_notifications_on_demand_need_the_extra(monkeypatch, daemon):
     quiet = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False)  # default: polling only
     assert quiet._notifications is None
     quiet.close()
+
+
+def test_the_notification_socket_reconnects_after_the_daemon_comes_back(tmp_path, fault_server):
+    pytest.importorskip("websocket")
+    first = Aria2Daemon(download_dir=tmp_path, state_dir=tmp_path / "state").start()
+    second = None
+    client = Aria2Client(first.rpc_url, first.secret, verbose=False, notifications=True, poll_interval=0.05)
+    try:
+        client.add_download(fault_server.add_file("n.bin", size=10), str(tmp_path / "n.bin"))
+        listener = client._notifications
+        assert listener.connected.wait(10)
+        first.kill()
+        wait_for(lambda: not listener.connected.is_set(), what="the socket to drop")
+        second = Aria2Daemon(port=first.port, secret=first.secret, download_dir=tmp_path, state_dir=tmp_path / "state").start()
+        assert listener.connected.wait(20), "the listener did not reconnect"
+    finally:
+        client.close()
+        first.stop()
+        if second is not None:
+            second.stop()
