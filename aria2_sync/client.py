@@ -39,6 +39,7 @@ from .errors import (
     Aria2RPCError,
     redact_url,
 )
+from .daemon import Aria2Daemon
 from .futures import DownloadFuture
 from .ledger import (
     CANCELLED,
@@ -228,8 +229,53 @@ class Aria2Client:
                 disconnect_grace=float(disconnect_grace),
             )
         self._notifications = self._make_listener(notifications)
+        self._owned_daemon: Optional[Aria2Daemon] = None
         self._closed = False
         self._close_lock = threading.Lock()
+
+    @classmethod
+    def local(
+        cls,
+        download_dir: Optional[PathArg] = None,
+        *,
+        aria2c: Optional[PathArg] = None,
+        aria2_options: Optional[Mapping[str, Any]] = None,
+        state_dir: Optional[PathArg] = None,
+        supervise: bool = True,
+        **client_options: Any,
+    ) -> "Aria2Client":
+        """A client on a private aria2c that it starts now and stops on :meth:`close`.
+
+        The embedded default for users who have no daemon running: aria2c is found as
+        :func:`find_aria2c` says, bound to 127.0.0.1 on a free port with a random secret, and
+        restarted if it dies (``supervise``). ``download_dir`` defaults to the current directory;
+        ``aria2_options`` are extra aria2c options; ``client_options`` go to the constructor::
+
+            with Aria2Client.local("downloads") as client:
+                client.submit("https://example.com/file.zip").result()
+        """
+        for reserved in ("rpc_url", "rpc_secret"):
+            if reserved in client_options:
+                raise Aria2InputError(f"{reserved} is chosen by Aria2Client.local: leave it out")
+        daemon = Aria2Daemon(
+            aria2c=aria2c,
+            download_dir=download_dir,
+            state_dir=state_dir,
+            options=aria2_options,
+            supervise=supervise,
+        ).start()
+        try:
+            client = cls(daemon.rpc_url, daemon.secret, **client_options)
+        except BaseException:
+            daemon.stop()
+            raise
+        client._owned_daemon = daemon
+        return client
+
+    @property
+    def daemon(self) -> Optional[Aria2Daemon]:
+        """The private daemon this client started (:meth:`local`), else None."""
+        return self._owned_daemon
 
     def _make_policy(
         self, policy: Optional[RestartPolicy], max_restarts: Optional[int], max_delay: float
@@ -269,7 +315,8 @@ class Aria2Client:
         """Stop the monitor, scheduled restarts and worker threads; release connections.
 
         Idempotent. Downloads in the daemon keep running unless ``cancel=True``, which first
-        removes every unfinished download of this client (and cancels its future).
+        removes every unfinished download of this client (and cancels its future). A private
+        daemon started by :meth:`local` is stopped (gracefully: partial files stay resumable).
         """
         with self._close_lock:
             if self._closed:
@@ -286,6 +333,8 @@ class Aria2Client:
         self._workers.close()
         self._transport.close()
         self._monitor_transport.close()
+        if self._owned_daemon is not None:
+            self._owned_daemon.stop()
 
     def _cancel_unfinished(self) -> None:
         records = self._ledger.unfinished()

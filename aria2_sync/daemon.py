@@ -8,7 +8,9 @@ Choices, each for a reason (see aria2-facts):
 * ``--file-allocation=none``: a preallocated file without its control file can be mistaken for a
   complete one on resume;
 * a session file saved every second and control files every second, so that a crash loses
-  (almost) nothing and a restarted daemon resumes every unfinished download under its GID.
+  (almost) nothing and a restarted daemon resumes every unfinished download under its GID;
+* optional supervision: if aria2c dies, it is started again on the same port with the same
+  secret and session, and a client's monitor re-syncs by GID as soon as it answers.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from .binary import find_aria2c
-from .errors import Aria2DaemonError, Aria2Error
+from .errors import Aria2DaemonError, Aria2Error, Aria2InputError
 from .transport import Transport
 
 __all__ = ["Aria2Daemon"]
@@ -56,8 +58,17 @@ class Aria2Daemon:
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``download_dir`` defaults
     to the current directory; ``state_dir`` (config, session file, log) defaults to a private
     temporary directory removed on stop. ``options`` are extra aria2c options
-    (``{"max-download-result": 10}``).
+    (``{"max-download-result": 10}``). With ``supervise=True`` a watcher thread starts aria2c
+    again whenever it dies without :meth:`stop` (``restarts`` counts how often).
     """
+
+    #: Options the daemon sets itself; pass the matching constructor argument instead.
+    RESERVED_OPTIONS = frozenset(
+        {"enable-rpc", "rpc-listen-port", "rpc-listen-all", "rpc-secret", "conf-path",
+         "stop-with-process", "save-session", "input-file", "daemon"}
+    )
+    #: Consecutive failed restarts after which supervision gives up.
+    MAX_FAILED_RESTARTS = 5
 
     def __init__(
         self,
@@ -69,7 +80,9 @@ class Aria2Daemon:
         state_dir: Optional[PathArg] = None,
         options: Optional[Mapping[str, Any]] = None,
         startup_timeout: float = 15.0,
+        supervise: bool = False,
     ) -> None:
+        self.options: Dict[str, str] = _check_options(options, self.RESERVED_OPTIONS)
         self.aria2c = find_aria2c(aria2c)
         self.host = "127.0.0.1"
         self._fixed_port = port
@@ -78,10 +91,12 @@ class Aria2Daemon:
         self.download_dir = os.path.abspath(os.fspath(download_dir or os.getcwd()))
         self._own_state_dir = state_dir is None
         self.state_dir = os.fspath(state_dir) if state_dir else ""
-        self.options: Dict[str, str] = {str(k): str(v) for k, v in (options or {}).items()}
         self.startup_timeout = startup_timeout
+        self.supervise = supervise
+        self.restarts = 0
         self._process: Optional[subprocess.Popen] = None
         self._lock = threading.RLock()
+        self._stopping = threading.Event()
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"
@@ -116,6 +131,7 @@ class Aria2Daemon:
         with self._lock:
             if self.running:
                 return self
+            self._stopping.clear()
             if not self.state_dir:
                 self.state_dir = tempfile.mkdtemp(prefix="aria2_sync-")
             os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
@@ -177,7 +193,39 @@ class Aria2Daemon:
         finally:
             log.close()
         self._wait_ready()
+        self._fixed_port = self.port  # a restart must come back where clients look for it
         logger.debug("aria2c started: pid %s, %s", self.pid, self.rpc_url)
+        if self.supervise:
+            process = self._process
+            threading.Thread(
+                target=self._supervise, args=(process,), name="aria2_sync-daemon-watch", daemon=True
+            ).start()
+
+    def _supervise(self, process: subprocess.Popen) -> None:
+        """Wait for aria2c to exit; start it again unless :meth:`stop` asked it to go."""
+        process.wait()
+        pause = 0.2
+        current = process
+        for attempt in range(1, self.MAX_FAILED_RESTARTS + 1):
+            with self._lock:
+                if self._stopping.is_set() or self._process is not current:
+                    return  # stopped on purpose, or someone else started it again
+                if attempt == 1:
+                    logger.warning(
+                        "aria2c (pid %s) exited unexpectedly with code %s; restarting it on %s",
+                        process.pid, process.returncode, self.rpc_url,
+                    )
+                try:
+                    self._launch()
+                    self.restarts += 1
+                    return
+                except Aria2DaemonError as error:
+                    current = self._process  # the attempt that failed
+                    logger.warning("restarting aria2c failed (attempt %d): %s", attempt, error)
+            if self._stopping.wait(pause):
+                return
+            pause = min(pause * 2, 5.0)
+        logger.error("aria2c could not be restarted after %d attempts; giving up", self.MAX_FAILED_RESTARTS)
 
     def _wait_ready(self) -> None:
         """Poll ``getVersion`` until it answers, aria2c exits, or the startup deadline passes."""
@@ -226,6 +274,7 @@ class Aria2Daemon:
         terminating a process gives it no chance to save, it is ``aria2.forceShutdown``. SIGKILL
         comes last. A daemon started later with the same ``state_dir`` resumes what was unfinished.
         """
+        self._stopping.set()
         with self._lock:
             process = self._process
             if process is None:
@@ -259,7 +308,7 @@ class Aria2Daemon:
             _wait_exit(process, 5.0)
 
     def kill(self) -> None:
-        """SIGKILL aria2c at once (what a crash looks like); for tests and emergencies."""
+        """SIGKILL aria2c at once (what a crash looks like; a supervised daemon comes back)."""
         with self._lock:
             self._kill()
 
@@ -268,6 +317,27 @@ class Aria2Daemon:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
+
+
+def _check_options(options: Optional[Mapping[str, Any]], reserved: frozenset) -> Dict[str, str]:
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise Aria2InputError(f"options must be a dict of aria2c options, not {type(options).__name__}")
+    out = {}
+    for key, value in options.items():
+        if not isinstance(key, str) or not key or key.startswith("-"):
+            raise Aria2InputError(f"aria2c option names are like 'max-download-result', got {key!r}")
+        if key in reserved:
+            raise Aria2InputError(
+                f"option {key!r} is set by Aria2Daemon itself: use its constructor arguments"
+            )
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, (str, int, float)):
+            raise Aria2InputError(f"aria2c option {key!r} takes a str, int, float or bool")
+        out[key] = str(value)
+    return out
 
 
 def _remove_tree(path: str) -> None:

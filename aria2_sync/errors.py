@@ -224,7 +224,7 @@ class DownloadFailed(Aria2Error):
 
     Raised by ``DownloadFuture.result()``. ``reason`` says why it was not (or no longer)
     restarted; ``attempts`` is the history of failures (dicts with time, error_code,
-    error_message, completed_length, gid).
+    error_message, completed_length, gid); ``retry_count`` how many restarts were made.
     """
 
     def __init__(
@@ -235,8 +235,10 @@ class DownloadFailed(Aria2Error):
         error_message: Optional[str],
         reason: str,
         attempts: Any = (),
+        retry_count: int = 0,
     ) -> None:
         self.gid = gid
+        self.retry_count = retry_count
         self.url = redact_url(url)
         self.error_code = error_code
         self.error_message = error_message

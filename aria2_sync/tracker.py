@@ -213,6 +213,7 @@ class Tracker:
                 last.error_message if last else None,
                 reason,
                 attempts,
+                retry_count=record.retry_count,
             )
         return None
 

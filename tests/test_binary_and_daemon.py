@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 
 import pytest
 
-from aria2_sync import Aria2BinaryNotFoundError, Aria2Client, find_aria2c
+from aria2_sync import Aria2BinaryNotFoundError, Aria2Client, Aria2InputError, find_aria2c
 from aria2_sync import binary as binary_module
 from aria2_sync.daemon import Aria2Daemon
 from aria2_sync.errors import Aria2DaemonError
@@ -111,3 +112,70 @@ def test_a_failed_start_reports_aria2cs_reason(tmp_path):
     assert "max-tries" in str(info.value)
     assert daemon.secret not in str(info.value)
     daemon.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_supervised_daemon_survives_sigkill_and_the_batch_completes(tmp_path, fault_server):
+    from aria2_sync import wait
+    from tests.conftest import wait_for
+    from tests.support.fault_server import Slow
+    from tests.test_client import daemon_gids
+
+    items = []
+    for i in range(4):
+        url = fault_server.add_file(f"s{i}.bin", size=1_000_000)
+        fault_server.set_default_fault(f"s{i}.bin", Slow(700_000))
+        items.append((url, str(tmp_path / "dl" / f"s{i}.bin")))
+    client = Aria2Client.local(tmp_path / "dl", verbose=False, poll_interval=0.05, retry_delay=0.02)
+    try:
+        daemon = client.daemon
+        batch_id = client.add_batch_downloads(items)
+        futures = client.batch_futures(batch_id)
+        session = daemon.session_file
+        wait_for(lambda: all(f.gid in open(session).read() for f in futures), what="the session file")
+        first_pid = daemon.pid
+        os.kill(first_pid, signal.SIGKILL)
+        wait_for(lambda: daemon.restarts == 1 and daemon.running, what="the supervisor to restart aria2c")
+        assert daemon.pid != first_pid and daemon.port == int(client.rpc_url.rsplit(":", 1)[1].split("/")[0])
+        done, not_done = wait(futures, timeout=60)
+        assert not not_done
+        for (url, path), future in zip(items, futures):
+            assert open(future.result().path, "rb").read() == fault_server.content(url.rsplit("/", 1)[1])
+        assert sorted(daemon_gids(client)) == sorted(f.gid for f in futures)
+        last_pid = daemon.pid
+    finally:
+        client.close()
+    assert not daemon.running and not _alive(last_pid)
+
+
+def test_local_client_owns_its_daemon(tmp_path):
+    client = Aria2Client.local(tmp_path, verbose=False)
+    daemon = client.daemon
+    pid = daemon.pid
+    assert client.get_version()["version"] and daemon.secret not in repr(client)
+    client.close()
+    assert not daemon.running and not _alive(pid)
+    with pytest.raises(Aria2InputError, match="rpc_url"):
+        Aria2Client.local(tmp_path, rpc_url="http://127.0.0.1:1/jsonrpc")
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"rpc-secret": "x"}, "set by Aria2Daemon"),
+        ({"rpc-listen-port": 1}, "set by Aria2Daemon"),
+        ({"--dir": "x"}, "option names"),
+        ({"split": None}, "takes a str"),
+        (["split=2"], "must be a dict"),
+    ],
+)
+def test_daemon_options_are_checked(tmp_path, options, words):
+    with pytest.raises(Aria2InputError, match=words):
+        Aria2Daemon(download_dir=tmp_path, options=options)

@@ -1,0 +1,7 @@
+"""``python -m aria2_sync`` is the ``aria2-sync`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

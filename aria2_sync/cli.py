@@ -1,0 +1,313 @@
+"""``aria2-sync``: download files from the command line, surviving failures.
+
+    aria2-sync get URL [URL ...] [-d DIR] [-o NAME] [-i FILE] [--max-retries N] ...
+    aria2-sync status [--rpc-url URL] [--json]
+
+``get`` runs on a private aria2c started for the run (the embedded default) unless ``--rpc-url``
+names a daemon. Exit codes: 0 when every download succeeded, 1 when any failed (or the daemon
+could not be used), 2 for usage errors, 130 when interrupted. Expected errors are one line on
+stderr, never a traceback. Built only on the public library API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence, TextIO
+
+from . import __version__
+from .client import Aria2Client
+from .errors import Aria2Error, Aria2InputError, DownloadFailed
+from .futures import DownloadFuture, DownloadResult
+from .models import STATUS_KEYS, BatchProgress, Progress
+from .progress_display import make_display
+
+__all__ = ["main"]
+
+PROG = "aria2-sync"
+SECRET_ENV = "ARIA2_RPC_SECRET"
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit code 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Download files with aria2, restarting failed downloads and resuming them.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    get = commands.add_parser("get", help="download URLs (on a private aria2c unless --rpc-url)")
+    get.add_argument("urls", nargs="*", metavar="URL", help="http(s), ftp or sftp URLs")
+    get.add_argument("-d", "--dir", default=".", help="directory to save into (default: here)")
+    get.add_argument("-o", "--output", metavar="NAME", help="file name (with a single URL only)")
+    get.add_argument("-i", "--input-file", metavar="FILE",
+                     help="read URLs from FILE, one per line ('-' for stdin; # starts a comment)")
+    get.add_argument("--max-retries", type=_non_negative_int, default=3, metavar="N",
+                     help="restarts per download and transport retries (default: 3)")
+    get.add_argument("--retry-delay", type=_non_negative_float, default=1.0, metavar="S",
+                     help="base of the exponential backoff in seconds (default: 1.0)")
+    get.add_argument("-O", "--aria2-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="an aria2 option for every download, e.g. -O max-connection-per-server=4")
+    _add_rpc_arguments(get)
+    get.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
+    get.add_argument("-q", "--quiet", action="store_true", help="print nothing but failures")
+    get.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="show progress bars even when stderr is not a terminal")
+    get.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="never show progress bars")
+    get.set_defaults(run=_get)
+
+    status = commands.add_parser("status", help="what a running aria2 daemon is doing")
+    _add_rpc_arguments(status, default_url="http://localhost:6800/jsonrpc")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(run=_status)
+    return parser
+
+
+def _add_rpc_arguments(parser: argparse.ArgumentParser, default_url: Optional[str] = None) -> None:
+    parser.add_argument("--rpc-url", default=default_url, metavar="URL",
+                        help="aria2's JSON-RPC URL, e.g. http://127.0.0.1:6800/jsonrpc"
+                        + ("" if default_url else " (default: start a private aria2c)"))
+    parser.add_argument("--rpc-secret", default=os.environ.get(SECRET_ENV), metavar="S",
+                        help=f"aria2's --rpc-secret (default: ${SECRET_ENV}; the variable keeps it "
+                        "out of the process list)")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number, 0 or more")
+    return value
+
+
+# -- get -------------------------------------------------------------------------------------------
+
+
+def _read_urls(path: Optional[str]) -> List[str]:
+    if path is None:
+        return []
+    try:
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read URL file {path!r}: {error.strerror}") from None
+    with handle if handle is not sys.stdin else _NoClose(handle) as lines:
+        return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+class _NoClose:
+    def __init__(self, handle: TextIO) -> None:
+        self.handle = handle
+
+    def __enter__(self) -> TextIO:
+        return self.handle
+
+    def __exit__(self, *exc_info: Any) -> None:
+        pass
+
+
+def _aria2_options(pairs: Sequence[str]) -> Dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"-O takes KEY=VALUE (like max-connection-per-server=4), got {pair!r}")
+        options[key.strip()] = value
+    return options
+
+
+def _get(args: argparse.Namespace) -> int:
+    urls = list(args.urls) + _read_urls(args.input_file)
+    if not urls:
+        raise UsageError("give at least one URL, or -i FILE")
+    if args.output and len(urls) != 1:
+        raise UsageError("-o NAME names one file: give exactly one URL with it")
+    if args.rpc_secret and not args.rpc_url:
+        raise UsageError("--rpc-secret goes with --rpc-url (a private aria2c has its own secret)")
+    directory = os.path.abspath(args.dir)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"-d {args.dir!r} is a file, not a directory")
+    extra = _aria2_options(args.aria2_option)
+    if args.output:
+        items = [(urls[0], os.path.join(directory, args.output))]
+        options = extra
+    else:
+        items = [(url, None) for url in urls]
+        options = {"dir": directory, **extra}
+
+    settings: Dict[str, Any] = dict(
+        max_retries=args.max_retries, retry_delay=args.retry_delay, verbose=False
+    )
+    if args.rpc_url:
+        client = Aria2Client(args.rpc_url, args.rpc_secret, **settings)
+    else:
+        os.makedirs(directory, exist_ok=True)
+        client = Aria2Client.local(directory, **settings)
+    interrupted = False
+    try:
+        batch_id = client.add_batch_downloads(items, options=options)
+        futures = client.batch_futures(batch_id)
+        show = args.progress if args.progress is not None else sys.stderr.isatty()
+        display = make_display(enabled=show and not args.quiet and not args.json, stream=sys.stderr)
+        try:
+            while True:
+                done, pending = concurrent.futures.wait(futures, timeout=0.25)
+                progress = client.get_batch_progress(batch_id)
+                if progress is not None:
+                    display.update(progress)
+                if not pending:
+                    break
+        finally:
+            display.close()
+        outcomes = [_outcome(url, future) for (url, _), future in zip(items, futures)]
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"{PROG}: interrupted; stopping. Partial files are kept and resume when you run "
+              "the same command again.", file=sys.stderr)
+        return 130
+    finally:
+        # A private daemon is stopped gracefully (control files saved); on a daemon of yours,
+        # an interrupted run removes its downloads (their partial files stay resumable).
+        client.close(cancel=interrupted and client.daemon is None)
+    return _report(outcomes, args)
+
+
+def _outcome(url: str, future: DownloadFuture) -> Dict[str, Any]:
+    entry: Dict[str, Any] = {"url": url, "gid": future.gid}
+    try:
+        result: DownloadResult = future.result(timeout=0)
+    except DownloadFailed as failure:
+        entry.update(status="failed", path=None, size=0, retry_count=failure.retry_count,
+                     error=failure.error_message or failure.reason, reason=failure.reason,
+                     error_code=failure.error_code)
+        return entry
+    except concurrent.futures.CancelledError:
+        entry.update(status="cancelled", path=None, size=0, retry_count=0, error="cancelled")
+        return entry
+    except Aria2Error as error:
+        entry.update(status="failed", path=None, size=0, retry_count=0, error=str(error))
+        return entry
+    entry.update(status="complete", path=result.path, size=result.size,
+                 retry_count=result.retry_count, error=None)
+    return entry
+
+
+def _report(outcomes: List[Dict[str, Any]], args: argparse.Namespace) -> int:
+    failed = [o for o in outcomes if o["status"] != "complete"]
+    if args.json:
+        document = {
+            "ok": not failed,
+            "completed": len(outcomes) - len(failed),
+            "failed": len(failed),
+            "downloads": outcomes,
+        }
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for outcome in outcomes:
+            if outcome["status"] == "complete" and not args.quiet:
+                restarts = f", {outcome['retry_count']} restarts" if outcome["retry_count"] else ""
+                print(f"ok      {outcome['path']} ({human_size(outcome['size'])}{restarts})")
+        for outcome in failed:
+            print(f"FAILED  {outcome['url']}: {outcome['error']}", file=sys.stderr)
+        if not args.quiet:
+            total = sum(o["size"] for o in outcomes)
+            restarts = sum(o["retry_count"] for o in outcomes)
+            print(f"{len(outcomes) - len(failed)} downloaded ({human_size(total)}), "
+                  f"{len(failed)} failed, {restarts} restarts")
+    return 1 if failed else 0
+
+
+# -- status ----------------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    keys = list(STATUS_KEYS)
+    with Aria2Client(args.rpc_url, args.rpc_secret, verbose=False, monitor=False,
+                     max_retries=1, retry_delay=0.2) as client:
+        version, stats, active, waiting, stopped = client.rpc.multicall([
+            ("aria2.getVersion", []),
+            ("aria2.getGlobalStat", []),
+            ("aria2.tellActive", [keys]),
+            ("aria2.tellWaiting", [0, 1000, keys]),
+            ("aria2.tellStopped", [0, 1000, keys]),
+        ])
+    for answer in (version, stats, active, waiting, stopped):
+        if isinstance(answer, Aria2Error):
+            raise answer
+    downloads = [Progress.from_aria2(item) for item in [*active, *waiting, *stopped]]
+    if args.json:
+        json.dump({
+            "version": version.get("version"),
+            "download_speed": int(stats.get("downloadSpeed", 0)),
+            "num_active": int(stats.get("numActive", 0)),
+            "num_waiting": int(stats.get("numWaiting", 0)),
+            "num_stopped": int(stats.get("numStopped", 0)),
+            "downloads": [p.to_dict() for p in downloads],
+        }, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"aria2 {version.get('version')}: {stats.get('numActive')} active, "
+          f"{stats.get('numWaiting')} waiting, {stats.get('numStopped')} stopped, "
+          f"{human_size(int(stats.get('downloadSpeed', 0)))}/s")
+    for p in downloads:
+        name = os.path.basename(p.file_path) if p.file_path else (p.files[0].uris[0] if p.files and p.files[0].uris else "?")
+        error = f"  error {p.error_code}: {p.error_message}" if p.error_code else ""
+        print(f"{p.gid}  {p.status:<8} {p.progress_percent:5.1f}%  {human_size(p.total_length):>10}  "
+              f"{human_size(p.download_speed):>9}/s  {name}{error}")
+    return 0
+
+
+def human_size(size: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover
+
+
+# -- entry point -----------------------------------------------------------------------------------
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    parser = _parser()
+    args = parser.parse_args(argv)  # exits 2 on a malformed command line
+    try:
+        return int(args.run(args))
+    except UsageError as error:
+        parser.exit(2, f"{PROG}: error: {error}\n")
+    except Aria2InputError as error:
+        parser.exit(2, f"{PROG}: error: {error}\n")
+    except Aria2Error as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0  # pragma: no cover - parser.exit does not return
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
