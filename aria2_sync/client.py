@@ -11,6 +11,7 @@ import copy
 import logging
 import math
 import threading
+import urllib.parse
 import uuid
 from typing import (
     TYPE_CHECKING,
@@ -62,7 +63,14 @@ from .scheduler import Scheduler
 from .tracker import Tracker
 from .workers import WorkerPool
 from .transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout, Transport
-from .validation import PathArg, UrlArg, check_gid, check_uris, download_options
+from .validation import (
+    PathArg,
+    UrlArg,
+    check_gid,
+    check_local_directory,
+    check_uris,
+    download_options,
+)
 
 __all__ = ["Aria2Client", "RetryInfo"]
 
@@ -96,6 +104,12 @@ def _batch_item(index: int, item: Any) -> Tuple[Any, Any]:
     raise Aria2InputError(
         f"item {index} of the batch must be a (url, save_path) pair or a URL, got {item!r:.60}"
     )
+
+
+def _check_batch_id(batch_id: Any) -> str:
+    if not isinstance(batch_id, str):
+        raise Aria2InputError(f"batch_id must be the str add_batch_downloads returned, not {type(batch_id).__name__}")
+    return batch_id
 
 
 def _check_number(name: str, value: Any, *, minimum: float, integer: bool = False) -> None:
@@ -166,6 +180,9 @@ class Aria2Client:
         notifications: Optional[bool] = None,
     ) -> None:
         self.rpc_url = _check_rpc_url(rpc_url)
+        host = (urllib.parse.urlsplit(self.rpc_url).hostname or "").lower()
+        # Paths are checked here only when the daemon shares this machine's file system.
+        self._daemon_is_local = host in ("localhost", "::1") or host.startswith("127.")
         if rpc_secret is not None and not isinstance(rpc_secret, str):
             raise Aria2InputError(f"rpc_secret must be a str or None, not {type(rpc_secret).__name__}")
         _check_number("max_retries", max_retries, minimum=0, integer=True)
@@ -212,10 +229,16 @@ class Aria2Client:
             auto_restart=lambda: self.auto_restart_failed,
             canceller=self._cancel_for_future,
         )
-        # The monitor has its own connection and no transport retries: a tick that fails is
-        # simply the next tick's job, and it must not sit in a backoff holding up the loop.
+        # The monitor has its own connection and a short retry budget of its own: a lost answer
+        # to its (read-only) tick is absorbed in well under a second, while a daemon that is
+        # really gone is noticed just as fast; it must not sit in the client's long backoff.
         self._monitor_transport = Transport(
-            self.rpc_url, rpc_secret or None, timeout=self.timeout, max_retries=0
+            self.rpc_url,
+            rpc_secret or None,
+            timeout=self.timeout,
+            max_retries=min(2, max_retries),
+            retry_delay=min(self.retry_delay, 0.05),
+            max_retry_delay=0.2,
         )
         self._monitor: Optional[Monitor] = None
         if monitor:
@@ -405,7 +428,7 @@ class Aria2Client:
     ) -> DownloadRecord:
         self._check_open()
         uris = check_uris(url)
-        merged = download_options(save_path, options)
+        merged = self._download_options(save_path, options)
         gid = new_gid()
         record = DownloadRecord(gid=gid, uris=uris, options=merged, current_gid=gid, callbacks=callbacks)
         # Into the ledger before the add: if the answer is lost and cannot be checked, the
@@ -454,7 +477,7 @@ class Aria2Client:
             url, save_path = _batch_item(index, item)
             try:
                 uris = check_uris(url)
-                merged = download_options(save_path, options)
+                merged = self._download_options(save_path, options)
             except Aria2InputError as error:
                 raise Aria2InputError(f"item {index} of the batch: {error}") from None
             gid = new_gid()
@@ -479,6 +502,10 @@ class Aria2Client:
                 "stops it), so do not add it again."
             )
             raise
+        denied = next((r for r in refusals if isinstance(r, Aria2AuthError)), None)
+        if denied is not None:  # a wrong secret refuses every item: that is the call's error
+            self._ledger.forget_batch(batch_id)
+            raise denied
         for record, refusal in zip(records, refusals):
             if refusal is not None:
                 self._tracker.reject(record, refusal)
@@ -489,6 +516,14 @@ class Aria2Client:
         )
         self._watch()
         return batch_id
+
+    def _download_options(
+        self, save_path: Optional[PathArg], options: Optional[Mapping[str, Any]]
+    ) -> Dict[str, Any]:
+        merged = download_options(save_path, options)
+        if self._daemon_is_local and isinstance(merged.get("dir"), str):
+            check_local_directory(merged["dir"])
+        return merged
 
     def _new_batch_id(self, batch_id: Optional[str]) -> str:
         if batch_id is None:
@@ -556,7 +591,7 @@ class Aria2Client:
 
         Failures seen here are acted on like in :meth:`get_progress` (restarts scheduled).
         """
-        records = self._ledger.batch_records(batch_id) if isinstance(batch_id, str) else None
+        records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
             return None
         with self._ledger.lock:
@@ -581,7 +616,7 @@ class Aria2Client:
 
     def batch_futures(self, batch_id: str) -> List[DownloadFuture]:
         """One future per download of the batch, in the batch's order."""
-        records = self._ledger.batch_records(batch_id) if isinstance(batch_id, str) else None
+        records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
             raise Aria2InputError(f"unknown batch_id {batch_id!r} (never added, or forgotten)")
         self._watch()
@@ -593,6 +628,8 @@ class Aria2Client:
         Returns the batch's progress either way (check ``is_completed``). Waits on the futures,
         which the monitor resolves; nothing here polls.
         """
+        if timeout is not None:
+            _check_number("timeout", timeout, minimum=0)
         futures = self.batch_futures(batch_id)
         concurrent.futures.wait(futures, timeout=timeout)
         return self.get_batch_progress(batch_id)

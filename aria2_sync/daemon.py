@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from .binary import find_aria2c
 from .errors import Aria2DaemonError, Aria2Error, Aria2InputError
 from .transport import Transport
+from .validation import check_local_directory
 
 __all__ = ["Aria2Daemon"]
 
@@ -87,7 +88,16 @@ class Aria2Daemon:
         self.host = "127.0.0.1"
         self._fixed_port = port
         self.port: Optional[int] = port
+        if secret is not None and (not isinstance(secret, str) or not secret):
+            raise Aria2InputError("secret must be a non-empty str (or None for a random one)")
         self.secret = secret if secret is not None else secrets.token_urlsafe(24)
+        for name, value in (("download_dir", download_dir), ("state_dir", state_dir)):
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise Aria2InputError(f"{name} must be a path, not {type(value).__name__}")
+            if value is not None:
+                check_local_directory(os.fspath(value))
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+            raise Aria2InputError(f"port must be an int from 1 to 65535, got {port!r}")
         self.download_dir = os.path.abspath(os.fspath(download_dir or os.getcwd()))
         self._own_state_dir = state_dir is None
         self.state_dir = os.fspath(state_dir) if state_dir else ""

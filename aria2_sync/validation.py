@@ -20,6 +20,7 @@ __all__ = [
     "check_options",
     "split_save_path",
     "download_options",
+    "check_local_directory",
 ]
 
 #: URI schemes aria2's addUri downloads from.
@@ -145,6 +146,30 @@ def split_save_path(save_path: Any) -> Tuple[str, str]:
     full = os.path.abspath(os.path.expanduser(text))
     directory, name = os.path.split(full)
     return directory, name
+
+
+def check_local_directory(directory: str) -> None:
+    """Refuse a target directory that this machine can tell will never be writable.
+
+    Only meaningful when the daemon runs here (a remote daemon's paths are its own). Walks up
+    to the first part of the path that exists: it must be a directory we may write in. Missing
+    directories below it are fine: aria2 creates them.
+    """
+    probe = os.path.abspath(directory)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return
+        probe = parent
+    if not os.path.isdir(probe):
+        raise Aria2InputError(
+            f"cannot save into {directory!r}: {probe!r} is a file, not a directory"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise Aria2InputError(
+            f"cannot save into {directory!r}: no permission to write in {probe!r} "
+            "(choose another directory or fix its permissions)"
+        )
 
 
 def download_options(

@@ -6,10 +6,13 @@ stopped by the fixture, by PID, whatever the test did.
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, List, Set
 
 import pytest
+
+from aria2_sync import transport as transport_module
 
 from aria2_sync import Aria2Client
 from aria2_sync.daemon import Aria2Daemon
@@ -17,6 +20,53 @@ from tests.support.fault_server import FaultServer
 
 #: Options that make aria2 give up after one failed try, so the client must do the restarting.
 GIVE_UP_AT_ONCE = {"max-tries": 1, "retry-wait": 0}
+
+
+class _KeepEverything(logging.Handler):
+    """Keeps every log record of the run, formatted, tracebacks included."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.texts: List[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.texts.append(self.format(record))
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is still a record
+            self.texts.append(repr(record.__dict__))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log_line():
+    """The whole suite runs with DEBUG logging captured; no RPC secret may appear in it.
+
+    Every secret any transport is given during the run (daemons' real ones, and the wrong ones
+    tests try on purpose) is collected, then looked for in every captured line.
+    """
+    secrets: Set[str] = set()
+    original_init = transport_module.Transport.__init__
+
+    def recording_init(self, rpc_url, secret=None, **kwargs):
+        if secret:
+            secrets.add(secret)
+        original_init(self, rpc_url, secret, **kwargs)
+
+    transport_module.Transport.__init__ = recording_init
+    handler = _KeepEverything()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+        transport_module.Transport.__init__ = original_init
+    assert handler.texts, "nothing was logged: the capture is broken"
+    leaked = sorted(s for s in secrets if any(s in text for text in handler.texts))
+    assert not leaked, f"{len(leaked)} RPC secrets appeared in log lines"
 
 
 @pytest.fixture
@@ -97,3 +147,20 @@ def wait_for_status(client: Aria2Client, gid: str, statuses, timeout: float = 15
         return progress if progress is not None and progress.status in statuses else None
 
     return wait_for(reached, timeout, what=f"GID {gid} to reach {sorted(statuses)}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the chaos scenarios' figures (see tests/test_chaos.py) at the end of the run."""
+    try:
+        from tests.test_chaos import CHAOS_FIGURES
+    except ImportError:  # pragma: no cover
+        return
+    if not CHAOS_FIGURES:
+        return
+    terminalreporter.section("chaos figures")
+    for figures in CHAOS_FIGURES:
+        terminalreporter.write_line(
+            "{scenario}: {completed}/{downloads} complete, faults {faults}, {restarts} restarts, "
+            "bytes served {bytes_ratio} x, duplicates {duplicates} (in {duplicate_samples} samples), "
+            "{seconds} s".format(**figures)
+        )
