@@ -13,6 +13,7 @@ from .daemon import Aria2Daemon
 from .errors import (
     Aria2AuthError,
     Aria2BinaryNotFoundError,
+    Aria2ClosedError,
     Aria2ConnectionError,
     Aria2DaemonError,
     Aria2Error,
@@ -38,6 +39,7 @@ __all__ = [
     "Aria2AuthError",
     "Aria2GIDNotFoundError",
     "Aria2BinaryNotFoundError",
+    "Aria2ClosedError",
     "Aria2DaemonError",
     "Aria2Daemon",
     "DownloadFailed",

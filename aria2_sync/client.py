@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from .errors import (
     Aria2AuthError,
+    Aria2ClosedError,
     Aria2ConnectionError,
     Aria2Error,
     Aria2GIDNotFoundError,
@@ -61,7 +62,7 @@ from .restarts import RestartEngine
 from .rpc import Aria2RPC, new_gid
 from .scheduler import Scheduler
 from .tracker import Tracker
-from .workers import WorkerPool
+from .workers import Pools
 from .transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout, Transport
 from .validation import (
     PathArg,
@@ -212,22 +213,23 @@ class Aria2Client:
         self._ledger = Ledger(keep_finished=keep_finished, keep_seconds=keep_seconds)
         self.restart_policy = self._make_policy(restart_policy, max_restarts, max_retry_delay)
         self._scheduler = Scheduler()
-        self._workers = WorkerPool()
+        self._pools = Pools()
         self._restarts = RestartEngine(
             self.rpc,
             self._ledger,
             self.restart_policy,
             self._scheduler,
             max_retries + 1,
-            run_job=self._workers.submit,
+            run_job=self._pools.jobs.submit,
             on_restarted=self._restarted,
         )
         self._tracker = Tracker(
             self._ledger,
             self._restarts,
-            self._workers,
+            self._pools,
             auto_restart=lambda: self.auto_restart_failed,
             canceller=self._cancel_for_future,
+            remover=self._remove_cancelled,
         )
         # The monitor has its own connection and a short retry budget of its own: a lost answer
         # to its (read-only) tick is absorbed in well under a second, while a daemon that is
@@ -246,7 +248,7 @@ class Aria2Client:
                 Aria2RPC(self._monitor_transport),
                 self._ledger,
                 self._tracker,
-                self._workers,
+                self._pools.settle,
                 auto_restart=lambda: self.auto_restart_failed,
                 interval=float(poll_interval),
                 disconnect_grace=float(disconnect_grace),
@@ -338,26 +340,42 @@ class Aria2Client:
         """Stop the monitor, scheduled restarts and worker threads; release connections.
 
         Idempotent. Downloads in the daemon keep running unless ``cancel=True``, which first
-        removes every unfinished download of this client (and cancels its future). A private
-        daemon started by :meth:`local` is stopped (gracefully: partial files stay resumable).
+        removes every unfinished download of this client (and cancels its future). Futures still
+        pending otherwise fail with :class:`Aria2ClosedError` (nothing would resolve them). A
+        private daemon started by :meth:`local` is stopped (gracefully: partial files stay
+        resumable).
         """
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        if cancel:
-            self._cancel_unfinished()
-        if self._notifications is not None:
-            self._notifications.close()
-        if self._monitor is not None:
-            self._monitor.close()
-        self._scheduler.close()
-        self._restarts.unschedule_all()
-        self._workers.close()
-        self._transport.close()
-        self._monitor_transport.close()
-        if self._owned_daemon is not None:
-            self._owned_daemon.stop()
+        try:
+            if cancel:
+                self._cancel_unfinished()
+        finally:
+            if self._notifications is not None:
+                self._notifications.close()
+            if self._monitor is not None:
+                self._monitor.close()
+            self._scheduler.close()
+            self._restarts.unschedule_all()
+            self._pools.close()
+            self._fail_pending_futures()
+            self._transport.close()
+            self._monitor_transport.close()
+            if self._owned_daemon is not None:
+                self._owned_daemon.stop()
+
+    def _fail_pending_futures(self) -> None:
+        with self._ledger.lock:
+            pending = [r.future for r in self._ledger if r.future is not None and not r.future.done()]
+        for future in pending:
+            future._settle_exception(
+                Aria2ClosedError(
+                    f"the client was closed before download {future.gid} finished; it may still "
+                    "be running in the daemon"
+                )
+            )
 
     def _cancel_unfinished(self) -> None:
         records = self._ledger.unfinished()
@@ -367,10 +385,16 @@ class Aria2Client:
             gids = [record.current_gid for record in records]
         try:
             self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
-        except Aria2ConnectionError as error:
-            logger.warning("could not remove %d downloads while closing: %s", len(gids), error.reason)
+        except Aria2Error as error:
+            logger.warning("could not remove %d downloads while closing: %s", len(gids), error)
         for record in records:
-            self._finish_cancelled(record)
+            with self._ledger.lock:
+                if record.finished:
+                    continue
+                record.finish(CANCELLED)
+                future = record.future
+            if future is not None:
+                future._settle_cancelled()  # directly: the pools are about to stop
 
     def __enter__(self) -> "Aria2Client":
         return self
@@ -430,9 +454,12 @@ class Aria2Client:
         uris = check_uris(url)
         merged = self._download_options(save_path, options)
         gid = new_gid()
-        record = DownloadRecord(gid=gid, uris=uris, options=merged, current_gid=gid, callbacks=callbacks)
+        record = DownloadRecord(
+            gid=gid, uris=uris, options=merged, current_gid=gid, callbacks=callbacks, adding=True
+        )
         # Into the ledger before the add: if the answer is lost and cannot be checked, the
         # download may exist, and it must stay tracked (the monitor settles it either way).
+        # Until the add returns, ``adding`` tells the monitor not to take "not found" as lost.
         self._ledger.add(record)
         try:
             self.rpc.add_uri_once(uris, merged, gid, attempts=self.max_retries + 1)
@@ -440,6 +467,7 @@ class Aria2Client:
             if not error.maybe_applied:
                 self._ledger.forget(gid)
                 raise
+            self._added(record)  # unknown outcome: from here on, recovery may take over
             self._watch()
             error.gid = gid
             error.message += (
@@ -450,9 +478,16 @@ class Aria2Client:
         except Aria2Error:
             self._ledger.forget(gid)
             raise
+        self._added(record)
         logger.info("added download: %s -> GID %s", redact_url(uris[0]), gid)
         self._watch()
+        self._ledger.prune_if_due()
         return record
+
+    def _added(self, *records: DownloadRecord) -> None:
+        with self._ledger.lock:
+            for record in records:
+                record.adding = False
 
     def add_batch_downloads(
         self,
@@ -482,7 +517,9 @@ class Aria2Client:
                 raise Aria2InputError(f"item {index} of the batch: {error}") from None
             gid = new_gid()
             records.append(
-                DownloadRecord(gid=gid, uris=uris, options=merged, current_gid=gid, batch_id=batch_id)
+                DownloadRecord(
+                    gid=gid, uris=uris, options=merged, current_gid=gid, batch_id=batch_id, adding=True
+                )
             )
         # Into the ledger before the adds, for the same reason as in add_download.
         self._ledger.add_batch(Batch(batch_id, [r.gid for r in records]), records)
@@ -494,6 +531,7 @@ class Aria2Client:
             if not error.maybe_applied and getattr(error, "items_done", 0) == 0:
                 self._ledger.forget_batch(batch_id)  # nothing reached the daemon
                 raise
+            self._added(*records)
             self._watch()
             error.batch_id = batch_id
             error.message += (
@@ -502,6 +540,7 @@ class Aria2Client:
                 "stops it), so do not add it again."
             )
             raise
+        self._added(*records)
         denied = next((r for r in refusals if isinstance(r, Aria2AuthError)), None)
         if denied is not None:  # a wrong secret refuses every item: that is the call's error
             self._ledger.forget_batch(batch_id)
@@ -515,6 +554,7 @@ class Aria2Client:
             f", {refused} refused by aria2" if refused else "",
         )
         self._watch()
+        self._ledger.prune_if_due()
         return batch_id
 
     def _download_options(
@@ -543,7 +583,7 @@ class Aria2Client:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise Aria2InputError("this client is closed: create a new Aria2Client")
+            raise Aria2ClosedError("this client is closed: create a new Aria2Client")
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -557,6 +597,7 @@ class Aria2Client:
         """
         gid = check_gid(gid)
         auto = self.auto_restart_failed if auto_restart is None else bool(auto_restart)
+        self._ledger.prune_if_due()
         record = self._ledger.get(gid)
         if record is None:
             try:
@@ -591,6 +632,7 @@ class Aria2Client:
 
         Failures seen here are acted on like in :meth:`get_progress` (restarts scheduled).
         """
+        self._ledger.prune_if_due()
         records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
             return None
@@ -791,14 +833,46 @@ class Aria2Client:
             record.finish(CANCELLED)
         self._tracker.settle(record)
 
-    def _cancel_for_future(self, gid: str) -> None:
-        """``DownloadFuture.cancel()`` lands here once the future itself is cancelled."""
-        self.cancel_download(gid)
+    def _cancel_for_future(self, gid: str) -> bool:
+        """``DownloadFuture.cancel()`` asks here first: False if the download has an outcome.
+
+        Marks the download cancelled at once (no restart may bring it back) and sends the
+        removal in the background, so ``cancel()`` never waits on the network.
+        """
+        record = self._ledger.get(gid)
+        if record is None:
+            return True
+        with self._ledger.lock:
+            if record.finished and record.outcome != CANCELLED:
+                return False
+            record.cancelled = True
+            if record.restart_state == SCHEDULED:
+                record.restart_state = IDLE
+            record.removal_queued = True
+        self._pools.jobs.submit(lambda: self._remove_cancelled(record))
+        return True
+
+    def _remove_cancelled(self, record: DownloadRecord) -> None:
+        """Remove a cancelled download from aria2 (again when the daemon was unreachable)."""
+        with self._ledger.lock:
+            record.removal_queued = False
+            daemon_gid = record.current_gid
+        try:
+            self.rpc.force_remove(daemon_gid)
+        except Aria2ConnectionError as error:
+            logger.warning(
+                "could not remove cancelled download GID %s now (%s); will when aria2 answers",
+                record.gid, error.reason,
+            )
+            return
+        except Aria2RPCError:
+            pass  # already stopped or gone: cancelled all the same
+        self._finish_cancelled(record)
 
     def _restarted(self, record: DownloadRecord) -> None:
         on_restart = record.callbacks.on_restart
         if on_restart is not None:
             progress = self._tracker.annotate(record, record.last or Progress(gid=record.gid, status="waiting"))
-            self._workers.submit(lambda: on_restart(progress))
+            self._pools.callbacks.submit(lambda: on_restart(progress))
         if self._monitor is not None:
             self._monitor.wake()

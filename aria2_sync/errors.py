@@ -34,6 +34,7 @@ __all__ = [
     "Aria2BinaryNotFoundError",
     "Aria2DaemonError",
     "DownloadFailed",
+    "Aria2ClosedError",
     "redact_url",
 ]
 
@@ -247,3 +248,10 @@ class DownloadFailed(Aria2Error):
         code = f"error {error_code}: " if error_code else ""
         detail = f" ({code}{error_message})" if (error_code or error_message) else ""
         super().__init__(f"download {gid} of {self.url} failed{detail}: {reason}")
+
+
+class Aria2ClosedError(Aria2Error):
+    """The client was closed: a call made afterwards, or a future it could no longer resolve.
+
+    The download itself may still be running in the daemon (``close()`` without ``cancel``).
+    """

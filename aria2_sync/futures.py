@@ -13,7 +13,6 @@ cannot be cancelled, and cancelling a download in flight is the point of ``cance
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import threading
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -29,9 +28,6 @@ __all__ = [
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
 ]
-
-logger = logging.getLogger("aria2_sync")
-
 
 @attrs.frozen
 class DownloadResult:
@@ -58,7 +54,7 @@ class DownloadResult:
 class DownloadFuture(concurrent.futures.Future):
     """The future outcome of one download (``gid``); made by ``Aria2Client.submit`` and friends."""
 
-    def __init__(self, gid: str, canceller: Optional[Callable[[str], Any]] = None) -> None:
+    def __init__(self, gid: str, canceller: Optional[Callable[[str], bool]] = None) -> None:
         super().__init__()
         self.gid = gid
         self._canceller = canceller
@@ -68,20 +64,20 @@ class DownloadFuture(concurrent.futures.Future):
         return f"<DownloadFuture gid={self.gid} {self._state.lower()}>"
 
     def cancel(self) -> bool:
-        """Cancel the download: remove it from aria2 and wake everyone waiting on this future.
+        """Cancel the download: it is removed from aria2, and everyone waiting here wakes up.
 
-        Returns False if the download already has an outcome. Files are left on disk.
+        Returns False if the download already has an outcome (a download that just completed
+        stays completed). Does not wait for the daemon: the removal is sent in the background,
+        and again when the daemon answers if it cannot be reached now. Files stay on disk.
         """
         if self.cancelled():
             return True
-        if not self._cancel_once():
-            return self.cancelled()
-        if self._canceller is not None:
-            try:
-                self._canceller(self.gid)
-            except Exception as error:  # noqa: BLE001 - the future is cancelled either way
-                logger.warning("could not remove cancelled download GID %s from aria2: %s", self.gid, error)
-        return True
+        if self.done():
+            return False
+        if self._canceller is not None and not self._canceller(self.gid):
+            return False  # finished meanwhile: its result is on its way
+        self._cancel_once()
+        return self.cancelled()
 
     # The monitor settles futures from worker threads; a future cancelled meanwhile must not
     # turn that into an InvalidStateError in a worker.

@@ -102,6 +102,13 @@ class DownloadRecord:
     future: Optional["DownloadFuture"] = None
     callbacks: Callbacks = attrs.field(factory=Callbacks)
     daemon_gids: List[str] = attrs.field(factory=list)
+    #: True while the add that creates this download is in flight: until it returns, the
+    #: daemon not knowing the GID means "not yet", not "lost".
+    adding: bool = False
+    #: (run, outcome) whose future resolution was queued, so one outcome settles once.
+    settled: Optional[tuple] = None
+    progress_callback_queued: bool = False
+    removal_queued: bool = False
 
     @property
     def finished(self) -> bool:
@@ -119,6 +126,7 @@ class DownloadRecord:
         """
         self.outcome = None
         self.finished_at = None
+        self.settled = None
         if self.future is not None and self.future.done():
             self.future = None
 
@@ -133,6 +141,10 @@ class DownloadRecord:
     @property
     def url(self) -> str:
         return self.uris[0]
+
+
+#: How long a finished batch is safe from the count rule of the retention.
+BATCH_GRACE_SECONDS = 60.0
 
 
 @attrs.define(eq=False)
@@ -158,6 +170,7 @@ class Ledger:
         self._records: Dict[str, DownloadRecord] = {}
         self._by_daemon_gid: Dict[str, str] = {}
         self._batches: "OrderedDict[str, Batch]" = OrderedDict()
+        self._last_prune = 0.0
 
     def add(self, record: DownloadRecord) -> None:
         with self.lock:
@@ -186,6 +199,15 @@ class Ledger:
         with self.lock:
             return [r for r in self._records.values() if r.outcome is None]
 
+    def prune_if_due(self, interval: float = 1.0) -> None:
+        """:meth:`prune` at most once per ``interval`` seconds (cheap to call on every API call)."""
+        now = time.monotonic()
+        with self.lock:
+            if now - self._last_prune < interval:
+                return
+            self._last_prune = now
+        self.prune(now)
+
     def prune(self, now: Optional[float] = None) -> int:
         """Forget finished downloads and batches past the retention; returns how many records.
 
@@ -201,17 +223,20 @@ class Ledger:
             units: List[tuple] = []  # (finished_at, batch_id or None, [gids])
             for batch in self._batches.values():
                 members = [self._records[g] for g in batch.gids if g in self._records]
-                if all(r.finished for r in members):
+                if all(r.finished and not r.restart_pending for r in members):
                     done_at = max((r.finished_at or 0.0 for r in members), default=batch.created_at)
                     units.append((done_at, batch.batch_id, [r.gid for r in members]))
             for record in self._records.values():
-                if record.finished and record.gid not in in_batch:
+                if record.finished and not record.restart_pending and record.gid not in in_batch:
                     units.append((record.finished_at or 0.0, None, [record.gid]))
             units.sort(key=lambda unit: unit[0])
             finished_total = sum(len(unit[2]) for unit in units)
             forgotten = 0
             for done_at, batch_id, gids in units:
-                too_many = finished_total - forgotten > self.keep_finished
+                # A batch someone may still be polling is not dropped by the count rule the
+                # moment it completes (a batch larger than keep_finished would be, at once).
+                recent_batch = batch_id is not None and now - done_at < BATCH_GRACE_SECONDS
+                too_many = finished_total - forgotten > self.keep_finished and not recent_batch
                 too_old = self.keep_seconds is not None and now - done_at > self.keep_seconds
                 if not (too_many or too_old):
                     continue

@@ -19,7 +19,13 @@ import threading
 import time
 from typing import Callable, List, Optional
 
-from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError, redact_url
+from .errors import (
+    Aria2AuthError,
+    Aria2ConnectionError,
+    Aria2GIDNotFoundError,
+    Aria2RPCError,
+    redact_url,
+)
 from .ledger import Ledger
 from .models import STATUS_KEYS
 from .rpc import Aria2RPC
@@ -42,7 +48,7 @@ class Monitor:
         rpc: Aria2RPC,
         ledger: Ledger,
         tracker: Tracker,
-        workers: WorkerPool,
+        settle_pool: WorkerPool,
         auto_restart: Callable[[], bool],
         interval: float = 0.5,
         disconnect_grace: float = 60.0,
@@ -50,7 +56,7 @@ class Monitor:
         self.rpc = rpc
         self.ledger = ledger
         self.tracker = tracker
-        self.workers = workers
+        self.settle_pool = settle_pool
         self._auto_restart = auto_restart
         self.interval = interval
         self.disconnect_grace = disconnect_grace
@@ -98,8 +104,8 @@ class Monitor:
             pause: Optional[float]
             try:
                 watched = self.tick()
-                pause = self.interval if watched else None
-            except Aria2ConnectionError as error:
+                pause = self.interval if watched else self._idle_pause()
+            except (Aria2ConnectionError, Aria2AuthError) as error:
                 pause = self._went_offline(error)
             except Exception:  # noqa: BLE001 - the monitor must outlive any bug in one tick
                 logger.exception("aria2_sync monitor tick failed")
@@ -110,16 +116,19 @@ class Monitor:
     def tick(self) -> int:
         """One refresh of every watched download; returns how many were watched."""
         self.ticks += 1
-        self.ledger.prune()
         records = self.ledger.unfinished()
         if not records:
             self._back_online()
+            self.ledger.prune()
             return 0
         with self.ledger.lock:
             snapshot = [(record, record.current_gid, record.run) for record in records]
         statuses = self.rpc.multicall(
             [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
         )
+        denied = next((s for s in statuses if isinstance(s, Aria2AuthError)), None)
+        if denied is not None:
+            raise denied  # the daemon is there but refuses our secret: an outage of another kind
         self._back_online()
         auto = self._auto_restart()
         for (record, _, run), status in zip(snapshot, statuses):
@@ -129,25 +138,38 @@ class Monitor:
                 logger.debug("monitor could not read GID %s: %s", record.current_gid, status)
             else:
                 self.tracker.observe(record, status, run, auto)
+        self.ledger.prune()  # O(records), about a millisecond per 10,000
         return len(snapshot)
+
+    def _idle_pause(self) -> Optional[float]:
+        """Nothing to watch: sleep until woken, or until finished records are due to go."""
+        if not len(self.ledger):
+            return None
+        keep = self.ledger.keep_seconds
+        return 60.0 if keep is None else min(60.0, max(self.interval, keep))
 
     # -- the daemon going away ------------------------------------------------------------------
 
-    def _went_offline(self, error: Aria2ConnectionError) -> float:
-        """Note the outage (one log line), fail futures past the grace; return the next pause."""
+    def _went_offline(self, error: Exception) -> float:
+        """Note the outage (one log line), fail futures past the grace; return the next pause.
+
+        Covers a daemon that cannot be reached and one that refuses the secret (restarted with
+        another one): either way nothing can be watched until it changes.
+        """
         now = time.monotonic()
         if self._offline_since is None:
             self._offline_since = now
             self._offline_pause = max(self.interval, 0.05)
+            if isinstance(error, Aria2ConnectionError):
+                what = f"lost the connection to aria2 at {redact_url(error.rpc_url)} ({error.reason})"
+            else:
+                what = f"aria2 refuses this client's RPC secret ({error})"
             logger.warning(
-                "lost the connection to aria2 at %s (%s); keeping %d downloads and retrying "
-                "until it answers",
-                redact_url(error.rpc_url),
-                error.reason,
+                "%s; keeping %d downloads and retrying until it answers",
+                what,
                 len(self.ledger.unfinished()),
             )
-        elif not self._futures_failed_offline and now - self._offline_since > self.disconnect_grace:
-            self._futures_failed_offline = True
+        elif now - self._offline_since > self.disconnect_grace:
             self._fail_waiting_futures(error)
         pause = self._offline_pause
         self._offline_pause = min(MAX_OFFLINE_PAUSE, pause * 2)
@@ -163,16 +185,25 @@ class Monitor:
             self._offline_since = None
             self._futures_failed_offline = False
 
-    def _fail_waiting_futures(self, error: Aria2ConnectionError) -> None:
+    def _fail_waiting_futures(self, error: Exception) -> None:
+        """Fail the futures still waiting (every offline tick past the grace: new ones too).
+
+        The records stay: when the daemon answers again they are re-synced, and
+        ``Aria2Client.future(gid)`` gives a fresh future that follows the download.
+        """
         waiting: List = []
         with self.ledger.lock:
             for record in self.ledger.unfinished():
                 if record.future is not None and not record.future.done():
                     waiting.append(record.future)
-        logger.warning(
-            "aria2 has been unreachable for over %.0f s; failing %d waiting futures",
-            self.disconnect_grace,
-            len(waiting),
-        )
+        if not waiting:
+            return
+        if not self._futures_failed_offline:
+            self._futures_failed_offline = True
+            logger.warning(
+                "aria2 has been unusable for over %.0f s; failing %d waiting futures",
+                self.disconnect_grace,
+                len(waiting),
+            )
         for future in waiting:
-            self.workers.submit(lambda f=future: f._settle_exception(error))
+            self.settle_pool.submit(lambda f=future: f._settle_exception(error))

@@ -45,11 +45,9 @@ def complete_file_on_disk(record: DownloadRecord) -> Optional[str]:
     Asked only when the daemon has forgotten a download: a finished file whose result was
     evicted must not be fetched again (aria2 would write ``name.1`` beside it).
     """
-    path = None
-    if "dir" in record.options and "out" in record.options:
+    path = record.last.file_path if record.last is not None else None  # where aria2 wrote
+    if not path and "dir" in record.options and "out" in record.options:
         path = os.path.join(str(record.options["dir"]), str(record.options["out"]))
-    elif record.last is not None:
-        path = record.last.file_path
     if not path or not os.path.isfile(path) or os.path.exists(path + ".aria2"):
         return None
     size = os.path.getsize(path)
@@ -130,10 +128,12 @@ class RestartEngine:
 
     def _run_scheduled(self, record: DownloadRecord, run: int) -> None:
         with self.ledger.lock:
-            if record.restart_state != SCHEDULED:
-                return  # an explicit restart took over, and has reset the state itself
-            if record.run != run or record.cancelled:
-                record.restart_state = IDLE  # restarted meanwhile, or cancelled: nothing to do
+            if record.restart_state != SCHEDULED or record.run != run:
+                # An explicit restart took over (and reset the state itself), or this job is
+                # for a run that is over: a SCHEDULED state now belongs to a newer job.
+                return
+            if record.cancelled:
+                record.restart_state = IDLE
                 return
             record.restart_state = RESTARTING
         try:
@@ -182,7 +182,8 @@ class RestartEngine:
         the download, so neither the policy nor the budget is asked.
         """
         with self.ledger.lock:
-            if record.cancelled or record.finished or record.run != run or record.restart_state != IDLE:
+            if (record.cancelled or record.finished or record.adding or record.run != run
+                    or record.restart_state != IDLE):
                 return False
             record.restart_state = RESTARTING
         return self._restart(record, counted=False)
@@ -284,8 +285,14 @@ class RestartEngine:
         except Aria2ConnectionError:
             raise
         except Aria2RPCError as error:
-            # aria2 answers "No URI to download." when the GID is still locked (an evicted
-            # unfinished result holds it for the daemon's lifetime).
+            # aria2 answers "No URI to download." when the GID is taken: by an evicted
+            # unfinished result (locked for the daemon's lifetime), or by this very download if
+            # someone else added it meanwhile. Only the first case calls for a new GID.
+            try:
+                self.rpc.tell_status(old_gid, ["gid"])
+                return old_gid  # it is there: already added, nothing to duplicate
+            except Aria2GIDNotFoundError:
+                pass
             gid = new_gid()
             logger.info(
                 "GID %s cannot be reused (%s); continuing download GID %s as daemon GID %s",

@@ -9,8 +9,8 @@ rules live in one place:
 * a download gets an outcome (complete, failed, cancelled, rejected) exactly once per run, and
   its future, callbacks and batch counts follow from that outcome.
 
-Futures are settled and callbacks run on the worker pool: user code never runs on the monitor's
-thread or under the ledger's lock.
+Futures are settled on one pool and callbacks run on another (see :class:`~aria2_sync.workers.Pools`):
+user code never runs on the monitor's thread or under the ledger's lock.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .futures import DownloadFuture, DownloadResult
 from .ledger import CANCELLED, COMPLETE, FAILED, REJECTED, DownloadRecord, Ledger
 from .models import BatchProgress, FileInfo, Progress
 from .restarts import RestartEngine, complete_file_on_disk
-from .workers import WorkerPool
+from .workers import Pools
 
 __all__ = ["Tracker"]
 
@@ -40,15 +40,17 @@ class Tracker:
         self,
         ledger: Ledger,
         restarts: RestartEngine,
-        workers: WorkerPool,
+        pools: Pools,
         auto_restart: Callable[[], bool],
-        canceller: Callable[[str], Any],
+        canceller: Callable[[str], bool],
+        remover: Callable[[DownloadRecord], None],
     ) -> None:
         self.ledger = ledger
         self.restarts = restarts
-        self.workers = workers
+        self.pools = pools
         self._auto_restart = auto_restart
         self._canceller = canceller
+        self._remover = remover
 
     # -- observing ------------------------------------------------------------------------------
 
@@ -70,17 +72,31 @@ class Tracker:
             outcome = self._outcome_of(record, progress)
             if outcome is not None:
                 record.finish(outcome)
-            callbacks = record.callbacks
-        changed = previous is None or (previous.status, previous.completed_length) != (
-            progress.status,
-            progress.completed_length,
-        )
-        if changed and callbacks.on_progress is not None:
-            on_progress = callbacks.on_progress
-            self.workers.submit(lambda: on_progress(progress))
+            changed = previous is None or (previous.status, previous.completed_length) != (
+                progress.status,
+                progress.completed_length,
+            )
+            notify = changed and record.callbacks.on_progress is not None and not record.progress_callback_queued
+            if notify:
+                record.progress_callback_queued = True  # one queued call per download, at most
+            remove = record.cancelled and progress.is_active and not record.removal_queued
+            if remove:
+                record.removal_queued = True  # cancelled while the daemon could not hear it
+        if notify:
+            self.pools.callbacks.submit(lambda: self._report_progress(record))
+        if remove:
+            self.pools.jobs.submit(lambda: self._remover(record))
         if outcome is not None:
             self.settle(record)
         return progress
+
+    def _report_progress(self, record: DownloadRecord) -> None:
+        """Call ``on_progress`` with the latest snapshot (queued calls coalesce into one)."""
+        with self.ledger.lock:
+            record.progress_callback_queued = False
+            progress, on_progress = record.last, record.callbacks.on_progress
+        if progress is not None and on_progress is not None:
+            on_progress(progress)
 
     def vanished(self, record: DownloadRecord, run: int) -> None:
         """Run ``run`` of ``record`` is unknown to the daemon: recover it on a worker.
@@ -90,9 +106,17 @@ class Tracker:
         finished download; anything else is added again.
         """
         with self.ledger.lock:
-            if record.restart_pending or record.run != run or record.finished or record.cancelled:
+            if record.adding or record.restart_pending or record.run != run or record.finished:
                 return
-        self.workers.submit(lambda: self._recover(record, run))
+            if record.cancelled:
+                record.finish(CANCELLED)  # gone and not wanted: nothing to bring back
+                cancelled = True
+            else:
+                cancelled = False
+        if cancelled:
+            self.settle(record)
+            return
+        self.pools.jobs.submit(lambda: self._recover(record, run))
 
     def _recover(self, record: DownloadRecord, run: int) -> None:
         path = complete_file_on_disk(record)
@@ -121,7 +145,7 @@ class Tracker:
     def _outcome_of(self, record: DownloadRecord, progress: Progress) -> Optional[str]:
         if progress.status == "complete":
             return COMPLETE
-        if progress.status == "removed":
+        if progress.status == "removed" or (record.cancelled and progress.status == "error"):
             return CANCELLED
         if progress.status == "error" and not record.restart_pending:
             if record.gave_up is not None or not self._auto_restart():
@@ -159,11 +183,17 @@ class Tracker:
     # -- futures --------------------------------------------------------------------------------
 
     def future_for(self, record: DownloadRecord) -> DownloadFuture:
-        """The record's future (made on first request; settled at once if already finished)."""
+        """The record's future, made on first request and settled at once if already finished.
+
+        A future that already told an outcome the download has since left behind (failed by
+        an outage's grace period, or before an explicit restart) is replaced by a new one that
+        follows the download as it is now.
+        """
         with self.ledger.lock:
             future = record.future
-            if future is None:
+            if future is None or (future.done() and not record.finished):
                 future = record.future = DownloadFuture(record.gid, self._canceller)
+                record.settled = None
                 settle_now = record.finished
             else:
                 settle_now = False
@@ -172,15 +202,23 @@ class Tracker:
         return future
 
     def settle(self, record: DownloadRecord) -> None:
-        """Resolve the record's future from its outcome and run its ``on_done`` callback."""
+        """Resolve the record's future from its outcome, once per outcome, on the settle pool.
+
+        The value is taken and checked again when the job runs: an outcome the download has
+        left meanwhile (it was restarted) is not reported.
+        """
         with self.ledger.lock:
-            future, outcome = record.future, record.outcome
-            on_done = record.callbacks.on_done
-            value = self._value_of(record) if outcome is not None else None
-        if future is None or outcome is None:
-            return
+            future, outcome, run = record.future, record.outcome, record.run
+            if future is None or outcome is None or record.settled == (run, outcome):
+                return
+            record.settled = (run, outcome)
 
         def resolve() -> None:
+            with self.ledger.lock:
+                if record.future is not future or record.outcome != outcome or record.run != run:
+                    return  # stale: the download moved on before this job ran
+                value = self._value_of(record)
+                on_done = record.callbacks.on_done
             if outcome == CANCELLED:
                 future._settle_cancelled()
             elif isinstance(value, DownloadResult):
@@ -188,9 +226,9 @@ class Tracker:
             elif value is not None:
                 future._settle_exception(value)
             if on_done is not None:
-                on_done(future)
+                self.pools.callbacks.submit(lambda: on_done(future))
 
-        self.workers.submit(resolve)
+        self.pools.settle.submit(resolve)
 
     def _value_of(self, record: DownloadRecord) -> Union[DownloadResult, DownloadFailed, None]:
         last = record.last

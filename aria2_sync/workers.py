@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Callable, List, Optional
 
-__all__ = ["WorkerPool"]
+import attrs
+
+__all__ = ["WorkerPool", "Pools"]
 
 logger = logging.getLogger("aria2_sync")
 
@@ -46,18 +49,26 @@ class WorkerPool:
         self._queue.put(job)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the workers after the jobs already queued; wait up to ``timeout`` for them."""
+        """Stop the workers after the jobs already queued; wait ``timeout`` for all of them."""
+        self.stop()
+        self.join(time.monotonic() + timeout)
+
+    def stop(self) -> None:
+        """Ask the workers to end once the queue is done (does not wait)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            threads = list(self._threads)
-        for _ in threads:
+            count = len(self._threads)
+        for _ in range(count):
             self._queue.put(_STOP)
+
+    def join(self, deadline: float) -> None:
+        """Wait for the workers until ``deadline`` (a ``time.monotonic()`` value), no longer."""
         current = threading.current_thread()
-        for thread in threads:
+        for thread in list(self._threads):
             if thread is not current:
-                thread.join(timeout)
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _work(self) -> None:
         while True:
@@ -68,3 +79,26 @@ class WorkerPool:
                 job()  # type: ignore[operator]
             except Exception:  # noqa: BLE001 - user callbacks may raise anything
                 logger.exception("an aria2_sync callback or background job failed")
+
+
+@attrs.define
+class Pools:
+    """The client's three worker pools, kept apart so that none can starve another.
+
+    ``callbacks`` runs user code (``on_progress``, ``on_restart``, ``on_done``); ``settle``
+    resolves futures (and so runs ``add_done_callback`` functions); ``jobs`` runs restarts,
+    recoveries and removals. A user callback that blocks can delay only its own kind.
+    """
+
+    callbacks: WorkerPool = attrs.field(factory=lambda: WorkerPool(4, "aria2_sync-callback"))
+    settle: WorkerPool = attrs.field(factory=lambda: WorkerPool(2, "aria2_sync-settle"))
+    jobs: WorkerPool = attrs.field(factory=lambda: WorkerPool(2, "aria2_sync-job"))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop all three, waiting at most ``timeout`` seconds in all."""
+        pools = (self.jobs, self.settle, self.callbacks)
+        for pool in pools:
+            pool.stop()
+        deadline = time.monotonic() + timeout
+        for pool in pools:
+            pool.join(deadline)

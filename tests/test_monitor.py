@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import random
 import threading
 
 import pytest
 
 from aria2_sync import (
+    Aria2ClosedError,
     Aria2Client,
+    Aria2ConnectionError,
+    Aria2Error,
     Aria2InputError,
     DownloadFailed,
     DownloadFuture,
@@ -135,30 +139,115 @@ def test_cancel_download_also_cancels_its_future(client_factory, fault_server, t
     assert future.cancelled()
 
 
-def test_callbacks_run_on_workers_and_a_slow_one_stalls_nothing(client_factory, fault_server, tmp_path):
+def test_callbacks_run_on_workers_and_slow_ones_stall_neither_futures_nor_restarts(client_factory, fault_server, tmp_path):
     client = client_factory(retry_delay=0.02, poll_interval=0.05)
     release = threading.Event()
-    progress_seen, restarts_seen, done_seen = [], [], []
+    progress_seen, restarts_seen, done_seen, callback_threads = [], [], [], set()
     try:
-        blocked = client.submit(
-            fault_server.add_file("a.bin", size=100_000), str(tmp_path / "a.bin"),
-            on_progress=lambda p: release.wait(20),  # a callback stuck in user code
-        )
+        # Four callbacks stuck in user code: as many as there are callback workers.
+        blocked = [
+            client.submit(
+                fault_server.add_file(f"a{i}.bin", size=100_000), str(tmp_path / f"a{i}.bin"),
+                on_progress=lambda p: release.wait(30),
+            )
+            for i in range(4)
+        ]
         url = fault_server.add_file("b.bin", size=200_000)
         fault_server.add_faults("b.bin", ResetAfter(50_000))
         future = client.submit(
             url, str(tmp_path / "b.bin"), GIVE_UP_AT_ONCE,
-            on_progress=progress_seen.append, on_restart=restarts_seen.append, on_done=done_seen.append,
+            on_progress=lambda p: (callback_threads.add(threading.current_thread().name), progress_seen.append(p)),
+            on_restart=restarts_seen.append, on_done=done_seen.append,
         )
+        # The future resolves and the restart happens although every callback worker is stuck.
         assert isinstance(future.result(timeout=20), DownloadResult)
-        wait_for(lambda: done_seen, timeout=5, what="on_done")
-        assert done_seen == [future]
-        assert len(restarts_seen) == 1 and restarts_seen[0].gid == future.gid
-        assert progress_seen and progress_seen[-1].gid == future.gid
-        assert threading.current_thread().name not in {t.name for t in threading.enumerate() if t.name.startswith("aria2_sync")}
+        assert future.result().retry_count == 1
+        assert all(f.result(timeout=20).size == 100_000 for f in blocked)
+        assert blocked[0].cancel() is False  # complete: cancelling it changes nothing
     finally:
         release.set()
-    assert blocked.result(timeout=20).size == 100_000
+    wait_for(lambda: done_seen, timeout=10, what="on_done")
+    assert done_seen == [future]
+    assert len(restarts_seen) == 1 and restarts_seen[0].gid == future.gid
+    assert progress_seen and progress_seen[-1].gid == future.gid
+    assert callback_threads and all(name.startswith("aria2_sync-callback") for name in callback_threads)
+
+
+def test_an_add_racing_the_monitor_is_not_taken_for_a_lost_download(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=0.02, poll_interval=0.02)
+    first = client.submit(fault_server.add_file("warm.bin", size=10), str(tmp_path / "warm.bin"))
+    first.result(timeout=10)
+    monitor = client._monitor
+    real = client.rpc.add_many_once
+
+    def add_after_two_ticks(*args, **kwargs):
+        # The records are in the ledger, the daemon does not have them yet, and the monitor
+        # ticks twice in that window (each tick finds the GIDs "not found").
+        start = monitor.ticks
+        monitor.wake()
+        wait_for(lambda: monitor.ticks >= start + 2, what="two ticks during the add")
+        return real(*args, **kwargs)
+
+    client.rpc.add_many_once = add_after_two_ticks
+    items = [(fault_server.add_file(f"race{i}.bin", size=20_000), str(tmp_path / f"race{i}.bin")) for i in range(10)]
+    batch_id = client.add_batch_downloads(items)
+    final = client.wait_for_batch(batch_id, timeout=30)
+    assert (final.completed_count, final.failed_count) == (10, 0)
+    assert sorted(daemon_gids(client)) == sorted([first.gid] + [p.gid for p in final.downloads])
+    for url, path in items:
+        assert os.path.exists(path) and not os.path.exists(path.replace(".bin", ".1.bin"))
+
+
+def test_a_batch_larger_than_the_retention_outlives_its_completion(client_factory, fault_server, tmp_path):
+    client = client_factory(keep_finished=3, poll_interval=0.02)
+    url = fault_server.add_file("k.bin", size=100)
+    batch_id = client.add_batch_downloads([(url, str(tmp_path / f"k{i}.bin")) for i in range(6)])
+    assert client.wait_for_batch(batch_id, timeout=20).is_completed
+    client._ledger.prune()  # what the monitor does at every tick
+    assert client.get_batch_progress(batch_id).is_completed  # still there for whoever polls it
+    assert len(client._ledger) == 6
+
+
+def test_closing_fails_futures_nothing_would_resolve(daemon, fault_server, tmp_path):
+    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, poll_interval=0.05)
+    url = fault_server.add_file("open.bin", size=3_000_000)
+    fault_server.set_default_fault("open.bin", Slow(200_000))
+    future = client.submit(url, str(tmp_path / "open.bin"))
+    client.close()
+    assert isinstance(future.exception(timeout=5), Aria2ClosedError)
+    with Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, monitor=False) as other:
+        assert other.get_progress(future.gid).status in ("active", "waiting")  # still running
+
+
+def test_cancel_while_the_daemon_is_down_is_carried_out_when_it_is_back(tmp_path, fault_server):
+    state = tmp_path / "state"
+    first = Aria2Daemon(download_dir=tmp_path, state_dir=state).start()
+    second = None
+    client = Aria2Client(first.rpc_url, first.secret, verbose=False, poll_interval=0.05, notifications=False)
+    try:
+        url = fault_server.add_file("c.bin", size=5_000_000)
+        fault_server.set_default_fault("c.bin", Slow(200_000))
+        future = client.submit(url, str(tmp_path / "c.bin"))
+        wait_for(lambda: future.gid in (state / "aria2.session").read_text(), what="the session file")
+        first.kill()
+        assert future.cancel() is True and future.cancelled()
+        second = Aria2Daemon(port=first.port, secret=first.secret, download_dir=tmp_path, state_dir=state).start()
+        with Aria2Client(second.rpc_url, second.secret, verbose=False, monitor=False) as other:
+            wait_for(lambda: other.get_progress(future.gid).status == "removed", what="the removal")
+    finally:
+        client.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_retention_works_without_the_monitor(client_factory, fault_server, tmp_path):
+    client = client_factory(monitor=False, keep_finished=2, keep_seconds=None)
+    url = fault_server.add_file("nm.bin", size=100)
+    gids = [client.add_download(url, str(tmp_path / f"nm{i}.bin")) for i in range(5)]
+    for gid in gids:
+        wait_for(lambda: client.get_progress(gid).status == "complete", what="completion")
+    wait_for(lambda: client.get_progress(gids[-1]) and len(client._ledger) <= 2, what="pruning on calls")
 
 
 def test_idle_request_rate_does_not_grow_with_watched_downloads(proxied, fault_server, tmp_path):
@@ -221,16 +310,17 @@ def test_the_batch_survives_a_daemon_crash_and_restart(tmp_path, fault_server, c
 
 def test_futures_fail_only_after_the_grace_period(daemon_factory, fault_server, tmp_path):
     daemon = daemon_factory()
-    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, poll_interval=0.05, disconnect_grace=0.3, notifications=False)
+    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, poll_interval=0.05, disconnect_grace=2.0, notifications=False)
     try:
         url = fault_server.add_file("g.bin", size=5_000_000)
         fault_server.set_default_fault("g.bin", Slow(100_000))
         future = client.submit(url, str(tmp_path / "g.bin"))
         daemon.kill()
+        wait_for(lambda: client._monitor.offline, what="the monitor to notice the outage")
+        assert not future.done(), "failed before the grace period was over"
         error = future.exception(timeout=20)
-        from aria2_sync import Aria2ConnectionError
-
         assert isinstance(error, Aria2ConnectionError) and "connection" in str(error)
+        assert client.future(future.gid) is not future  # a fresh future follows the download
     finally:
         client.close()
 
@@ -298,7 +388,7 @@ def test_close_with_cancel_removes_in_flight_downloads_and_stops_threads(daemon,
         assert other.rpc.tell_status(future.gid, ["status"])["status"] == "removed"
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("aria2_sync")]
     assert all(not t.is_alive() for t in leftover)
-    with pytest.raises(Aria2InputError, match="closed"):
+    with pytest.raises(Aria2ClosedError, match="closed"):
         client.add_download(url)
 
 
@@ -398,3 +488,15 @@ def test_the_notification_socket_reconnects_after_the_daemon_comes_back(tmp_path
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_daemon_refusing_the_secret_is_an_outage_not_silence(client_factory, fault_server, tmp_path, caplog):
+    client = client_factory(poll_interval=0.05, disconnect_grace=0.5, notifications=False)
+    url = fault_server.add_file("sec.bin", size=5_000_000)
+    fault_server.set_default_fault("sec.bin", Slow(100_000))
+    with caplog.at_level(logging.WARNING, logger="aria2_sync"):
+        future = client.submit(url, str(tmp_path / "sec.bin"))
+        client._monitor_transport._secret = "rotated-elsewhere"  # as if the daemon's secret changed
+        error = future.exception(timeout=30)
+    assert isinstance(error, Aria2Error) and "Unauthorized" in str(error)
+    assert sum("refuses this client's RPC secret" in r.getMessage() for r in caplog.records) == 1
