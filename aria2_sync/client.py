@@ -733,16 +733,23 @@ class Aria2Client:
     #: The seed guide's example calls this name; it is :meth:`restart_download`.
     _restart_failed_download = restart_download
 
-    def restart_all_failed_downloads(self) -> int:
+    def restart_all_failed_downloads(self, batch_id: Optional[str] = None, force: bool = False) -> int:
         """Restart, now, every failed download of this client that the policy allows.
 
         Failures with a permanent error, or whose budget is spent, are left alone (their
-        ``gave_up_reason`` says why); downloads added by other clients are never touched. One
-        round trip reads all statuses. Returns how many downloads were restarted.
+        ``gave_up_reason`` says why) unless ``force=True`` (a user's explicit "try again");
+        downloads added by other clients are never touched. ``batch_id`` limits it to one batch.
+        One round trip reads all statuses. Returns how many downloads were restarted.
         """
+        if batch_id is not None:
+            pool = self._ledger.batch_records(_check_batch_id(batch_id))
+            if pool is None:
+                raise Aria2InputError(f"unknown batch_id {batch_id!r} (never added, or forgotten)")
+        else:
+            pool = list(self._ledger)
         candidates = []
         with self._ledger.lock:
-            for record in self._ledger:
+            for record in pool:
                 done = record.outcome in (COMPLETE, REJECTED)
                 if not record.cancelled and not done and not record.restart_pending:
                     candidates.append((record, record.current_gid, record.run))
@@ -761,11 +768,36 @@ class Aria2Client:
             progress = self._tracker.observe(record, status, run, auto=False)
             with self._ledger.lock:
                 current = record.run == run
-            if not current or progress.status != "error" or not self._restarts.allowed(record, progress):
-                continue  # restarted meanwhile (a stale read), not failed, or not allowed
+            if not current or progress.status != "error":
+                continue  # restarted meanwhile (a stale read), or not failed
+            if not force and not self._restarts.allowed(record, progress):
+                continue
             if self._restarts.restart(record, run):
                 restarted += 1
         return restarted
+
+    def cancel_batch(self, batch_id: str) -> int:
+        """Cancel every unfinished download of a batch (one round trip); returns how many.
+
+        Their futures are cancelled; files stay on disk, resumable. Finished ones are left.
+        """
+        records = self._ledger.batch_records(_check_batch_id(batch_id))
+        if records is None:
+            raise Aria2InputError(f"unknown batch_id {batch_id!r} (never added, or forgotten)")
+        with self._ledger.lock:
+            live = [r for r in records if not r.finished]
+            for record in live:
+                record.cancelled = True
+                if record.restart_state == SCHEDULED:
+                    record.restart_state = IDLE
+            gids = [record.current_gid for record in live]
+        answers = self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
+        denied = next((a for a in answers if isinstance(a, Aria2AuthError)), None)
+        if denied is not None:
+            raise denied
+        for record in live:
+            self._finish_cancelled(record)
+        return len(live)
 
     def get_global_stats(self) -> GlobalStats:
         """The daemon's overall speeds and queue sizes."""

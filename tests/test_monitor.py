@@ -500,3 +500,23 @@ def test_a_daemon_refusing_the_secret_is_an_outage_not_silence(client_factory, f
         error = future.exception(timeout=30)
     assert isinstance(error, Aria2Error) and "Unauthorized" in str(error)
     assert sum("refuses this client's RPC secret" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_restart_and_cancel_one_batch(client_factory, fault_server, tmp_path):
+    client = client_factory(auto_restart_failed=False, poll_interval=0.05)
+    flaky = fault_server.add_file("fl.bin", size=100_000)
+    fault_server.add_faults("fl.bin", ResetAfter(1_000))
+    slow = fault_server.add_file("sl.bin", size=5_000_000)
+    fault_server.set_default_fault("sl.bin", Slow(100_000))
+    first = client.add_batch_downloads([(flaky, str(tmp_path / "fl.bin"))], options=GIVE_UP_AT_ONCE)
+    second = client.add_batch_downloads([(slow, str(tmp_path / "sl.bin"))])
+    wait_for(lambda: client.get_batch_progress(first).failed_count == 1, what="the failure")
+    assert client.restart_all_failed_downloads(batch_id=second) == 0
+    assert client.restart_all_failed_downloads(batch_id=first, force=True) == 1
+    assert client.wait_for_batch(first, timeout=20).completed_count == 1
+    assert client.cancel_batch(second) == 1
+    progress = client.wait_for_batch(second, timeout=20)
+    assert progress.removed_count == 1 and progress.is_completed
+    assert all(f.cancelled() for f in client.batch_futures(second))
+    with pytest.raises(Aria2InputError):
+        client.cancel_batch("nope")
