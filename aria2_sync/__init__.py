@@ -21,10 +21,12 @@ from .errors import (
     Aria2InputError,
     Aria2ProtocolError,
     Aria2RPCError,
+    Aria2StateError,
     Aria2TimeoutError,
     DownloadFailed,
 )
 from .models import BatchProgress, FileInfo, GlobalStats, Progress
+from .state import SQLiteStore, Store
 from .policy import PERMANENT_ERROR_CODES, TRANSIENT_ERROR_CODES, RestartPolicy
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Aria2TimeoutError",
     "Aria2ProtocolError",
     "Aria2RPCError",
+    "Aria2StateError",
     "Aria2AuthError",
     "Aria2GIDNotFoundError",
     "Aria2BinaryNotFoundError",
@@ -52,6 +55,8 @@ __all__ = [
     "GlobalStats",
     "Progress",
     "RestartPolicy",
+    "SQLiteStore",
+    "Store",
     "RetryInfo",
     "TRANSIENT_ERROR_CODES",
     "PERMANENT_ERROR_CODES",

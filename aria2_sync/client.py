@@ -10,6 +10,7 @@ import concurrent.futures
 import copy
 import logging
 import math
+import os
 import threading
 import urllib.parse
 import uuid
@@ -61,6 +62,7 @@ from .policy import RestartPolicy
 from .restarts import RestartEngine
 from .rpc import Aria2RPC, new_gid
 from .scheduler import Scheduler
+from .state import Store, open_store
 from .tracker import Tracker
 from .workers import Pools
 from .transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout, Transport
@@ -155,6 +157,10 @@ class Aria2Client:
     log lines on stderr through the ``aria2_sync`` logger. ``timeout`` bounds every HTTP exchange
     with the daemon (seconds, or a ``(connect, read)`` pair).
 
+    ``state`` keeps the bookkeeping in a shared SQLite file (a path) or another
+    :class:`~aria2_sync.state.Store`, so that batches, retry counters and restarts work across
+    processes (web workers) and across restarts of this one; None keeps it in memory.
+
     Restarts of failed downloads follow ``restart_policy`` (a :class:`RestartPolicy`); without
     one, the budget is ``max_restarts`` (default: ``max_retries``, as the seed guide says) and
     the k-th restart of a download waits ``retry_delay * 2**(k-1)`` s.
@@ -179,6 +185,7 @@ class Aria2Client:
         keep_finished: int = 1000,
         keep_seconds: Optional[float] = 3600.0,
         notifications: Optional[bool] = None,
+        state: Union[None, str, "os.PathLike[str]", Store] = None,
     ) -> None:
         self.rpc_url = _check_rpc_url(rpc_url)
         host = (urllib.parse.urlsplit(self.rpc_url).hostname or "").lower()
@@ -210,7 +217,11 @@ class Aria2Client:
             max_retry_delay=float(max_retry_delay),
         )
         self.rpc = Aria2RPC(self._transport)
-        self._ledger = Ledger(keep_finished=keep_finished, keep_seconds=keep_seconds)
+        self._own_store = state is not None and not isinstance(state, Store)
+        self._ledger = Ledger(
+            keep_finished=keep_finished, keep_seconds=keep_seconds, store=open_store(state)
+        )
+        self._adopted = False
         self.restart_policy = self._make_policy(restart_policy, max_restarts, max_retry_delay)
         self._scheduler = Scheduler()
         self._pools = Pools()
@@ -363,6 +374,8 @@ class Aria2Client:
             self._fail_pending_futures()
             self._transport.close()
             self._monitor_transport.close()
+            if self._own_store and self._ledger.store is not None:
+                self._ledger.store.close()
             if self._owned_daemon is not None:
                 self._owned_daemon.stop()
 
@@ -393,6 +406,7 @@ class Aria2Client:
                     continue
                 record.finish(CANCELLED)
                 future = record.future
+            self._ledger.persist_outcome(record)
             if future is not None:
                 future._settle_cancelled()  # directly: the pools are about to stop
 
@@ -576,6 +590,11 @@ class Aria2Client:
 
     def _watch(self) -> None:
         if self._monitor is not None:
+            if not self._adopted:
+                # With a shared store, this process also watches what others (or an earlier
+                # life of this one) left unfinished: restarts go on even if nobody asks.
+                self._adopted = True
+                self._ledger.adopt_unfinished()
             self._monitor.ensure_started()
             self._monitor.wake()
             if self._notifications is not None:
@@ -604,6 +623,7 @@ class Aria2Client:
                 return Progress.from_aria2(self.rpc.tell_status(gid, STATUS_KEYS), gid=gid)
             except Aria2GIDNotFoundError:
                 return None
+        self._refresh([record])
         with self._ledger.lock:
             daemon_gid, run = record.current_gid, record.run
         try:
@@ -612,6 +632,11 @@ class Aria2Client:
             self._tracker.vanished(record, run)
             return self._last_known(record)
         return self._tracker.observe(record, status, run, auto)
+
+    def _refresh(self, records: List[DownloadRecord]) -> None:
+        """Take in what other processes sharing the store changed (nothing without a store)."""
+        for record in self._ledger.refresh(records):
+            self._tracker.settle(record)
 
     def _last_known(self, record: DownloadRecord) -> Progress:
         """What we know of a download the daemon no longer reports (the monitor re-adds it)."""
@@ -636,6 +661,7 @@ class Aria2Client:
         records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
             return None
+        self._refresh([r for r in records if not r.finished])
         with self._ledger.lock:
             live = [(r, r.current_gid, r.run) for r in records if not r.finished]
         statuses = self.rpc.multicall(
@@ -791,6 +817,8 @@ class Aria2Client:
                 if record.restart_state == SCHEDULED:
                     record.restart_state = IDLE
             gids = [record.current_gid for record in live]
+        for record in live:
+            self._ledger.persist(record, cancelled=True)
         answers = self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
         denied = next((a for a in answers if isinstance(a, Aria2AuthError)), None)
         if denied is not None:
@@ -837,6 +865,7 @@ class Aria2Client:
                 record.cancelled = True  # no restart may bring it back
                 if record.restart_state == SCHEDULED:
                     record.restart_state = IDLE  # its job will find it cancelled and do nothing
+            self._ledger.persist(record, cancelled=True)
         try:
             self.rpc.force_remove(daemon_gid)
         except Aria2GIDNotFoundError:
@@ -863,6 +892,7 @@ class Aria2Client:
             if record.finished:
                 return
             record.finish(CANCELLED)
+        self._ledger.persist_outcome(record)
         self._tracker.settle(record)
 
     def _cancel_for_future(self, gid: str) -> bool:
@@ -881,6 +911,7 @@ class Aria2Client:
             if record.restart_state == SCHEDULED:
                 record.restart_state = IDLE
             record.removal_queued = True
+        self._ledger.persist(record, cancelled=True)
         self._pools.jobs.submit(lambda: self._remove_cancelled(record))
         return True
 

@@ -35,6 +35,7 @@ __all__ = [
     "Aria2DaemonError",
     "DownloadFailed",
     "Aria2ClosedError",
+    "Aria2StateError",
     "redact_url",
 ]
 
@@ -254,4 +255,11 @@ class Aria2ClosedError(Aria2Error):
     """The client was closed: a call made afterwards, or a future it could no longer resolve.
 
     The download itself may still be running in the daemon (``close()`` without ``cancel``).
+    """
+
+
+class Aria2StateError(Aria2Error):
+    """The shared state file (``state=``) cannot be used: corrupt, locked too long, wrong path.
+
+    The message names the file and says what to do; nothing is silently dropped.
     """

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from .futures import DownloadFuture
+    from .state import Row, Store
 
 import attrs
 
@@ -161,9 +162,24 @@ class Ledger:
 
     Bounded: :meth:`prune` forgets finished downloads (and batches whose downloads are all
     finished) beyond ``keep_finished`` of them or older than ``keep_seconds``.
+
+    With a :class:`~aria2_sync.state.Store`, the ledger is this process's working set of a
+    shared state: changes are written through (``persist``), unknown GIDs and batches are
+    looked up there, restarts are claimed there, and ``refresh`` brings in what other
+    processes changed. Without one, the ``persist``/``claim`` family does nothing.
     """
 
-    def __init__(self, keep_finished: int = 1000, keep_seconds: Optional[float] = 3600.0) -> None:
+    #: How long a claimed restart is reserved for its process (a process dying mid-restart
+    #: blocks nobody for longer than this).
+    LEASE_SECONDS = 60.0
+
+    def __init__(
+        self,
+        keep_finished: int = 1000,
+        keep_seconds: Optional[float] = 3600.0,
+        store: Optional["Store"] = None,
+    ) -> None:
+        self.store = store
         self.lock = threading.RLock()
         self.keep_finished = keep_finished
         self.keep_seconds = keep_seconds
@@ -173,27 +189,121 @@ class Ledger:
         self._last_prune = 0.0
 
     def add(self, record: DownloadRecord) -> None:
+        if self.store is not None:
+            self.store.add([_row(record)])
+        self._keep(record)
+
+    def _keep(self, record: DownloadRecord) -> None:
         with self.lock:
             self._records[record.gid] = record
             self._by_daemon_gid[record.current_gid] = record.gid
+            for daemon_gid in record.daemon_gids:
+                self._by_daemon_gid[daemon_gid] = record.gid
 
     def add_batch(self, batch: Batch, records: List[DownloadRecord]) -> None:
+        if self.store is not None:
+            self.store.add([_row(r) for r in records], (batch.batch_id, list(batch.gids)))
         with self.lock:
             for record in records:
-                self.add(record)
+                self._keep(record)
             self._batches[batch.batch_id] = batch
 
     def has_batch(self, batch_id: str) -> bool:
         with self.lock:
-            return batch_id in self._batches
+            if batch_id in self._batches:
+                return True
+        return self.store is not None and self.store.batch(batch_id) is not None
 
     def batch_records(self, batch_id: str) -> Optional[List[DownloadRecord]]:
         """The records of a batch in its order, or None for an unknown (or forgotten) batch."""
         with self.lock:
             batch = self._batches.get(batch_id)
-            if batch is None:
-                return None
-            return [self._records[gid] for gid in batch.gids if gid in self._records]
+            if batch is not None:
+                return [self._records[gid] for gid in batch.gids if gid in self._records]
+        if self.store is None:
+            return None
+        rows = self.store.batch(batch_id)
+        if rows is None:
+            return None
+        with self.lock:  # first seen here: another process (or an earlier life) added it
+            records = [self._records.get(row["gid"]) or _record(row) for row in rows]
+            for record in records:
+                if record.gid not in self._records:
+                    self._keep(record)
+            self._batches[batch_id] = Batch(batch_id, [r.gid for r in records])
+            return records
+
+    # -- the shared store -----------------------------------------------------------------------
+
+    def persist(self, record: DownloadRecord, **fields: Any) -> None:
+        """Write ``fields`` of ``record`` through to the store (JSON-able values)."""
+        if self.store is not None:
+            self.store.update(record.gid, **fields)
+
+    def persist_outcome(self, record: DownloadRecord) -> None:
+        if self.store is not None:
+            self.store.update(
+                record.gid,
+                outcome=record.outcome,
+                finished_at=time.time(),
+                gave_up=record.gave_up,
+                cancelled=record.cancelled,
+                last=record.last.to_dict() if record.last is not None else None,
+            )
+
+    def record_failure(self, record: DownloadRecord, run: int, attempt: Attempt) -> None:
+        """Share a failure; afterwards ``record.attempts`` is the shared history."""
+        if self.store is None:
+            return
+        attempts = self.store.record_failure(record.gid, run, attempt.to_dict())
+        with self.lock:
+            record.attempts = [Attempt(**a) for a in attempts]
+
+    def claim(self, record: DownloadRecord, run: int) -> bool:
+        """Reserve the restart of run ``run`` for this process; False if another has it."""
+        return self.store is None or self.store.claim_restart(record.gid, run, self.LEASE_SECONDS)
+
+    def release(self, record: DownloadRecord) -> None:
+        if self.store is not None:
+            self.store.release(record.gid)
+
+    def refresh(self, records: List[DownloadRecord]) -> List[DownloadRecord]:
+        """Bring in what other processes changed; returns the records that got an outcome."""
+        if self.store is None or not records:
+            return []
+        rows = self.store.rows([r.gid for r in records])
+        settled = []
+        with self.lock:
+            for record in records:
+                row = rows.get(record.gid)
+                if row is None or row["run"] < record.run or record.restart_pending:
+                    continue  # not stored, or this process is ahead (its writes are on the way)
+                if row["current_gid"] != record.current_gid:
+                    record.daemon_gids = list(row["daemon_gids"])
+                    self.rebind(record, row["current_gid"], persist=False)
+                record.run = row["run"]
+                record.failed_run = row["failed_run"]
+                record.retry_count = row["retry_count"]
+                record.attempts = [Attempt(**a) for a in row["attempts"]]
+                record.gave_up = row["gave_up"]
+                record.cancelled = record.cancelled or row["cancelled"]
+                if row["outcome"] is not None and not record.finished:
+                    if row["last"] is not None:
+                        record.last = Progress.from_dict(row["last"])
+                    record.finish(row["outcome"])
+                    settled.append(record)
+        return settled
+
+    def adopt_unfinished(self) -> int:
+        """Watch the store's unfinished downloads that this process does not know yet."""
+        if self.store is None:
+            return 0
+        rows = self.store.unfinished()
+        with self.lock:
+            fresh = [_record(row) for row in rows if row["gid"] not in self._records]
+            for record in fresh:
+                self._keep(record)
+        return len(fresh)
 
     def unfinished(self) -> List[DownloadRecord]:
         with self.lock:
@@ -232,6 +342,8 @@ class Ledger:
             units.sort(key=lambda unit: unit[0])
             finished_total = sum(len(unit[2]) for unit in units)
             forgotten = 0
+            gone_gids: List[str] = []
+            gone_batches: List[str] = []
             for done_at, batch_id, gids in units:
                 # A batch someone may still be polling is not dropped by the count rule the
                 # moment it completes (a batch larger than keep_finished would be, at once).
@@ -243,21 +355,30 @@ class Ledger:
                 for gid in gids:
                     self._forget(gid)
                 forgotten += len(gids)
+                gone_gids.extend(gids)
                 if batch_id is not None:
                     self._batches.pop(batch_id, None)
-            return forgotten
+                    gone_batches.append(batch_id)
+        if self.store is not None:
+            self.store.forget(gone_gids, gone_batches)
+        return forgotten
 
     def forget_batch(self, batch_id: str) -> None:
         """Drop a batch and its records now (adds that certainly did not happen)."""
         with self.lock:
             batch = self._batches.pop(batch_id, None)
-            for gid in batch.gids if batch else ():
+            gids = list(batch.gids) if batch else []
+            for gid in gids:
                 self._forget(gid)
+        if self.store is not None:
+            self.store.forget(gids, [batch_id])
 
     def forget(self, gid: str) -> None:
         """Drop one record now (an add that certainly did not happen)."""
         with self.lock:
             self._forget(gid)
+        if self.store is not None:
+            self.store.forget([gid])
 
     def _forget(self, gid: str) -> None:
         record = self._records.pop(gid, None)
@@ -273,14 +394,27 @@ class Ledger:
             if record is None:
                 handle = self._by_daemon_gid.get(gid)
                 record = self._records.get(handle) if handle else None
+            if record is not None or self.store is None:
+                return record
+        row = self.store.find(gid)
+        if row is None:
+            return None
+        with self.lock:
+            record = self._records.get(row["gid"])
+            if record is None:
+                record = _record(row)
+                self._keep(record)
             return record
 
-    def rebind(self, record: DownloadRecord, daemon_gid: str) -> None:
+    def rebind(self, record: DownloadRecord, daemon_gid: str, persist: bool = True) -> None:
         """Point ``record`` at a new daemon-side GID; the old one keeps resolving to it."""
         with self.lock:
             record.current_gid = daemon_gid
             self._by_daemon_gid[daemon_gid] = record.gid
-            record.daemon_gids.append(daemon_gid)
+            if daemon_gid not in record.daemon_gids:
+                record.daemon_gids.append(daemon_gid)
+        if persist:
+            self.persist(record, current_gid=daemon_gid, daemon_gids=list(record.daemon_gids))
 
     def __iter__(self) -> Iterator[DownloadRecord]:
         with self.lock:
@@ -289,3 +423,38 @@ class Ledger:
     def __len__(self) -> int:
         with self.lock:
             return len(self._records)
+
+
+def _row(record: DownloadRecord) -> Dict[str, Any]:
+    """What a new download looks like in a store."""
+    return {
+        "gid": record.gid,
+        "batch_id": record.batch_id,
+        "uris": list(record.uris),
+        "options": dict(record.options),
+        "current_gid": record.current_gid,
+    }
+
+
+def _record(row: "Row") -> DownloadRecord:
+    """A working copy of a stored download."""
+    record = DownloadRecord(
+        gid=row["gid"],
+        uris=list(row["uris"]),
+        options=dict(row["options"]),
+        current_gid=row["current_gid"],
+        batch_id=row.get("batch_id"),
+        attempts=[Attempt(**a) for a in row.get("attempts") or []],
+        retry_count=row.get("retry_count", 0),
+        run=row.get("run", 0),
+        failed_run=row.get("failed_run", -1),
+        gave_up=row.get("gave_up"),
+        cancelled=bool(row.get("cancelled")),
+        daemon_gids=list(row.get("daemon_gids") or []),
+        last=Progress.from_dict(row["last"]) if row.get("last") else None,
+    )
+    if row.get("outcome") is not None:
+        record.outcome = row["outcome"]
+        age = max(0.0, time.time() - (row.get("finished_at") or time.time()))
+        record.finished_at = time.monotonic() - age
+    return record

@@ -170,6 +170,25 @@ class Progress:
     def is_complete(self) -> bool:
         return self.status == "complete"
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Progress":
+        """Rebuild a snapshot from :meth:`to_dict` (as stored in a shared state file)."""
+        paths = data.get("file_paths") or ([data["file_path"]] if data.get("file_path") else [])
+        total = int(data.get("total_length") or 0)
+        done = int(data.get("completed_length") or 0)
+        return cls(
+            gid=str(data.get("gid", "")),
+            status=str(data.get("status", "unknown")),
+            total_length=total,
+            completed_length=done,
+            error_code=data.get("error_code"),
+            error_message=data.get("error_message"),
+            dir=data.get("dir"),
+            files=tuple(FileInfo(path=p, length=total, completed_length=done) for p in paths),
+            retry_count=int(data.get("retry_count") or 0),
+            gave_up_reason=data.get("gave_up_reason"),
+        )
+
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready dict, with the derived fields included."""
         return {

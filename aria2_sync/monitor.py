@@ -121,8 +121,12 @@ class Monitor:
             self._back_online()
             self.ledger.prune()
             return 0
+        for record in self.ledger.refresh(records):  # other processes' changes, if shared
+            self.tracker.settle(record)
         with self.ledger.lock:
-            snapshot = [(record, record.current_gid, record.run) for record in records]
+            snapshot = [
+                (record, record.current_gid, record.run) for record in records if not record.finished
+            ]
         statuses = self.rpc.multicall(
             [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
         )

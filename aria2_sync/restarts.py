@@ -87,29 +87,35 @@ class RestartEngine:
         is scheduled if the policy allows one and none is pending. A report about an older run
         (a poller that read the status just before a restart) is ignored.
         """
+        attempt = None
         with self.ledger.lock:
             if record.cancelled or record.run != run:
                 return
             if not record.failure_recorded:
                 record.failed_run = run
                 record.gave_up = None
-                record.attempts.append(
-                    Attempt(
-                        time=time.time(),
-                        error_code=progress.error_code,
-                        error_message=progress.error_message,
-                        completed_length=progress.completed_length,
-                        gid=record.current_gid,
-                    )
+                attempt = Attempt(
+                    time=time.time(),
+                    error_code=progress.error_code,
+                    error_message=progress.error_message,
+                    completed_length=progress.completed_length,
+                    gid=record.current_gid,
                 )
-            if not auto or record.restart_state != IDLE or record.gave_up is not None:
+                record.attempts.append(attempt)
+        if attempt is not None:
+            self.ledger.record_failure(record, run, attempt)  # shared once, whoever saw it
+        with self.ledger.lock:
+            if not auto or record.restart_state != IDLE or record.gave_up is not None or record.run != run:
                 return
             decision = self.policy.decide(progress, record.retry_count)
             if not decision.restart:
                 record.gave_up = decision.reason
-                logger.warning("download GID %s: %s", record.gid, decision.reason)
-                return
-            record.restart_state = SCHEDULED
+            else:
+                record.restart_state = SCHEDULED
+        if not decision.restart:
+            self.ledger.persist(record, gave_up=decision.reason)
+            logger.warning("download GID %s: %s", record.gid, decision.reason)
+            return
         logger.warning(
             "detected failed download (GID %s), restarting in %.1f s: %s",
             record.gid,
@@ -137,7 +143,7 @@ class RestartEngine:
                 return
             record.restart_state = RESTARTING
         try:
-            self._restart(record, counted=True)
+            self._restart(record, run, counted=True)
         except Aria2ConnectionError as error:
             logger.warning("could not restart download GID %s: %s", record.gid, error.reason)
         except Aria2RPCError as error:
@@ -173,7 +179,7 @@ class RestartEngine:
             if record.cancelled or record.run != run or record.restart_state == RESTARTING:
                 return False
             record.restart_state = RESTARTING
-        return self._restart(record, counted=True)
+        return self._restart(record, run, counted=True)
 
     def recover(self, record: DownloadRecord, run: int) -> bool:
         """Add again a download whose run ``run`` the daemon no longer has.
@@ -186,11 +192,21 @@ class RestartEngine:
                     or record.restart_state != IDLE):
                 return False
             record.restart_state = RESTARTING
-        return self._restart(record, counted=False)
+        return self._restart(record, run, counted=False)
 
-    def _restart(self, record: DownloadRecord, *, counted: bool) -> bool:
-        """The restart itself; the caller has set the record's state to RESTARTING."""
+    def _restart(self, record: DownloadRecord, run: int, *, counted: bool) -> bool:
+        """The restart itself; the caller has set the record's state to RESTARTING.
+
+        With a shared store, the restart of run ``run`` is claimed first: if another process
+        has claimed it, or already moved the download to a later run, this one stands down and
+        takes on the other's view instead.
+        """
+        claimed = False
         try:
+            if not self.ledger.claim(record, run):
+                self._stand_down(record)
+                return False
+            claimed = True
             old_gid = record.current_gid
             try:
                 status: Optional[Dict[str, Any]] = self.rpc.tell_status(old_gid, _RESTART_KEYS)
@@ -219,6 +235,10 @@ class RestartEngine:
                 if record.finished:
                     record.reopen()
                 number = record.retry_count
+            self.ledger.persist(
+                record, run=record.run, retry_count=number, gave_up=None, last=None,
+                outcome=None, finished_at=None,
+            )
             if counted:
                 logger.warning(
                     "restarting failed download (attempt %d/%d): %s",
@@ -253,6 +273,14 @@ class RestartEngine:
         finally:
             with self.ledger.lock:
                 record.restart_state = IDLE
+            if claimed:
+                self.ledger.release(record)
+
+    def _stand_down(self, record: DownloadRecord) -> None:
+        with self.ledger.lock:
+            record.restart_state = IDLE  # so that refresh may bring the other process's view
+        self.ledger.refresh([record])
+        logger.debug("restart of GID %s is another process's; following it", record.gid)
 
     def _remove_quietly(self, gid: str) -> None:
         try:

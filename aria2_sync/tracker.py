@@ -87,6 +87,7 @@ class Tracker:
         if remove:
             self.pools.jobs.submit(lambda: self._remover(record))
         if outcome is not None:
+            self.ledger.persist_outcome(record)
             self.settle(record)
         return progress
 
@@ -114,6 +115,7 @@ class Tracker:
             else:
                 cancelled = False
         if cancelled:
+            self.ledger.persist_outcome(record)
             self.settle(record)
             return
         self.pools.jobs.submit(lambda: self._recover(record, run))
@@ -135,6 +137,7 @@ class Tracker:
                     retry_count=record.retry_count,
                 )
                 record.finish(COMPLETE)
+            self.ledger.persist_outcome(record)
             self.settle(record)
             return
         try:
@@ -178,6 +181,7 @@ class Tracker:
                 gave_up_reason=record.gave_up,
             )
             record.finish(REJECTED)
+        self.ledger.persist_outcome(record)
         self.settle(record)
 
     # -- futures --------------------------------------------------------------------------------

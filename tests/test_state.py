@@ -1,0 +1,167 @@
+"""Shared state in an SQLite file: across processes, across a process's death, never lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aria2_sync import Aria2Client, Aria2InputError, Aria2StateError, SQLiteStore
+from tests.conftest import GIVE_UP_AT_ONCE, wait_for
+from tests.support.fault_server import OnRangeRequest, ResetAfter, Slow
+from tests.test_client import daemon_gids
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker(mode: str, db: Path, daemon, arg: str) -> subprocess.Popen:
+    env = {**os.environ, "ARIA2_RPC_SECRET": daemon.secret, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.state_worker", mode, str(db), daemon.rpc_url, arg],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )
+
+
+def stored_retries(db: Path) -> int:
+    with sqlite3.connect(db) as connection:
+        return connection.execute("SELECT COALESCE(SUM(retry_count), 0) FROM downloads").fetchone()[0]
+
+
+def test_a_batch_outlives_the_process_that_added_it(daemon, fault_server, tmp_path):
+    db = tmp_path / "state.db"
+    items = []
+    for i in range(4):
+        url = fault_server.add_file(f"p{i}.bin", size=1_500_000)
+        fault_server.set_default_fault(f"p{i}.bin", Slow(500_000))
+        items.append((url, str(tmp_path / f"p{i}.bin")))
+    flaky = fault_server.add_file("flaky.bin", size=400_000)
+    fault_server.add_faults("flaky.bin", ResetAfter(100_000))
+    items.append((flaky, str(tmp_path / "flaky.bin")))
+    (tmp_path / "items.json").write_text(json.dumps(items))
+
+    adder = worker("add", db, daemon, str(tmp_path / "items.json"))
+    watcher = None
+    try:
+        batch_id = adder.stdout.readline().strip()
+        assert batch_id, adder.stderr.read()
+        watcher = worker("watch", db, daemon, batch_id)  # process B watches what A added
+        wait_for(lambda: stored_retries(db) >= 1, timeout=30, what="process A to restart the flaky file")
+        adder.send_signal(signal.SIGKILL)  # A dies mid-batch
+        adder.wait(10)
+        out, err = watcher.communicate(timeout=120)
+    finally:
+        for process in (adder, watcher):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(10)
+    assert watcher.returncode == 0, err
+    report = json.loads(out)
+    assert report["is_completed"] and report["completed"] == 5 and report["failed"] == 0
+
+    # A fresh process (this one) finds the same batch, with the retry counter A left.
+    with Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, state=db) as fresh:
+        progress = fresh.get_batch_progress(batch_id)
+        assert progress.is_completed and progress.completed_count == 5
+        by_path = {p.file_path: p for p in progress.downloads}
+        assert by_path[str(tmp_path / "flaky.bin")].retry_count == 1
+        info = fresh.get_retry_info(by_path[str(tmp_path / "flaky.bin")].gid)
+        assert info["retry_count"] == 1 and len(info["attempts"]) == 1
+        assert sorted(daemon_gids(fresh)) == sorted(p.gid for p in progress.downloads)
+    for url, path in items:
+        assert open(path, "rb").read() == fault_server.content(url.rsplit("/", 1)[1])
+
+
+def test_two_processes_watching_one_failing_download_restart_it_once_per_failure(daemon, fault_server, tmp_path):
+    db = tmp_path / "state.db"
+    url = fault_server.add_file("twice.bin", size=3_000_000)
+    fault_server.add_faults(
+        "twice.bin", ResetAfter(500_000), OnRangeRequest(ResetAfter(700_000))
+    )
+    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, state=db, retry_delay=0.0,
+                         poll_interval=0.02, notifications=False)
+    watcher = None
+    try:
+        batch_id = client.add_batch_downloads([(url, str(tmp_path / "twice.bin"))], options=GIVE_UP_AT_ONCE)
+        watcher = worker("watch", db, daemon, batch_id)
+        final = client.wait_for_batch(batch_id, timeout=60)
+        out, err = watcher.communicate(timeout=60)
+        assert watcher.returncode == 0, err
+    finally:
+        if watcher is not None and watcher.poll() is None:
+            watcher.kill()
+            watcher.wait(10)
+        client.close()
+    (download,) = final.downloads
+    assert download.status == "complete" and download.retry_count == 2
+    assert json.loads(out)["retry_counts"] == {download.gid: 2}
+    ranged = [r for r in fault_server.requests("twice.bin") if r.range_header]
+    assert len(ranged) == 2, "each failure must be restarted exactly once"
+    with Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, monitor=False) as plain:
+        assert daemon_gids(plain) == [download.gid]
+    assert stored_retries(db) == 2
+
+
+def test_restarts_are_claimed_once(tmp_path):
+    first, second = SQLiteStore(str(tmp_path / "s.db")), SQLiteStore(str(tmp_path / "s.db"))
+    try:
+        first.add([{"gid": "0123456789abcdef", "uris": ["http://h/f"], "options": {}, "current_gid": "0123456789abcdef"}])
+        assert first.claim_restart("0123456789abcdef", 0, 60) is True
+        assert second.claim_restart("0123456789abcdef", 0, 60) is False  # held by the first
+        first.update("0123456789abcdef", run=1)
+        first.release("0123456789abcdef")
+        assert second.claim_restart("0123456789abcdef", 0, 60) is False  # run 0 is over
+        assert second.claim_restart("0123456789abcdef", 1, 60) is True
+        attempt = {"time": 1.0, "error_code": "1", "error_message": "x", "completed_length": 5, "gid": "g"}
+        assert len(first.record_failure("0123456789abcdef", 1, attempt)) == 1
+        assert len(second.record_failure("0123456789abcdef", 1, attempt)) == 1  # same failure: once
+        assert second.claim_restart("0123456789abcdef", 1, -1) is True  # an expired lease is free
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_corrupt_or_foreign_file_is_a_clear_error(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(Aria2StateError, match="not an aria2_sync state file"):
+        Aria2Client(verbose=False, state=junk)
+    with pytest.raises(Aria2StateError, match="not a directory"):
+        Aria2Client(verbose=False, state=tmp_path / "missing-dir" / "x.db")
+    with pytest.raises(Aria2InputError, match="state must be"):
+        Aria2Client(verbose=False, state=42)
+
+
+def test_a_locked_file_is_a_clear_error_not_a_silent_loss(daemon, fault_server, tmp_path):
+    db = tmp_path / "locked.db"
+    store = SQLiteStore(str(db), timeout=0.2)
+    holder = sqlite3.connect(db, timeout=0.1, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, state=store) as client:
+            with pytest.raises(Aria2StateError, match="locked"):
+                client.add_download(fault_server.add_file("l.bin", size=10), str(tmp_path / "l.bin"))
+            assert daemon_gids(client) == []  # refused before anything reached the daemon
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        store.close()
+
+
+def test_the_store_is_bounded_like_the_memory(daemon, fault_server, tmp_path):
+    db = tmp_path / "bounded.db"
+    url = fault_server.add_file("b.bin", size=100)
+    with Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, state=db, keep_finished=2,
+                     poll_interval=0.05) as client:
+        futures = [client.submit(url, str(tmp_path / f"b{i}.bin")) for i in range(5)]
+        for future in futures:
+            future.result(timeout=20)
+        wait_for(lambda: len(client._ledger) <= 2, what="the retention")
+        with sqlite3.connect(db) as connection:
+            wait_for(lambda: connection.execute("SELECT COUNT(*) FROM downloads").fetchone()[0] <= 2,
+                     what="the store to forget as well")
