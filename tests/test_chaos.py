@@ -102,6 +102,15 @@ def all_daemon_gids(client: Aria2Client) -> List[str]:
     return [item["gid"] for answer in answers for item in answer]
 
 
+def add_batch(client: Aria2Client, server: FaultServer, names: List[str], directory: str):
+    """The planned files as one batch that aria2 gives up on at once (the client restarts)."""
+    batch = client.add_batch_downloads(
+        [(server.url(name), os.path.join(directory, name)) for name in names],
+        options={"max-tries": 1, "retry-wait": 0},
+    )
+    return client.batch_futures(batch)
+
+
 def finish(client: Aria2Client, server: FaultServer, names: List[str], futures, directory, label: str,
            faults: Dict[str, int], watch: DuplicateWatch, started: float, check_bytes: bool = True) -> None:
     done, not_done = wait(futures, timeout=240)
@@ -148,11 +157,7 @@ def test_200_downloads_through_resets_and_503_bursts(daemon_factory, tmp_path):
         started = time.monotonic()
         try:
             with DuplicateWatch(client) as watch:
-                batch = client.add_batch_downloads(
-                    [(server.url(name), os.path.join(directory, name)) for name in names],
-                    options={"max-tries": 1, "retry-wait": 0},
-                )
-                futures = client.batch_futures(batch)
+                futures = add_batch(client, server, names, directory)
                 finish(client, server, names, futures, directory, "resets + 503 bursts", faults, watch, started)
         finally:
             client.close()
@@ -167,11 +172,7 @@ def test_a_supervised_daemon_killed_twice_mid_run(tmp_path):
         started = time.monotonic()
         try:
             with DuplicateWatch(client) as watch:
-                batch = client.add_batch_downloads(
-                    [(server.url(name), os.path.join(directory, name)) for name in names],
-                    options={"max-tries": 1, "retry-wait": 0},
-                )
-                futures = client.batch_futures(batch)
+                futures = add_batch(client, server, names, directory)
                 daemon = client.daemon
                 for kill, share in enumerate((0.25, 0.6), start=1):
                     wait_for(lambda: sum(f.done() for f in futures) >= share * len(futures), timeout=120,
@@ -199,11 +200,7 @@ def test_a_proxy_that_drops_30_percent_of_answers(daemon_factory, tmp_path):
         started = time.monotonic()
         try:
             with DuplicateWatch(direct) as watch:
-                batch = client.add_batch_downloads(
-                    [(server.url(name), os.path.join(directory, name)) for name in names],
-                    options={"max-tries": 1, "retry-wait": 0},
-                )
-                futures = client.batch_futures(batch)
+                futures = add_batch(client, server, names, directory)
                 done, not_done = wait(futures, timeout=240)
                 faults["dropped answers"] = proxy.dropped_count
                 assert proxy.dropped_count > 0

@@ -242,7 +242,7 @@ def test_credentials_in_the_rpc_url_stay_out_of_messages(recorded_sleeps):
 
 
 class HangUpServer:
-    """Accepts connections, reads a request, then closes (``answer=False``) or stays silent."""
+    """Accepts connections and reads a request; then hangs up, or stays silent (``silent``)."""
 
     def __init__(self, silent: bool = False) -> None:
         self.silent = silent
@@ -266,6 +266,7 @@ class HangUpServer:
             conn.settimeout(2)
             try:
                 conn.recv(65536)
+                self.answer(conn)
             except OSError:
                 pass
             self.requests += 1
@@ -273,6 +274,9 @@ class HangUpServer:
                 self._held.append(conn)
             else:
                 conn.close()
+
+    def answer(self, conn: socket.socket) -> None:
+        """What is sent back before hanging up (nothing here)."""
 
     def close(self) -> None:
         self._stop.set()
@@ -347,20 +351,10 @@ def test_a_frozen_daemon_is_a_timeout_error_even_after_read_retries(recorded_sle
 class CutShortServer(HangUpServer):
     """Answers with a Content-Length it does not deliver: the body breaks off."""
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            conn.settimeout(2)
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\":")
-            except OSError:
-                pass
-            self.requests += 1
-            conn.close()
+    def answer(self, conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\":"
+        )
 
 
 @pytest.mark.parametrize("method, expected_requests", [("aria2.tellStatus", 3), ("aria2.addUri", 1)])
