@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError, redact_url
 from .ledger import IDLE, RESTARTING, SCHEDULED, Attempt, DownloadRecord, Ledger
 from .models import Progress
-from .policy import RestartPolicy, describe_error
+from .policy import RestartDecision, RestartPolicy, describe_error
 from .rpc import Aria2RPC, new_gid
 from .scheduler import Scheduler
 
@@ -43,11 +43,9 @@ def complete_file_on_disk(record: DownloadRecord) -> Optional[str]:
     """The download's file if it is on this machine, whole, with no control file beside it.
 
     Asked only when the daemon has forgotten a download: a finished file whose result was
-    evicted must not be fetched again (aria2 would write ``name.1`` beside it).
+    evicted must not be fetched again.
     """
-    path = record.last.file_path if record.last is not None else None  # where aria2 wrote
-    if not path and "dir" in record.options and "out" in record.options:
-        path = os.path.join(str(record.options["dir"]), str(record.options["out"]))
+    path = _target_path(record)
     if not path or not os.path.isfile(path) or os.path.exists(path + ".aria2"):
         return None
     size = os.path.getsize(path)
@@ -55,6 +53,29 @@ def complete_file_on_disk(record: DownloadRecord) -> Optional[str]:
     if size == 0 or (expected > 0 and size != expected):
         return None
     return path
+
+
+def own_partial_file(record: DownloadRecord) -> Optional[str]:
+    """The target file if it is this download's own leftover: made after it was added, and
+    without the control file that would let aria2 resume it.
+
+    That is what a crash leaves when aria2 had created the file but not yet saved its control
+    file (saved once a second): aria2 then refuses the file (error 13) rather than truncate
+    it. Being ours, it may be overwritten; anybody else's file is never touched.
+    """
+    path = _target_path(record)
+    if not path or not os.path.isfile(path) or os.path.exists(path + ".aria2"):
+        return None
+    return path if os.path.getmtime(path) >= record.added_at - 0.5 else None
+
+
+def _target_path(record: DownloadRecord) -> Optional[str]:
+    """Where the download writes: where aria2 said it did, else where it was asked to."""
+    if record.last is not None and record.last.file_path:
+        return record.last.file_path
+    if "dir" in record.options and "out" in record.options:
+        return os.path.join(str(record.options["dir"]), str(record.options["out"]))
+    return None
 
 
 class RestartEngine:
@@ -107,7 +128,7 @@ class RestartEngine:
         with self.ledger.lock:
             if not auto or record.restart_state != IDLE or record.gave_up is not None or record.run != run:
                 return
-            decision = self.policy.decide(progress, record.retry_count)
+            decision = self._decide(record, progress)
             if not decision.restart:
                 record.gave_up = decision.reason
             else:
@@ -160,10 +181,20 @@ class RestartEngine:
 
     # -- restarting -----------------------------------------------------------------------------
 
+    def _decide(self, record: DownloadRecord, progress: Progress) -> RestartDecision:
+        """The policy's word, except for a file-exists error on this download's own leftover
+        (a crash before its first control-file save): that one is restarted, budget allowing,
+        overwriting the leftover."""
+        if progress.error_code == "13" and own_partial_file(record) is not None:
+            budget = RestartPolicy(max_restarts=self.policy.max_restarts, restartable_codes={13},
+                                   base_delay=self.policy.base_delay, max_delay=self.policy.max_delay)
+            return budget.decide(progress, record.retry_count)
+        return self.policy.decide(progress, record.retry_count)
+
     def allowed(self, record: DownloadRecord, progress: Progress) -> bool:
         """Whether the policy (error code and budget) allows restarting this failure now."""
         with self.ledger.lock:
-            decision = self.policy.decide(progress, record.retry_count)
+            decision = self._decide(record, progress)
             if not decision.restart and record.gave_up is None:
                 record.gave_up = decision.reason
             return decision.restart
@@ -297,6 +328,8 @@ class RestartEngine:
         its control file in play.
         """
         options = dict(record.options)
+        if str((status or {}).get("errorCode")) == "13" and own_partial_file(record) is not None:
+            options["allow-overwrite"] = "true"  # our own leftover, unusable without its control file
         files = (status or {}).get("files") or []
         directory = (status or {}).get("dir")
         if len(files) == 1 and files[0].get("path") and directory and "out" not in options:

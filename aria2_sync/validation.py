@@ -175,8 +175,15 @@ def check_local_directory(directory: str) -> None:
 def download_options(
     save_path: Optional[PathArg], options: Optional[Mapping[str, Any]]
 ) -> Dict[str, Union[str, List[str]]]:
-    """The aria2 options for one download: the caller's options plus ``dir``/``out``."""
+    """The aria2 options for one download: the caller's options plus ``dir``/``out``.
+
+    ``auto-file-renaming`` is off unless the caller turns it on: by default aria2 writes to
+    ``name.1`` when ``name`` exists, which would leave a result where nobody looks for it and
+    a partial file behind. With it off, an existing file is a clear error instead, and the
+    restart engine can tell its own leftover partial file from somebody else's file.
+    """
     merged = check_options(options)
+    merged.setdefault("auto-file-renaming", "false")
     if save_path is not None:
         clash = sorted({"dir", "out"} & merged.keys())
         if clash:

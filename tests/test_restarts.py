@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 
 import pytest
 
@@ -252,3 +254,33 @@ def test_restart_policy_argument(client_factory, fault_server, tmp_path):
     assert progress.retry_count == 1 and "reached max retries (1)" in progress.gave_up_reason
     assert fault_server.request_count("missing.bin") == 2
     assert client.get_retry_info(gid)["max_retries"] == 1
+
+
+def test_a_crash_leftover_without_its_control_file_is_overwritten_never_renamed(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=0.02, monitor=False)
+    url = fault_server.add_file("left.bin", size=400_000)
+    fault_server.add_faults("left.bin", ResetAfter(100_000))
+    target = tmp_path / "left.bin"
+    gid = client.add_download(url, str(target), {**GIVE_UP_AT_ONCE, "auto-file-renaming": False})
+    wait_for_status(client, gid, "error")
+    (tmp_path / "left.bin.aria2").unlink()  # what a crash before the first control-file save leaves
+    assert client.restart_download(gid) is True
+    failed = wait_for_status(client, gid, "error")  # aria2 refuses the unresumable file: error 13
+    assert failed.error_code == "13"
+    done = wait_for(lambda: client.get_progress(gid).status == "complete" and client.get_progress(gid),
+                    what="the restart that overwrites the leftover")
+    assert done.retry_count == 2 and done.file_path == str(target)
+    assert target.read_bytes() == fault_server.content("left.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["left.bin"]
+
+
+def test_somebody_elses_file_is_never_overwritten_or_renamed_around(client, fault_server, tmp_path):
+    url = fault_server.add_file("theirs.bin", size=1000)
+    target = tmp_path / "theirs.bin"
+    target.write_bytes(b"precious")
+    os.utime(target, (time.time() - 3600, time.time() - 3600))
+    gid = client.add_download(url, str(target), GIVE_UP_AT_ONCE)
+    failed = wait_until_finished(client, gid)
+    assert failed.error_code == "13" and "not restartable" in failed.gave_up_reason
+    assert target.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.bin"]
