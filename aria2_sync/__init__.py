@@ -28,6 +28,7 @@ from .errors import (
 from .models import BatchProgress, FileInfo, GlobalStats, Progress
 from .state import SQLiteStore, Store
 from .policy import PERMANENT_ERROR_CODES, TRANSIENT_ERROR_CODES, RestartPolicy
+from .progress_display import progress
 
 __all__ = [
     "__version__",
@@ -61,6 +62,7 @@ __all__ = [
     "TRANSIENT_ERROR_CODES",
     "PERMANENT_ERROR_CODES",
     "find_aria2c",
+    "progress",
 ]
 
 # Libraries log but never configure output: without this, Python's last-resort handler would
