@@ -22,7 +22,7 @@ from . import __version__
 from .client import Aria2Client
 from .errors import Aria2Error, Aria2InputError, DownloadFailed
 from .futures import DownloadFuture, DownloadResult
-from .models import STATUS_KEYS, BatchProgress, Progress
+from .models import STATUS_KEYS, Progress
 from .progress_display import make_display
 
 __all__ = ["main"]

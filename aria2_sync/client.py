@@ -661,6 +661,26 @@ class Aria2Client:
         records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
             return None
+        return self._group_progress(batch_id, records)
+
+    def get_downloads_progress(self, gids: Iterable[str]) -> BatchProgress:
+        """Any group of this client's downloads, counted like a batch, in one round trip.
+
+        For the futures of several ``submit`` calls, say (``[f.gid for f in futures]``); the
+        result's ``batch_id`` is None. Raises :class:`Aria2InputError` for a GID this client
+        did not add (or has forgotten).
+        """
+        if isinstance(gids, (str, bytes)) or not isinstance(gids, Iterable):
+            raise Aria2InputError("gids must be a list of GIDs")
+        records = []
+        for gid in gids:
+            record = self._ledger.get(check_gid(gid))
+            if record is None:
+                raise Aria2InputError(f"GID {gid} was not added by this client (or was forgotten)")
+            records.append(record)
+        return self._group_progress(None, records)
+
+    def _group_progress(self, batch_id: Optional[str], records: List[DownloadRecord]) -> BatchProgress:
         self._refresh([r for r in records if not r.finished])
         with self._ledger.lock:
             live = [(r, r.current_gid, r.run) for r in records if not r.finished]

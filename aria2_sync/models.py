@@ -246,10 +246,11 @@ class BatchProgress:
     (a permanent error, a spent budget, or refused by aria2 when added); ``retrying_count``
     failed downloads with a restart pending; ``removed_count`` cancelled ones. ``is_completed``
     is True once every download has an outcome and no restart is pending: a batch is never
-    "completed" while something in it may still change.
+    "completed" while something in it may still change. ``batch_id`` is None for a group that
+    is not a batch (``Aria2Client.get_downloads_progress``, ``aria2_sync.progress``).
     """
 
-    batch_id: str
+    batch_id: Optional[str]
     downloads: Tuple[Progress, ...]
     completed_count: int = 0
     failed_count: int = 0

@@ -19,19 +19,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
-import attrs
-
 from .client import Aria2Client
-from .errors import (
-    Aria2AuthError,
-    Aria2ClosedError,
-    Aria2ConnectionError,
-    Aria2InputError,
-    Aria2RPCError,
-    DownloadFailed,
-)
+from .errors import Aria2ClosedError, Aria2ConnectionError, Aria2InputError, DownloadFailed
 from .futures import DownloadFuture, DownloadResult
-from .models import STATUS_KEYS, BatchProgress, FileInfo, Progress
+from .models import BatchProgress, FileInfo, Progress
 
 __all__ = ["progress", "make_display", "NullDisplay", "LineDisplay", "TqdmDisplay"]
 
@@ -382,116 +373,62 @@ def _in_jupyter_kernel() -> bool:
 
 
 class _Watch:
-    """Builds the summary of the downloads behind ``futures``, from the daemon when it can."""
+    """The summary of the downloads behind ``futures``: the client's own count when there is a
+    client (one round trip, the same rules as a batch), else what the futures say."""
 
     def __init__(self, futures: List[DownloadFuture], client: Optional[Aria2Client], batch_id: Optional[str]) -> None:
         self.futures = futures
         self.client = client
         self.batch_id = batch_id
-        self._last_batch: Optional[BatchProgress] = None
-        self._snapshots: Dict[str, Progress] = {}
-        self._final: set = set()  # GIDs whose snapshot was read after their future resolved
+        self._last: Optional[BatchProgress] = None
 
     def snapshot(self) -> BatchProgress:
-        if self.client is not None and self.batch_id is not None:
-            batch = self._read(self.client.get_batch_progress, self.batch_id)
-            if batch is not None:
-                self._last_batch = batch
-            if self._last_batch is not None:
-                return self._last_batch
-        elif self.client is not None:
-            self._read(self._poll)
-        return self._summary()
+        if self.client is not None:
+            try:
+                if self.batch_id is not None:
+                    self._last = self.client.get_batch_progress(self.batch_id) or self._last
+                else:
+                    self._last = self.client.get_downloads_progress([f.gid for f in self.futures])
+            except Aria2ConnectionError as error:
+                logger.debug("progress display: cannot read the daemon now (%s); keeping the last values", error)
+            except Aria2ClosedError:
+                logger.debug("progress display: the client was closed; following the futures only")
+                self.client = None
+            if self._last is not None and (self.client is not None or self._last.is_completed):
+                return self._last
+        return self._by_futures()
 
-    def _read(self, function: Any, *args: Any) -> Any:
-        try:
-            return function(*args)
-        except Aria2ConnectionError as error:
-            logger.debug("progress display: cannot read the daemon now (%s); keeping the last values", error)
-        except Aria2ClosedError:
-            logger.debug("progress display: the client was closed; following the futures only")
-            self.client = None
-        return None
-
-    def _poll(self) -> None:
-        """Read every download not yet seen in its final state, in one round trip."""
-        assert self.client is not None
-        wanted = []
-        for future in self.futures:
-            if future.gid in self._final:
-                continue
-            done = future.done()
-            info = self.client.get_retry_info(future.gid)
-            if info is not None:
-                wanted.append((future.gid, info, done))
-        if not wanted:
-            return
-        answers = self.client.rpc.multicall(
-            [("aria2.tellStatus", [info["current_gid"], list(STATUS_KEYS)]) for _, info, _ in wanted]
-        )
-        for (gid, info, done), answer in zip(wanted, answers):
-            if isinstance(answer, Aria2AuthError):
-                raise answer
-            if isinstance(answer, Aria2RPCError):
-                continue  # gone from the daemon for now (the monitor re-adds it): keep the last
-            self._snapshots[gid] = attrs.evolve(
-                Progress.from_aria2(answer, gid=gid, retry_count=info["retry_count"]),
-                restart_pending=info["restart_pending"],
-                gave_up_reason=info["gave_up_reason"],
-            )
-            if done:
-                self._final.add(gid)
-
-    def _summary(self) -> BatchProgress:
-        """Count by outcome (the futures) first, and by the daemon's status for the rest."""
-        counts = dict.fromkeys(("completed", "failed", "active", "waiting", "paused", "retrying", "removed"), 0)
+    def _by_futures(self) -> BatchProgress:
+        """Count by the futures' outcomes alone (no client: no byte counts)."""
+        counts = dict.fromkeys(("completed", "failed", "removed", "waiting"), 0)
         downloads = []
         for future in self.futures:
-            seen = self._snapshots.get(future.gid)
-            if future.done():
-                kind, item = _outcome(future, seen)
-            else:
-                item = seen or Progress(gid=future.gid, status="unknown")
-                if item.restart_pending or item.status == "error":
-                    kind = "retrying"
-                elif item.status in ("active", "waiting", "paused"):
-                    kind = item.status
-                else:
-                    kind = "waiting"  # not seen yet (no client), or about to resolve
+            kind, item = _outcome(future) if future.done() else ("waiting", Progress(gid=future.gid, status="waiting"))
             counts[kind] += 1
             downloads.append(item)
         return BatchProgress(
-            batch_id=self.batch_id,  # type: ignore[arg-type]  # None for futures and GIDs
+            batch_id=self.batch_id,
             downloads=tuple(downloads),
             completed_count=counts["completed"],
             failed_count=counts["failed"],
-            active_count=counts["active"],
             waiting_count=counts["waiting"],
-            paused_count=counts["paused"],
-            retrying_count=counts["retrying"],
             removed_count=counts["removed"],
             is_completed=all(future.done() for future in self.futures),
         )
 
 
-def _outcome(future: DownloadFuture, seen: Optional[Progress]) -> Tuple[str, Progress]:
-    """How a resolved future counts, and its snapshot: the daemon's if it agrees, else its own."""
+def _outcome(future: DownloadFuture) -> Tuple[str, Progress]:
+    """How a resolved future counts, and a snapshot made from what it tells."""
     if future.cancelled():
-        if seen is not None and seen.status == "removed":
-            return "removed", seen
         return "removed", Progress(gid=future.gid, status="removed")
     error = future.exception()
     if error is None:
         result: DownloadResult = future.result()
-        if seen is not None and seen.status == "complete":
-            return "completed", seen
         files = (FileInfo(path=result.path or "", length=result.size, completed_length=result.size, uris=(result.url,)),)
         return "completed", Progress(
             gid=result.gid, status="complete", total_length=result.size,
             completed_length=result.size, files=files, retry_count=result.retry_count,
         )
-    if seen is not None and seen.status in ("error", "removed") and seen.gave_up_reason:
-        return "failed", seen
     if isinstance(error, DownloadFailed):
         return "failed", Progress(
             gid=future.gid, status="error", error_code=error.error_code,
@@ -499,5 +436,4 @@ def _outcome(future: DownloadFuture, seen: Optional[Progress]) -> Tuple[str, Pro
             files=(FileInfo(path="", length=0, completed_length=0, uris=(error.url,)),),
             retry_count=error.retry_count, gave_up_reason=error.reason,
         )
-    base = seen or Progress(gid=future.gid, status="unknown")
-    return "failed", attrs.evolve(base, gave_up_reason=str(error))
+    return "failed", Progress(gid=future.gid, status="unknown", gave_up_reason=str(error))

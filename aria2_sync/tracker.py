@@ -261,7 +261,9 @@ class Tracker:
 
     # -- batches --------------------------------------------------------------------------------
 
-    def batch_progress(self, batch_id: str, records: List[Tuple[DownloadRecord, Progress]]) -> BatchProgress:
+    def batch_progress(
+        self, batch_id: Optional[str], records: List[Tuple[DownloadRecord, Progress]]
+    ) -> BatchProgress:
         """Count a batch's downloads by what they are, not just by aria2's status word."""
         counts = dict.fromkeys(("completed", "failed", "active", "waiting", "paused", "retrying", "removed"), 0)
         with self.ledger.lock:

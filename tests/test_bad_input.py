@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from tests.support.fault_server import OnRangeRequest, ResetAfter, Slow
+from tests.support.fault_server import ResetAfter, Slow
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from aria2_sync import (
 )
 from aria2_sync import transport as transport_module
 from aria2_sync.logs import _VerboseHandler
-from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status
+from tests.conftest import GIVE_UP_AT_ONCE, wait_for_status
 from tests.support.fault_server import Slow
 from tests.support.rpc_proxy import RpcProxy
 

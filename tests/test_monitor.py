@@ -17,7 +17,6 @@ from aria2_sync import (
     Aria2Error,
     Aria2InputError,
     DownloadFailed,
-    DownloadFuture,
     DownloadResult,
     as_completed,
     wait,
@@ -520,3 +519,17 @@ def test_restart_and_cancel_one_batch(client_factory, fault_server, tmp_path):
     assert all(f.cancelled() for f in client.batch_futures(second))
     with pytest.raises(Aria2InputError):
         client.cancel_batch("nope")
+
+
+def test_progress_of_any_group_of_downloads(client_factory, fault_server, tmp_path):
+    client = client_factory(poll_interval=0.05)
+    futures = [client.submit(fault_server.add_file(f"g{i}.bin", size=1000 * (i + 1)), str(tmp_path / f"g{i}.bin"))
+               for i in range(3)]
+    wait(futures, timeout=20)
+    group = client.get_downloads_progress([f.gid for f in futures])
+    assert group.batch_id is None and group.completed_count == 3 and group.is_completed
+    assert group.total_length == 6000
+    with pytest.raises(Aria2InputError):
+        client.get_downloads_progress(["0123456789abcdef"])
+    with pytest.raises(Aria2InputError):
+        client.get_downloads_progress(futures[0].gid)
