@@ -1,0 +1,1 @@
+"""The ``downloads`` app: Django views over :mod:`examples.web_downloads` (no models)."""
