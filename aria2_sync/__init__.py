@@ -23,6 +23,7 @@ from .errors import (
     Aria2RPCError,
     Aria2StateError,
     Aria2TimeoutError,
+    Aria2UnknownBatchError,
     DownloadFailed,
 )
 from .models import BatchProgress, FileInfo, GlobalStats, Progress
@@ -40,6 +41,7 @@ __all__ = [
     "Aria2ProtocolError",
     "Aria2RPCError",
     "Aria2StateError",
+    "Aria2UnknownBatchError",
     "Aria2AuthError",
     "Aria2GIDNotFoundError",
     "Aria2BinaryNotFoundError",

@@ -40,6 +40,7 @@ from .errors import (
     Aria2GIDNotFoundError,
     Aria2InputError,
     Aria2RPCError,
+    Aria2UnknownBatchError,
     redact_url,
 )
 from .daemon import Aria2Daemon
@@ -706,7 +707,7 @@ class Aria2Client:
         """One future per download of the batch, in the batch's order."""
         records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
-            raise Aria2InputError(f"unknown batch_id {batch_id!r} (never added, or forgotten)")
+            raise Aria2UnknownBatchError(batch_id)
         self._watch()
         return [self._tracker.future_for(record) for record in records]
 
@@ -790,7 +791,7 @@ class Aria2Client:
         if batch_id is not None:
             pool = self._ledger.batch_records(_check_batch_id(batch_id))
             if pool is None:
-                raise Aria2InputError(f"unknown batch_id {batch_id!r} (never added, or forgotten)")
+                raise Aria2UnknownBatchError(batch_id)
         else:
             pool = list(self._ledger)
         candidates = []
@@ -829,7 +830,7 @@ class Aria2Client:
         """
         records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
-            raise Aria2InputError(f"unknown batch_id {batch_id!r} (never added, or forgotten)")
+            raise Aria2UnknownBatchError(batch_id)
         with self._ledger.lock:
             live = [r for r in records if not r.finished]
             for record in live:

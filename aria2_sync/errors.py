@@ -36,6 +36,7 @@ __all__ = [
     "DownloadFailed",
     "Aria2ClosedError",
     "Aria2StateError",
+    "Aria2UnknownBatchError",
     "redact_url",
 ]
 
@@ -263,3 +264,14 @@ class Aria2StateError(Aria2Error):
 
     The message names the file and says what to do; nothing is silently dropped.
     """
+
+
+class Aria2UnknownBatchError(Aria2InputError, LookupError):
+    """No batch has that id in this client (never added here, or forgotten by the retention).
+
+    Its own class so that a web layer can answer 404 without guessing; ``batch_id`` says which.
+    """
+
+    def __init__(self, batch_id: Any) -> None:
+        self.batch_id = batch_id
+        super().__init__(f"unknown batch_id {batch_id!r} (never added, or forgotten)")

@@ -53,6 +53,7 @@ from aria2_sync import (
     Aria2DaemonError,
     Aria2Error,
     Aria2InputError,
+    Aria2UnknownBatchError,
 )
 
 __all__ = [
@@ -451,14 +452,10 @@ def batch_progress(settings: Settings, batch_id: str) -> Reply:
 
 
 def _on_known_batch(operation: Callable[[str], int], batch_id: str) -> int:
-    """Run a per-batch call; its :class:`Aria2InputError` means "unknown batch" (404).
-
-    aria2_sync signals an unknown batch with ``Aria2InputError``, its general bad-argument
-    error; with a str ``batch_id`` there is no other argument it could be about.
-    """
+    """Run a per-batch call; :class:`Aria2UnknownBatchError` means "unknown batch" (404)."""
     try:
         return operation(batch_id)
-    except Aria2InputError:
+    except Aria2UnknownBatchError:
         raise _unknown_batch(batch_id) from None
 
 

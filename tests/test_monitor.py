@@ -533,3 +533,13 @@ def test_progress_of_any_group_of_downloads(client_factory, fault_server, tmp_pa
         client.get_downloads_progress(["0123456789abcdef"])
     with pytest.raises(Aria2InputError):
         client.get_downloads_progress(futures[0].gid)
+
+
+def test_an_unknown_batch_has_its_own_error(client):
+    from aria2_sync import Aria2UnknownBatchError
+
+    for call in (client.batch_futures, client.cancel_batch,
+                 lambda b: client.restart_all_failed_downloads(batch_id=b)):
+        with pytest.raises(Aria2UnknownBatchError) as info:
+            call("missing-batch")
+        assert info.value.batch_id == "missing-batch" and isinstance(info.value, LookupError)
