@@ -112,6 +112,7 @@ class NotificationListener:
                 return
             self.connected.set()
             logger.debug("listening to aria2 notifications at %s", redact_url(self.url))
+            self._on_event()  # events before this moment were not heard: look once now
             try:
                 self._listen(socket, websocket)
             finally:
