@@ -63,7 +63,7 @@ class Ratio:
         return self.value >= self.limit if self.op == ">=" else self.value <= self.limit
 
     def text(self) -> str:
-        return f"{self.label} = {self.value:.3g} (target {self.op} {self.limit:g})"
+        return f"{self.label} = {self.value:.4g} (target {self.op} {self.limit:g})"
 
 
 @dataclasses.dataclass

@@ -3,7 +3,7 @@
     python benchmarks/_fileserver.py DIRECTORY
 
 Serves the files of DIRECTORY on 127.0.0.1 (a free port, printed as ``PORT <n>`` on stdout) with
-``Range`` support, using ``os.sendfile`` so that the server is not what limits a loopback
+``Range`` support, using ``socket.sendfile`` (``os.sendfile``) so that the server is not what limits a loopback
 transfer. Stops on SIGTERM or when its standard input closes (the benchmark's process died).
 Not a general-purpose server: no directory listings, no keep-alive limits, GET and HEAD only.
 """
@@ -73,14 +73,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not body:
                 return
             self.wfile.flush()
-            offset, remaining = start, end - start + 1
-            out = self.connection.fileno()
-            while remaining > 0:
-                sent = os.sendfile(out, handle.fileno(), offset, min(remaining, 1 << 24))
-                if sent == 0:
-                    break
-                offset += sent
-                remaining -= sent
+            try:  # socket.sendfile: os.sendfile, waiting out EAGAIN on a socket with a timeout
+                self.connection.sendfile(handle, start, end - start + 1)
+            except OSError:
+                self.close_connection = True  # the client went away (aria2 abandons size probes)
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

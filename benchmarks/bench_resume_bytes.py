@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
 from _common import Deadline, RawRPC, Ratio, Result, daemon, fault_server, log, workdir
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run aria2_sync's benchmarks and print a table of ratios against same-run baselines.
 
-    python benchmarks/run.py                    # all of them (under ~10 minutes)
+    python benchmarks/run.py                    # all of them (about 3 minutes)
     python benchmarks/run.py refresh add        # some of them
     python benchmarks/run.py --quick            # a short smoke run of all of them
     python benchmarks/run.py --write            # all, and rewrite BENCHMARKS.rst with the table
@@ -121,7 +121,7 @@ def _block(result: Result) -> str:
 def _table(results: List[Result]) -> str:
     rows = [("benchmark", "ratio(s)", "target", "result")]
     for r in results:
-        ratios = "; ".join(f"{x.label} {x.value:.3g}" for x in r.ratios) or (r.error or "-")
+        ratios = "; ".join(f"{x.label} {x.value:.4g}" for x in r.ratios) or (r.error or "-")
         rows.append((r.name, ratios, r.target, r.verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     out = []
@@ -147,6 +147,12 @@ def _write_rst(results: List[Result], command: str, machine: List[str], when: st
         "ratio against a baseline measured in the same run, on the same aria2c daemon and the same",
         "local HTTP server (medians of interleaved repeats); absolute times are there for context",
         "only, since this machine is shared and noisy.",
+        "",
+        "Run them yourself (about 3 minutes; ``--quick`` for a one-minute smoke run, names to run",
+        "only some, ``--list`` for the names)::",
+        "",
+        "    pip install -e '.[bench]'",
+        "    python benchmarks/run.py [--quick] [--write] [NAME ...]",
         "",
         f"* Date: {when}",
         f"* Command: ``{command}`` (from the repository root, {elapsed:.0f} s)",
@@ -184,9 +190,18 @@ def _write_rst(results: List[Result], command: str, machine: List[str], when: st
             f"     - {e(r.target)}",
             f"     - **{r.verdict}**",
         ]
+    missed = [r for r in results if not r.passed]
+    if missed:
+        out += ["", "Targets missed", "==============", ""]
+        for r in missed:
+            failed = "; ".join(x.text() for x in r.ratios if not x.ok) or e(r.error or "")
+            out += [f"**{r.name}** ({e(r.what)}): missed, {e(failed)}. What was measured about why:", ""]
+            out += [f"* {e(why)}" for why in r.why] or ["* (no analysis: the benchmark did not run)"]
+            out += [""]
     out += ["", "Details", "=======", ""]
     for r in results:
-        out += [f"``{r.name}``: {e(r.what)} — **{r.verdict}**", "-" * 80, ""]
+        title = f"``{r.name}``: {e(r.what)} — {r.verdict}"
+        out += [title, "-" * len(title), ""]
         if r.error:
             out += [f"* The benchmark failed to run: {e(r.error)}"]
         out += [f"* Ours: {e(r.ours)}"]
@@ -194,8 +209,7 @@ def _write_rst(results: List[Result], command: str, machine: List[str], when: st
         out += [f"* Ratio: {e(x.text())} — {'met' if x.ok else '**missed**'}" for x in r.ratios]
         out += [f"* {e(note)}" for note in r.notes]
         if r.why:
-            out += ["", "**Target missed.** What was measured about why:", ""]
-            out += [f"* {e(why)}" for why in r.why]
+            out += ["* Target missed: see *Targets missed* above."]
         out += [""]
     out += [
         "How each benchmark works",
@@ -205,7 +219,7 @@ def _write_rst(results: List[Result], command: str, machine: List[str], when: st
     for name, module_name in BENCHMARKS.items():
         module = importlib.import_module(module_name)
         doc = (module.__doc__ or "").strip()
-        out += [f"``{name}``", "-" * 40, "", doc, ""]
+        out += [f"``{name}``", "-" * (len(name) + 4), "", doc, ""]
     return "\n".join(out).rstrip() + "\n"
 
 
