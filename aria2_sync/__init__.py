@@ -9,7 +9,6 @@ from ._version import __version__
 from .binary import find_aria2c
 from .client import Aria2Client, RetryInfo
 from .futures import DownloadFuture, DownloadResult, as_completed, wait
-from .daemon import Aria2Daemon
 from .errors import (
     Aria2AuthError,
     Aria2BinaryNotFoundError,
@@ -27,9 +26,31 @@ from .errors import (
     DownloadFailed,
 )
 from .models import BatchProgress, FileInfo, GlobalStats, Progress
-from .state import SQLiteStore, Store
 from .policy import PERMANENT_ERROR_CODES, TRANSIENT_ERROR_CODES, RestartPolicy
-from .progress_display import progress
+from .state import Store
+
+#: Exports loaded on first use: they bring subprocess, sqlite3 or tqdm handling that most
+#: programs never need, and ``import aria2_sync`` should stay cheap (no work at import time).
+_LAZY = {
+    "Aria2Daemon": ".daemon",
+    "SQLiteStore": ".sqlite_store",
+    "progress": ".progress_display",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aria2_sync' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
 
 __all__ = [
     "__version__",

@@ -13,7 +13,6 @@ import math
 import os
 import threading
 import urllib.parse
-import uuid
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -30,6 +29,7 @@ from typing import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .daemon import Aria2Daemon
     from .notifications import NotificationListener
 
 from .errors import (
@@ -43,7 +43,6 @@ from .errors import (
     Aria2UnknownBatchError,
     redact_url,
 )
-from .daemon import Aria2Daemon
 from .futures import DownloadFuture
 from .ledger import (
     CANCELLED,
@@ -266,7 +265,7 @@ class Aria2Client:
                 disconnect_grace=float(disconnect_grace),
             )
         self._notifications = self._make_listener(notifications)
-        self._owned_daemon: Optional[Aria2Daemon] = None
+        self._owned_daemon: Optional["Aria2Daemon"] = None
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -291,6 +290,8 @@ class Aria2Client:
             with Aria2Client.local("downloads") as client:
                 client.submit("https://example.com/file.zip").result()
         """
+        from .daemon import Aria2Daemon  # (imported here: only local() needs process handling)
+
         for reserved in ("rpc_url", "rpc_secret"):
             if reserved in client_options:
                 raise Aria2InputError(f"{reserved} is chosen by Aria2Client.local: leave it out")
@@ -310,7 +311,7 @@ class Aria2Client:
         return client
 
     @property
-    def daemon(self) -> Optional[Aria2Daemon]:
+    def daemon(self) -> Optional["Aria2Daemon"]:
         """The private daemon this client started (:meth:`local`), else None."""
         return self._owned_daemon
 
@@ -514,7 +515,7 @@ class Aria2Client:
 
         ``urls_with_paths`` holds ``(url, save_path)`` pairs (``save_path`` may be None), or
         plain URLs. ``options`` apply to every download. All items are checked before anything
-        is sent; then the adds go in ``system.multicall`` chunks (500 per round trip). An item
+        is sent; then the adds go in ``system.multicall`` chunks (1000 per round trip). An item
         aria2 refuses is not dropped: it counts as failed in :meth:`get_batch_progress`, and its
         future raises :class:`DownloadFailed` with aria2's reason.
         """
@@ -523,11 +524,12 @@ class Aria2Client:
         if isinstance(urls_with_paths, (str, bytes)) or not isinstance(urls_with_paths, Iterable):
             raise Aria2InputError("urls_with_paths must be a list of (url, save_path) pairs")
         records = []
+        checked_dirs: set = set()
         for index, item in enumerate(urls_with_paths):
             url, save_path = _batch_item(index, item)
             try:
                 uris = check_uris(url)
-                merged = self._download_options(save_path, options)
+                merged = self._download_options(save_path, options, checked_dirs)
             except Aria2InputError as error:
                 raise Aria2InputError(f"item {index} of the batch: {error}") from None
             gid = new_gid()
@@ -573,16 +575,25 @@ class Aria2Client:
         return batch_id
 
     def _download_options(
-        self, save_path: Optional[PathArg], options: Optional[Mapping[str, Any]]
+        self,
+        save_path: Optional[PathArg],
+        options: Optional[Mapping[str, Any]],
+        checked_dirs: Optional[set] = None,
     ) -> Dict[str, Any]:
+        """The aria2 options of one download; ``checked_dirs`` spares a batch the file-system
+        check of a directory its items share."""
         merged = download_options(save_path, options)
-        if self._daemon_is_local and isinstance(merged.get("dir"), str):
-            check_local_directory(merged["dir"])
+        directory = merged.get("dir")
+        if self._daemon_is_local and isinstance(directory, str):
+            if checked_dirs is None or directory not in checked_dirs:
+                check_local_directory(directory)
+                if checked_dirs is not None:
+                    checked_dirs.add(directory)
         return merged
 
     def _new_batch_id(self, batch_id: Optional[str]) -> str:
         if batch_id is None:
-            return uuid.uuid4().hex
+            return os.urandom(16).hex()
         if not isinstance(batch_id, str) or not batch_id.strip():
             raise Aria2InputError("batch_id must be a non-empty str (or None for a generated one)")
         if self._ledger.has_batch(batch_id):

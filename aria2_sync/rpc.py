@@ -9,7 +9,7 @@ retry-safe ``addUri`` every add and restart goes through.
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError
@@ -30,7 +30,7 @@ def new_gid() -> str:
     for ("is that GID there already?") instead of creating a second download.
     """
     while True:
-        gid = secrets.token_hex(8)
+        gid = os.urandom(8).hex()  # (not `secrets`: same source, and cheaper to import)
         if gid != "0" * 16:
             return gid
 
@@ -86,12 +86,13 @@ class Aria2RPC:
 
     def add_many_once(
         self, items: Sequence[Tuple[Sequence[str], Mapping[str, Any], str]], attempts: int = 4,
-        chunk_size: int = 500,
+        chunk_size: int = 1000,
     ) -> List[Optional[Aria2RPCError]]:
         """``addUri`` for many ``(uris, options, gid)`` in few round trips, safe to retry.
 
         Returns, per item, None when it was added or the error aria2 refused it with. Adds go in
-        ``system.multicall`` chunks of ``chunk_size``; after a lost answer, one ``tellStatus``
+        ``system.multicall`` chunks of ``chunk_size`` (1000 adds are ~0.3 MB, well under
+        aria2's default 2 MiB request limit; the private daemon allows 64 MiB); after a lost answer, one ``tellStatus``
         multicall finds which GIDs the lost chunk did add, and only the others are sent again.
         """
         outcome: List[Optional[Aria2RPCError]] = [None] * len(items)

@@ -27,6 +27,7 @@ __all__ = [
 SUPPORTED_SCHEMES = frozenset({"http", "https", "ftp", "sftp"})
 
 _GID = re.compile(r"^[0-9a-fA-F]{16}$")
+_WHITESPACE = re.compile(r"\s")
 
 UrlArg = Union[str, Sequence[str]]
 PathArg = Union[str, "os.PathLike[str]"]
@@ -66,7 +67,7 @@ def _check_url(url: Any) -> str:
         parts.port
     except ValueError:
         raise Aria2InputError(f"url {redact_url(text)!r} has an invalid port (1-65535)") from None
-    if any(c.isspace() for c in text):
+    if _WHITESPACE.search(text):
         raise Aria2InputError(f"url {redact_url(text)!r} contains white space: percent-encode it")
     return text
 

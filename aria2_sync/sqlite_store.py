@@ -1,0 +1,269 @@
+"""The shared-state :class:`~aria2_sync.state.Store` in one SQLite file.
+
+Kept apart from :mod:`aria2_sync.state` so that ``import aria2_sync`` does not load ``sqlite3``
+for the many users who keep their state in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .errors import Aria2StateError
+from .state import Row, Store
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS downloads (
+    gid TEXT PRIMARY KEY,
+    batch_id TEXT,
+    uris TEXT NOT NULL,
+    options TEXT NOT NULL,
+    current_gid TEXT NOT NULL,
+    daemon_gids TEXT NOT NULL DEFAULT '[]',
+    run INTEGER NOT NULL DEFAULT 0,
+    failed_run INTEGER NOT NULL DEFAULT -1,
+    retry_count INTEGER NOT NULL DEFAULT 0,
+    attempts TEXT NOT NULL DEFAULT '[]',
+    gave_up TEXT,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT,
+    finished_at REAL,
+    last TEXT,
+    added_at REAL NOT NULL,
+    lease_holder TEXT,
+    lease_until REAL
+);
+CREATE INDEX IF NOT EXISTS downloads_batch ON downloads (batch_id);
+CREATE INDEX IF NOT EXISTS downloads_current ON downloads (current_gid);
+CREATE INDEX IF NOT EXISTS downloads_unfinished ON downloads (outcome);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    gids TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+_JSON_COLUMNS = ("uris", "options", "daemon_gids", "attempts", "last")
+
+
+class SQLiteStore(Store):
+    """A :class:`Store` in one SQLite file, shared by every process that opens it.
+
+    One connection per store object, guarded by a lock (sqlite3 objects must not be used by two
+    threads at once); WAL mode so that readers never block the writer; ``BEGIN IMMEDIATE`` for
+    read-modify-write steps so that two processes cannot both win a claim. A file that is not
+    an aria2_sync store, is corrupt, or stays locked past ``timeout`` raises
+    :class:`~aria2_sync.Aria2StateError`, never a silent loss.
+    """
+
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()
+        directory = os.path.dirname(self.path)
+        if directory and not os.path.isdir(directory):
+            raise Aria2StateError(f"cannot open the state file {self.path!r}: {directory!r} is not a directory")
+        try:
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._check_version()
+        except sqlite3.Error as error:
+            raise self._error("open", error) from error
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.path}>"
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _error(self, action: str, error: sqlite3.Error) -> Aria2StateError:
+        text = str(error)
+        if "locked" in text or "busy" in text:
+            hint = "another process holds it too long; try again, or raise the store's timeout"
+        elif "not a database" in text or "malformed" in text or "corrupt" in text:
+            hint = "the file is not an aria2_sync state file or is damaged; move it away to start afresh"
+        else:
+            hint = "check the path and its permissions"
+        return Aria2StateError(f"state file {self.path!r}: could not {action} ({text}): {hint}")
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise Aria2StateError(
+                f"state file {self.path!r} has schema version {row[0]}, this aria2_sync uses "
+                f"{SCHEMA_VERSION}: use another file"
+            )
+
+    def _run(self, action: str, work: Any, write: bool = False) -> Any:
+        with self._lock:
+            try:
+                if write:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = work(self._db)
+                    except BaseException:
+                        self._db.execute("ROLLBACK")
+                        raise
+                    self._db.execute("COMMIT")
+                    return result
+                return work(self._db)
+            except sqlite3.Error as error:
+                raise self._error(action, error) from error
+
+    @staticmethod
+    def _decode(cursor: sqlite3.Cursor, values: Sequence[Any]) -> Row:
+        row = {description[0]: value for description, value in zip(cursor.description, values)}
+        for column in _JSON_COLUMNS:
+            if row.get(column) is not None:
+                row[column] = json.loads(row[column])
+        row["cancelled"] = bool(row["cancelled"])
+        return row
+
+    def _select(self, db: sqlite3.Connection, where: str, params: Sequence[Any]) -> List[Row]:
+        cursor = db.execute(f"SELECT * FROM downloads WHERE {where}", params)
+        return [self._decode(cursor, values) for values in cursor.fetchall()]
+
+    # -- the interface --------------------------------------------------------------------------
+
+    def add(self, rows: Sequence[Row], batch: Optional[Tuple[str, List[str]]] = None) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            for row in rows:
+                db.execute(
+                    "INSERT OR REPLACE INTO downloads (gid, batch_id, uris, options, current_gid, "
+                    "added_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (row["gid"], row.get("batch_id"), json.dumps(row["uris"]),
+                     json.dumps(row["options"]), row["current_gid"], time.time()),
+                )
+            if batch is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO batches VALUES (?, ?, ?)",
+                    (batch[0], json.dumps(batch[1]), time.time()),
+                )
+
+        self._run("add downloads", work, write=True)
+
+    def find(self, gid: str) -> Optional[Row]:
+        def work(db: sqlite3.Connection) -> Optional[Row]:
+            found = self._select(db, "gid = ? OR current_gid = ?", (gid, gid))
+            if not found:  # an older daemon GID of a download that fell back to a new one
+                found = [
+                    r for r in self._select(db, "daemon_gids LIKE ?", (f'%"{gid}"%',))
+                    if gid in r["daemon_gids"]
+                ]
+            return found[0] if found else None
+
+        return self._run("read a download", work)
+
+    def batch(self, batch_id: str) -> Optional[List[Row]]:
+        def work(db: sqlite3.Connection) -> Optional[List[Row]]:
+            stored = db.execute("SELECT gids FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+            if stored is None:
+                return None
+            by_gid = {r["gid"]: r for r in self._select(db, "batch_id = ?", (batch_id,))}
+            return [by_gid[g] for g in json.loads(stored[0]) if g in by_gid]
+
+        return self._run("read a batch", work)
+
+    def rows(self, gids: Sequence[str]) -> Dict[str, Row]:
+        def work(db: sqlite3.Connection) -> Dict[str, Row]:
+            found: Dict[str, Row] = {}
+            gids_list = list(gids)
+            for start in range(0, len(gids_list), 500):
+                chunk = gids_list[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in self._select(db, f"gid IN ({marks})", chunk):
+                    found[row["gid"]] = row
+            return found
+
+        return self._run("read downloads", work)
+
+    def unfinished(self) -> List[Row]:
+        return self._run("read downloads", lambda db: self._select(db, "outcome IS NULL", ()))
+
+    def record_failure(self, gid: str, run: int, attempt: Dict[str, Any]) -> List[Dict[str, Any]]:
+        def work(db: sqlite3.Connection) -> List[Dict[str, Any]]:
+            row = db.execute(
+                "SELECT run, failed_run, attempts FROM downloads WHERE gid = ?", (gid,)
+            ).fetchone()
+            if row is None:
+                return [attempt]
+            stored_run, failed_run, attempts = row[0], row[1], json.loads(row[2])
+            if stored_run == run and failed_run < run:
+                attempts.append(attempt)
+                db.execute(
+                    "UPDATE downloads SET failed_run = ?, attempts = ?, gave_up = NULL WHERE gid = ?",
+                    (run, json.dumps(attempts), gid),
+                )
+            return attempts
+
+        return self._run("record a failure", work, write=True)
+
+    def claim_restart(self, gid: str, run: int, lease_seconds: float) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            cursor = db.execute(
+                "UPDATE downloads SET lease_holder = ?, lease_until = ? WHERE gid = ? AND run = ? "
+                "AND outcome IS NOT 'cancelled' AND cancelled = 0 "
+                "AND (lease_holder IS NULL OR lease_holder = ? OR lease_until < ?)",
+                (self.holder, now + lease_seconds, gid, run, self.holder, now),
+            )
+            if cursor.rowcount == 0 and db.execute("SELECT 1 FROM downloads WHERE gid = ?", (gid,)).fetchone() is None:
+                return True  # not stored (added before the store was opened): nobody else has it
+            return cursor.rowcount == 1
+
+        return self._run("claim a restart", work, write=True)
+
+    def update(self, gid: str, **fields: Any) -> None:
+        if not fields:
+            return
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        values = [json.dumps(v) if name in _JSON_COLUMNS and v is not None else v for name, v in fields.items()]
+        values = [int(v) if isinstance(v, bool) else v for v in values]
+        self._run(
+            "update a download",
+            lambda db: db.execute(f"UPDATE downloads SET {columns} WHERE gid = ?", (*values, gid)),
+            write=True,
+        )
+
+    def release(self, gid: str) -> None:
+        self._run(
+            "release a restart",
+            lambda db: db.execute(
+                "UPDATE downloads SET lease_holder = NULL, lease_until = NULL "
+                "WHERE gid = ? AND lease_holder = ?",
+                (gid, self.holder),
+            ),
+            write=True,
+        )
+
+    def forget(self, gids: Iterable[str], batch_ids: Iterable[str] = ()) -> None:
+        gid_list, batch_list = list(gids), list(batch_ids)
+
+        def work(db: sqlite3.Connection) -> None:
+            for start in range(0, len(gid_list), 500):
+                chunk = gid_list[start : start + 500]
+                db.execute(f"DELETE FROM downloads WHERE gid IN ({','.join('?' * len(chunk))})", chunk)
+            for batch_id in batch_list:
+                db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+
+        if gid_list or batch_list:
+            self._run("forget downloads", work, write=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
