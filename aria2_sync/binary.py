@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 from typing import List, Optional, Union
 
 from .errors import Aria2BinaryNotFoundError
@@ -52,6 +51,8 @@ def find_aria2c(explicit: Optional[PathLike] = None) -> str:
     An explicit path or ``ARIA2C`` that does not point at an executable is an error, not a reason
     to fall through silently: the user asked for that binary.
     """
+    import shutil  # (here, not at the top: shutil costs milliseconds at ``import aria2_sync``)
+
     looked: List[str] = []
     if explicit is not None:
         path = os.fspath(explicit)

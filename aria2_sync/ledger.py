@@ -110,7 +110,7 @@ class DownloadRecord:
     settled: Optional[tuple] = None
     progress_callback_queued: bool = False
     removal_queued: bool = False
-    #: What the monitor last read (a few fields); an identical answer needs no work.
+    #: A few fields of the answer ``last`` was built from; an identical answer needs no work.
     fingerprint: Optional[tuple] = None
 
     @property

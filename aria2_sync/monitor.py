@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Callable, List, Optional, Set
 
 from .errors import (
     Aria2AuthError,
@@ -152,7 +152,7 @@ class Monitor:
                 self.tracker.vanished(record, run)
             elif isinstance(status, Aria2RPCError):
                 logger.debug("monitor could not read GID %s: %s", record.current_gid, status)
-            elif not self._unchanged(record, run, status):
+            else:
                 self.tracker.observe(record, status, run, auto)
         self.ledger.prune()  # O(records), about a millisecond per 10,000
         return len(snapshot)
@@ -175,28 +175,6 @@ class Monitor:
         turn = self.ticks % PARKED_SLICES
         skipped = {id(r) for r in parked if int(r.gid[-4:], 16) % PARKED_SLICES != turn}
         return [r for r in live if id(r) not in skipped]
-
-    @staticmethod
-    def _unchanged(record: DownloadRecord, run: int, status: Dict[str, Any]) -> bool:
-        """Whether this answer says what the last one did (then there is nothing to do).
-
-        Rebuilding and comparing snapshots of downloads that did not move is most of a tick's
-        cost; a small fingerprint of the fields that matter is enough to skip them.
-        """
-        fingerprint = (
-            run,
-            status.get("status"),
-            status.get("completedLength"),
-            status.get("totalLength"),
-            status.get("downloadSpeed"),
-            status.get("connections"),
-            status.get("errorCode"),
-        )
-        same = record.fingerprint == fingerprint and record.last is not None
-        record.fingerprint = fingerprint
-        # Only a download simply moving along (or parked) is skipped: a failure or a cancel
-        # may need acting on again (a restart that could not be sent, a removal to repeat).
-        return same and fingerprint[1] in ("active", "waiting", "paused") and not record.cancelled
 
     def _idle_pause(self) -> Optional[float]:
         """Nothing to watch: sleep until woken, or until finished records are due to go."""

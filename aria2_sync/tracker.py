@@ -58,6 +58,27 @@ class Tracker:
         self, record: DownloadRecord, status: Mapping[str, Any], run: int, auto: bool
     ) -> Progress:
         """Apply a ``tellStatus`` answer about run ``run`` of ``record``; return the snapshot."""
+        fingerprint = (
+            run,
+            status.get("status"),
+            status.get("completedLength"),
+            status.get("totalLength"),
+            status.get("downloadSpeed"),
+            status.get("connections"),
+            status.get("errorCode"),
+        )
+        with self.ledger.lock:
+            last = record.last
+            if (
+                fingerprint == record.fingerprint
+                and last is not None
+                and fingerprint[1] in ("active", "waiting", "paused")
+                and not record.cancelled
+            ):
+                # The same answer as last time, for a download simply moving along or parked:
+                # rebuilding its snapshot is most of the cost of a refresh, and changes nothing.
+                # (Failures and cancels are always looked at again: they may need acting on.)
+                return last
         progress = Progress.from_aria2(status, gid=record.gid)
         if progress.status == "error":
             self.restarts.note_failure(record, progress, run, auto=auto)
@@ -69,6 +90,7 @@ class Tracker:
                 return progress
             previous = record.last
             record.last = progress
+            record.fingerprint = fingerprint
             outcome = self._outcome_of(record, progress)
             if outcome is not None:
                 record.finish(outcome)

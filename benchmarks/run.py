@@ -260,10 +260,28 @@ def main(argv: List[str]) -> int:
           + (" (--quick: smoke run, smaller sizes)" if args.quick else ""))
     if args.write:
         path = os.path.join(REPO, "BENCHMARKS.rst")
+        kept = _kept_sections(path)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(_write_rst(results, command, machine, when, elapsed))
+            if kept:
+                handle.write("\n" + kept)
         print(f"wrote {path}")
     return 0 if all(r.passed for r in results) else 1
+
+
+#: BENCHMARKS.rst from this line on is not this script's: the chaos suite's figures (from
+#: ``python -m pytest -m chaos``) are kept there, and a rewrite keeps them.
+KEEP_MARKER = ".. Everything below is kept by benchmarks/run.py --write."
+
+
+def _kept_sections(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return ""
+    index = text.find(KEEP_MARKER)
+    return text[index:] if index >= 0 else ""
 
 
 if __name__ == "__main__":
