@@ -245,16 +245,17 @@ def _status(args: argparse.Namespace) -> int:
     keys = list(STATUS_KEYS)
     with Aria2Client(args.rpc_url, args.rpc_secret, verbose=False, monitor=False,
                      max_retries=1, retry_delay=0.2) as client:
-        version, stats, active, waiting, stopped = client.rpc.multicall([
+        answers: List[Any] = client.rpc.multicall([
             ("aria2.getVersion", []),
             ("aria2.getGlobalStat", []),
             ("aria2.tellActive", [keys]),
             ("aria2.tellWaiting", [0, 1000, keys]),
             ("aria2.tellStopped", [0, 1000, keys]),
         ])
-    for answer in (version, stats, active, waiting, stopped):
+    for answer in answers:
         if isinstance(answer, Aria2Error):
             raise answer
+    version, stats, active, waiting, stopped = answers
     downloads = [Progress.from_aria2(item) for item in [*active, *waiting, *stopped]]
     if args.json:
         json.dump({

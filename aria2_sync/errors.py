@@ -83,7 +83,7 @@ class Aria2Error(Exception):
         return (_rebuild, (type(self), self.message, self.__dict__))
 
 
-def _rebuild(cls: type, message: str, state: dict) -> Aria2Error:
+def _rebuild(cls: "type[Aria2Error]", message: str, state: dict) -> Aria2Error:
     error = cls.__new__(cls)
     Exception.__init__(error, message)
     error.__dict__.update(state)

@@ -14,6 +14,7 @@ fail with :class:`~aria2_sync.Aria2ConnectionError` only after ``disconnect_grac
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -241,4 +242,4 @@ class Monitor:
                 len(waiting),
             )
         for future in waiting:
-            self.settle_pool.submit(lambda f=future: f._settle_exception(error))
+            self.settle_pool.submit(functools.partial(future._settle_exception, error))

@@ -211,7 +211,7 @@ class Transport:
         self._idle: List[_Channel] = []
         self._lock = threading.Lock()
         self._closed = False
-        common = dict(
+        common: Dict[str, Any] = dict(
             total=max_retries,
             connect=max_retries,
             status=0,

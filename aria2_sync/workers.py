@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List
 
 import attrs
 
@@ -72,11 +72,11 @@ class WorkerPool:
 
     def _work(self) -> None:
         while True:
-            job: Optional[object] = self._queue.get()
-            if job is _STOP:
+            job = self._queue.get()
+            if job is _STOP or not callable(job):
                 return
             try:
-                job()  # type: ignore[operator]
+                job()
             except Exception:  # noqa: BLE001 - user callbacks may raise anything
                 logger.exception("an aria2_sync callback or background job failed")
 
