@@ -491,6 +491,12 @@ class Aria2Client:
                 "(get_progress(gid) tells; cancel_download(gid) stops it), so do not add it again."
             )
             raise
+        except Aria2RPCError as error:
+            if isinstance(error, Aria2AuthError) or not self._exists(gid):
+                self._ledger.forget(gid)
+                raise
+            # Refused because the GID is taken, by this very download: added meanwhile by
+            # someone acting on the shared state. It exists; nothing to undo or redo.
         except Aria2Error:
             self._ledger.forget(gid)
             raise
@@ -504,6 +510,7 @@ class Aria2Client:
         with self._ledger.lock:
             for record in records:
                 record.adding = False
+        self._ledger.release(*records)  # other processes may now take it for lost if it is
 
     def add_batch_downloads(
         self,
@@ -562,13 +569,15 @@ class Aria2Client:
         if denied is not None:  # a wrong secret refuses every item: that is the call's error
             self._ledger.forget_batch(batch_id)
             raise denied
-        for record, refusal in zip(records, refusals):
-            if refusal is not None:
-                self._tracker.reject(record, refusal)
-        refused = sum(refusal is not None for refusal in refusals)
+        refused = [(r, e) for r, e in zip(records, refusals) if e is not None]
+        if refused:  # a GID refused because it already exists is not a refusal (see add_download)
+            present = self.rpc.multicall([("aria2.tellStatus", [r.gid, ["gid"]]) for r, _ in refused])
+            refused = [(r, e) for (r, e), found in zip(refused, present) if isinstance(found, Aria2RPCError)]
+        for record, refusal in refused:
+            self._tracker.reject(record, refusal)
         logger.info(
-            "added batch %s: %d downloads%s", batch_id, len(records) - refused,
-            f", {refused} refused by aria2" if refused else "",
+            "added batch %s: %d downloads%s", batch_id, len(records) - len(refused),
+            f", {len(refused)} refused by aria2" if refused else "",
         )
         self._watch()
         self._ledger.prune_if_due()
@@ -590,6 +599,13 @@ class Aria2Client:
                 if checked_dirs is not None:
                     checked_dirs.add(directory)
         return merged
+
+    def _exists(self, gid: str) -> bool:
+        try:
+            self.rpc.tell_status(gid, ["gid"])
+            return True
+        except Aria2GIDNotFoundError:
+            return False
 
     def _new_batch_id(self, batch_id: Optional[str]) -> str:
         if batch_id is None:
@@ -786,6 +802,7 @@ class Aria2Client:
             return False
         with self._ledger.lock:
             record.cancelled = False  # an explicit restart revives a cancelled download
+        self._ledger.persist(record, cancelled=False, outcome=None)  # (shared state: first there)
         return self._restarts.restart(record, run)
 
     #: The seed guide's example calls this name; it is :meth:`restart_download`.

@@ -265,9 +265,10 @@ class Ledger:
         """Reserve the restart of run ``run`` for this process; False if another has it."""
         return self.store is None or self.store.claim_restart(record.gid, run, self.LEASE_SECONDS)
 
-    def release(self, record: DownloadRecord) -> None:
-        if self.store is not None:
-            self.store.release(record.gid)
+    def release(self, *records: DownloadRecord) -> None:
+        """End this process's leases on ``records`` (their add is confirmed, or a restart done)."""
+        if self.store is not None and records:
+            self.store.release([r.gid for r in records])
 
     def refresh(self, records: List[DownloadRecord]) -> List[DownloadRecord]:
         """Bring in what other processes changed; returns the records that got an outcome."""
@@ -283,12 +284,18 @@ class Ledger:
                 if row["current_gid"] != record.current_gid:
                     record.daemon_gids = list(row["daemon_gids"])
                     self.rebind(record, row["current_gid"], persist=False)
+                moved_on = row["run"] > record.run
                 record.run = row["run"]
                 record.failed_run = row["failed_run"]
                 record.retry_count = row["retry_count"]
                 record.attempts = [Attempt(**a) for a in row["attempts"]]
                 record.gave_up = row["gave_up"]
-                record.cancelled = record.cancelled or row["cancelled"]
+                # A cancel is sticky until an explicit restart lifts it (in the store first).
+                record.cancelled = bool(row["cancelled"]) or (record.cancelled and not moved_on)
+                if record.finished and moved_on:
+                    record.reopen()  # restarted by another process after it finished here
+                    record.last = None
+                    record.fingerprint = None
                 if row["outcome"] is not None and not record.finished:
                     if row["last"] is not None:
                         record.last = Progress.from_dict(row["last"])
@@ -297,7 +304,7 @@ class Ledger:
         return settled
 
     def adopt_unfinished(self) -> int:
-        """Watch the store's unfinished downloads that this process does not know yet."""
+        """Watch the store's unfinished downloads: new ones, and finished ones restarted since."""
         if self.store is None:
             return 0
         rows = self.store.unfinished()
@@ -305,6 +312,11 @@ class Ledger:
             fresh = [_record(row) for row in rows if row["gid"] not in self._records]
             for record in fresh:
                 self._keep(record)
+            stale = [
+                self._records[row["gid"]] for row in rows
+                if row["gid"] in self._records and self._records[row["gid"]].finished
+            ]
+        self.refresh(stale)
         return len(fresh)
 
     def unfinished(self) -> List[DownloadRecord]:
@@ -346,6 +358,7 @@ class Ledger:
             forgotten = 0
             gone_gids: List[str] = []
             gone_batches: List[str] = []
+            runs: Dict[str, int] = {}
             for done_at, batch_id, gids in units:
                 # A batch someone may still be polling is not dropped by the count rule the
                 # moment it completes (a batch larger than keep_finished would be, at once).
@@ -355,14 +368,16 @@ class Ledger:
                 if not (too_many or too_old):
                     continue
                 for gid in gids:
+                    # (for the store: delete a row only if it is still finished at this run)
+                    runs[gid] = self._records[gid].run
                     self._forget(gid)
                 forgotten += len(gids)
                 gone_gids.extend(gids)
                 if batch_id is not None:
                     self._batches.pop(batch_id, None)
                     gone_batches.append(batch_id)
-        if self.store is not None:
-            self.store.forget(gone_gids, gone_batches)
+        if self.store is not None and (gone_gids or gone_batches):
+            self.store.forget(gone_gids, gone_batches, runs=runs)
         return forgotten
 
     def forget_batch(self, batch_id: str) -> None:

@@ -45,6 +45,9 @@ MAX_OFFLINE_PAUSE = 5.0
 PARKED_READ_ALL = 500
 PARKED_SLICES = 20
 
+#: Every this many ticks, a monitor on a shared store looks for work other processes left.
+ADOPT_EVERY = 20
+
 
 class Monitor:
     """Watches a ledger's unfinished downloads on a daemon thread (started on first use)."""
@@ -126,6 +129,10 @@ class Monitor:
     def tick(self) -> int:
         """One refresh of every watched download; returns how many were watched."""
         self.ticks += 1
+        if self.ticks % ADOPT_EVERY == 0:
+            # With a shared store: downloads other processes added, or restarted after they
+            # finished here, join this process's watch (nothing to do without a store).
+            self.ledger.adopt_unfinished()
         records = self.ledger.unfinished()
         if not records:
             self._back_online()
@@ -140,9 +147,14 @@ class Monitor:
                 (record, record.current_gid, record.run)
                 for record in self._due(records, urgent)
             ]
-        statuses = self.rpc.multicall(
-            [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
-        )
+        try:
+            statuses = self.rpc.multicall(
+                [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
+            )
+        except Exception:
+            with self._lock:
+                self._urgent |= urgent  # not read: still to be read first next time
+            raise
         denied = next((s for s in statuses if isinstance(s, Aria2AuthError)), None)
         if denied is not None:
             raise denied  # the daemon is there but refuses our secret: an outage of another kind

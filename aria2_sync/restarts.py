@@ -256,20 +256,22 @@ class RestartEngine:
             with self.ledger.lock:
                 if record.cancelled:
                     return False  # cancelled while we were reading: do not bring it back
-                # The old run is over from here on. If the add below fails, the new run has no
-                # daemon-side download, and whoever reads it next finds it gone and recovers it.
-                if counted:
-                    record.retry_count += 1
-                record.run += 1
+                number = record.retry_count + (1 if counted else 0)
+                next_run = record.run + 1
+            # The old run is over from here on: shared first (a failing write leaves this
+            # process's view as it was), then here. If the add below fails, the new run has no
+            # daemon-side download, and whoever reads it next finds it gone and recovers it.
+            self.ledger.persist(
+                record, run=next_run, retry_count=number, gave_up=None, last=None,
+                outcome=None, finished_at=None,
+            )
+            with self.ledger.lock:
+                record.retry_count = number
+                record.run = next_run
                 record.gave_up = None
                 record.last = None
                 if record.finished:
                     record.reopen()
-                number = record.retry_count
-            self.ledger.persist(
-                record, run=record.run, retry_count=number, gave_up=None, last=None,
-                outcome=None, finished_at=None,
-            )
             if counted:
                 logger.warning(
                     "restarting failed download (attempt %d/%d): %s",

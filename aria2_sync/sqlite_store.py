@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS batches (
 
 _JSON_COLUMNS = ("uris", "options", "daemon_gids", "attempts", "last")
 
+#: How long a new row is reserved for the process adding it, at most (released as soon as the
+#: add is confirmed; a process that dies mid-add blocks nobody for longer).
+ADD_LEASE_SECONDS = 60.0
+
 
 class SQLiteStore(Store):
     """A :class:`Store` in one SQLite file, shared by every process that opens it.
@@ -141,11 +145,15 @@ class SQLiteStore(Store):
     def add(self, rows: Sequence[Row], batch: Optional[Tuple[str, List[str]]] = None) -> None:
         def work(db: sqlite3.Connection) -> None:
             for row in rows:
+                # Held under a lease until the add is confirmed (Store.release): meanwhile the
+                # daemon not knowing the GID means "not yet", and no other process may take it
+                # for lost and add it itself.
                 db.execute(
                     "INSERT OR REPLACE INTO downloads (gid, batch_id, uris, options, current_gid, "
-                    "added_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "added_at, lease_holder, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (row["gid"], row.get("batch_id"), json.dumps(row["uris"]),
-                     json.dumps(row["options"]), row["current_gid"], time.time()),
+                     json.dumps(row["options"]), row["current_gid"], time.time(),
+                     self.holder, time.time() + ADD_LEASE_SECONDS),
                 )
             if batch is not None:
                 db.execute(
@@ -217,8 +225,8 @@ class SQLiteStore(Store):
             cursor = db.execute(
                 "UPDATE downloads SET lease_holder = ?, lease_until = ? WHERE gid = ? AND run = ? "
                 "AND outcome IS NOT 'cancelled' AND cancelled = 0 "
-                "AND (lease_holder IS NULL OR lease_holder = ? OR lease_until < ?)",
-                (self.holder, now + lease_seconds, gid, run, self.holder, now),
+                "AND (lease_holder IS NULL OR lease_until < ?)",
+                (self.holder, now + lease_seconds, gid, run, now),
             )
             if cursor.rowcount == 0 and db.execute("SELECT 1 FROM downloads WHERE gid = ?", (gid,)).fetchone() is None:
                 return True  # not stored (added before the store was opened): nobody else has it
@@ -238,26 +246,40 @@ class SQLiteStore(Store):
             write=True,
         )
 
-    def release(self, gid: str) -> None:
-        self._run(
-            "release a restart",
-            lambda db: db.execute(
-                "UPDATE downloads SET lease_holder = NULL, lease_until = NULL "
-                "WHERE gid = ? AND lease_holder = ?",
-                (gid, self.holder),
-            ),
-            write=True,
-        )
+    def release(self, gids: Iterable[str]) -> None:
+        gid_list = list(gids)
 
-    def forget(self, gids: Iterable[str], batch_ids: Iterable[str] = ()) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            for gid in gid_list:
+                db.execute(
+                    "UPDATE downloads SET lease_holder = NULL, lease_until = NULL "
+                    "WHERE gid = ? AND lease_holder = ?",
+                    (gid, self.holder),
+                )
+
+        if gid_list:
+            self._run("release downloads", work, write=True)
+
+    def forget(self, gids: Iterable[str], batch_ids: Iterable[str] = (), runs: Optional[Dict[str, int]] = None) -> None:
         gid_list, batch_list = list(gids), list(batch_ids)
 
         def work(db: sqlite3.Connection) -> None:
-            for start in range(0, len(gid_list), 500):
-                chunk = gid_list[start : start + 500]
-                db.execute(f"DELETE FROM downloads WHERE gid IN ({','.join('?' * len(chunk))})", chunk)
+            for gid in gid_list:
+                if runs is not None and gid in runs:
+                    # Retention: only a row that is still finished at the run this process
+                    # knows; another process may have restarted it since.
+                    db.execute(
+                        "DELETE FROM downloads WHERE gid = ? AND run = ? AND outcome IS NOT NULL",
+                        (gid, runs[gid]),
+                    )
+                else:
+                    db.execute("DELETE FROM downloads WHERE gid = ?", (gid,))
             for batch_id in batch_list:
-                db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+                db.execute(
+                    "DELETE FROM batches WHERE batch_id = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM downloads WHERE batch_id = ?)",
+                    (batch_id, batch_id),
+                )
 
         if gid_list or batch_list:
             self._run("forget downloads", work, write=True)

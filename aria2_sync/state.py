@@ -39,6 +39,7 @@ class Store:
     holder: str
 
     def add(self, rows: Sequence[Row], batch: Optional[Tuple[str, List[str]]] = None) -> None:
+        """Insert new downloads, leased to this holder until :meth:`release` (the add is on)."""
         raise NotImplementedError
 
     def find(self, gid: str) -> Optional[Row]:
@@ -63,10 +64,14 @@ class Store:
     def update(self, gid: str, **fields: Any) -> None:
         raise NotImplementedError
 
-    def release(self, gid: str) -> None:
+    def release(self, gids: Iterable[str]) -> None:
+        """End this holder's leases on ``gids`` (an add confirmed, a restart done)."""
         raise NotImplementedError
 
-    def forget(self, gids: Iterable[str], batch_ids: Iterable[str] = ()) -> None:
+    def forget(
+        self, gids: Iterable[str], batch_ids: Iterable[str] = (), runs: Optional[Dict[str, int]] = None
+    ) -> None:
+        """Delete rows (with ``runs``: only those still finished at that run) and empty batches."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -74,6 +74,8 @@ class Tracker:
                 and last is not None
                 and fingerprint[1] in ("active", "waiting", "paused")
                 and not record.cancelled
+                and not record.restart_pending
+                and not last.restart_pending
             ):
                 # The same answer as last time, for a download simply moving along or parked:
                 # rebuilding its snapshot is most of the cost of a refresh, and changes nothing.

@@ -49,7 +49,7 @@ _PLAIN_URL = re.compile(
     r"(?:https?|s?ftp)://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
     r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
     r"(?:[/?#][^\s]*)?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,  # (ASCII: no Unicode case folding, e.g. "ſ" is not an "s")
 )
 
 

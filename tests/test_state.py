@@ -111,16 +111,21 @@ def test_restarts_are_claimed_once(tmp_path):
     first, second = SQLiteStore(str(tmp_path / "s.db")), SQLiteStore(str(tmp_path / "s.db"))
     try:
         first.add([{"gid": "0123456789abcdef", "uris": ["http://h/f"], "options": {}, "current_gid": "0123456789abcdef"}])
+        assert second.claim_restart("0123456789abcdef", 0, 60) is False  # being added by the first
+        first.release(["0123456789abcdef"])  # the add is confirmed
         assert first.claim_restart("0123456789abcdef", 0, 60) is True
         assert second.claim_restart("0123456789abcdef", 0, 60) is False  # held by the first
+        assert first.claim_restart("0123456789abcdef", 0, 60) is False  # and not twice by it either
         first.update("0123456789abcdef", run=1)
-        first.release("0123456789abcdef")
+        first.release(["0123456789abcdef"])
         assert second.claim_restart("0123456789abcdef", 0, 60) is False  # run 0 is over
         assert second.claim_restart("0123456789abcdef", 1, 60) is True
         attempt = {"time": 1.0, "error_code": "1", "error_message": "x", "completed_length": 5, "gid": "g"}
         assert len(first.record_failure("0123456789abcdef", 1, attempt)) == 1
         assert len(second.record_failure("0123456789abcdef", 1, attempt)) == 1  # same failure: once
-        assert second.claim_restart("0123456789abcdef", 1, -1) is True  # an expired lease is free
+        second.release(["0123456789abcdef"])
+        assert second.claim_restart("0123456789abcdef", 1, -1) is True  # a lease that ran out...
+        assert first.claim_restart("0123456789abcdef", 1, 60) is True  # ...is free for others
     finally:
         first.close()
         second.close()
@@ -165,3 +170,69 @@ def test_the_store_is_bounded_like_the_memory(daemon, fault_server, tmp_path):
         with sqlite3.connect(db) as connection:
             wait_for(lambda: connection.execute("SELECT COUNT(*) FROM downloads").fetchone()[0] <= 2,
                      what="the store to forget as well")
+
+
+def _pair(daemon, db, **kwargs):
+    """Two clients on one state file, each with its own connection (as two processes have)."""
+    options = dict(verbose=False, state=db, retry_delay=0.0, poll_interval=0.02, notifications=False, **kwargs)
+    return Aria2Client(daemon.rpc_url, daemon.secret, **options), Aria2Client(daemon.rpc_url, daemon.secret, **options)
+
+
+def test_a_download_being_added_is_not_taken_for_lost_by_another_process(daemon, fault_server, tmp_path):
+    db = tmp_path / "adding.db"
+    a, b = _pair(daemon, db)
+    try:
+        url = fault_server.add_file("slowadd.bin", size=50_000)
+        real = a.rpc.add_uri_once
+        seen = {}
+
+        def add_while_b_watches(uris, options, gid, attempts=4):
+            # The row is in the store, the daemon does not have the GID yet, and B watches it.
+            seen["future"] = b.future(gid)
+            start = b._monitor.ticks
+            wait_for(lambda: b._monitor.ticks >= start + 3, what="B's monitor to look at it")
+            return real(uris, options, gid, attempts)
+
+        a.rpc.add_uri_once = add_while_b_watches
+        gid = a.add_download(url, str(tmp_path / "slowadd.bin"))
+        assert seen["future"].result(timeout=20).size == 50_000
+        with Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, monitor=False) as plain:
+            assert daemon_gids(plain) == [gid]
+        assert not (tmp_path / "slowadd.1.bin").exists()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_restart_in_one_process_reopens_the_download_in_the_other(daemon, fault_server, tmp_path):
+    db = tmp_path / "reopen.db"
+    a, b = _pair(daemon, db)
+    try:
+        gid = a.add_download(fault_server.base_url + "/late.bin", str(tmp_path / "late.bin"), GIVE_UP_AT_ONCE)
+        wait_for(lambda: a.get_progress(gid).gave_up_reason, what="the 404 to be given up")
+        assert b.get_progress(gid).gave_up_reason  # B agrees: failed for good
+        fault_server.add_file("late.bin", size=30_000)  # the file appears; A retries explicitly
+        assert a.restart_download(gid) is True
+        assert a.future(gid).result(timeout=20).size == 30_000
+        wait_for(lambda: b.get_progress(gid).status == "complete", what="B to follow the restart")
+        assert b.future(gid).result(timeout=20).retry_count == 1
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_cancelled_download_can_be_restarted_with_shared_state(daemon, fault_server, tmp_path):
+    db = tmp_path / "cancel.db"
+    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, state=db, poll_interval=0.05)
+    try:
+        url = fault_server.add_file("c.bin", size=2_000_000)
+        fault_server.set_default_fault("c.bin", Slow(200_000))
+        gid = client.add_download(url, str(tmp_path / "c.bin"))
+        wait_for(lambda: client.get_progress(gid).status == "active", what="the download to start")
+        assert client.cancel_download(gid) is True
+        wait_for(lambda: client.get_progress(gid).status == "removed", what="the removal")
+        fault_server.set_default_fault("c.bin", None)
+        assert client.restart_download(gid) is True
+        assert client.future(gid).result(timeout=30).size == 2_000_000
+    finally:
+        client.close()
