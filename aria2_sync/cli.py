@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import logging
 import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, TextIO
@@ -295,6 +296,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     parser = _parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
+    # An application may set up logging; this one keeps urllib3's retry chatter off the
+    # terminal (the command reports connection problems itself, in one line).
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         return int(args.run(args))
     except UsageError as error:
