@@ -912,9 +912,20 @@ class Aria2Client:
         if record is not None:
             with self._ledger.lock:
                 record.cancelled = True  # no restart may bring it back
+                # This call removes it: the monitor must not send a removal of its own, which
+                # would make this one fail as if the download had already stopped.
+                record.removal_queued = True
                 if record.restart_state == SCHEDULED:
                     record.restart_state = IDLE  # its job will find it cancelled and do nothing
             self._ledger.persist(record, cancelled=True)
+        try:
+            return self._force_remove(record, daemon_gid)
+        finally:
+            if record is not None:
+                with self._ledger.lock:
+                    record.removal_queued = False
+
+    def _force_remove(self, record: Optional[DownloadRecord], daemon_gid: str) -> bool:
         try:
             self.rpc.force_remove(daemon_gid)
         except Aria2GIDNotFoundError:

@@ -229,7 +229,7 @@ def test_a_cancelled_download_can_be_restarted_with_shared_state(daemon, fault_s
         fault_server.set_default_fault("c.bin", Slow(200_000))
         gid = client.add_download(url, str(tmp_path / "c.bin"))
         wait_for(lambda: client.get_progress(gid).status == "active", what="the download to start")
-        assert client.cancel_download(gid) is True
+        assert client.cancel_download(gid) is True, client.get_progress(gid)
         wait_for(lambda: client.get_progress(gid).status == "removed", what="the removal")
         fault_server.set_default_fault("c.bin", None)
         assert client.restart_download(gid) is True
