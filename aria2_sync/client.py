@@ -710,21 +710,12 @@ class Aria2Client:
 
     def _group_progress(self, batch_id: Optional[str], records: List[DownloadRecord]) -> BatchProgress:
         self._refresh([r for r in records if not r.finished])
-        with self._ledger.lock:
-            live = [(r, r.current_gid, r.run) for r in records if not r.finished]
-        statuses = self.rpc.multicall(
-            [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in live]
-        )
-        fresh = {}
-        for (record, _, run), status in zip(live, statuses):
-            if isinstance(status, Aria2AuthError):
-                raise status
-            if isinstance(status, Aria2RPCError):
-                if isinstance(status, Aria2GIDNotFoundError):
-                    self._tracker.vanished(record, run)
-                fresh[record.gid] = self._last_known(record)
-            else:
-                fresh[record.gid] = self._tracker.observe(record, status, run, self.auto_restart_failed)
+        live = [r for r in records if not r.finished]
+        fresh = {
+            record.gid: progress
+            for record, _, progress in self._tracker.read(self.rpc, live, self.auto_restart_failed)
+            if progress is not None
+        }
         pairs = [
             (record, fresh.get(record.gid) or self._last_known(record)) for record in records
         ]
@@ -822,29 +813,19 @@ class Aria2Client:
                 raise Aria2UnknownBatchError(batch_id)
         else:
             pool = list(self._ledger)
-        candidates = []
         with self._ledger.lock:
-            for record in pool:
-                done = record.outcome in (COMPLETE, REJECTED)
-                if not record.cancelled and not done and not record.restart_pending:
-                    candidates.append((record, record.current_gid, record.run))
-        statuses = self.rpc.multicall(
-            [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in candidates]
-        )
+            candidates = [
+                record for record in pool
+                if not record.cancelled
+                and record.outcome not in (COMPLETE, REJECTED)
+                and not record.restart_pending
+            ]
         restarted = 0
-        for (record, _, run), status in zip(candidates, statuses):
-            if isinstance(status, Aria2AuthError):
-                raise status
-            if isinstance(status, Aria2GIDNotFoundError):
-                self._tracker.vanished(record, run)
-                continue
-            if isinstance(status, Aria2RPCError):
-                continue
-            progress = self._tracker.observe(record, status, run, auto=False)
+        for record, run, progress in self._tracker.read(self.rpc, candidates, auto=False):
             with self._ledger.lock:
                 current = record.run == run
-            if not current or progress.status != "error":
-                continue  # restarted meanwhile (a stale read), or not failed
+            if progress is None or not current or progress.status != "error":
+                continue  # unreadable, restarted meanwhile (a stale read), or not failed
             if not force and not self._restarts.allowed(record, progress):
                 continue
             if self._restarts.restart(record, run):

@@ -20,15 +20,8 @@ import threading
 import time
 from typing import Callable, List, Optional, Set
 
-from .errors import (
-    Aria2AuthError,
-    Aria2ConnectionError,
-    Aria2GIDNotFoundError,
-    Aria2RPCError,
-    redact_url,
-)
+from .errors import Aria2AuthError, Aria2ConnectionError, redact_url
 from .ledger import DownloadRecord, Ledger
-from .models import STATUS_KEYS
 from .rpc import Aria2RPC
 from .tracker import Tracker
 from .workers import WorkerPool
@@ -143,32 +136,17 @@ class Monitor:
         with self._lock:
             urgent, self._urgent = self._urgent, set()
         with self.ledger.lock:
-            snapshot = [
-                (record, record.current_gid, record.run)
-                for record in self._due(records, urgent)
-            ]
+            due = self._due(records, urgent)
         try:
-            statuses = self.rpc.multicall(
-                [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
-            )
+            # A refused secret raises here: the daemon is there, but it is an outage all the same.
+            self.tracker.read(self.rpc, due, self._auto_restart())
         except Exception:
             with self._lock:
                 self._urgent |= urgent  # not read: still to be read first next time
             raise
-        denied = next((s for s in statuses if isinstance(s, Aria2AuthError)), None)
-        if denied is not None:
-            raise denied  # the daemon is there but refuses our secret: an outage of another kind
         self._back_online()
-        auto = self._auto_restart()
-        for (record, _, run), status in zip(snapshot, statuses):
-            if isinstance(status, Aria2GIDNotFoundError):
-                self.tracker.vanished(record, run)
-            elif isinstance(status, Aria2RPCError):
-                logger.debug("monitor could not read GID %s: %s", record.current_gid, status)
-            else:
-                self.tracker.observe(record, status, run, auto)
         self.ledger.prune()  # O(records), about a millisecond per 10,000
-        return len(snapshot)
+        return len(due)
 
     def _due(self, records: List[DownloadRecord], urgent: Set[str]) -> List[DownloadRecord]:
         """The records to read this tick (under the ledger's lock).

@@ -21,11 +21,12 @@ from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 
 import attrs
 
-from .errors import Aria2Error, DownloadFailed
+from .errors import Aria2AuthError, Aria2Error, Aria2GIDNotFoundError, Aria2RPCError, DownloadFailed
 from .futures import DownloadFuture, DownloadResult
 from .ledger import CANCELLED, COMPLETE, FAILED, REJECTED, DownloadRecord, Ledger
-from .models import BatchProgress, FileInfo, Progress
+from .models import STATUS_KEYS, BatchProgress, FileInfo, Progress
 from .restarts import RestartEngine, complete_file_on_disk
+from .rpc import Aria2RPC
 from .workers import Pools
 
 __all__ = ["Tracker"]
@@ -114,6 +115,36 @@ class Tracker:
             self.ledger.persist_outcome(record)
             self.settle(record)
         return progress
+
+    def read(
+        self, rpc: Aria2RPC, records: List[DownloadRecord], auto: bool
+    ) -> List[Tuple[DownloadRecord, int, Optional[Progress]]]:
+        """Read ``records`` from the daemon in one round trip and apply every answer.
+
+        Returns ``(record, run read, snapshot)`` for each; the snapshot is None for a download
+        the daemon could not report (one it no longer has is handed to :meth:`vanished`).
+        Raises :class:`Aria2AuthError` when the daemon refuses the secret (then every item
+        says so, and nothing can be read).
+        """
+        with self.ledger.lock:
+            snapshot = [(record, record.current_gid, record.run) for record in records]
+        statuses = rpc.multicall(
+            [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
+        )
+        denied = next((s for s in statuses if isinstance(s, Aria2AuthError)), None)
+        if denied is not None:
+            raise denied
+        results: List[Tuple[DownloadRecord, int, Optional[Progress]]] = []
+        for (record, daemon_gid, run), status in zip(snapshot, statuses):
+            if isinstance(status, Aria2GIDNotFoundError):
+                self.vanished(record, run)
+                results.append((record, run, None))
+            elif isinstance(status, Aria2RPCError):
+                logger.debug("could not read GID %s: %s", daemon_gid, status)
+                results.append((record, run, None))
+            else:
+                results.append((record, run, self.observe(record, status, run, auto)))
+        return results
 
     def _report_progress(self, record: DownloadRecord) -> None:
         """Call ``on_progress`` with the latest snapshot (queued calls coalesce into one)."""
