@@ -19,8 +19,9 @@ from ``result()`` as ``None``) and they pickle with their attributes.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 __all__ = [
     "Aria2Error",
@@ -38,6 +39,7 @@ __all__ = [
     "Aria2StateError",
     "Aria2UnknownBatchError",
     "redact_url",
+    "redact_text",
 ]
 
 
@@ -63,6 +65,39 @@ def redact_url(url: str) -> str:
             [(k, "***" if k.lower() in {"token", "secret", "password"} else v) for k, v in pairs]
         )
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+#: ``scheme://user:password@`` inside free text: the password part is group 2.
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)([^/\s@]*)@")
+#: Header lines and aria2 options whose value is a credential, in free text such as aria2c's log
+#: (``Authorization: Basic ...``, ``http-passwd=...``, ``--ftp-passwd ...``).
+_CREDENTIAL_HEADERS = re.compile(
+    r"((?:proxy-)?authorization\s*:\s*)((?:basic|bearer|digest) +)?([^\s\"',\]}]+)"
+    r"|((?:set-)?cookie\s*:\s*)()([^\r\n\"]+)",
+    re.IGNORECASE,
+)
+_CREDENTIAL_OPTIONS = re.compile(
+    r"((?:[a-z]+-)*passwd[\s=:\"']+|(?:rpc-)?secret[=:\"']+\s*|token:)([^\s\"',\]}]+)",
+    re.IGNORECASE,
+)
+
+
+def redact_text(text: str, secrets: Iterable[Optional[str]] = ()) -> str:
+    """Return ``text`` with credentials masked as ``***``, for quoting in messages and output.
+
+    Masks the password of every URL in the text (``http://user:***@host``), the values of
+    ``Authorization``/``Cookie`` headers and of ``*-passwd``/``secret`` options, and every exact
+    occurrence of the given ``secrets`` (the RPC secret). Used wherever text that came from
+    aria2c or from a user's input is shown: daemon log tails, CLI output, example apps.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}***@", text)
+    text = _CREDENTIAL_HEADERS.sub(
+        lambda m: f"{m.group(1) or m.group(4)}{m.group(2) or ''}***", text
+    )
+    return _CREDENTIAL_OPTIONS.sub(lambda m: f"{m.group(1)}***", text)
 
 
 class Aria2Error(Exception):
