@@ -432,6 +432,8 @@ class Aria2Daemon:
                 if process.poll() is None:
                     self._stop_process(process, timeout)
             finally:
+                if process.poll() is None:  # interrupted (Ctrl-C) before it was gone
+                    process.kill()
                 self._process = None
                 if self._own_state_dir:
                     self._remove_private_dir()
@@ -711,8 +713,32 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
+_proof_works: bool | None = None
+
+
 def _can_prove_listener_owner() -> bool:
-    return os.path.exists("/proc/net/tcp") and os.path.isdir("/proc/self/fd")
+    """True where /proc tells who holds a listening socket (Linux), checked once per process
+    on a socket of our own: a /proc that exists but does not tell (a sandbox) must not make
+    every start wait for a proof that cannot come."""
+    global _proof_works
+    if _proof_works is None:
+        _proof_works = _proof_self_test()
+    return _proof_works
+
+
+def _proof_self_test() -> bool:
+    if not (os.path.exists("/proc/net/tcp") and os.path.isdir("/proc/self/fd")):
+        return False
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(1)
+            works = _rpc_listener_owner(os.getpid(), sock.getsockname()[1]) == "ours"
+    except (OSError, ValueError):
+        works = False
+    if not works:
+        logger.debug("/proc does not show who listens on a port; aria2c runs with --disable-ipv6")
+    return works
 
 
 def _proc_hex(address: str, family: int) -> str:

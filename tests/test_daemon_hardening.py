@@ -548,3 +548,28 @@ def test_socket_owner_proof_sees_a_foreign_listener(tmp_path):
         finally:
             child.kill()
             child.wait(5)
+
+
+def test_a_proc_that_does_not_tell_falls_back_instead_of_waiting_for_ever(monkeypatch):
+    """A sandbox whose /proc lists no sockets must not make every start wait for a proof."""
+    monkeypatch.setattr(daemon_module, "_rpc_listener_owner", lambda pid, port: "none")
+    assert daemon_module._proof_self_test() is False
+
+
+def test_stop_interrupted_by_ctrl_c_still_ends_aria2c_and_removes_the_folder(tmp_path, private_tmp, monkeypatch):
+    daemon = Aria2Daemon(download_dir=tmp_path / "dl").start()
+    pid, folder = daemon.pid, daemon.state_dir
+    original = daemon_module._wait_exit
+
+    def interrupted(process, timeout):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(daemon_module, "_wait_exit", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            daemon.stop()
+        monkeypatch.setattr(daemon_module, "_wait_exit", original)
+        wait_for(lambda: not alive(pid), what="aria2c to be gone")
+        assert not os.path.exists(folder) and not daemon.running
+    finally:
+        kill_if_alive(pid)
