@@ -247,9 +247,10 @@ class Ledger:
     finished) beyond ``keep_finished`` of them or older than ``keep_seconds``. It runs on every
     monitor tick, at most once a second from API calls, and as soon as more than
     ``keep_finished`` finished downloads are kept (:meth:`persist_outcome` counts them), so
-    ``keep_finished`` is a hard bound on finished downloads outside running batches. A batch
-    still running keeps all its downloads (its futures and counts need them); a finished batch
-    forgotten by the count rule leaves a :class:`BatchSummary` for a minute.
+    ``keep_finished`` is a hard bound on the finished downloads kept. A batch still running
+    keeps all its downloads (its futures and counts need them), so only a running batch larger
+    than the bound can exceed it; a finished batch forgotten by the count rule leaves a
+    :class:`BatchSummary` for a minute.
 
     With a :class:`~aria2_sync.state.Store`, the ledger is this process's working set of a
     shared state: changes are written through (``persist``), unknown GIDs and batches are
@@ -276,10 +277,10 @@ class Ledger:
         self._batches: "OrderedDict[str, Batch]" = OrderedDict()
         self._summaries: OrderedDict[str, BatchSummary] = OrderedDict()
         self._last_prune = 0.0
-        #: Finished downloads kept, as far as :meth:`note_finished` knows between prunes.
+        #: Finished downloads kept, as far as :meth:`note_finished` knows between prunes, and
+        #: the count past which it prunes.
         self._finished_hint = 0
-        #: Members of each batch without an outcome, as far as :meth:`note_finished` knows.
-        self._open_members: dict[str, int] = {}
+        self._prune_at = keep_finished
         self._store_failing = False
 
     def add(self, record: DownloadRecord) -> None:
@@ -301,7 +302,6 @@ class Ledger:
             for record in records:
                 self._keep(record)
             self._batches[batch.batch_id] = batch
-            self._open_members[batch.batch_id] = sum(not r.finished for r in records)
 
     def has_batch(self, batch_id: str) -> bool:
         with self.lock:
@@ -309,13 +309,16 @@ class Ledger:
                 return True
         return self.store is not None and self.store.batch(batch_id) is not None
 
-    def batch_records(self, batch_id: str) -> Optional[List[DownloadRecord]]:
-        """The records of a batch in its order, or None for an unknown (or forgotten) batch."""
+    def batch_records(self, batch_id: str, local_only: bool = False) -> Optional[List[DownloadRecord]]:
+        """The records of a batch in its order, or None for an unknown (or forgotten) batch.
+
+        ``local_only``: from memory alone, without asking the store.
+        """
         with self.lock:
             batch = self._batches.get(batch_id)
             if batch is not None:
                 return [self._records[gid] for gid in batch.gids if gid in self._records]
-        if self.store is None:
+        if self.store is None or local_only:
             return None
         rows = self.store.batch(batch_id)
         if rows is None:
@@ -326,7 +329,6 @@ class Ledger:
                 if record.gid not in self._records:
                     self._keep(record)
             self._batches[batch_id] = Batch(batch_id, [r.gid for r in records])
-            self._open_members[batch_id] = sum(not r.finished for r in records)
             return records
 
     def batch_summary(self, batch_id: str) -> BatchSummary | None:
@@ -346,9 +348,13 @@ class Ledger:
             self.store.update(record.gid, **fields)
 
     def persist_outcome(self, record: DownloadRecord) -> None:
-        """Write a new outcome through; then keep the retention's bound (:meth:`note_finished`)."""
-        try:
-            if self.store is not None:
+        """Write a new outcome through; then keep the retention's bound (:meth:`note_finished`).
+
+        A store that cannot be written is logged, not raised: the outcome must still resolve
+        the download's future in this process.
+        """
+        if self.store is not None:
+            try:
                 self.store.update(
                     record.gid,
                     outcome=record.outcome,
@@ -357,33 +363,26 @@ class Ledger:
                     cancelled=record.cancelled,
                     last=record.last.to_dict() if record.last is not None else None,
                 )
-        finally:
-            self.note_finished(record)
+            except Aria2StateError as error:
+                # The outcome stands in this process (its future must still be resolved);
+                # other processes read it from the daemon themselves.
+                self._store_trouble(f"write the outcome of download {record.gid}", error)
+        self.note_finished(record)
 
     def note_finished(self, record: DownloadRecord) -> None:
         """Count a download that got an outcome; prune at once past ``keep_finished``.
 
-        The count is a cheap estimate kept between prunes (each prune sets it right), so that
-        the bound holds between monitor ticks without a scan of every record per outcome. A
-        batch's downloads count once the whole batch is finished (it is forgotten as a unit).
-        A prune started here forgets down to 90% of the bound, so that a busy process does not
-        scan its records on every outcome.
+        The count is an estimate kept between prunes (each prune sets it right), so that the
+        bound holds between monitor ticks without a scan of every record per outcome. A prune
+        started here forgets down to 90% of the bound, and when running batches alone hold
+        more finished downloads than the bound (they cannot be forgotten yet), the next one
+        waits for another tenth of it: a busy process does not scan its records per outcome.
         """
         if not record.finished:
             return
         with self.lock:
-            batch = self._batches.get(record.batch_id) if record.batch_id is not None else None
-            if batch is None:
-                self._finished_hint += 1
-            else:
-                left = self._open_members.get(batch.batch_id, 1) - 1
-                if left <= 0:  # maybe the last one: count the batch's unfinished members, once
-                    members = [self._records[g] for g in batch.gids if g in self._records]
-                    left = sum(not r.finished or r.restart_pending for r in members)
-                    if left == 0:
-                        self._finished_hint += len(members)
-                self._open_members[batch.batch_id] = left
-            over = self._finished_hint > self.keep_finished
+            self._finished_hint += 1
+            over = self._finished_hint > self._prune_at
         if over:
             self.prune(low_water=True)
 
@@ -499,15 +498,17 @@ class Ledger:
 
         A download in a batch is forgotten with its batch, once every download of the batch has
         finished, so that a batch never reports on a partial membership. The count rule is a
-        hard bound (``keep_finished`` finished downloads; with ``low_water``, 90% of it): a
-        batch it forgets within :data:`BATCH_GRACE_SECONDS` of its end leaves its counts
-        (:meth:`batch_summary`).
+        hard bound on all finished downloads kept (``keep_finished``; with ``low_water``, 90%
+        of it), those of running batches included, which only running batches larger than the
+        bound can exceed: a finished batch it forgets within :data:`BATCH_GRACE_SECONDS` of its
+        end leaves its counts (:meth:`batch_summary`).
         """
         now = time.monotonic() if now is None else now
         limit = self.keep_finished - (self.keep_finished // 10 if low_water else 0)
         with self.lock:
             units = self._finished_units()
-            finished_total = sum(len(unit[2]) for unit in units)
+            # Finished downloads of batches still running count too, but cannot go yet.
+            finished_total = sum(record.finished for record in self._records.values())
             forgotten = 0
             gone_gids: List[str] = []
             gone_batches: List[str] = []
@@ -529,9 +530,11 @@ class Ledger:
                 gone_gids.extend(gids)
                 if batch_id is not None:
                     self._batches.pop(batch_id, None)
-                    self._open_members.pop(batch_id, None)
                     gone_batches.append(batch_id)
             self._finished_hint = finished_total - forgotten
+            self._prune_at = max(
+                self.keep_finished, self._finished_hint + max(1, self.keep_finished // 10)
+            )
             self._prune_summaries(now)
         if self.store is not None and (gone_gids or gone_batches):
             self.store.forget(gone_gids, gone_batches, runs=runs)
@@ -566,7 +569,6 @@ class Ledger:
         """Drop a batch and its records now (adds that certainly did not happen)."""
         with self.lock:
             batch = self._batches.pop(batch_id, None)
-            self._open_members.pop(batch_id, None)
             self._summaries.pop(batch_id, None)
             gids = list(batch.gids) if batch else []
             for gid in gids:
@@ -587,6 +589,15 @@ class Ledger:
             return
         for daemon_gid in [record.gid, *record.daemon_gids]:
             self._by_daemon_gid.pop(daemon_gid, None)
+
+    def get_local(self, gid: str) -> DownloadRecord | None:
+        """The record for a GID from memory alone (without asking the store)."""
+        with self.lock:
+            record = self._records.get(gid)
+            if record is None:
+                handle = self._by_daemon_gid.get(gid)
+                record = self._records.get(handle) if handle else None
+            return record
 
     def get(self, gid: str) -> Optional[DownloadRecord]:
         """The record for a handle GID or for any daemon GID it ever had."""
