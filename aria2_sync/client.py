@@ -249,7 +249,7 @@ class Aria2Client:
         self._closed = False
         self._close_lock = threading.Lock()
         self._verbose_on = False
-        self._owned_daemon: Optional["Aria2Daemon"] = None
+        self._owned_daemon: Aria2Daemon | None = None
         self._own_store = state is not None and not isinstance(state, Store)
         store = open_store(state)
         try:
@@ -265,16 +265,16 @@ class Aria2Client:
 
     def _build(
         self,
-        rpc_secret: Optional[str],
+        rpc_secret: str | None,
         max_retries: int,
         max_retry_delay: float,
         keep_finished: int,
-        keep_seconds: Optional[float],
-        store: Optional[Store],
+        keep_seconds: float | None,
+        store: Store | None,
         monitor: bool,
         poll_interval: float,
         disconnect_grace: float,
-        notifications: Optional[bool],
+        notifications: bool | None,
     ) -> None:
         """The constructor's parts, made from checked arguments (none starts a thread)."""
         self._transport = Transport(
@@ -419,7 +419,7 @@ class Aria2Client:
             if self._closed:
                 return
             self._closed = True
-        errors: List[BaseException] = []
+        errors: list[BaseException] = []
         for step, action in self._closing_steps(cancel):
             try:
                 action()
@@ -430,13 +430,13 @@ class Aria2Client:
         if errors:
             raise errors[0]
 
-    def _closing_steps(self, cancel: bool) -> List[Tuple[str, Callable[[], None]]]:
+    def _closing_steps(self, cancel: bool) -> list[tuple[str, Callable[[], None]]]:
         """What :meth:`close` does, in order; each step runs even if one before it failed.
 
         The threads are told to stop first, then the connections are closed, which releases a
         thread blocked in a call to the daemon, and only then are the threads waited for.
         """
-        steps: List[Tuple[str, Callable[[], None]]] = []
+        steps: list[tuple[str, Callable[[], None]]] = []
         if cancel:
             steps.append(("remove the unfinished downloads", self._cancel_unfinished))
         if self._notifications is not None:
@@ -619,7 +619,7 @@ class Aria2Client:
             refusal.message += f" (could not check whether GID {gid} exists anyway: {error})"
             return False
 
-    def _forget_failed_add(self, gids: List[str], batch_id: Optional[str] = None) -> None:
+    def _forget_failed_add(self, gids: list[str], batch_id: str | None = None) -> None:
         """Drop the records of adds that did not happen; a store that cannot be told is logged
         (the add's own error is what the caller must hear)."""
         try:
@@ -634,7 +634,7 @@ class Aria2Client:
                 redact_text(str(error)),
             )
 
-    def _closed_meanwhile(self, error: Aria2Error, gid: Optional[str]) -> Aria2ClosedError:
+    def _closed_meanwhile(self, error: Aria2Error, gid: str | None) -> Aria2ClosedError:
         """The error of an add interrupted by :meth:`close` (``gid``: it may exist)."""
         maybe = (
             f" Download {gid} may have been added and may be running in the daemon."
@@ -645,7 +645,7 @@ class Aria2Client:
         closed.__cause__ = error
         return closed
 
-    def _after_add(self, records: List[DownloadRecord]) -> None:
+    def _after_add(self, records: list[DownloadRecord]) -> None:
         """The daemon has these downloads: mark them added, watch them, keep the retention.
 
         Each step that touches the state file may fail (locked by another process for too
@@ -664,7 +664,7 @@ class Aria2Client:
         self._store_step("starting to watch it", gids, self._watch)
         self._store_step("applying the retention", gids, self._ledger.prune_if_due)
 
-    def _store_step(self, what: str, gids: List[str], action: Callable[[], Any]) -> None:
+    def _store_step(self, what: str, gids: list[str], action: Callable[[], Any]) -> None:
         try:
             action()
         except Exception as error:  # noqa: BLE001 - see _after_add
@@ -725,7 +725,7 @@ class Aria2Client:
                 "the rest when the daemon answers (get_batch_progress tells; close(cancel=True) "
                 "stops it), so do not add it again."
             )
-            raise error
+            raise
         except Aria2Error as error:
             self._forget_failed_add([], batch_id)
             raise self._closed_meanwhile(error, None) if self._closed else error
@@ -747,8 +747,8 @@ class Aria2Client:
         return batch_id
 
     def _really_refused(
-        self, refused: List[Tuple[DownloadRecord, Exception]]
-    ) -> List[Tuple[DownloadRecord, Exception]]:
+        self, refused: list[tuple[DownloadRecord, Exception]]
+    ) -> list[tuple[DownloadRecord, Exception]]:
         """The refused items of a batch that do not exist all the same (see add_download).
 
         A GID refused because it already exists is not a refusal; when that cannot be checked,
@@ -963,7 +963,7 @@ class Aria2Client:
             return self._known_batch_progress(batch_id)
         return self.get_batch_progress(batch_id)
 
-    def _known_batch_progress(self, batch_id: str) -> Optional[BatchProgress]:
+    def _known_batch_progress(self, batch_id: str) -> BatchProgress | None:
         """A batch's progress from memory alone (a closed client asks nothing of the daemon)."""
         records = self._ledger.batch_records(batch_id, local_only=True)
         if records is None:

@@ -15,7 +15,8 @@ import logging
 import sqlite3
 import threading
 import urllib.parse
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ BOUND = 20.0  # seconds: the most any wait in this file may take
 # -- a JSON-RPC proxy that holds or answers ------------------------------------------------------
 
 
-def _methods(body: bytes) -> List[str]:
+def _methods(body: bytes) -> list[str]:
     """The RPC methods a request calls (those inside a system.multicall too)."""
     try:
         request = json.loads(body)
@@ -48,9 +49,9 @@ def _methods(body: bytes) -> List[str]:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_POST(self) -> None:
@@ -72,7 +73,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    proxy: "HoldingProxy"
+    proxy: HoldingProxy
 
 
 class HoldingProxy:
@@ -84,21 +85,21 @@ class HoldingProxy:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
         self._lock = threading.Lock()
-        self._hold_method: Optional[str] = None
+        self._hold_method: str | None = None
         self.holding = threading.Event()
         self._release = threading.Event()
-        self._answers: Dict[str, Callable[[Dict[str, Any], List[str]], Any]] = {}
+        self._answers: dict[str, Callable[[dict[str, Any], list[str]], Any]] = {}
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}{self._upstream[2]}"
 
-    def __enter__(self) -> "HoldingProxy":
+    def __enter__(self) -> HoldingProxy:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._release.set()
         self._server.shutdown()
         self._server.server_close()
@@ -115,11 +116,11 @@ class HoldingProxy:
     def release(self) -> None:
         self._release.set()
 
-    def answer(self, method: str, make: Callable[[Dict[str, Any], List[str]], Any]) -> None:
+    def answer(self, method: str, make: Callable[[dict[str, Any], list[str]], Any]) -> None:
         """Answer every call of ``method`` with ``make(request, methods)`` (a JSON-able reply)."""
         self._answers[method] = make
 
-    def _answer_for(self, body: bytes) -> Optional[bytes]:
+    def _answer_for(self, body: bytes) -> bytes | None:
         methods = _methods(body)
         for method, make in self._answers.items():
             if method in methods:
@@ -135,7 +136,7 @@ class HoldingProxy:
             self.holding.set()
             assert self._release.wait(BOUND), "the test never released the held answer"
 
-    def _forward(self, body: bytes, headers: Dict[str, str]) -> bytes:
+    def _forward(self, body: bytes, headers: dict[str, str]) -> bytes:
         host, port, path = self._upstream
         connection = http.client.HTTPConnection(host, port, timeout=BOUND)
         try:
@@ -145,11 +146,11 @@ class HoldingProxy:
             connection.close()
 
 
-def _rpc_error(request: Dict[str, Any], message: str, code: int = 1) -> Dict[str, Any]:
+def _rpc_error(request: dict[str, Any], message: str, code: int = 1) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request.get("id"), "error": {"code": code, "message": message}}
 
 
-def _multicall_errors(request: Dict[str, Any], message: str) -> Dict[str, Any]:
+def _multicall_errors(request: dict[str, Any], message: str) -> dict[str, Any]:
     """A system.multicall answer whose every item is an error."""
     calls = request["params"][-1]
     return {"jsonrpc": "2.0", "id": request.get("id"),
@@ -162,9 +163,21 @@ def proxy(daemon) -> Iterator[HoldingProxy]:
         yield running
 
 
-def _in_thread(work: Callable[[], Any]) -> Tuple[threading.Thread, Dict[str, Any]]:
+@pytest.fixture(autouse=True)
+def package_logger_restored() -> Iterator[None]:
+    """Each test here starts and ends with the ``aria2_sync`` logger as it found it."""
+    logger = logging.getLogger("aria2_sync")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        yield
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+
+
+def _in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
     """Run ``work`` on a thread; the dict gets ``value`` or ``error``."""
-    outcome: Dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
 
     def run() -> None:
         try:
@@ -177,7 +190,7 @@ def _in_thread(work: Callable[[], Any]) -> Tuple[threading.Thread, Dict[str, Any
     return thread, outcome
 
 
-def _joined(thread: threading.Thread, outcome: Dict[str, Any]) -> Any:
+def _joined(thread: threading.Thread, outcome: dict[str, Any]) -> Any:
     thread.join(BOUND)
     assert not thread.is_alive(), "the call did not return"
     if "error" in outcome:
@@ -185,7 +198,7 @@ def _joined(thread: threading.Thread, outcome: Dict[str, Any]) -> Any:
     return outcome["value"]
 
 
-def _client(daemon, rpc_url: Optional[str] = None, **kwargs: Any) -> Aria2Client:
+def _client(daemon, rpc_url: str | None = None, **kwargs: Any) -> Aria2Client:
     kwargs.setdefault("verbose", False)
     kwargs.setdefault("retry_delay", 0.05)
     kwargs.setdefault("poll_interval", 0.05)
@@ -382,7 +395,7 @@ def interrupted_start(monkeypatch) -> Callable[[str], None]:
     """``interrupt(prefix)``: the next start of a thread named ``prefix...`` raises
     KeyboardInterrupt before the thread starts (Ctrl-C at the worst moment)."""
     real_start = threading.Thread.start
-    armed: Dict[str, bool] = {}
+    armed: dict[str, bool] = {}
 
     def start(self: threading.Thread) -> None:
         for prefix in list(armed):
@@ -421,7 +434,7 @@ def test_close_runs_every_step_and_reraises_the_first_error(tmp_path, monkeypatc
         def broken(*_: Any) -> None:
             raise RuntimeError("a step that fails")
 
-        monkeypatch.setattr(Pools, "join", broken)  # (an attrs class with slots: patch the class)
+        monkeypatch.setattr(client, "_fail_pending_futures", broken)
         with pytest.raises(RuntimeError, match="a step that fails"):
             client.close()
         assert not daemon.running
@@ -433,7 +446,7 @@ def test_close_runs_every_step_and_reraises_the_first_error(tmp_path, monkeypatc
 
 def test_close_closes_the_connections_before_waiting_for_threads(daemon, monkeypatch):
     client = _client(daemon)
-    order: List[str] = []
+    order: list[str] = []
     for name, owner, attribute in [
         ("transport", client._transport, "close"),
         ("monitor transport", client._monitor_transport, "close"),
