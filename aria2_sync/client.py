@@ -41,6 +41,7 @@ from .errors import (
     Aria2InputError,
     Aria2RPCError,
     Aria2UnknownBatchError,
+    redact_text,
     redact_url,
 )
 from .futures import DownloadFuture
@@ -55,7 +56,7 @@ from .ledger import (
     DownloadRecord,
     Ledger,
 )
-from .logs import enable_verbose_output
+from .logs import disable_verbose_output, enable_verbose_output
 from .models import STATUS_KEYS, BatchProgress, GlobalStats, Progress
 from .monitor import Monitor
 from .policy import RestartPolicy
@@ -137,6 +138,40 @@ def _check_timeout(timeout: Any) -> Timeout:
     return timeout
 
 
+def _closed_error(gid: str) -> Aria2ClosedError:
+    return Aria2ClosedError(
+        f"the client was closed before download {gid} finished; it may still be running in "
+        "the daemon"
+    )
+
+
+def _thread_never_started(error: BaseException) -> bool:
+    """A join of a thread an interrupt kept from starting (nothing to wait for)."""
+    return isinstance(error, RuntimeError) and "before it is started" in str(error)
+
+
+def _check_state(state: Any) -> None:
+    """``state=`` is None, a path or a Store (checked before a file is opened)."""
+    if state is None or isinstance(state, (str, os.PathLike, Store)):
+        return
+    raise Aria2InputError(
+        f"state must be None, a path to an SQLite file, or a Store, not {type(state).__name__}"
+    )
+
+
+def _check_notifications(wanted: Any, monitor: Any) -> None:
+    """``notifications=True`` needs the websocket-client package (when there is a monitor)."""
+    if not wanted or not monitor:
+        return
+    from .notifications import websocket_available
+
+    if not websocket_available():
+        raise Aria2InputError(
+            "notifications=True needs the websocket-client package: "
+            "pip install 'aria2_sync[notifications]'"
+        )
+
+
 def _check_rpc_url(rpc_url: Any) -> str:
     if not isinstance(rpc_url, str) or not rpc_url.strip():
         raise Aria2InputError("rpc_url must be a non-empty str like http://127.0.0.1:6800/jsonrpc")
@@ -187,6 +222,8 @@ class Aria2Client:
         notifications: Optional[bool] = None,
         state: Union[None, str, "os.PathLike[str]", Store] = None,
     ) -> None:
+        # Every argument is checked before anything is changed (verbose output, a store opened,
+        # a thread, a connection): a bad argument leaves nothing behind.
         self.rpc_url = _check_rpc_url(rpc_url)
         host = (urllib.parse.urlsplit(self.rpc_url).hostname or "").lower()
         # Paths are checked here only when the daemon shares this machine's file system.
@@ -206,8 +243,40 @@ class Aria2Client:
         self.auto_restart_failed = bool(auto_restart_failed)
         self.verbose = bool(verbose)
         self.timeout = _check_timeout(timeout)
-        if self.verbose:
+        self.restart_policy = self._make_policy(restart_policy, max_restarts, max_retry_delay)
+        _check_state(state)
+        _check_notifications(notifications, monitor)
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._verbose_on = False
+        self._owned_daemon: Aria2Daemon | None = None
+        self._own_store = state is not None and not isinstance(state, Store)
+        store = open_store(state)
+        try:
+            self._build(rpc_secret, max_retries, max_retry_delay, keep_finished, keep_seconds,
+                        store, monitor, poll_interval, disconnect_grace, notifications)
+        except BaseException:
+            if self._own_store and store is not None:
+                store.close()
+            raise
+        if self.verbose:  # last: nothing after it can fail
             enable_verbose_output()
+            self._verbose_on = True
+
+    def _build(
+        self,
+        rpc_secret: str | None,
+        max_retries: int,
+        max_retry_delay: float,
+        keep_finished: int,
+        keep_seconds: float | None,
+        store: Store | None,
+        monitor: bool,
+        poll_interval: float,
+        disconnect_grace: float,
+        notifications: bool | None,
+    ) -> None:
+        """The constructor's parts, made from checked arguments (none starts a thread)."""
         self._transport = Transport(
             self.rpc_url,
             rpc_secret or None,
@@ -217,12 +286,8 @@ class Aria2Client:
             max_retry_delay=float(max_retry_delay),
         )
         self.rpc = Aria2RPC(self._transport)
-        self._own_store = state is not None and not isinstance(state, Store)
-        self._ledger = Ledger(
-            keep_finished=keep_finished, keep_seconds=keep_seconds, store=open_store(state)
-        )
+        self._ledger = Ledger(keep_finished=keep_finished, keep_seconds=keep_seconds, store=store)
         self._adopted = False
-        self.restart_policy = self._make_policy(restart_policy, max_restarts, max_retry_delay)
         self._scheduler = Scheduler()
         self._pools = Pools()
         self._restarts = RestartEngine(
@@ -265,9 +330,6 @@ class Aria2Client:
                 disconnect_grace=float(disconnect_grace),
             )
         self._notifications = self._make_listener(notifications)
-        self._owned_daemon: Optional["Aria2Daemon"] = None
-        self._closed = False
-        self._close_lock = threading.Lock()
 
     @classmethod
     def local(
@@ -341,12 +403,7 @@ class Aria2Client:
         from .notifications import NotificationListener, websocket_available
 
         if not websocket_available():
-            if wanted:
-                raise Aria2InputError(
-                    "notifications=True needs the websocket-client package: "
-                    "pip install 'aria2_sync[notifications]'"
-                )
-            return None
+            return None  # (notifications=True without the package was refused up front)
         return NotificationListener(self.rpc_url, on_event=self._monitor.wake)
 
     def close(self, cancel: bool = False) -> None:
@@ -362,35 +419,60 @@ class Aria2Client:
             if self._closed:
                 return
             self._closed = True
-        try:
-            if cancel:
-                self._cancel_unfinished()
-        finally:
-            if self._notifications is not None:
-                self._notifications.close()
-            if self._monitor is not None:
-                self._monitor.close()
-            self._scheduler.close()
-            self._restarts.unschedule_all()
-            self._pools.close()
-            self._fail_pending_futures()
-            self._transport.close()
-            self._monitor_transport.close()
-            if self._own_store and self._ledger.store is not None:
-                self._ledger.store.close()
-            if self._owned_daemon is not None:
-                self._owned_daemon.stop()
+        errors: list[BaseException] = []
+        for step, action in self._closing_steps(cancel):
+            try:
+                action()
+            except BaseException as error:  # noqa: BLE001 - every step runs whatever fails
+                if not _thread_never_started(error):
+                    logger.warning("while closing the client, could not %s: %s", step, error)
+                    errors.append(error)
+        if errors:
+            raise errors[0]
+
+    def _closing_steps(self, cancel: bool) -> list[tuple[str, Callable[[], None]]]:
+        """What :meth:`close` does, in order; each step runs even if one before it failed.
+
+        The threads are told to stop first, then the connections are closed, which releases a
+        thread blocked in a call to the daemon, and only then are the threads waited for.
+        """
+        steps: list[tuple[str, Callable[[], None]]] = []
+        if cancel:
+            steps.append(("remove the unfinished downloads", self._cancel_unfinished))
+        if self._notifications is not None:
+            steps.append(("stop the notification listener", self._notifications.close))
+        monitor = self._monitor
+        if monitor is not None:
+            steps.append(("tell the monitor to stop", lambda: monitor.close(timeout=0)))
+        steps += [
+            ("tell the scheduler to stop", lambda: self._scheduler.close(timeout=0)),
+            ("drop the scheduled restarts", self._restarts.unschedule_all),
+            ("tell the worker threads to stop", self._pools.stop),
+            ("close the connection", self._transport.close),
+            ("close the monitor's connection", self._monitor_transport.close),
+        ]
+        if monitor is not None:
+            steps.append(("wait for the monitor", monitor.close))
+        steps += [
+            ("wait for the scheduler", self._scheduler.close),
+            ("wait for the worker threads", self._pools.join),
+            ("fail the pending futures", self._fail_pending_futures),
+        ]
+        store = self._ledger.store
+        if self._own_store and store is not None:
+            steps.append(("close the state file", store.close))
+        if self._verbose_on:
+            steps.append(("end the verbose output", disable_verbose_output))
+        daemon = self._owned_daemon
+        if daemon is not None:
+            steps.append(("stop the private daemon", daemon.stop))
+        return steps
 
     def _fail_pending_futures(self) -> None:
         with self._ledger.lock:
             pending = [r.future for r in self._ledger if r.future is not None and not r.future.done()]
         for future in pending:
-            future._settle_exception(
-                Aria2ClosedError(
-                    f"the client was closed before download {future.gid} finished; it may still "
-                    "be running in the daemon"
-                )
-            )
+            future._settle_exception(_closed_error(future.gid))
 
     def _cancel_unfinished(self) -> None:
         records = self._ledger.unfinished()
@@ -436,6 +518,13 @@ class Aria2Client:
         path of the file to write (aria2's ``dir`` + ``out``); without it aria2 picks the name
         and the daemon's download directory (or ``options['dir']``). ``options`` are aria2
         per-download options (``{"max-connection-per-server": 4}``); the dict is not modified.
+
+        Once aria2 has the download, this returns its GID whatever goes wrong afterwards: a
+        state file (``state=``) that cannot be updated then (locked too long, damaged) is
+        logged at WARNING, and this client keeps watching the download in memory, so a caller
+        never retries (and duplicates) a download that exists. An error raised here means the
+        download was not added, except an :class:`Aria2ConnectionError` whose ``gid`` is set
+        (the answer was lost: it may exist, and is watched).
         """
         return self._add_one(url, save_path, options, Callbacks()).gid
 
@@ -455,13 +544,25 @@ class Aria2Client:
         attempts) or raises :class:`DownloadFailed`; ``future.cancel()`` removes the download
         from aria2. Callbacks run on the client's worker threads: ``on_progress(progress)`` when
         the snapshot changes, ``on_restart(progress)`` after a restart, ``on_done(future)`` once.
+
+        As in :meth:`add_download`, trouble with the state file after aria2 has the download is
+        logged, not raised. If the client is closed while the add is in flight, the future
+        returned fails with :class:`Aria2ClosedError` at once (the download may exist in aria2).
         """
         for name, callback in (("on_progress", on_progress), ("on_restart", on_restart), ("on_done", on_done)):
             if callback is not None and not callable(callback):
                 raise Aria2InputError(f"{name} must be callable or None")
         callbacks = Callbacks(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
-        record = self._add_one(url, save_path, options, callbacks)
-        return self._tracker.future_for(record)
+        try:
+            record = self._add_one(url, save_path, options, callbacks)
+        except Aria2ClosedError as error:
+            gid = getattr(error, "gid", None)
+            if gid is None:
+                raise  # closed before anything was sent
+            future = DownloadFuture(gid)
+            future._settle_exception(error)
+            return future
+        return self._future_of(record)
 
     def _add_one(
         self, url: UrlArg, save_path: Optional[PathArg], options: Optional[Mapping[str, Any]], callbacks: Callbacks
@@ -481,36 +582,98 @@ class Aria2Client:
             self.rpc.add_uri_once(uris, merged, gid, attempts=self.max_retries + 1)
         except Aria2ConnectionError as error:
             if not error.maybe_applied:
-                self._ledger.forget(gid)
-                raise
-            self._added(record)  # unknown outcome: from here on, recovery may take over
-            self._watch()
+                self._forget_failed_add([gid])
+                raise self._closed_meanwhile(error, None) if self._closed else error
+            self._after_add([record])  # unknown outcome: from here on, recovery may take over
             error.gid = gid
             error.message += (
                 f" The download may have been added as GID {gid}: this client keeps watching it "
                 "(get_progress(gid) tells; cancel_download(gid) stops it), so do not add it again."
             )
-            raise
+            raise self._closed_meanwhile(error, gid) if self._closed else error
         except Aria2RPCError as error:
-            if isinstance(error, Aria2AuthError) or not self._exists(gid):
-                self._ledger.forget(gid)
+            if not self._refused_add_exists(gid, error):
+                self._forget_failed_add([gid])
                 raise
             # Refused because the GID is taken, by this very download: added meanwhile by
             # someone acting on the shared state. It exists; nothing to undo or redo.
-        except Aria2Error:
-            self._ledger.forget(gid)
-            raise
-        self._added(record)
+        except Aria2Error as error:
+            self._forget_failed_add([gid])
+            raise self._closed_meanwhile(error, None) if self._closed else error
+        # From here on the daemon has the download: nothing may lose its GID (see add_download).
+        self._after_add([record])
         logger.info("added download: %s -> GID %s", redact_url(uris[0]), gid)
-        self._watch()
-        self._ledger.prune_if_due()
         return record
 
-    def _added(self, *records: DownloadRecord) -> None:
+    def _refused_add_exists(self, gid: str, refusal: Aria2RPCError) -> bool:
+        """Whether a download whose add was refused exists all the same (the GID was taken).
+
+        A check that cannot be made counts as "no" (the refusal stands, and is what the caller
+        hears about); what went wrong with the check is added to the refusal's message.
+        """
+        if isinstance(refusal, Aria2AuthError):
+            return False
+        try:
+            return self._exists(gid)
+        except Aria2Error as error:
+            refusal.message += f" (could not check whether GID {gid} exists anyway: {error})"
+            return False
+
+    def _forget_failed_add(self, gids: list[str], batch_id: str | None = None) -> None:
+        """Drop the records of adds that did not happen; a store that cannot be told is logged
+        (the add's own error is what the caller must hear)."""
+        try:
+            if batch_id is not None:
+                self._ledger.forget_batch(batch_id)
+            else:
+                for gid in gids:
+                    self._ledger.forget(gid)
+        except Exception as error:  # noqa: BLE001 - the memory is forgotten first, in any case
+            logger.warning(
+                "could not remove the record of a failed add from the state file (%s)",
+                redact_text(str(error)),
+            )
+
+    def _closed_meanwhile(self, error: Aria2Error, gid: str | None) -> Aria2ClosedError:
+        """The error of an add interrupted by :meth:`close` (``gid``: it may exist)."""
+        maybe = (
+            f" Download {gid} may have been added and may be running in the daemon."
+            if gid is not None else ""
+        )
+        closed = Aria2ClosedError(f"the client was closed during the add ({error}).{maybe}")
+        closed.gid = gid  # type: ignore[attr-defined]
+        closed.__cause__ = error
+        return closed
+
+    def _after_add(self, records: list[DownloadRecord]) -> None:
+        """The daemon has these downloads: mark them added, watch them, keep the retention.
+
+        Each step that touches the state file may fail (locked by another process for too
+        long, a damaged row elsewhere in it); that is logged at WARNING and never raised: the
+        downloads exist, their GIDs must reach the caller, and the monitor watches them from
+        this process's memory all the same.
+        """
         with self._ledger.lock:
             for record in records:
                 record.adding = False
-        self._ledger.release(*records)  # other processes may now take it for lost if it is
+        if self._closed:
+            return  # closed during the add: nothing watches any more, and the store is shut
+        gids = [record.gid for record in records]
+        # (other processes may now take them for lost if they are)
+        self._store_step("releasing its lease", gids, lambda: self._ledger.release(*records))
+        self._store_step("starting to watch it", gids, self._watch)
+        self._store_step("applying the retention", gids, self._ledger.prune_if_due)
+
+    def _store_step(self, what: str, gids: list[str], action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - see _after_add
+            shown = ", ".join(gids[:3]) + (f" and {len(gids) - 3} more" if len(gids) > 3 else "")
+            logger.warning(
+                "download %s added, but the state file failed while %s (%s: %s); this "
+                "client keeps watching it in memory",
+                shown, what, type(error).__name__, redact_text(str(error)),
+            )
 
     def add_batch_downloads(
         self,
@@ -553,10 +716,9 @@ class Aria2Client:
             )
         except Aria2ConnectionError as error:
             if not error.maybe_applied and getattr(error, "items_done", 0) == 0:
-                self._ledger.forget_batch(batch_id)  # nothing reached the daemon
-                raise
-            self._added(*records)
-            self._watch()
+                self._forget_failed_add([], batch_id)  # nothing reached the daemon
+                raise self._closed_meanwhile(error, None) if self._closed else error
+            self._after_add(records)
             error.batch_id = batch_id
             error.message += (
                 f" Part of batch {batch_id} may have been added: this client keeps it and adds "
@@ -564,24 +726,45 @@ class Aria2Client:
                 "stops it), so do not add it again."
             )
             raise
-        self._added(*records)
+        except Aria2Error as error:
+            self._forget_failed_add([], batch_id)
+            raise self._closed_meanwhile(error, None) if self._closed else error
         denied = next((r for r in refusals if isinstance(r, Aria2AuthError)), None)
         if denied is not None:  # a wrong secret refuses every item: that is the call's error
-            self._ledger.forget_batch(batch_id)
+            self._forget_failed_add([], batch_id)
             raise denied
-        refused = [(r, e) for r, e in zip(records, refusals) if e is not None]
-        if refused:  # a GID refused because it already exists is not a refusal (see add_download)
-            present = self.rpc.multicall([("aria2.tellStatus", [r.gid, ["gid"]]) for r, _ in refused])
-            refused = [(r, e) for (r, e), found in zip(refused, present) if isinstance(found, Aria2RPCError)]
+        # From here on the daemon has (some of) the downloads: nothing may lose the batch's id.
+        refused = self._really_refused(
+            [(r, e) for r, e in zip(records, refusals) if e is not None]
+        )
         for record, refusal in refused:
             self._tracker.reject(record, refusal)
+        self._after_add(records)
         logger.info(
             "added batch %s: %d downloads%s", batch_id, len(records) - len(refused),
             f", {len(refused)} refused by aria2" if refused else "",
         )
-        self._watch()
-        self._ledger.prune_if_due()
         return batch_id
+
+    def _really_refused(
+        self, refused: list[tuple[DownloadRecord, Exception]]
+    ) -> list[tuple[DownloadRecord, Exception]]:
+        """The refused items of a batch that do not exist all the same (see add_download).
+
+        A GID refused because it already exists is not a refusal; when that cannot be checked,
+        every refusal stands (each item fails with aria2's reason; nothing stays half-added).
+        """
+        if not refused:
+            return refused
+        try:
+            present = self.rpc.multicall([("aria2.tellStatus", [r.gid, ["gid"]]) for r, _ in refused])
+        except Aria2Error as error:
+            logger.warning(
+                "could not check whether %d refused downloads exist anyway (%s); they count as "
+                "refused", len(refused), error,
+            )
+            return refused
+        return [(r, e) for (r, e), found in zip(refused, present) if isinstance(found, Aria2RPCError)]
 
     def _download_options(
         self,
@@ -617,7 +800,7 @@ class Aria2Client:
         return batch_id
 
     def _watch(self) -> None:
-        if self._monitor is not None:
+        if self._monitor is not None and not self._closed:
             if not self._adopted:
                 # With a shared store, this process also watches what others (or an earlier
                 # life of this one) left unfinished: restarts go on even if nobody asks.
@@ -671,12 +854,34 @@ class Aria2Client:
         return self._tracker.annotate(record, record.last or Progress(gid=record.gid, status="unknown"))
 
     def future(self, gid: str) -> DownloadFuture:
-        """The future of a download this client added (the same object on every call)."""
-        record = self._ledger.get(check_gid(gid))
+        """The future of a download this client added (the same object on every call).
+
+        After :meth:`close`, a future that has no outcome yet fails with
+        :class:`Aria2ClosedError` at once (nothing would resolve it), and a GID this process
+        does not hold in memory raises :class:`Aria2ClosedError` (the state file is closed).
+        """
+        gid = check_gid(gid)
+        if self._closed:
+            record = self._ledger.get_local(gid)
+            if record is None:
+                raise Aria2ClosedError(f"this client is closed: it can no longer look up GID {gid}")
+            return self._future_of(record)
+        record = self._ledger.get(gid)
         if record is None:
             raise Aria2InputError(f"GID {gid} was not added by this client (or was forgotten)")
         self._watch()
-        return self._tracker.future_for(record)
+        return self._future_of(record)
+
+    def _future_of(self, record: DownloadRecord) -> DownloadFuture:
+        """The record's future; on a closed client, failed at once if it has no outcome.
+
+        ``_closed`` is set before :meth:`close` fails the pending futures, and the future is
+        stored in the record before ``_closed`` is read here: whichever runs last fails it.
+        """
+        future = self._tracker.future_for(record)
+        if self._closed and not future.done():
+            future._settle_exception(_closed_error(future.gid))
+        return future
 
     # -- batches --------------------------------------------------------------------------------
 
@@ -688,7 +893,8 @@ class Aria2Client:
         self._ledger.prune_if_due()
         records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
-            return None
+            summary = self._ledger.batch_summary(batch_id)
+            return summary.progress() if summary is not None else None
         return self._group_progress(batch_id, records)
 
     def get_downloads_progress(self, gids: Iterable[str]) -> BatchProgress:
@@ -722,24 +928,48 @@ class Aria2Client:
         return self._tracker.batch_progress(batch_id, pairs)
 
     def batch_futures(self, batch_id: str) -> List[DownloadFuture]:
-        """One future per download of the batch, in the batch's order."""
-        records = self._ledger.batch_records(_check_batch_id(batch_id))
-        if records is None:
-            raise Aria2UnknownBatchError(batch_id)
-        self._watch()
-        return [self._tracker.future_for(record) for record in records]
+        """One future per download of the batch, in the batch's order.
+
+        After :meth:`close`, those without an outcome fail with :class:`Aria2ClosedError` at
+        once; a batch this process does not hold in memory raises :class:`Aria2ClosedError`.
+        """
+        batch_id = _check_batch_id(batch_id)
+        if self._closed:
+            records = self._ledger.batch_records(batch_id, local_only=True)
+            if records is None:
+                raise Aria2ClosedError(f"this client is closed: it can no longer look up batch {batch_id!r}")
+        else:
+            records = self._ledger.batch_records(batch_id)
+            if records is None:
+                raise Aria2UnknownBatchError(batch_id)
+            self._watch()
+        return [self._future_of(record) for record in records]
 
     def wait_for_batch(self, batch_id: str, timeout: Optional[float] = None) -> Optional[BatchProgress]:
         """Block until every download of the batch has an outcome, or ``timeout`` seconds pass.
 
         Returns the batch's progress either way (check ``is_completed``). Waits on the futures,
-        which the monitor resolves; nothing here polls.
+        which the monitor resolves; nothing here polls. If the client is closed meanwhile
+        (or was), it returns at once with what is known, without asking the daemon.
         """
         if timeout is not None:
             _check_number("timeout", timeout, minimum=0)
+        batch_id = _check_batch_id(batch_id)
+        if not self._closed and self._ledger.batch_summary(batch_id) is not None:
+            return self.get_batch_progress(batch_id)  # finished, and only its counts are left
         futures = self.batch_futures(batch_id)
         concurrent.futures.wait(futures, timeout=timeout)
+        if self._closed:
+            return self._known_batch_progress(batch_id)
         return self.get_batch_progress(batch_id)
+
+    def _known_batch_progress(self, batch_id: str) -> BatchProgress | None:
+        """A batch's progress from memory alone (a closed client asks nothing of the daemon)."""
+        records = self._ledger.batch_records(batch_id, local_only=True)
+        if records is None:
+            summary = self._ledger.batch_summary(batch_id)
+            return summary.progress() if summary is not None else None
+        return self._tracker.batch_progress(batch_id, [(r, self._last_known(r)) for r in records])
 
     def get_retry_info(self, gid: str) -> Optional[RetryInfo]:
         """The restart history of a download this client added, or None for another GID.

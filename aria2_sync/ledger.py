@@ -10,6 +10,7 @@ Thread-safe: one lock guards the maps; a record's mutable fields are changed onl
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,11 +22,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 import attrs
 
-from .models import Progress
+from .errors import Aria2StateError
+from .models import BatchProgress, Progress
 
 __all__ = [
     "Attempt",
     "Batch",
+    "BatchSummary",
     "Callbacks",
     "DownloadRecord",
     "Ledger",
@@ -146,8 +149,14 @@ class DownloadRecord:
         return self.uris[0]
 
 
-#: How long a finished batch is safe from the count rule of the retention.
+logger = logging.getLogger("aria2_sync")
+
+#: How long the counts of a finished batch whose downloads the count rule of the retention
+#: forgot remain answerable (``get_batch_progress`` of a batch that just completed).
 BATCH_GRACE_SECONDS = 60.0
+
+#: At most this many such batch summaries are kept (the oldest go first).
+MAX_BATCH_SUMMARIES = 1000
 
 
 @attrs.define(eq=False)
@@ -159,11 +168,89 @@ class Batch:
     created_at: float = attrs.field(factory=time.monotonic)
 
 
+@attrs.frozen
+class BatchSummary:
+    """What is left of a finished batch once its downloads were forgotten: its counts.
+
+    A batch that completes in a busy process may be pushed out of memory by the count rule
+    (``keep_finished``) at once; whoever polls it a moment later still gets its outcome from
+    this summary, for :data:`BATCH_GRACE_SECONDS`, without keeping every record.
+    """
+
+    batch_id: str
+    total: int
+    completed: int
+    failed: int
+    removed: int
+    total_length: int
+    completed_length: int
+    done_at: float
+
+    def progress(self) -> SummaryBatchProgress:
+        return SummaryBatchProgress(
+            batch_id=self.batch_id,
+            downloads=(),
+            completed_count=self.completed,
+            failed_count=self.failed,
+            removed_count=self.removed,
+            is_completed=True,
+            summary_total=self.total,
+            summary_total_length=self.total_length,
+            summary_completed_length=self.completed_length,
+        )
+
+
+@attrs.frozen
+class SummaryBatchProgress(BatchProgress):
+    """The :class:`BatchProgress` of a batch known only by its :class:`BatchSummary`.
+
+    ``downloads`` is empty (the per-download snapshots were forgotten); the totals are the
+    ones the batch had when it was forgotten.
+    """
+
+    summary_total: int = 0
+    summary_total_length: int = 0
+    summary_completed_length: int = 0
+
+    @property
+    def total_count(self) -> int:
+        return self.summary_total
+
+    @property
+    def total_length(self) -> int:
+        return self.summary_total_length
+
+    @property
+    def completed_length(self) -> int:
+        return self.summary_completed_length
+
+
+def _summarize(batch_id: str, records: list[DownloadRecord], done_at: float) -> BatchSummary:
+    outcomes = [r.outcome for r in records]
+    lasts = [r.last for r in records if r.last is not None]
+    return BatchSummary(
+        batch_id=batch_id,
+        total=len(records),
+        completed=outcomes.count(COMPLETE),
+        failed=outcomes.count(FAILED) + outcomes.count(REJECTED),
+        removed=outcomes.count(CANCELLED),
+        total_length=sum(p.total_length for p in lasts),
+        completed_length=sum(p.completed_length for p in lasts),
+        done_at=done_at,
+    )
+
+
 class Ledger:
     """The logical downloads of one client, by handle GID and by every daemon GID they had.
 
     Bounded: :meth:`prune` forgets finished downloads (and batches whose downloads are all
-    finished) beyond ``keep_finished`` of them or older than ``keep_seconds``.
+    finished) beyond ``keep_finished`` of them or older than ``keep_seconds``. It runs on every
+    monitor tick, at most once a second from API calls, and as soon as more than
+    ``keep_finished`` finished downloads are kept (:meth:`persist_outcome` counts them), so
+    ``keep_finished`` is a hard bound on the finished downloads kept. A batch still running
+    keeps all its downloads (its futures and counts need them), so only a running batch larger
+    than the bound can exceed it; a finished batch forgotten by the count rule leaves a
+    :class:`BatchSummary` for a minute.
 
     With a :class:`~aria2_sync.state.Store`, the ledger is this process's working set of a
     shared state: changes are written through (``persist``), unknown GIDs and batches are
@@ -188,7 +275,13 @@ class Ledger:
         self._records: Dict[str, DownloadRecord] = {}
         self._by_daemon_gid: Dict[str, str] = {}
         self._batches: "OrderedDict[str, Batch]" = OrderedDict()
+        self._summaries: OrderedDict[str, BatchSummary] = OrderedDict()
         self._last_prune = 0.0
+        #: Finished downloads kept, as far as :meth:`note_finished` knows between prunes, and
+        #: the count past which it prunes.
+        self._finished_hint = 0
+        self._prune_at = keep_finished
+        self._store_failing = False
 
     def add(self, record: DownloadRecord) -> None:
         if self.store is not None:
@@ -212,17 +305,20 @@ class Ledger:
 
     def has_batch(self, batch_id: str) -> bool:
         with self.lock:
-            if batch_id in self._batches:
+            if batch_id in self._batches or self.batch_summary(batch_id) is not None:
                 return True
         return self.store is not None and self.store.batch(batch_id) is not None
 
-    def batch_records(self, batch_id: str) -> Optional[List[DownloadRecord]]:
-        """The records of a batch in its order, or None for an unknown (or forgotten) batch."""
+    def batch_records(self, batch_id: str, local_only: bool = False) -> Optional[List[DownloadRecord]]:
+        """The records of a batch in its order, or None for an unknown (or forgotten) batch.
+
+        ``local_only``: from memory alone, without asking the store.
+        """
         with self.lock:
             batch = self._batches.get(batch_id)
             if batch is not None:
                 return [self._records[gid] for gid in batch.gids if gid in self._records]
-        if self.store is None:
+        if self.store is None or local_only:
             return None
         rows = self.store.batch(batch_id)
         if rows is None:
@@ -235,6 +331,15 @@ class Ledger:
             self._batches[batch_id] = Batch(batch_id, [r.gid for r in records])
             return records
 
+    def batch_summary(self, batch_id: str) -> BatchSummary | None:
+        """The counts of a finished batch whose downloads were forgotten lately, else None."""
+        with self.lock:
+            summary = self._summaries.get(batch_id)
+            if summary is not None and time.monotonic() - summary.done_at > BATCH_GRACE_SECONDS:
+                del self._summaries[batch_id]
+                return None
+            return summary
+
     # -- the shared store -----------------------------------------------------------------------
 
     def persist(self, record: DownloadRecord, **fields: Any) -> None:
@@ -243,15 +348,43 @@ class Ledger:
             self.store.update(record.gid, **fields)
 
     def persist_outcome(self, record: DownloadRecord) -> None:
+        """Write a new outcome through; then keep the retention's bound (:meth:`note_finished`).
+
+        A store that cannot be written is logged, not raised: the outcome must still resolve
+        the download's future in this process.
+        """
         if self.store is not None:
-            self.store.update(
-                record.gid,
-                outcome=record.outcome,
-                finished_at=time.time(),
-                gave_up=record.gave_up,
-                cancelled=record.cancelled,
-                last=record.last.to_dict() if record.last is not None else None,
-            )
+            try:
+                self.store.update(
+                    record.gid,
+                    outcome=record.outcome,
+                    finished_at=time.time(),
+                    gave_up=record.gave_up,
+                    cancelled=record.cancelled,
+                    last=record.last.to_dict() if record.last is not None else None,
+                )
+            except Aria2StateError as error:
+                # The outcome stands in this process (its future must still be resolved);
+                # other processes read it from the daemon themselves.
+                self._store_trouble(f"write the outcome of download {record.gid}", error)
+        self.note_finished(record)
+
+    def note_finished(self, record: DownloadRecord) -> None:
+        """Count a download that got an outcome; prune at once past ``keep_finished``.
+
+        The count is an estimate kept between prunes (each prune sets it right), so that the
+        bound holds between monitor ticks without a scan of every record per outcome. A prune
+        started here forgets down to 90% of the bound, and when running batches alone hold
+        more finished downloads than the bound (they cannot be forgotten yet), the next one
+        waits for another tenth of it: a busy process does not scan its records per outcome.
+        """
+        if not record.finished:
+            return
+        with self.lock:
+            self._finished_hint += 1
+            over = self._finished_hint > self._prune_at
+        if over:
+            self.prune(low_water=True)
 
     def record_failure(self, record: DownloadRecord, run: int, attempt: Attempt) -> None:
         """Share a failure; afterwards ``record.attempts`` is the shared history."""
@@ -274,7 +407,12 @@ class Ledger:
         """Bring in what other processes changed; returns the records that got an outcome."""
         if self.store is None or not records:
             return []
-        rows = self.store.rows([r.gid for r in records])
+        try:
+            rows = self.store.rows([r.gid for r in records])
+        except Aria2StateError as error:
+            self._store_trouble("read what other processes changed", error)
+            return []  # this process goes on with what it knows
+        self._store_ok()
         settled = []
         with self.lock:
             for record in records:
@@ -301,13 +439,36 @@ class Ledger:
                         record.last = Progress.from_dict(row["last"])
                     record.finish(row["outcome"])
                     settled.append(record)
+        for record in settled:
+            self.note_finished(record)
         return settled
+
+    def _store_trouble(self, action: str, error: Aria2StateError) -> None:
+        """Log a store that cannot be read once (WARNING), then quietly until it works again."""
+        with self.lock:
+            first, self._store_failing = not self._store_failing, True
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "could not %s (%s); downloads are still watched in this process's memory",
+            action, error,
+        )
+
+    def _store_ok(self) -> None:
+        if self._store_failing:
+            with self.lock:
+                self._store_failing = False
+            logger.warning("the state file can be read again")
 
     def adopt_unfinished(self) -> int:
         """Watch the store's unfinished downloads: new ones, and finished ones restarted since."""
         if self.store is None:
             return 0
-        rows = self.store.unfinished()
+        try:
+            rows = self.store.unfinished()
+        except Aria2StateError as error:
+            self._store_trouble("look for downloads other processes left unfinished", error)
+            return 0
+        self._store_ok()
         with self.lock:
             fresh = [_record(row) for row in rows if row["gid"] not in self._records]
             for record in fresh:
@@ -332,41 +493,35 @@ class Ledger:
             self._last_prune = now
         self.prune(now)
 
-    def prune(self, now: Optional[float] = None) -> int:
+    def prune(self, now: float | None = None, low_water: bool = False) -> int:
         """Forget finished downloads and batches past the retention; returns how many records.
 
         A download in a batch is forgotten with its batch, once every download of the batch has
-        finished, so that a batch never reports on a partial membership.
+        finished, so that a batch never reports on a partial membership. The count rule is a
+        hard bound on all finished downloads kept (``keep_finished``; with ``low_water``, 90%
+        of it), those of running batches included, which only running batches larger than the
+        bound can exceed: a finished batch it forgets within :data:`BATCH_GRACE_SECONDS` of its
+        end leaves its counts (:meth:`batch_summary`).
         """
         now = time.monotonic() if now is None else now
+        limit = self.keep_finished - (self.keep_finished // 10 if low_water else 0)
         with self.lock:
-            in_batch = {}
-            for batch in self._batches.values():
-                for gid in batch.gids:
-                    in_batch[gid] = batch.batch_id
-            units: List[tuple] = []  # (finished_at, batch_id or None, [gids])
-            for batch in self._batches.values():
-                members = [self._records[g] for g in batch.gids if g in self._records]
-                if all(r.finished and not r.restart_pending for r in members):
-                    done_at = max((r.finished_at or 0.0 for r in members), default=batch.created_at)
-                    units.append((done_at, batch.batch_id, [r.gid for r in members]))
-            for record in self._records.values():
-                if record.finished and not record.restart_pending and record.gid not in in_batch:
-                    units.append((record.finished_at or 0.0, None, [record.gid]))
-            units.sort(key=lambda unit: unit[0])
-            finished_total = sum(len(unit[2]) for unit in units)
+            units = self._finished_units()
+            # Finished downloads of batches still running count too, but cannot go yet.
+            finished_total = sum(record.finished for record in self._records.values())
             forgotten = 0
             gone_gids: List[str] = []
             gone_batches: List[str] = []
             runs: Dict[str, int] = {}
             for done_at, batch_id, gids in units:
-                # A batch someone may still be polling is not dropped by the count rule the
-                # moment it completes (a batch larger than keep_finished would be, at once).
-                recent_batch = batch_id is not None and now - done_at < BATCH_GRACE_SECONDS
-                too_many = finished_total - forgotten > self.keep_finished and not recent_batch
+                too_many = finished_total - forgotten > limit
                 too_old = self.keep_seconds is not None and now - done_at > self.keep_seconds
                 if not (too_many or too_old):
                     continue
+                if batch_id is not None and not too_old and now - done_at <= BATCH_GRACE_SECONDS:
+                    # Someone may still be polling it: keep its counts, not its records.
+                    records = [self._records[gid] for gid in gids]
+                    self._summaries[batch_id] = _summarize(batch_id, records, done_at)
                 for gid in gids:
                     # (for the store: delete a row only if it is still finished at this run)
                     runs[gid] = self._records[gid].run
@@ -376,14 +531,45 @@ class Ledger:
                 if batch_id is not None:
                     self._batches.pop(batch_id, None)
                     gone_batches.append(batch_id)
+            self._finished_hint = finished_total - forgotten
+            self._prune_at = max(
+                self.keep_finished, self._finished_hint + max(1, self.keep_finished // 10)
+            )
+            self._prune_summaries(now)
         if self.store is not None and (gone_gids or gone_batches):
             self.store.forget(gone_gids, gone_batches, runs=runs)
         return forgotten
+
+    def _finished_units(self) -> list[tuple[float, str | None, list[str]]]:
+        """``(finished_at, batch_id or None, gids)`` of what may be forgotten, oldest first
+        (under the lock)."""
+        in_batch: set[str] = set()
+        units: list[tuple[float, str | None, list[str]]] = []
+        for batch in self._batches.values():
+            in_batch.update(batch.gids)
+            members = [self._records[g] for g in batch.gids if g in self._records]
+            if all(r.finished and not r.restart_pending for r in members):
+                done_at = max((r.finished_at or 0.0 for r in members), default=batch.created_at)
+                units.append((done_at, batch.batch_id, [r.gid for r in members]))
+        for record in self._records.values():
+            if record.finished and not record.restart_pending and record.gid not in in_batch:
+                units.append((record.finished_at or 0.0, None, [record.gid]))
+        units.sort(key=lambda unit: unit[0])
+        return units
+
+    def _prune_summaries(self, now: float) -> None:
+        """Drop batch summaries past their minute, and the oldest past the cap (under the lock)."""
+        for batch_id, summary in list(self._summaries.items()):
+            if now - summary.done_at > BATCH_GRACE_SECONDS:
+                del self._summaries[batch_id]
+        while len(self._summaries) > MAX_BATCH_SUMMARIES:
+            self._summaries.popitem(last=False)
 
     def forget_batch(self, batch_id: str) -> None:
         """Drop a batch and its records now (adds that certainly did not happen)."""
         with self.lock:
             batch = self._batches.pop(batch_id, None)
+            self._summaries.pop(batch_id, None)
             gids = list(batch.gids) if batch else []
             for gid in gids:
                 self._forget(gid)
@@ -403,6 +589,15 @@ class Ledger:
             return
         for daemon_gid in [record.gid, *record.daemon_gids]:
             self._by_daemon_gid.pop(daemon_gid, None)
+
+    def get_local(self, gid: str) -> DownloadRecord | None:
+        """The record for a GID from memory alone (without asking the store)."""
+        with self.lock:
+            record = self._records.get(gid)
+            if record is None:
+                handle = self._by_daemon_gid.get(gid)
+                record = self._records.get(handle) if handle else None
+            return record
 
     def get(self, gid: str) -> Optional[DownloadRecord]:
         """The record for a handle GID or for any daemon GID it ever had."""

@@ -36,7 +36,8 @@ class Scheduler:
             if self._closed:
                 return False
             heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._order), job))
-            if self._thread is None:
+            if self._thread is None or self._thread.ident is None:
+                # (again if an interrupt came between the thread's creation and its start)
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
             self._cond.notify()
@@ -47,13 +48,17 @@ class Scheduler:
             return len(self._heap)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Drop pending jobs and stop the thread (waits for a running job up to ``timeout``)."""
+        """Drop pending jobs and stop the thread (waits for a running job up to ``timeout``).
+
+        A thread never started (a KeyboardInterrupt between its creation and its start) is not
+        waited for: joining it would raise.
+        """
         with self._cond:
             self._closed = True
             self._heap.clear()
             self._cond.notify()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None and thread is not threading.current_thread() and thread.ident is not None:
             thread.join(timeout)
 
     def _run(self) -> None:

@@ -6,9 +6,12 @@ for the many users who keep their state in memory.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -18,6 +21,14 @@ from .errors import Aria2StateError
 from .state import Row, Store
 
 __all__ = ["SQLiteStore"]
+
+logger = logging.getLogger("aria2_sync")
+
+#: The state file holds URL passwords and header tokens in clear: only its owner may read it.
+FILE_MODE = 0o600
+
+#: SQLite's companion files in WAL mode (they hold the same data as the file itself).
+_COMPANIONS = ("-wal", "-shm")
 
 SCHEMA_VERSION = 1
 
@@ -53,7 +64,11 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 """
 
-_JSON_COLUMNS = ("uris", "options", "daemon_gids", "attempts", "last")
+#: The JSON columns and the kind of value each holds.
+_JSON_KINDS: dict[str, type] = {
+    "uris": list, "options": dict, "daemon_gids": list, "attempts": list, "last": dict,
+}
+_JSON_COLUMNS = tuple(_JSON_KINDS)
 
 #: How long a new row is reserved for the process adding it, at most (released as soon as the
 #: add is confirmed; a process that dies mid-add blocks nobody for longer).
@@ -77,6 +92,7 @@ class SQLiteStore(Store):
         directory = os.path.dirname(self.path)
         if directory and not os.path.isdir(directory):
             raise Aria2StateError(f"cannot open the state file {self.path!r}: {directory!r} is not a directory")
+        self._secure_files()
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -90,6 +106,55 @@ class SQLiteStore(Store):
         return f"<SQLiteStore {self.path}>"
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    def _secure_files(self) -> None:
+        """Create the file 0600 (never through a symlink) and tighten an existing one's mode.
+
+        The rows hold download credentials in clear (``http://user:pass@...``, ``http-passwd``,
+        ``Authorization`` headers). SQLite gives its ``-wal`` and ``-shm`` files the mode of the
+        database file, so a 0600 file gets 0600 companions; companions left by an earlier run
+        are checked and tightened too.
+        """
+        self._secure_one(self.path, create=True)
+        for suffix in _COMPANIONS:
+            self._secure_one(self.path + suffix, create=False)
+
+    def _secure_one(self, path: str, create: bool) -> None:
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        if create:
+            flags |= os.O_CREAT
+        try:
+            fd = os.open(path, flags, FILE_MODE)
+        except FileNotFoundError:
+            return  # (a companion SQLite has not made yet: it will get the file's mode)
+        except OSError as error:
+            if error.errno == errno.ELOOP or os.path.islink(path):
+                raise Aria2StateError(
+                    f"state file {self.path!r}: {os.path.basename(path)!r} is a symbolic link; "
+                    "refusing to follow it (the file holds download credentials): remove the link "
+                    "or choose another path"
+                ) from None
+            raise Aria2StateError(
+                f"cannot open the state file {self.path!r} ({error.strerror}): check the path and "
+                "its permissions"
+            ) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise Aria2StateError(
+                    f"state file {self.path!r}: {os.path.basename(path)!r} is not a regular file"
+                )
+            if stat.S_IMODE(info.st_mode) & ~FILE_MODE:
+                try:
+                    os.fchmod(fd, FILE_MODE)
+                except OSError as error:
+                    logger.warning(
+                        "state file %s: could not restrict %s to mode 0600 (%s); it holds "
+                        "download credentials, so restrict it yourself",
+                        self.path, os.path.basename(path), error.strerror,
+                    )
+        finally:
+            os.close(fd)
 
     def _error(self, action: str, error: sqlite3.Error) -> Aria2StateError:
         text = str(error)
@@ -105,11 +170,37 @@ class SQLiteStore(Store):
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
+            return
+        try:
+            version = int(row[0])
+        except (TypeError, ValueError):
             raise Aria2StateError(
-                f"state file {self.path!r} has schema version {row[0]}, this aria2_sync uses "
+                f"state file {self.path!r} has an unreadable schema version ({str(row[0])[:20]!r}): "
+                "the file is damaged or not an aria2_sync state file; move it away to start afresh"
+            ) from None
+        if version != SCHEMA_VERSION:
+            raise Aria2StateError(
+                f"state file {self.path!r} has schema version {version}, this aria2_sync uses "
                 f"{SCHEMA_VERSION}: use another file"
             )
+
+    def _json(self, text: Any, what: str, kind: type = list) -> Any:
+        """A JSON cell's value; a damaged cell is an :class:`Aria2StateError` naming the file.
+
+        (The cell's text is not quoted: it may hold a URL password.)
+        """
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError) as error:
+            problem = f"is not valid JSON ({type(error).__name__} at {getattr(error, 'pos', '?')})"
+        else:
+            if isinstance(value, kind):
+                return value
+            problem = f"is a JSON {type(value).__name__}, not a {kind.__name__}"
+        raise Aria2StateError(
+            f"state file {self.path!r}: {what} {problem}: the file is damaged; move it away "
+            "to start afresh"
+        )
 
     def _run(self, action: str, work: Any, write: bool = False) -> Any:
         with self._lock:
@@ -127,12 +218,13 @@ class SQLiteStore(Store):
             except sqlite3.Error as error:
                 raise self._error(action, error) from error
 
-    @staticmethod
-    def _decode(cursor: sqlite3.Cursor, values: Sequence[Any]) -> Row:
+    def _decode(self, cursor: sqlite3.Cursor, values: Sequence[Any]) -> Row:
         row = {description[0]: value for description, value in zip(cursor.description, values)}
         for column in _JSON_COLUMNS:
             if row.get(column) is not None:
-                row[column] = json.loads(row[column])
+                row[column] = self._json(
+                    row[column], f"the {column} of download {row.get('gid')}", _JSON_KINDS[column]
+                )
         row["cancelled"] = bool(row["cancelled"])
         return row
 
@@ -181,7 +273,7 @@ class SQLiteStore(Store):
             if stored is None:
                 return None
             by_gid = {r["gid"]: r for r in self._select(db, "batch_id = ?", (batch_id,))}
-            return [by_gid[g] for g in json.loads(stored[0]) if g in by_gid]
+            return [by_gid[g] for g in self._json(stored[0], f"batch {batch_id}") if g in by_gid]
 
         return self._run("read a batch", work)
 
@@ -208,7 +300,8 @@ class SQLiteStore(Store):
             ).fetchone()
             if row is None:
                 return [attempt]
-            stored_run, failed_run, attempts = row[0], row[1], json.loads(row[2])
+            stored_run, failed_run = row[0], row[1]
+            attempts = self._json(row[2], f"the attempts of download {gid}")
             if stored_run == run and failed_run < run:
                 attempts.append(attempt)
                 db.execute(

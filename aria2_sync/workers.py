@@ -40,11 +40,12 @@ class WorkerPool:
             if self._closed:
                 return
             if not self._threads:  # first use: start the (few) workers
-                for number in range(1, self._size + 1):
-                    thread = threading.Thread(
-                        target=self._work, name=f"{self._name}-{number}", daemon=True
-                    )
-                    self._threads.append(thread)
+                self._threads = [
+                    threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True)
+                    for number in range(1, self._size + 1)
+                ]
+            for thread in self._threads:
+                if thread.ident is None:  # (again if an interrupt stopped the first start)
                     thread.start()
         self._queue.put(job)
 
@@ -64,10 +65,14 @@ class WorkerPool:
             self._queue.put(_STOP)
 
     def join(self, deadline: float) -> None:
-        """Wait for the workers until ``deadline`` (a ``time.monotonic()`` value), no longer."""
+        """Wait for the workers until ``deadline`` (a ``time.monotonic()`` value), no longer.
+
+        A thread that was never started (a KeyboardInterrupt between its creation and its
+        start) is skipped: there is nothing to wait for, and joining it would raise.
+        """
         current = threading.current_thread()
         for thread in list(self._threads):
-            if thread is not current:
+            if thread is not current and thread.ident is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
     def _work(self) -> None:
@@ -96,9 +101,16 @@ class Pools:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop all three, waiting at most ``timeout`` seconds in all."""
-        pools = (self.jobs, self.settle, self.callbacks)
-        for pool in pools:
+        self.stop()
+        self.join(timeout)
+
+    def stop(self) -> None:
+        """Ask all three to end once their queued jobs are done (does not wait)."""
+        for pool in (self.jobs, self.settle, self.callbacks):
             pool.stop()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for the three to end, at most ``timeout`` seconds in all."""
         deadline = time.monotonic() + timeout
-        for pool in pools:
+        for pool in (self.jobs, self.settle, self.callbacks):
             pool.join(deadline)
