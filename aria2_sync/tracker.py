@@ -124,7 +124,8 @@ class Tracker:
         Returns ``(record, run read, snapshot)`` for each; the snapshot is None for a download
         the daemon could not report (one it no longer has is handed to :meth:`vanished`).
         Raises :class:`Aria2AuthError` when the daemon refuses the secret (then every item
-        says so, and nothing can be read).
+        says so, and nothing can be read), and :class:`Aria2ProtocolError` naming
+        ``aria2.tellStatus`` when an answer is not shaped like a status (then none is applied).
         """
         with self.ledger.lock:
             snapshot = [(record, record.current_gid, record.run) for record in records]
@@ -134,6 +135,9 @@ class Tracker:
         denied = next((s for s in statuses if isinstance(s, Aria2AuthError)), None)
         if denied is not None:
             raise denied
+        for status in statuses:
+            if not isinstance(status, Aria2RPCError):
+                rpc.checked_status("aria2.tellStatus", status)  # all readable, or nothing applied
         results: List[Tuple[DownloadRecord, int, Optional[Progress]]] = []
         for (record, daemon_gid, run), status in zip(snapshot, statuses):
             if isinstance(status, Aria2GIDNotFoundError):

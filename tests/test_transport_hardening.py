@@ -476,3 +476,77 @@ def test_an_error_message_echoing_the_secret_is_scrubbed(serve):
         transport.close()
     assert info.value.rpc_message == "no such key *** here"
     assert SECRET not in str(info.value)
+
+
+# -- 11.4: answers of the wrong shape -------------------------------------------------------------
+
+
+class StubAria2:
+    """Just enough of aria2's JSON-RPC for adds to succeed; statuses answer ``status_answer``."""
+
+    def __init__(self, serve: Callable[[Behaviour], RawServer]) -> None:
+        self.status_answer: Any = None
+        self.server = serve(self._behaviour)
+        self.url = self.server.url
+
+    def _result(self, method: str, params: List[Any]) -> Any:
+        if params and isinstance(params[0], str) and params[0].startswith("token:"):
+            params = params[1:]
+        if method == "aria2.addUri":
+            return params[1]["gid"]
+        if method == "aria2.tellStatus":
+            return self.status_answer
+        if method == "aria2.getVersion":
+            return {"version": "1.37.0", "enabledFeatures": []}
+        raise AssertionError(f"the stub does not know {method}")
+
+    def _behaviour(self, server: RawServer, conn: socket.socket, body: bytes) -> None:
+        request = json.loads(body)
+        if request["method"] == "system.multicall":
+            result: Any = [[self._result(c["methodName"], c["params"])] for c in request["params"][0]]
+        else:
+            result = self._result(request["method"], request["params"])
+        answer = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
+        server.send(conn, http_answer(answer))
+
+
+GID = "0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "answer, problem",
+    [
+        ([GID, "active"], "a list instead of a JSON object"),
+        ("active", "a string instead of a JSON object"),
+        ({"gid": GID, "status": "active", "files": "/d/a.bin"}, "'files' as a string instead of a list"),
+        ({"gid": GID, "status": "active", "files": ["/d/a.bin"]}, "a 'files' entry as a string"),
+        ({"gid": GID, "status": "active", "files": [{"path": "/d/a.bin", "uris": "http://x/a"}]},
+         "'uris' as a string instead of a list"),
+        ({"gid": GID, "status": "active", "files": [{"path": "/d/a.bin", "uris": ["http://x/a"]}]},
+         "a 'uris' entry as a string"),
+    ],
+)
+def test_a_misshapen_status_is_a_protocol_error_naming_the_method(serve, tmp_path, answer, problem):
+    from aria2_sync import Aria2Client
+
+    stub = StubAria2(serve)
+    client = Aria2Client(stub.url, SECRET, verbose=False, monitor=False, notifications=False)
+    try:
+        batch_id = client.add_batch_downloads(
+            [(f"http://127.0.0.1:9/f{i}.bin", str(tmp_path / f"f{i}.bin")) for i in range(3)]
+        )
+        gid = client.add_download("http://127.0.0.1:9/single.bin", str(tmp_path / "single.bin"))
+        stub.status_answer = answer
+        expected = f"aria2.tellStatus answered {problem}"
+        with pytest.raises(Aria2ProtocolError, match=expected):
+            client.get_batch_progress(batch_id)
+        with pytest.raises(Aria2ProtocolError, match=expected):
+            client.get_progress(gid)  # one of this client's downloads
+        with pytest.raises(Aria2ProtocolError, match=expected):
+            client.get_progress(GID)  # one it does not know: read straight from the daemon
+        # Nothing was applied from an unreadable answer: the batch still waits for news.
+        stub.status_answer = {"gid": GID, "status": "waiting", "files": []}
+        progress = client.get_batch_progress(batch_id)
+        assert progress is not None and progress.waiting_count == 3
+    finally:
+        client.close()
