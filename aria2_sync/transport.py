@@ -603,7 +603,8 @@ class Transport:
         while True:
             attempt += 1
             if attempt > 1:
-                channel.begin(time.monotonic() + self.exchange_time_limit)
+                with self._lock:  # not while the watchdog looks at the previous exchange
+                    channel.begin(time.monotonic() + self.exchange_time_limit)
             if self._closed:
                 raise self._closed_error(method, in_flight=attempt > 1)
             started = time.monotonic()
@@ -617,6 +618,8 @@ class Transport:
                 never_sent = cut_off is None and _was_never_sent(error)
                 if attempt > self.max_retries or not (never_sent or read_only) or _bad_url(error):
                     raise self._network_error(error, attempt, cut_off == _DEADLINE) from error
+                with self._lock:
+                    channel.deadline = math.inf  # waiting is not exchanging: no watchdog wake-ups
                 self._back_off(attempt, error, cut_off == _DEADLINE)
                 continue
             logger.debug(
