@@ -11,7 +11,7 @@ import http.server
 import logging
 import threading
 import time
-from typing import Callable, Iterator, List
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,7 +21,7 @@ from aria2_sync.transport import Transport
 
 
 class _HtmlHandler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
         self.send_response(502)
@@ -78,7 +78,7 @@ def wait_until(predicate: Callable[[], object], bound: float = 15.0, what: str =
         time.sleep(0.01)
 
 
-def warnings_of(caplog: pytest.LogCaptureFixture) -> List[logging.LogRecord]:
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "aria2_sync" and r.levelno >= logging.WARNING]
 
 
@@ -147,11 +147,10 @@ def test_a_bug_in_a_tick_logs_its_traceback_once_and_is_an_outage(watched, caplo
 
 
 def test_the_monitor_stops_quietly_when_its_connection_is_closed(watched, caplog):
-    client, future, clock = watched
+    client = watched[0]
     monitor = client._monitor
     with caplog.at_level(logging.DEBUG, logger="aria2_sync"):
         monitor.rpc.transport.close()
-        drive_ticks(client, 0)
         monitor.wake()
         wait_until(lambda: not monitor.running, what="the monitor thread to end")
     assert warnings_of(caplog) == []

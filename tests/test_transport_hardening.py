@@ -13,7 +13,8 @@ import socket
 import threading
 import time
 import types
-from typing import Any, Callable, List, Optional, Set
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
@@ -70,13 +71,13 @@ class RawServer:
         self.sock.settimeout(0.1)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/jsonrpc"
         self.requests = 0
-        self.bodies: List[bytes] = []
+        self.bodies: list[bytes] = []
         self.sent = 0
         self.client_gone = threading.Event()
         self.got_request = threading.Event()
         self.stop = threading.Event()
-        self._threads: List[threading.Thread] = []
-        self._conns: List[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
         self._accepter = threading.Thread(target=self._accept, daemon=True)
         self._accepter.start()
 
@@ -127,7 +128,7 @@ class RawServer:
 
 @pytest.fixture
 def serve():
-    servers: List[RawServer] = []
+    servers: list[RawServer] = []
 
     def start(behaviour: Behaviour) -> RawServer:
         server = RawServer(behaviour)
@@ -149,7 +150,7 @@ def http_answer(body: bytes, status: str = "200 OK", content_type: str = "applic
 VERSION_ANSWER = http_answer(b'{"jsonrpc": "2.0", "id": 1, "result": {"version": "1.37.0", "enabledFeatures": []}}')
 
 
-def in_thread(function: Callable[[], Any]) -> "Outcome":
+def in_thread(function: Callable[[], Any]) -> Outcome:
     outcome = Outcome()
 
     def run() -> None:
@@ -165,10 +166,10 @@ def in_thread(function: Callable[[], Any]) -> "Outcome":
 
 class Outcome:
     value: Any = None
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
     thread: threading.Thread
 
-    def finish(self, bound: float = 20.0) -> Optional[BaseException]:
+    def finish(self, bound: float = 20.0) -> BaseException | None:
         self.thread.join(bound)
         assert not self.thread.is_alive(), f"the call still runs after {bound:g} s"
         return self.error
@@ -335,7 +336,7 @@ def test_a_huge_error_message_is_cut_to_a_readable_length():
 # -- 10.11 and 12: the secret in what an error keeps or quotes ------------------------------------
 
 
-def _secret_in(value: Any, secret: str, seen: Set[int], depth: int = 0) -> Optional[str]:
+def _secret_in(value: Any, secret: str, seen: set[int], depth: int = 0) -> str | None:
     """Where ``secret`` is reachable from ``value`` (None if nowhere), following what error
     trackers record: exception attributes and chains, frame locals, request/response objects."""
     if id(value) in seen or depth > 6:
@@ -359,7 +360,7 @@ def _secret_in(value: Any, secret: str, seen: Set[int], depth: int = 0) -> Optio
                 return f"[]{found}"
         return None
     if isinstance(value, types.TracebackType):
-        tb: Optional[types.TracebackType] = value
+        tb: types.TracebackType | None = value
         while tb is not None:
             frame = tb.tb_frame
             if not frame.f_code.co_filename.endswith("test_transport_hardening.py"):
@@ -489,7 +490,7 @@ class StubAria2:
         self.server = serve(self._behaviour)
         self.url = self.server.url
 
-    def _result(self, method: str, params: List[Any]) -> Any:
+    def _result(self, method: str, params: list[Any]) -> Any:
         if params and isinstance(params[0], str) and params[0].startswith("token:"):
             params = params[1:]
         if method == "aria2.addUri":
