@@ -11,7 +11,15 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
 
-__all__ = ["FileInfo", "Progress", "GlobalStats", "BatchProgress", "STATUS_KEYS"]
+__all__ = [
+    "FileInfo",
+    "Progress",
+    "GlobalStats",
+    "BatchProgress",
+    "STATUS_KEYS",
+    "UnreadableStatus",
+    "status_problem",
+]
 
 #: The ``tellStatus`` keys a :class:`Progress` is built from. Asking for them (instead of all
 #: keys) halves the answer's size; see aria2-facts "Always pass keys".
@@ -30,6 +38,54 @@ STATUS_KEYS: Tuple[str, ...] = (
     "followedBy",
     "following",
 )
+
+
+class UnreadableStatus(ValueError):
+    """A status from the daemon that is not shaped like aria2's (a list where an object goes...).
+
+    The layers that know which daemon and which method answered turn it into an
+    :class:`~aria2_sync.Aria2ProtocolError` that names them.
+    """
+
+
+def _kind(value: Any) -> str:
+    return {dict: "JSON object", list: "list", str: "string", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def status_problem(data: Any) -> str | None:
+    """What makes ``data`` unreadable as a ``tellStatus`` answer, or None when it is readable.
+
+    Only the structure is checked (an object, ``files`` a list of objects, their ``uris`` lists
+    of objects): missing keys and odd values are tolerated as everywhere in this module.
+    """
+    if not isinstance(data, Mapping):
+        return f"a {_kind(data)} instead of a JSON object"
+    files = data.get("files")
+    if files is None:
+        return None
+    if not isinstance(files, list):
+        return f"'files' as a {_kind(files)} instead of a list"
+    for entry in files:
+        problem = _file_problem(entry)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _file_problem(entry: Any) -> str | None:
+    if not isinstance(entry, Mapping):
+        return f"a 'files' entry as a {_kind(entry)} instead of a JSON object"
+    uris = entry.get("uris")
+    if uris is None:
+        return None
+    if not isinstance(uris, list):
+        return f"'uris' as a {_kind(uris)} instead of a list"
+    for uri in uris:
+        if not isinstance(uri, Mapping):
+            return f"a 'uris' entry as a {_kind(uri)} instead of a JSON object"
+    return None
 
 
 def _int(value: Any) -> int:
@@ -55,6 +111,10 @@ class FileInfo:
 
     @classmethod
     def from_aria2(cls, data: Mapping[str, Any]) -> "FileInfo":
+        """Build from one entry of a status's ``files``; :class:`UnreadableStatus` if misshapen."""
+        problem = _file_problem(data)
+        if problem is not None:
+            raise UnreadableStatus(problem)
         uris = tuple(
             str(entry.get("uri")) for entry in data.get("uris", ()) or () if entry.get("uri")
         )
@@ -101,8 +161,14 @@ class Progress:
         """Build a snapshot from a ``tellStatus`` answer (any subset of its keys).
 
         ``gid`` overrides the answer's GID: a caller's handle stays the one it was given even when
-        the daemon-side download behind it changed.
+        the daemon-side download behind it changed. Raises :class:`UnreadableStatus` when
+        ``data`` is not shaped like a status (see :func:`status_problem`).
         """
+        if not isinstance(data, Mapping):
+            raise UnreadableStatus(f"a {_kind(data)} instead of a JSON object")
+        files = data.get("files")
+        if files is not None and not isinstance(files, list):
+            raise UnreadableStatus(f"'files' as a {_kind(files)} instead of a list")
         error_code = _text(data.get("errorCode"))
         if error_code == "0":
             error_code = None  # aria2 reports "0" for downloads that have not failed
@@ -117,7 +183,7 @@ class Progress:
             error_code=error_code,
             error_message=_text(data.get("errorMessage")) if error_code else None,
             dir=_text(data.get("dir")),
-            files=tuple(FileInfo.from_aria2(f) for f in data.get("files", ()) or ()),
+            files=tuple(FileInfo.from_aria2(f) for f in files or ()),
             retry_count=retry_count,
         )
 
@@ -225,6 +291,8 @@ class GlobalStats:
 
     @classmethod
     def from_aria2(cls, data: Mapping[str, Any]) -> "GlobalStats":
+        if not isinstance(data, Mapping):
+            raise UnreadableStatus(f"a {_kind(data)} instead of a JSON object")
         return cls(
             download_speed=_int(data.get("downloadSpeed")),
             upload_speed=_int(data.get("uploadSpeed")),

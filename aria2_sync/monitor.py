@@ -7,9 +7,12 @@ download to watch the thread sleeps until one is added. An optional
 :class:`~aria2_sync.notifications.NotificationListener` wakes it as soon as aria2 reports an
 event, so failures are acted on without waiting for the next tick.
 
-The daemon going away is a state, not an exception storm: the monitor logs one line, keeps all
-state, polls with a growing pause, and re-syncs by GID when the daemon answers again. Futures
-fail with :class:`~aria2_sync.Aria2ConnectionError` only after ``disconnect_grace`` seconds.
+A daemon that cannot be used is a state, not an exception storm, whatever the reason: gone
+(connection refused, timeouts), refusing the secret, answering something that is not aria2's
+JSON-RPC (a proxy's HTML page), or a bug of ours in a tick. The monitor logs one line when the
+trouble starts (one more if it changes kind; a bug's traceback once), keeps all state, polls with
+a growing pause, logs one line when a tick works again and re-syncs by GID. Futures still waiting
+fail with the trouble's error only after ``disconnect_grace`` seconds of it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ import functools
 import logging
 import threading
 import time
-from typing import Callable, List, Optional, Set
+from typing import Any, Callable, List, Optional, Set
 
-from .errors import Aria2AuthError, Aria2ConnectionError, redact_url
+from .errors import (
+    Aria2AuthError,
+    Aria2ClosedError,
+    Aria2ConnectionError,
+    Aria2Error,
+    Aria2ProtocolError,
+    redact_url,
+)
 from .ledger import DownloadRecord, Ledger
 from .rpc import Aria2RPC
 from .tracker import Tracker
@@ -68,6 +78,9 @@ class Monitor:
         self._lock = threading.Lock()
         self._offline_since: Optional[float] = None
         self._offline_pause = 0.0
+        self._trouble_kind: Optional[str] = None
+        #: The clock of the grace period (a seam: tests count the grace without waiting it out).
+        self._clock: Callable[[], float] = time.monotonic
         self._futures_failed_offline = False
         self._urgent: Set[str] = set()
         self.ticks = 0
@@ -107,17 +120,21 @@ class Monitor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pause: Optional[float]
-            try:
-                watched = self.tick()
-                pause = self.interval if watched else self._idle_pause()
-            except (Aria2ConnectionError, Aria2AuthError) as error:
-                pause = self._went_offline(error)
-            except Exception:  # noqa: BLE001 - the monitor must outlive any bug in one tick
-                logger.exception("aria2_sync monitor tick failed")
-                pause = self.interval
+            pause = self._step()
             self._wake.wait(pause)  # None: nothing to watch, sleep until a download is added
             self._wake.clear()
+
+    def _step(self) -> Optional[float]:
+        """One tick, with whatever goes wrong in it handled; returns the pause before the next."""
+        try:
+            watched = self.tick()
+        except Aria2ClosedError:
+            logger.debug("the monitor's connection was closed; the monitor stops")
+            self._stop.set()
+            return 0.0
+        except Exception as error:  # noqa: BLE001 - the monitor must outlive any trouble in a tick
+            return self._went_offline(error)
+        return self.interval if watched else self._idle_pause()
 
     def tick(self) -> int:
         """One refresh of every watched download; returns how many were watched."""
@@ -177,38 +194,63 @@ class Monitor:
     # -- the daemon going away ------------------------------------------------------------------
 
     def _went_offline(self, error: Exception) -> float:
-        """Note the outage (one log line), fail futures past the grace; return the next pause.
+        """Note the trouble (one log line per kind), fail futures past the grace; return the pause.
 
-        Covers a daemon that cannot be reached and one that refuses the secret (restarted with
-        another one): either way nothing can be watched until it changes.
+        Any failed tick means nothing can be watched until it changes: a daemon that cannot be
+        reached, one that refuses the secret (restarted with another one), something that is
+        not aria2 answering, or a bug in a tick. All are an outage: the same backoff, the same
+        grace period, and one line when it starts (another if its kind changes), not one per tick.
         """
-        now = time.monotonic()
+        now = self._clock()
+        kind = _trouble_kind(error)
         if self._offline_since is None:
             self._offline_since = now
             self._offline_pause = max(self.interval, 0.05)
-            if isinstance(error, Aria2ConnectionError):
-                what = f"lost the connection to aria2 at {redact_url(error.rpc_url)} ({error.reason})"
-            else:
-                what = f"aria2 refuses this client's RPC secret ({error})"
-            logger.warning(
-                "%s; keeping %d downloads and retrying until it answers",
-                what,
-                len(self.ledger.unfinished()),
-            )
-        elif now - self._offline_since > self.disconnect_grace:
-            self._fail_waiting_futures(error)
+        if kind != self._trouble_kind:
+            self._trouble_kind = kind
+            self._log_trouble(error)
+        else:
+            logger.debug("the monitor's tick failed again: %s", error)
+        if now - self._offline_since > self.disconnect_grace:
+            self._fail_waiting_futures(_outage_error(error, self.disconnect_grace))
         pause = self._offline_pause
         self._offline_pause = min(MAX_OFFLINE_PAUSE, pause * 2)
         return pause
 
+    def _log_trouble(self, error: Exception) -> None:
+        keeping = f"keeping {len(self.ledger.unfinished())} downloads and retrying until it answers"
+        if isinstance(error, Aria2ConnectionError):
+            logger.warning(
+                "lost the connection to aria2 at %s (%s); %s", redact_url(error.rpc_url), error.reason, keeping
+            )
+        elif isinstance(error, Aria2AuthError):
+            logger.warning("aria2 refuses this client's RPC secret (%s); %s", error, keeping)
+        elif isinstance(error, Aria2ProtocolError):
+            logger.warning(
+                "aria2 at %s does not answer like aria2 (%s); %s", error.rpc_url, error.detail, keeping
+            )
+        elif isinstance(error, Aria2Error):
+            logger.warning("the monitor cannot watch downloads (%s); %s", error, keeping)
+        else:
+            logger.error(
+                "aria2_sync monitor tick failed (a bug: please report it); %s", keeping, exc_info=error
+            )
+
     def _back_online(self) -> None:
         if self._offline_since is not None:
+            what = (
+                "connection to aria2 restored"
+                if self._trouble_kind in ("connection", "auth")
+                else "aria2 usable again"
+            )
             logger.warning(
-                "connection to aria2 restored after %.1f s; re-syncing %d downloads",
-                time.monotonic() - self._offline_since,
+                "%s after %.1f s; re-syncing %d downloads",
+                what,
+                self._clock() - self._offline_since,
                 len(self.ledger.unfinished()),
             )
             self._offline_since = None
+            self._trouble_kind = None
             self._futures_failed_offline = False
 
     def _fail_waiting_futures(self, error: Exception) -> None:
@@ -217,7 +259,7 @@ class Monitor:
         The records stay: when the daemon answers again they are re-synced, and
         ``Aria2Client.future(gid)`` gives a fresh future that follows the download.
         """
-        waiting: List = []
+        waiting: List[Any] = []
         with self.ledger.lock:
             for record in self.ledger.unfinished():
                 if record.future is not None and not record.future.done():
@@ -233,3 +275,24 @@ class Monitor:
             )
         for future in waiting:
             self.settle_pool.submit(functools.partial(future._settle_exception, error))
+
+
+def _trouble_kind(error: Exception) -> str:
+    """What a failed tick says about the daemon, for logging each kind of trouble once."""
+    if isinstance(error, Aria2ConnectionError):
+        return "connection"
+    if isinstance(error, Aria2AuthError):
+        return "auth"
+    return type(error).__name__
+
+
+def _outage_error(error: Exception, grace: float) -> Exception:
+    """The error futures fail with after the grace: the trouble's own, if it is ours."""
+    if isinstance(error, Aria2Error):
+        return error
+    outage = Aria2Error(
+        f"the monitor could not watch this download for over {grace:g} s because of a bug "
+        f"({type(error).__name__}: {error}); please report it"
+    )
+    outage.__cause__ = error
+    return outage

@@ -12,7 +12,13 @@ import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError
+from .errors import (
+    Aria2ConnectionError,
+    Aria2GIDNotFoundError,
+    Aria2ProtocolError,
+    Aria2RPCError,
+)
+from .models import status_problem
 from .transport import Transport
 
 logger = logging.getLogger("aria2_sync")
@@ -140,30 +146,55 @@ class Aria2RPC:
 
     # -- reading --------------------------------------------------------------------------------
 
+    # Answers are checked for their shape here, where the method is known: a status that is a
+    # list or a string is an Aria2ProtocolError naming the method, never an AttributeError later.
+
     def tell_status(self, gid: str, keys: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-        return self.transport.call("aria2.tellStatus", [gid, *_keys(keys)])
+        return self.checked_status("aria2.tellStatus", self.transport.call("aria2.tellStatus", [gid, *_keys(keys)]))
 
     def tell_active(self, keys: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
-        return self.transport.call("aria2.tellActive", _keys(keys))
+        return self._statuses("aria2.tellActive", _keys(keys))
 
     def tell_waiting(
         self, offset: int, num: int, keys: Optional[Sequence[str]] = None
     ) -> List[Dict[str, Any]]:
-        return self.transport.call("aria2.tellWaiting", [offset, num, *_keys(keys)])
+        return self._statuses("aria2.tellWaiting", [offset, num, *_keys(keys)])
 
     def tell_stopped(
         self, offset: int, num: int, keys: Optional[Sequence[str]] = None
     ) -> List[Dict[str, Any]]:
-        return self.transport.call("aria2.tellStopped", [offset, num, *_keys(keys)])
+        return self._statuses("aria2.tellStopped", [offset, num, *_keys(keys)])
 
     def get_option(self, gid: str) -> Dict[str, str]:
-        return self.transport.call("aria2.getOption", [gid])
+        return self._object("aria2.getOption", self.transport.call("aria2.getOption", [gid]))
 
     def get_global_stat(self) -> Dict[str, str]:
-        return self.transport.call("aria2.getGlobalStat")
+        return self._object("aria2.getGlobalStat", self.transport.call("aria2.getGlobalStat"))
 
     def get_version(self) -> Dict[str, Any]:
-        return self.transport.call("aria2.getVersion")
+        return self._object("aria2.getVersion", self.transport.call("aria2.getVersion"))
+
+    def unreadable(self, method: str, problem: str) -> Aria2ProtocolError:
+        """The error for an answer to ``method`` that cannot be read (``problem`` says why)."""
+        return Aria2ProtocolError(self.transport.rpc_url, f"{method} answered {problem}")
+
+    def checked_status(self, method: str, status: Any) -> dict[str, Any]:
+        """``status`` if it is shaped like a ``tellStatus`` answer; else Aria2ProtocolError."""
+        problem = status_problem(status)
+        if problem is not None:
+            raise self.unreadable(method, problem)
+        return status  # type: ignore[no-any-return]
+
+    def _statuses(self, method: str, params: list[Any]) -> list[dict[str, Any]]:
+        answer = self.transport.call(method, params)
+        if not isinstance(answer, list):
+            raise self.unreadable(method, f"a {type(answer).__name__} instead of a list")
+        return [self.checked_status(method, item) for item in answer]
+
+    def _object(self, method: str, answer: Any) -> dict[str, Any]:
+        if not isinstance(answer, dict):
+            raise self.unreadable(method, f"a {type(answer).__name__} instead of a JSON object")
+        return answer
 
     # -- the daemon -----------------------------------------------------------------------------
 

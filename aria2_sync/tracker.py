@@ -24,7 +24,7 @@ import attrs
 from .errors import Aria2AuthError, Aria2Error, Aria2GIDNotFoundError, Aria2RPCError, DownloadFailed
 from .futures import DownloadFuture, DownloadResult
 from .ledger import CANCELLED, COMPLETE, FAILED, REJECTED, DownloadRecord, Ledger
-from .models import STATUS_KEYS, BatchProgress, FileInfo, Progress
+from .models import STATUS_KEYS, BatchProgress, FileInfo, Progress, UnreadableStatus, status_problem
 from .restarts import RestartEngine, complete_file_on_disk
 from .rpc import Aria2RPC
 from .workers import Pools
@@ -124,7 +124,9 @@ class Tracker:
         Returns ``(record, run read, snapshot)`` for each; the snapshot is None for a download
         the daemon could not report (one it no longer has is handed to :meth:`vanished`).
         Raises :class:`Aria2AuthError` when the daemon refuses the secret (then every item
-        says so, and nothing can be read).
+        says so, and nothing can be read), and :class:`Aria2ProtocolError` naming
+        ``aria2.tellStatus`` when an answer is not shaped like a status (that answer and the
+        ones after it are not applied).
         """
         with self.ledger.lock:
             snapshot = [(record, record.current_gid, record.run) for record in records]
@@ -134,6 +136,9 @@ class Tracker:
         denied = next((s for s in statuses if isinstance(s, Aria2AuthError)), None)
         if denied is not None:
             raise denied
+        for status in statuses:
+            if not isinstance(status, (dict, Aria2RPCError)):  # (the rest is checked when built)
+                raise rpc.unreadable("aria2.tellStatus", status_problem(status) or "")
         results: List[Tuple[DownloadRecord, int, Optional[Progress]]] = []
         for (record, daemon_gid, run), status in zip(snapshot, statuses):
             if isinstance(status, Aria2GIDNotFoundError):
@@ -143,7 +148,11 @@ class Tracker:
                 logger.debug("could not read GID %s: %s", daemon_gid, status)
                 results.append((record, run, None))
             else:
-                results.append((record, run, self.observe(record, status, run, auto)))
+                try:
+                    progress = self.observe(record, status, run, auto)
+                except UnreadableStatus as error:  # raised before anything of it is applied
+                    raise rpc.unreadable("aria2.tellStatus", str(error)) from None
+                results.append((record, run, progress))
         return results
 
     def _report_progress(self, record: DownloadRecord) -> None:

@@ -1,4 +1,4 @@
-"""JSON-RPC over HTTP to aria2: sessions, retries with backoff, the secret, error mapping.
+"""JSON-RPC over HTTP to aria2: sessions, retries with backoff, deadlines, the secret, errors.
 
 This is the only module that touches the network. It knows the JSON-RPC envelope and aria2's
 ways of answering (see ``aria2-facts``: errors come as HTTP 400/500 with a JSON body, the secret
@@ -13,6 +13,19 @@ Retry rules (guarantee 8 of the design):
 * an HTTP answer is never retried: 400/500 carry aria2's own errors, and ``Unauthorized`` is
   answered late on purpose;
 * the n-th retry waits ``retry_delay * 2**(n-1)`` seconds, capped at ``max_retry_delay``.
+
+Deadlines: ``timeout`` bounds one exchange as a whole (connecting, sending, and reading the
+*entire* answer), not each socket read: a daemon or proxy that drips its answer a byte at a time
+is cut off at the deadline like a silent one (:class:`Aria2TimeoutError`). A ``(connect, read)``
+pair gives ``connect`` for connecting and ``connect + read`` for the exchange. A whole call, with
+its retries, ends within :attr:`Transport.call_time_limit`. A watchdog thread (one per transport,
+only while calls are in flight) shuts the socket of an exchange down at its deadline, and
+:meth:`Transport.close` shuts down every exchange in flight: its caller gets
+:class:`Aria2ClosedError`.
+
+Nothing we chain to an error keeps the request body (and with it ``token:<secret>``): the
+``requests`` exception keeps no request, its traceback frames are cleared, and our own frames
+drop the body before the error leaves them.
 """
 
 from __future__ import annotations
@@ -20,17 +33,21 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import re
+import socket
 import threading
 import time
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import Any, Union
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
-    MaxRetryError,
     NewConnectionError,
     ReadTimeoutError,
 )
@@ -38,12 +55,14 @@ from urllib3.util.retry import Retry
 
 from .errors import (
     Aria2AuthError,
+    Aria2ClosedError,
     Aria2ConnectionError,
     Aria2GIDNotFoundError,
     Aria2InputError,
     Aria2ProtocolError,
     Aria2RPCError,
     Aria2TimeoutError,
+    redact_text,
     redact_url,
 )
 
@@ -79,16 +98,61 @@ DEFAULT_MAX_RETRY_DELAY = 30.0
 #: aria2's two ways of saying it does not know a GID (the second for an evicted result).
 _GID_NOT_FOUND = re.compile(r"GID ([0-9A-Fa-f]+) is not found|No such download for GID#([0-9A-Fa-f]+)")
 
-Timeout = Union[float, Tuple[float, float]]
+Timeout = Union[float, tuple[float, float]]
+
+#: Words that announce a credential in free text (see :func:`redact_text`); cheap to look for.
+_CREDENTIAL_WORDS = ("authorization", "cookie", "passwd", "secret", "token")
 
 #: ``identity``: aria2 would gzip a large answer (a multicall of 1000 statuses is ~0.4 MB),
 #: which costs more CPU on both ends than it saves on a loopback or LAN link.
 _HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 
+#: The largest answer read, in bytes. The biggest answers this library asks for are status
+#: multicalls: 1000 statuses with ``keys`` are ~0.4 MB, a 5000-call chunk ~2 MB, and downloads with
+#: many files or mirrors can be several times that. 64 MiB leaves a wide margin above them while
+#: bounding what a runaway (or hostile) server can make us hold in memory.
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+#: How much of a message from the other side an exception quotes.
+MESSAGE_LIMIT = 500
+
+#: Bytes read per step of an answer's body (each step then checks the size cap).
+_CHUNK = 1024 * 1024
+
+#: How often the watchdog looks again at an exchange it has cut off that has not ended yet
+#: (one still connecting when its deadline passed has no socket to shut down yet).
+_RECHECK = 0.05
+
+#: Why an exchange was cut off.
+_DEADLINE = "deadline"
+_CLOSED = "closed"
+
+#: The thread's transport-closing event while it waits out a backoff (see :func:`_sleep`).
+_waiting = threading.local()
+
 
 def _sleep(seconds: float) -> None:
-    """Wait between transport retries (a seam so tests can record the schedule)."""
-    time.sleep(seconds)
+    """Wait between transport retries (a seam so tests can record the schedule).
+
+    Returns early when the transport whose call is waiting is closed.
+    """
+    closing: threading.Event | None = getattr(_waiting, "closing", None)
+    if closing is None:
+        time.sleep(seconds)
+    else:
+        closing.wait(seconds)
+
+
+def shorten(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut (for quoting in errors)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} characters cut)"
+
+
+def backoff_delay(retry: int, retry_delay: float, max_retry_delay: float) -> float:
+    """The wait before the ``retry``-th retry (1-based): ``retry_delay * 2**(retry-1)``, capped."""
+    return float(min(max_retry_delay, retry_delay * 2 ** (retry - 1)))
 
 
 class ExponentialRetry(Retry):
@@ -120,7 +184,7 @@ class ExponentialRetry(Retry):
             _sleep(delay)
 
 
-def describe_network_error(error: Optional[BaseException]) -> str:
+def describe_network_error(error: BaseException | None) -> str:
     """A few words for a low-level network error: the innermost OS reason when there is one."""
     if error is None:
         return "unknown error"
@@ -140,7 +204,7 @@ def describe_network_error(error: Optional[BaseException]) -> str:
 def _causes(error: BaseException) -> Iterator[BaseException]:
     """``error`` and what it wraps: urllib3's ``reason``, exception args, causes, contexts."""
     seen = set()
-    current: Optional[BaseException] = error
+    current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
@@ -154,6 +218,13 @@ def _caused_by(error: BaseException, kinds: Any) -> bool:
     return any(isinstance(cause, kinds) for cause in _causes(error))
 
 
+def _bad_url(error: BaseException) -> bool:
+    return isinstance(
+        error,
+        (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema),
+    )
+
+
 def _was_never_sent(error: BaseException) -> bool:
     """True when a ``requests`` error proves the request never reached the daemon."""
     if isinstance(error, requests.exceptions.ConnectTimeout):
@@ -161,45 +232,147 @@ def _was_never_sent(error: BaseException) -> bool:
     return _caused_by(error, (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError))
 
 
+def _scrub_exception(error: BaseException) -> None:
+    """Make ``error`` (and what it chains) forget the request it was about.
+
+    ``requests`` exceptions keep the ``PreparedRequest``, whose body holds ``token:<secret>``,
+    and their traceback frames (``requests``' and ``urllib3``'s, all finished) keep it in their
+    locals: error trackers that record exception attributes or frame locals would store it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, requests.exceptions.RequestException):
+            response = current.response
+            if response is not None:
+                response.request = None  # type: ignore[assignment]
+            current.request = None
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)  # skips frames still running (ours)
+        nxt = current.__cause__ or current.__context__
+        if nxt is None:
+            nxt = next((a for a in current.args if isinstance(a, BaseException)), None)
+        if nxt is None:
+            reason = getattr(current, "reason", None)
+            nxt = reason if isinstance(reason, BaseException) else None
+        current = nxt
+
+
+class _Body:
+    """The encoded request, which holds the secret: emptied when the call ends, whatever happens,
+    so that no frame left in a traceback still shows it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: str) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "<request body>"
+
+
+class _TrackedPool(HTTPConnectionPool):
+    """A connection pool that tells its channel which connection an exchange uses."""
+
+    def __init__(self, *args: Any, channel: _Channel, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._aria2_channel = channel
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        self._aria2_channel.conn = conn
+        return conn
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    """:class:`_TrackedPool` for https."""
+
+    def __init__(self, *args: Any, channel: _Channel, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._aria2_channel = channel
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        self._aria2_channel.conn = conn
+        return conn
+
+
 class _Channel:
-    """Two sessions for one thread's use: one retries read errors, the other must not."""
+    """One session (with its keep-alive connection) for one call at a time.
 
-    def __init__(self, read_retry: Retry, connect_retry: Retry) -> None:
-        self.read_only = self._session(read_retry)
-        self.mutating = self._session(connect_retry)
+    While a call runs, ``deadline`` is the end of its current exchange and ``conn`` the
+    connection it uses, so that the watchdog or ``close()`` can shut its socket down;
+    ``cut_off`` says why that happened (None while it has not).
+    """
 
-    @staticmethod
-    def _session(retry: Retry) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False  # an http_proxy variable must not capture loopback RPC traffic
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=1)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        return session
+    def __init__(self) -> None:
+        self.deadline = math.inf
+        self.conn: Any = None
+        self.cut_off: str | None = None
+        self.session = requests.Session()
+        self.session.trust_env = False  # an http_proxy variable must not capture loopback RPC
+        adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=1)
+        adapter.poolmanager.pool_classes_by_scheme = {
+            "http": _pool_factory(_TrackedPool, self),
+            "https": _pool_factory(_TrackedHTTPSPool, self),
+        }
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def begin(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.conn = None
+        self.cut_off = None
+
+    def cut(self, why: str) -> None:
+        """Shut the exchange's socket down (the blocked reader wakes up with an error)."""
+        if self.cut_off is None or why == _CLOSED:
+            self.cut_off = why
+        conn = self.conn
+        sock = getattr(conn, "sock", None) if conn is not None else None
+        if sock is not None:
+            try:
+                # socket.socket's own shutdown, also for TLS sockets: it wakes the reader
+                # without touching the TLS object the reading thread is using.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
 
     def close(self) -> None:
-        self.read_only.close()
-        self.mutating.close()
+        self.session.close()
+
+
+def _pool_factory(cls: Any, channel: _Channel) -> Any:
+    def make(*args: Any, **kwargs: Any) -> Any:
+        return cls(*args, channel=channel, **kwargs)
+
+    return make
 
 
 class Transport:
     """Sends JSON-RPC calls to one aria2 daemon; safe to share between threads.
 
-    ``requests.Session`` is not documented as thread-safe, so each call borrows a channel (a pair
-    of sessions with their keep-alive connections) from a small pool and returns it afterwards:
+    ``requests.Session`` is not documented as thread-safe, so each call borrows a channel (a
+    session with its keep-alive connection) from a small pool and returns it afterwards:
     concurrent callers never share a session, and a thread waiting out a backoff holds only its
     own channel.
+
+    ``timeout`` bounds each exchange as a whole (see the module's docstring),
+    ``max_answer_bytes`` the size of an answer (a bigger one is an :class:`Aria2ProtocolError`,
+    and is not read). After :meth:`close`, calls raise :class:`Aria2ClosedError`.
     """
 
     def __init__(
         self,
         rpc_url: str,
-        secret: Optional[str] = None,
+        secret: str | None = None,
         *,
         timeout: Timeout = DEFAULT_TIMEOUT,
         max_retries: int = 3,
         retry_delay: float = 1.0,
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self.rpc_url = rpc_url
         self._secret = secret
@@ -207,55 +380,60 @@ class Transport:
         self.max_retries = max_retries
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
+        self.max_answer_bytes = max_answer_bytes
         self._ids = itertools.count(1)
-        self._idle: List[_Channel] = []
+        self._idle: list[_Channel] = []
+        self._busy: set[_Channel] = set()
         self._lock = threading.Lock()
+        self._watch = threading.Condition(self._lock)
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_wakes_at = math.inf
+        self._calls_started = 0
         self._closed = False
-        common: Dict[str, Any] = dict(
-            total=max_retries,
-            connect=max_retries,
-            status=0,
-            other=0,
-            redirect=0,
-            raise_on_status=False,
-            respect_retry_after_header=False,
-            backoff_factor=retry_delay,
-            backoff_max=max_retry_delay,
-        )
-        self._read_retry = ExponentialRetry(
-            read=max_retries, allowed_methods=frozenset({"POST"}), **common
-        )
-        self._connect_retry = ExponentialRetry(read=False, **common)
+        self._closing = threading.Event()
 
     def __repr__(self) -> str:
         secret = ", secret=***" if self._secret else ""
         return f"Transport({redact_url(self.rpc_url)!r}{secret})"
 
+    @property
+    def exchange_time_limit(self) -> float:
+        """Seconds one exchange may take, from connecting to the answer's last byte."""
+        if isinstance(self.timeout, tuple):
+            return float(self.timeout[0]) + float(self.timeout[1])
+        return float(self.timeout)
+
+    @property
+    def call_time_limit(self) -> float:
+        """Seconds a call may take with all its retries and waits between them (an upper bound).
+
+        ``(max_retries + 1) * exchange_time_limit`` plus the backoff before each retry.
+        """
+        waits = sum(
+            backoff_delay(n, self.retry_delay, self.max_retry_delay)
+            for n in range(1, self.max_retries + 1)
+        )
+        return (self.max_retries + 1) * self.exchange_time_limit + waits
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # -- public calls ---------------------------------------------------------------------------
 
-    def call(self, method: str, params: Sequence[Any] = (), *, read_only: Optional[bool] = None) -> Any:
+    def call(self, method: str, params: Sequence[Any] = (), *, read_only: bool | None = None) -> Any:
         """Call ``method`` and return its result, or raise the mapped :class:`Aria2Error`.
 
         ``read_only`` overrides whether read errors may be retried (default: by method name).
         """
         if read_only is None:
             read_only = method in READ_ONLY_METHODS
-        payload = {
-            "jsonrpc": "2.0",
-            "id": next(self._ids),
-            "method": method,
-            "params": self._authenticated(method, params),
-        }
-        body = self._post(payload, method, read_only)
-        if "error" in body and body["error"] is not None:
-            raise self.error_from_rpc(body["error"], method, params)
-        if "result" not in body:
-            raise Aria2ProtocolError(self.rpc_url, "a JSON object with neither result nor error")
-        return body["result"]
+        body = self._post(method, params, read_only)
+        return self._result(body, method, params)
 
     def multicall(
-        self, calls: Sequence[Tuple[str, Sequence[Any]]]
-    ) -> List[Union[Any, Aria2RPCError]]:
+        self, calls: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[Any | Aria2RPCError]:
         """Send ``calls`` in one ``system.multicall`` round trip.
 
         Returns one entry per call, in order: the call's result, or the :class:`Aria2RPCError`
@@ -263,15 +441,12 @@ class Transport:
         """
         if not calls:
             return []
-        inner = [
-            {"methodName": method, "params": self._authenticated(method, params)}
-            for method, params in calls
-        ]
         read_only = all(method in READ_ONLY_METHODS for method, _ in calls)
-        results = self.call("system.multicall", [inner], read_only=read_only)
+        body = self._post("system.multicall", (), read_only, calls=calls)
+        results = self._result(body, "system.multicall", ())
         if not isinstance(results, list) or len(results) != len(calls):
             raise Aria2ProtocolError(self.rpc_url, "a multicall answer of the wrong length")
-        out: List[Union[Any, Aria2RPCError]] = []
+        out: list[Any | Aria2RPCError] = []
         for (method, params), item in zip(calls, results):
             if isinstance(item, list) and len(item) == 1:
                 out.append(item[0])
@@ -284,95 +459,272 @@ class Transport:
         return out
 
     def close(self) -> None:
-        """Close every pooled connection. Calls made afterwards open new ones."""
+        """Close every pooled connection and cut off the calls in flight. Idempotent.
+
+        A call in flight raises :class:`Aria2ClosedError` (the daemon may have applied it), and
+        so does every call made afterwards (nothing is sent).
+        """
         with self._lock:
+            self._closed = True
+            self._closing.set()
             idle, self._idle = self._idle, []
+            for channel in self._busy:
+                channel.cut(_CLOSED)
+                channel.deadline = -math.inf  # the watchdog cuts it again once it has a socket
+            self._watch.notify()
+            watchdog = self._watchdog if not self._busy else None
         for channel in idle:
             channel.close()
+        if watchdog is not None and watchdog is not threading.current_thread():
+            watchdog.join(1.0)
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _authenticated(self, method: str, params: Sequence[Any]) -> List[Any]:
+    def _result(self, body: dict[str, Any], method: str, params: Sequence[Any]) -> Any:
+        if "error" in body and body["error"] is not None:
+            raise self.error_from_rpc(body["error"], method, params)
+        if "result" not in body:
+            raise Aria2ProtocolError(self.rpc_url, "a JSON object with neither result nor error")
+        return body["result"]
+
+    def _authenticated(self, method: str, params: Sequence[Any]) -> list[Any]:
         params = list(params)
         if self._secret is not None and not method.startswith("system."):
             params.insert(0, f"token:{self._secret}")
         return params
 
-    @contextmanager
-    def _channel(self) -> Iterator[_Channel]:
-        with self._lock:
-            channel = self._idle.pop() if self._idle else None
-        if channel is None:
-            channel = _Channel(self._read_retry, self._connect_retry)
-        try:
-            yield channel
-        finally:
-            with self._lock:
-                self._idle.append(channel)
+    def _encode(
+        self, method: str, params: Sequence[Any], calls: Sequence[tuple[str, Sequence[Any]]] | None
+    ) -> str:
+        """The request's JSON, with the secret where aria2 wants it (in each call of a multicall)."""
+        if calls is not None:
+            params = [
+                [{"methodName": name, "params": self._authenticated(name, args)} for name, args in calls]
+            ]
+        payload = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": self._authenticated(method, params),
+        }
+        return json.dumps(payload)
 
-    def _post(self, payload: Dict[str, Any], method: str, read_only: bool) -> Dict[str, Any]:
-        data = json.dumps(payload)
-        started = time.monotonic()
-        cut_short = 0  # answers whose body broke off (read after urllib3's retries are done)
-        with self._channel() as channel:
-            session = channel.read_only if read_only else channel.mutating
-            while True:
-                try:
-                    response = session.post(
-                        self.rpc_url,
-                        data=data,
-                        headers=_HEADERS,
-                        timeout=self.timeout,
-                        allow_redirects=False,
-                    )
-                    break
-                except requests.exceptions.ChunkedEncodingError as error:
-                    if not read_only or cut_short >= self.max_retries:
-                        raise self._network_error(error, read_only) from error
-                    cut_short += 1
-                    delay = min(self.max_retry_delay, self.retry_delay * 2 ** (cut_short - 1))
-                    logger.warning(
-                        "the answer to %s broke off (attempt %d/%d); retrying in %.1f s",
-                        method, cut_short, self.max_retries, delay,
-                    )
-                    _sleep(delay)
-                except requests.exceptions.RequestException as error:
-                    raise self._network_error(error, read_only) from error
-        logger.debug(
-            "%s -> HTTP %s in %.1f ms", method, response.status_code, (time.monotonic() - started) * 1e3
+    def _closed_error(self, method: str, in_flight: bool) -> Aria2ClosedError:
+        where = redact_url(self.rpc_url)
+        if in_flight:
+            return Aria2ClosedError(
+                f"the connection to aria2 at {where} was closed while {method} was in flight; "
+                "the daemon may have applied it. Create a new client to go on."
+            )
+        return Aria2ClosedError(
+            f"the connection to aria2 at {where} is closed: {method} was not sent. "
+            "Create a new client to go on."
         )
-        return self._decode(response)
 
-    def _network_error(self, error: requests.exceptions.RequestException, read_only: bool) -> Exception:
-        retried = isinstance(getattr(error, "args", [None])[0], MaxRetryError)
-        attempts = self.max_retries + 1 if retried else 1
-        if isinstance(error, requests.exceptions.ReadTimeout) or _caused_by(error, ReadTimeoutError):
-            read_timeout = self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
-            return Aria2TimeoutError(self.rpc_url, read_timeout, attempts=attempts)
-        if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                              requests.exceptions.InvalidSchema)):
+    def _borrow(self, method: str) -> _Channel:
+        """A channel for one call, registered with the watchdog."""
+        deadline = time.monotonic() + self.exchange_time_limit
+        with self._lock:
+            if self._closed:
+                raise self._closed_error(method, in_flight=False)
+            channel = self._idle.pop() if self._idle else None
+            if channel is None:
+                channel = _Channel()
+            channel.begin(deadline)
+            self._busy.add(channel)
+            self._calls_started += 1
+            if self._watchdog is None:
+                self._watchdog_wakes_at = deadline
+                self._watchdog = threading.Thread(
+                    target=self._run_watchdog, name="aria2_sync-rpc-watchdog", daemon=True
+                )
+                self._watchdog.start()
+            elif deadline < self._watchdog_wakes_at:
+                self._watch.notify()
+        return channel
+
+    def _give_back(self, channel: _Channel) -> None:
+        with self._lock:
+            self._busy.discard(channel)
+            closed = self._closed
+            if not closed:
+                self._idle.append(channel)
+        if closed:
+            channel.close()
+
+    def _run_watchdog(self) -> None:
+        """Cut off exchanges past their deadline; ends when no call has run for a while.
+
+        It sleeps until the earliest deadline of the calls in flight, so a call costs it no
+        wake-up unless it is late (or starts after a quiet spell): new deadlines come after the
+        ones already waited for.
+        """
+        seen = -1
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                wake_at = math.inf
+                for channel in self._busy:
+                    if channel.deadline <= now:
+                        channel.cut(_DEADLINE)
+                        wake_at = min(wake_at, now + _RECHECK)
+                    else:
+                        wake_at = min(wake_at, channel.deadline)
+                if wake_at == math.inf:
+                    if self._closed or seen == self._calls_started:
+                        self._watchdog = None  # quiet (or closed): the next call starts another
+                        self._watchdog_wakes_at = math.inf
+                        return
+                    seen = self._calls_started
+                    wake_at = now + max(self.exchange_time_limit, 1.0)  # stay a while
+                self._watchdog_wakes_at = wake_at
+                self._watch.wait(wake_at - now)
+
+    def _post(
+        self,
+        method: str,
+        params: Sequence[Any],
+        read_only: bool,
+        calls: Sequence[tuple[str, Sequence[Any]]] | None = None,
+    ) -> dict[str, Any]:
+        body = _Body(self._encode(method, params, calls))
+        try:
+            channel = self._borrow(method)
+            try:
+                return self._attempts(channel, body, method, read_only)
+            finally:
+                self._give_back(channel)
+        finally:
+            body.data = ""  # no frame of a traceback keeps the secret
+
+    def _attempts(self, channel: _Channel, body: _Body, method: str, read_only: bool) -> dict[str, Any]:
+        """Exchange until an answer, retrying what the rules allow (see the module docstring)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            if attempt > 1:
+                with self._lock:  # not while the watchdog looks at the previous exchange
+                    channel.begin(time.monotonic() + self.exchange_time_limit)
+            if self._closed:
+                raise self._closed_error(method, in_flight=attempt > 1)
+            started = time.monotonic()
+            try:
+                status, content_type, content = self._exchange(channel, body.data)
+            except requests.exceptions.RequestException as error:
+                _scrub_exception(error)
+                cut_off = channel.cut_off
+                if cut_off == _CLOSED or self._closed:
+                    raise self._closed_error(method, in_flight=True) from None
+                never_sent = cut_off is None and _was_never_sent(error)
+                if attempt > self.max_retries or not (never_sent or read_only) or _bad_url(error):
+                    raise self._network_error(error, attempt, cut_off == _DEADLINE) from error
+                with self._lock:
+                    channel.deadline = math.inf  # waiting is not exchanging: no watchdog wake-ups
+                self._back_off(attempt, error, cut_off == _DEADLINE)
+                continue
+            logger.debug(
+                "%s -> HTTP %s in %.1f ms", method, status, (time.monotonic() - started) * 1e3
+            )
+            return self._decode(status, content_type, content)
+
+    def _back_off(self, attempt: int, error: BaseException, timed_out: bool) -> None:
+        """Log the failed attempt and wait before the next one (returns early on close)."""
+        reason = "no answer within the timeout" if timed_out else describe_network_error(error)
+        logger.warning("connection failed (attempt %d/%d): %s", attempt, self.max_retries, reason)
+        delay = backoff_delay(attempt, self.retry_delay, self.max_retry_delay)
+        if delay > 0:
+            logger.info("waiting %.1f s before retrying...", delay)
+            _waiting.closing = self._closing
+            try:
+                _sleep(delay)
+            finally:
+                _waiting.closing = None
+
+    def _exchange(self, channel: _Channel, data: str) -> tuple[int, str, bytes]:
+        """One HTTP exchange: (status, content type, body), the body read within the cap."""
+        response = channel.session.post(
+            self.rpc_url,
+            data=data,
+            headers=_HEADERS,
+            timeout=self.timeout,
+            allow_redirects=False,
+            stream=True,
+        )
+        response.request = None  # type: ignore[assignment]  # its body holds the secret
+        try:
+            content = self._read_answer(response)
+        except BaseException:
+            response.close()  # a half-read connection cannot be used again
+            raise
+        response.raw.release_conn()
+        return response.status_code, response.headers.get("Content-Type", "no content type"), content
+
+    def _read_answer(self, response: requests.Response) -> bytes:
+        """The answer's body, read in steps up to ``max_answer_bytes`` (never past it)."""
+        limit = self.max_answer_bytes
+        announced = response.headers.get("Content-Length", "")
+        length = int(announced) if announced.isdigit() else None
+        if length is not None and length > limit:
+            raise self._too_large(f"{length} bytes announced")
+        raw = response.raw
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                chunk = raw.read(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(f"more than {limit} bytes sent")
+                chunks.append(chunk)
+                if size == length:
+                    break
+        except ReadTimeoutError as error:
+            raise requests.exceptions.ReadTimeout(error) from error
+        except urllib3.exceptions.HTTPError as error:
+            raise requests.exceptions.ChunkedEncodingError(error) from error
+        except OSError as error:
+            raise requests.exceptions.ConnectionError(error) from error
+        return b"".join(chunks)
+
+    def _too_large(self, what: str) -> Aria2ProtocolError:
+        return Aria2ProtocolError(
+            self.rpc_url,
+            f"an answer larger than max_answer_bytes={self.max_answer_bytes} ({what}); raise "
+            "max_answer_bytes if such answers are expected",
+        )
+
+    def _network_error(
+        self, error: requests.exceptions.RequestException, attempts: int, timed_out: bool
+    ) -> Exception:
+        if (
+            timed_out
+            or isinstance(error, requests.exceptions.ReadTimeout)
+            or _caused_by(error, ReadTimeoutError)
+        ):
+            return Aria2TimeoutError(self.rpc_url, self.exchange_time_limit, attempts=attempts)
+        if _bad_url(error):
             return Aria2InputError(
                 f"rpc_url {redact_url(self.rpc_url)!r} is not a usable URL: give one like "
                 "http://127.0.0.1:6800/jsonrpc"
             )
-        never_sent = _was_never_sent(error)
         return Aria2ConnectionError(
             self.rpc_url,
             describe_network_error(error),
             attempts=attempts,
-            maybe_applied=not never_sent,
+            maybe_applied=not _was_never_sent(error),
         )
 
-    def _decode(self, response: requests.Response) -> Dict[str, Any]:
+    def _decode(self, status: int, content_type: str, content: bytes) -> dict[str, Any]:
         try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            content_type = response.headers.get("Content-Type", "no content type")
-            snippet = self._scrub(response.text[:60].strip())
+            snippet = self._scrub(content[:200].decode("utf-8", "replace"))[:60].strip()
             raise Aria2ProtocolError(
-                self.rpc_url, f"HTTP {response.status_code}, {content_type}, body {snippet!r}"
+                self.rpc_url, f"HTTP {status}, {content_type}, body {snippet!r}"
             )
         return body
 
@@ -381,10 +733,10 @@ class Transport:
     ) -> Aria2RPCError:
         """Map one JSON-RPC error object to the matching :class:`Aria2RPCError` subclass."""
         if not isinstance(error, dict):
-            return Aria2RPCError(-1, self._scrub(str(error)), method)
+            return Aria2RPCError(-1, shorten(self._scrub(str(error))), method)
         try:
             code = int(error.get("code", -1))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             code = -1
         message = self._scrub(str(error.get("message", "")))
         if message == "Unauthorized":
@@ -392,10 +744,16 @@ class Transport:
         match = _GID_NOT_FOUND.search(message)
         if match:
             return Aria2GIDNotFoundError(code, message, method, match.group(1) or match.group(2))
-        return Aria2RPCError(code, message, method)
+        return Aria2RPCError(code, shorten(message), method)
 
     def _scrub(self, text: str) -> str:
-        """Remove the secret from text that came back from the other side (never echo it)."""
-        if self._secret:
+        """Mask the secret (and any other credential) in text that came back from the other side.
+
+        The other side may echo what we sent, ``token:<secret>`` included; nothing it says is
+        quoted without this.
+        """
+        if self._secret and self._secret in text:
             text = text.replace(self._secret, "***")
+        if "://" in text or ":" in text and any(w in text.lower() for w in _CREDENTIAL_WORDS):
+            text = redact_text(text)
         return text
