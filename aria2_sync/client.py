@@ -556,7 +556,7 @@ class Aria2Client:
         try:
             record = self._add_one(url, save_path, options, callbacks)
         except Aria2ClosedError as error:
-            gid = getattr(error, "gid", None)
+            gid = error.gid
             if gid is None:
                 raise  # closed before anything was sent
             future = DownloadFuture(gid)
@@ -591,6 +591,12 @@ class Aria2Client:
                 "(get_progress(gid) tells; cancel_download(gid) stops it), so do not add it again."
             )
             raise self._closed_meanwhile(error, gid) if self._closed else error
+        except Aria2ClosedError as error:
+            if not error.maybe_applied:
+                self._forget_failed_add([gid])
+                raise
+            self._after_add([record])  # cut off in flight by close(): the download may exist
+            raise self._closed_meanwhile(error, gid) from error
         except Aria2RPCError as error:
             if not self._refused_add_exists(gid, error):
                 self._forget_failed_add([gid])
@@ -640,8 +646,11 @@ class Aria2Client:
             f" Download {gid} may have been added and may be running in the daemon."
             if gid is not None else ""
         )
-        closed = Aria2ClosedError(f"the client was closed during the add ({error}).{maybe}")
-        closed.gid = gid  # type: ignore[attr-defined]
+        closed = Aria2ClosedError(
+            f"the client was closed during the add ({error}).{maybe}",
+            maybe_applied=gid is not None,
+            gid=gid,
+        )
         closed.__cause__ = error
         return closed
 
@@ -726,6 +735,14 @@ class Aria2Client:
                 "stops it), so do not add it again."
             )
             raise
+        except Aria2ClosedError as error:
+            if not error.maybe_applied:
+                self._forget_failed_add([], batch_id)
+                raise
+            # Cut off in flight by close(): the downloads may exist. The batch id is the
+            # caller's handle on them; its futures fail with Aria2ClosedError at once.
+            self._after_add(records)
+            return batch_id
         except Aria2Error as error:
             self._forget_failed_add([], batch_id)
             raise self._closed_meanwhile(error, None) if self._closed else error

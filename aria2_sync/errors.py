@@ -291,7 +291,15 @@ class Aria2ClosedError(Aria2Error):
     """The client was closed: a call made afterwards, or a future it could no longer resolve.
 
     The download itself may still be running in the daemon (``close()`` without ``cancel``).
+    ``maybe_applied`` is True when :meth:`Aria2Client.close` cut off a call already sent (the
+    daemon may have applied it); ``gid`` then names the download an interrupted add may have
+    created.
     """
+
+    def __init__(self, message: str, *, maybe_applied: bool = False, gid: str | None = None) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+        self.gid = gid
 
 
 class Aria2StateError(Aria2Error):

@@ -514,7 +514,8 @@ class Transport:
         if in_flight:
             return Aria2ClosedError(
                 f"the connection to aria2 at {where} was closed while {method} was in flight; "
-                "the daemon may have applied it. Create a new client to go on."
+                "the daemon may have applied it. Create a new client to go on.",
+                maybe_applied=True,
             )
         return Aria2ClosedError(
             f"the connection to aria2 at {where} is closed: {method} was not sent. "
