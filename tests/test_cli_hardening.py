@@ -11,20 +11,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Optional
 
 from tests.conftest import wait_for_status
 
 PASSWORD = "S3cretPassw0rd"
 
 
-def run_cli(*args: str, cwd: Path, env_extra: Optional[Dict[str, str]] = None,
+def run_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "ARIA2_RPC_SECRET"}
     env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "aria2_sync", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, stdin=subprocess.DEVNULL, check=False,
     )
 
 
@@ -110,7 +109,7 @@ def test_the_batch_script_refuses_a_directory_through_a_file_in_one_line(fault_s
     script = Path(__file__).resolve().parent.parent / "examples" / "batch_download.py"
     env = {k: v for k, v in os.environ.items() if k != "ARIA2_RPC_SECRET"}
     result = subprocess.run([sys.executable, str(script), str(urls), "-d", "/dev/null/x"],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env, check=False)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "/dev/null/x" in result.stderr
     assert PASSWORD not in result.stderr

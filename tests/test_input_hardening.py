@@ -12,7 +12,8 @@ import http.server
 import re
 import subprocess
 import threading
-from typing import Iterator, List
+from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -21,7 +22,6 @@ from aria2_sync.aria2_options import ALL_OPTIONS, DOWNLOAD_OPTIONS, GLOBAL_ONLY_
 from aria2_sync.binary import find_aria2c
 from aria2_sync.errors import Aria2RPCError
 from aria2_sync.validation import check_daemon_options, check_uris, download_options
-
 from tests.conftest import wait_for_status
 
 INJECTED = "X-A: 1\r\nX-Injected: yes"
@@ -31,7 +31,7 @@ INJECTED = "X-A: 1\r\nX-Injected: yes"
 
 
 def _help_option_names() -> set:
-    text = subprocess.run([find_aria2c(), "--help=#all"], capture_output=True, text=True, timeout=30).stdout
+    text = subprocess.run([find_aria2c(), "--help=#all"], capture_output=True, text=True, timeout=30, check=False).stdout
     return set(re.findall(r"^ (?:-[A-Za-z0-9], )?--([a-z0-9][a-z0-9-]*)", text, re.MULTILINE))
 
 
@@ -126,9 +126,9 @@ def test_line_breaks_and_nul_in_option_values_are_refused(client, fault_server, 
 class _HeaderRecorder(http.server.BaseHTTPRequestHandler):
     """Serves 10 bytes and keeps every request's header lines."""
 
-    seen: List[List[str]] = []
+    seen: ClassVar[list[list[str]]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.seen.append([f"{k}: {v}" for k, v in self.headers.items()])
         self.send_response(200)
         self.send_header("Content-Length", "10")

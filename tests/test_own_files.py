@@ -108,7 +108,10 @@ def test_a_file_replaced_between_the_decision_and_the_restart_is_not_overwritten
     wait_for(restart_scheduled, what="the restart of the leftover to be scheduled")
     os.unlink(target)
     target.write_bytes(OTHER)  # ...and swapped for another writer's file during the backoff
-    failed = wait_for(lambda: (lambda p: p if p.retry_count == 2 and p.gave_up_reason else None)(
-        client.get_progress(gid)), timeout=30, what="the restart to run and fail")
+    def given_up_after_the_restart():
+        progress = client.get_progress(gid)
+        return progress if progress.retry_count == 2 and progress.gave_up_reason else None
+
+    failed = wait_for(given_up_after_the_restart, timeout=30, what="the restart to run and fail")
     assert failed.error_code == "13"
     assert target.read_bytes() == OTHER
