@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from . import __version__
 from .client import Aria2Client
-from .errors import Aria2Error, Aria2InputError, DownloadFailed
+from .errors import Aria2Error, Aria2InputError, DownloadFailed, redact_text, redact_url
 from .futures import DownloadFuture, DownloadResult
 from .models import STATUS_KEYS, Progress
 from .progress_display import make_display
@@ -77,9 +77,22 @@ def _add_rpc_arguments(parser: argparse.ArgumentParser, default_url: Optional[st
     parser.add_argument("--rpc-url", default=default_url, metavar="URL",
                         help="aria2's JSON-RPC URL, e.g. http://127.0.0.1:6800/jsonrpc"
                         + ("" if default_url else " (default: start a private aria2c)"))
-    parser.add_argument("--rpc-secret", default=os.environ.get(SECRET_ENV), metavar="S",
-                        help=f"aria2's --rpc-secret (default: ${SECRET_ENV}; the variable keeps it "
-                        "out of the process list)")
+    parser.add_argument("--rpc-secret", default=None, metavar="S",
+                        help=f"aria2's --rpc-secret (default: ${SECRET_ENV} when a daemon is named "
+                        "with --rpc-url; the variable keeps it out of the process list)")
+
+
+def _rpc_secret(args: argparse.Namespace) -> str | None:
+    """The secret for ``--rpc-url``: the option, else ``$ARIA2_RPC_SECRET``.
+
+    The variable only counts when a daemon is named: exported for one daemon, it must not
+    stop ``get`` from running on its private aria2c (which has a secret of its own).
+    """
+    if args.rpc_secret is not None:
+        return str(args.rpc_secret)
+    if not args.rpc_url:
+        return None
+    return os.environ.get(SECRET_ENV) or None
 
 
 def _non_negative_int(text: str) -> int:
@@ -112,8 +125,15 @@ def _read_urls(path: Optional[str]) -> List[str]:
         handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
     except OSError as error:
         raise UsageError(f"cannot read URL file {path!r}: {error.strerror}") from None
-    with handle if handle is not sys.stdin else _NoClose(handle) as lines:
-        return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    try:
+        with handle if handle is not sys.stdin else _NoClose(handle) as lines:
+            return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"URL file {path!r} is not text (UTF-8): give a file with one URL per line"
+        ) from None
+    except OSError as error:  # a directory, an unreadable device...
+        raise UsageError(f"cannot read URL file {path!r}: {error.strerror or error}") from None
 
 
 class _NoClose:
@@ -146,8 +166,7 @@ def _get(args: argparse.Namespace) -> int:
     if args.rpc_secret and not args.rpc_url:
         raise UsageError("--rpc-secret goes with --rpc-url (a private aria2c has its own secret)")
     directory = os.path.abspath(args.dir)
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise UsageError(f"-d {args.dir!r} is a file, not a directory")
+    _check_directory(directory, args.dir)
     extra = _aria2_options(args.aria2_option)
     if args.output:
         items = [(urls[0], os.path.join(directory, args.output))]
@@ -160,9 +179,12 @@ def _get(args: argparse.Namespace) -> int:
         max_retries=args.max_retries, retry_delay=args.retry_delay, verbose=False
     )
     if args.rpc_url:
-        client = Aria2Client(args.rpc_url, args.rpc_secret, **settings)
+        client = Aria2Client(args.rpc_url, _rpc_secret(args), **settings)
     else:
-        os.makedirs(directory, exist_ok=True)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"cannot create -d {args.dir!r}: {error.strerror or error}") from None
         client = Aria2Client.local(directory, **settings)
     interrupted = False
     try:
@@ -193,20 +215,33 @@ def _get(args: argparse.Namespace) -> int:
     return _report(outcomes, args)
 
 
+def _check_directory(directory: str, given: str) -> None:
+    """Refuse a ``-d`` that can never be a directory (a file, or a path through a file)."""
+    probe = directory
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return
+        probe = parent
+    if not os.path.isdir(probe):
+        what = "is a file" if probe == directory else f"goes through {probe!r}, which is a file"
+        raise UsageError(f"-d {given!r} {what}, not a directory")
+
+
 def _outcome(url: str, future: DownloadFuture) -> Dict[str, Any]:
-    entry: Dict[str, Any] = {"url": url, "gid": future.gid}
+    entry: Dict[str, Any] = {"url": redact_url(url), "gid": future.gid}
     try:
         result: DownloadResult = future.result(timeout=0)
     except DownloadFailed as failure:
         entry.update(status="failed", path=None, size=0, retry_count=failure.retry_count,
-                     error=failure.error_message or failure.reason, reason=failure.reason,
-                     error_code=failure.error_code)
+                     error=redact_text(failure.error_message or failure.reason),
+                     reason=redact_text(failure.reason), error_code=failure.error_code)
         return entry
     except concurrent.futures.CancelledError:
         entry.update(status="cancelled", path=None, size=0, retry_count=0, error="cancelled")
         return entry
     except Aria2Error as error:
-        entry.update(status="failed", path=None, size=0, retry_count=0, error=str(error))
+        entry.update(status="failed", path=None, size=0, retry_count=0, error=redact_text(str(error)))
         return entry
     entry.update(status="complete", path=result.path, size=result.size,
                  retry_count=result.retry_count, error=None)
@@ -244,7 +279,7 @@ def _report(outcomes: List[Dict[str, Any]], args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     keys = list(STATUS_KEYS)
-    with Aria2Client(args.rpc_url, args.rpc_secret, verbose=False, monitor=False,
+    with Aria2Client(args.rpc_url, _rpc_secret(args), verbose=False, monitor=False,
                      max_retries=1, retry_delay=0.2) as client:
         answers: List[Any] = client.rpc.multicall([
             ("aria2.getVersion", []),
@@ -265,7 +300,7 @@ def _status(args: argparse.Namespace) -> int:
             "num_active": int(stats.get("numActive", 0)),
             "num_waiting": int(stats.get("numWaiting", 0)),
             "num_stopped": int(stats.get("numStopped", 0)),
-            "downloads": [p.to_dict() for p in downloads],
+            "downloads": [_redacted(p.to_dict()) for p in downloads],
         }, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
@@ -274,10 +309,22 @@ def _status(args: argparse.Namespace) -> int:
           f"{human_size(int(stats.get('downloadSpeed', 0)))}/s")
     for p in downloads:
         name = os.path.basename(p.file_path) if p.file_path else (p.files[0].uris[0] if p.files and p.files[0].uris else "?")
-        error = f"  error {p.error_code}: {p.error_message}" if p.error_code else ""
+        name = redact_text(name)
+        error = f"  error {p.error_code}: {redact_text(p.error_message or '')}" if p.error_code else ""
         print(f"{p.gid}  {p.status:<8} {p.progress_percent:5.1f}%  {human_size(p.total_length):>10}  "
               f"{human_size(p.download_speed):>9}/s  {name}{error}")
     return 0
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` (JSON-like) with every string passed through :func:`redact_text`."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def human_size(size: float) -> str:
@@ -304,9 +351,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as error:
         parser.exit(2, f"{PROG}: error: {error}\n")
     except Aria2InputError as error:
-        parser.exit(2, f"{PROG}: error: {error}\n")
+        parser.exit(2, f"{PROG}: error: {redact_text(str(error))}\n")
     except Aria2Error as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
+        print(f"{PROG}: {redact_text(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from .client import Aria2Client
-from .errors import Aria2ClosedError, Aria2ConnectionError, Aria2InputError, DownloadFailed
+from .errors import Aria2ClosedError, Aria2ConnectionError, Aria2InputError, DownloadFailed, redact_url
 from .futures import DownloadFuture, DownloadResult
 from .models import BatchProgress, FileInfo, Progress
 
@@ -162,7 +162,8 @@ class TqdmDisplay:
 
     @staticmethod
     def _name(item: Progress) -> str:
-        path = item.file_path or (item.files[0].uris[0] if item.files and item.files[0].uris else item.gid)
+        uri = redact_url(item.files[0].uris[0]) if item.files and item.files[0].uris else item.gid
+        path = item.file_path or uri  # (a URL without a path would show its password)
         name = path.rstrip("/").rsplit("/", 1)[-1]
         return name if len(name) <= 30 else name[:27] + "..."
 

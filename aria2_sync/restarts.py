@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
+import threading
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError, redact_url
@@ -55,18 +58,56 @@ def complete_file_on_disk(record: DownloadRecord) -> Optional[str]:
     return path
 
 
-def own_partial_file(record: DownloadRecord) -> Optional[str]:
-    """The target file if it is this download's own leftover: made after it was added, and
-    without the control file that would let aria2 resume it.
+#: (device, inode, size, mtime_ns, ctime_ns) of a file: which file a path named, in which
+#: state. Inode numbers are reused at once after a delete, so the inode alone proves nothing;
+#: together with the times and size it tells a file nobody touched since it was looked at.
+FileIdentity = tuple[int, int, int, int, int]
 
-    That is what a crash leaves when aria2 had created the file but not yet saved its control
-    file (saved once a second): aria2 then refuses the file (error 13) rather than truncate
-    it. Being ours, it may be overwritten; anybody else's file is never touched.
+
+def _identity(info: os.stat_result) -> FileIdentity:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def file_identity(path: str) -> FileIdentity | None:
+    """The identity of the regular file at ``path`` (not following a link); None if none."""
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return _identity(info) if stat.S_ISREG(info.st_mode) else None
+
+
+def own_partial_file(record: DownloadRecord, known: FileIdentity | None = None) -> str | None:
+    """The target file if it is provably this download's own leftover, else None.
+
+    aria2 refuses (error 13) a file it cannot resume: one without its control file. That is
+    what a crash leaves when aria2 had created the file but not yet its control file; being
+    ours, it may be overwritten. Anybody else's file is never touched, so "ours" needs proof,
+    not just a recent modification time (another writer may have created the file after the
+    add). Proof is one of:
+
+    * ``known``: the identity (device, inode, size, times) the file had when this download
+      failed after aria2 had written bytes to it; the file must still be that very file,
+      untouched since;
+    * the file is empty and was created after the add. aria2 creates the file empty and writes
+      its control file about a millisecond later, before any byte of data (measured with
+      aria2c 1.37, ``file-allocation=none``), so an empty file is what a crash in that window
+      leaves; and an empty file holds no content to lose.
     """
     path = _target_path(record)
-    if not path or not os.path.isfile(path) or os.path.exists(path + ".aria2"):
+    if not path or os.path.lexists(path + ".aria2"):
         return None
-    return path if os.path.getmtime(path) >= record.added_at - 0.5 else None
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    if known is not None and _identity(info) == known:
+        return path
+    if info.st_size == 0 and info.st_mtime >= record.added_at - 0.5:
+        return path
+    return None
 
 
 def _target_path(record: DownloadRecord) -> Optional[str]:
@@ -98,6 +139,49 @@ class RestartEngine:
         self.add_attempts = add_attempts
         self._run_job = run_job or (lambda job: job())
         self._on_restarted = on_restarted
+        # Handle GID -> (path, identity) of the file aria2 was seen writing for that download:
+        # the proof that a leftover it later refuses (error 13) is its own. Bounded: the oldest
+        # entries go first (a download forgotten here is simply not overwritten).
+        self._files: OrderedDict[str, tuple[str, FileIdentity]] = OrderedDict()
+        self._files_lock = threading.Lock()
+
+    #: How many downloads' file identities are kept.
+    MAX_REMEMBERED_FILES = 10_000
+
+    # -- whose file is it -----------------------------------------------------------------------
+
+    def _note_left_file(self, record: DownloadRecord, progress: Progress | None) -> None:
+        """Remember the file a failed run of ``record`` left, if aria2 wrote bytes to it.
+
+        Called when the failure is first seen. aria2 only writes into a file it created (or resumes with its control file), since
+        ``auto-file-renaming`` is off: a file it reports bytes for is this download's. Once
+        the run has failed aria2 no longer touches it, so its identity (inode, size, times)
+        is noted; a later error 13 on that path (the control file lost) is then ours only if
+        the file is still exactly that one, not another writer's file put there since.
+        """
+        if (progress is None or progress.status != "error" or progress.error_code == "13"
+                or progress.completed_length <= 0):
+            return
+        path = progress.file_path or _target_path(record)
+        identity = file_identity(path) if path else None
+        if path is None or identity is None:
+            return
+        with self._files_lock:
+            self._files[record.gid] = (path, identity)
+            self._files.move_to_end(record.gid)
+            while len(self._files) > self.MAX_REMEMBERED_FILES:
+                self._files.popitem(last=False)
+
+    def _known_file(self, record: DownloadRecord) -> FileIdentity | None:
+        with self._files_lock:
+            entry = self._files.get(record.gid)
+        if entry is None or entry[0] != _target_path(record):
+            return None
+        return entry[1]
+
+    def own_leftover(self, record: DownloadRecord) -> str | None:
+        """The download's target file if it is provably its own unusable leftover."""
+        return own_partial_file(record, self._known_file(record))
 
     # -- noticing failures ----------------------------------------------------------------------
 
@@ -109,6 +193,9 @@ class RestartEngine:
         (a poller that read the status just before a restart) is ignored.
         """
         attempt = None
+        with self.ledger.lock:
+            if record.cancelled or record.run != run:
+                return
         with self.ledger.lock:
             if record.cancelled or record.run != run:
                 return
@@ -124,6 +211,9 @@ class RestartEngine:
                 )
                 record.attempts.append(attempt)
         if attempt is not None:
+            # The first sight of this failure: the file is as the run left it (looked at later,
+            # it may have been swapped for another writer's while the status stayed the same).
+            self._note_left_file(record, progress)
             self.ledger.record_failure(record, run, attempt)  # shared once, whoever saw it
         with self.ledger.lock:
             if not auto or record.restart_state != IDLE or record.gave_up is not None or record.run != run:
@@ -185,11 +275,20 @@ class RestartEngine:
         """The policy's word, except for a file-exists error on this download's own leftover
         (a crash before its first control-file save): that one is restarted, budget allowing,
         overwriting the leftover."""
-        if progress.error_code == "13" and own_partial_file(record) is not None:
+        if progress.error_code != "13":
+            return self.policy.decide(progress, record.retry_count)
+        if self.own_leftover(record) is not None:
             budget = RestartPolicy(max_restarts=self.policy.max_restarts, restartable_codes={13},
                                    base_delay=self.policy.base_delay, max_delay=self.policy.max_delay)
             return budget.decide(progress, record.retry_count)
-        return self.policy.decide(progress, record.retry_count)
+        decision = self.policy.decide(progress, record.retry_count)
+        if decision.restart:
+            return decision
+        return RestartDecision(False, reason=(
+            f"{decision.reason}: the target file already exists and nothing shows this download "
+            "wrote it, so it is left untouched (move it away and restart the download, or pass "
+            "allow-overwrite=true to replace it)"
+        ))
 
     def allowed(self, record: DownloadRecord, progress: Progress) -> bool:
         """Whether the policy (error code and budget) allows restarting this failure now."""
@@ -321,8 +420,7 @@ class RestartEngine:
         except Aria2RPCError:
             pass
 
-    @staticmethod
-    def _options_for_restart(record: DownloadRecord, status: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    def _options_for_restart(self, record: DownloadRecord, status: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
         """The download's own options, with its file pinned so aria2 resumes that very file.
 
         Without ``out``, aria2 names the file after the URL or the server's headers, which may
@@ -330,8 +428,10 @@ class RestartEngine:
         its control file in play.
         """
         options = dict(record.options)
-        if str((status or {}).get("errorCode")) == "13" and own_partial_file(record) is not None:
-            options["allow-overwrite"] = "true"  # our own leftover, unusable without its control file
+        if str((status or {}).get("errorCode")) == "13" and self.own_leftover(record) is not None:
+            # Our own leftover, unusable without its control file (proved just now: a file
+            # another writer put there since the decision is not overwritten).
+            options["allow-overwrite"] = "true"
         files = (status or {}).get("files") or []
         directory = (status or {}).get("dir")
         if len(files) == 1 and files[0].get("path") and directory and "out" not in options:

@@ -6,18 +6,24 @@ disturbs downloads already running.
 
 from __future__ import annotations
 
+import difflib
 import os
+import posixpath
 import re
+import unicodedata
 import urllib.parse
+from collections.abc import Set as AbstractSet
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import Aria2InputError, redact_url
+from .aria2_options import ALL_OPTIONS, DOWNLOAD_OPTIONS, GLOBAL_ONLY_OPTIONS
+from .errors import Aria2InputError, redact_text, redact_url
 
 __all__ = [
     "SUPPORTED_SCHEMES",
     "check_gid",
     "check_uris",
     "check_options",
+    "check_daemon_options",
     "split_save_path",
     "download_options",
     "check_local_directory",
@@ -27,7 +33,9 @@ __all__ = [
 SUPPORTED_SCHEMES = frozenset({"http", "https", "ftp", "sftp"})
 
 _GID = re.compile(r"^[0-9a-fA-F]{16}$")
-_WHITESPACE = re.compile(r"\s")
+#: Characters an option value must not hold: aria2 would split a header (or a line of its
+#: input/session file) there, so one option could smuggle in another header or option.
+_LINE_BREAKS = re.compile(r"[\r\n\x00]")
 
 UrlArg = Union[str, Sequence[str]]
 PathArg = Union[str, "os.PathLike[str]"]
@@ -43,12 +51,13 @@ def check_gid(gid: Any) -> str:
 
 
 #: The common shape, checked in one regex match: scheme://host[:port][/path?query#fragment]
-#: with a plain host name or IPv4 address and no white space. Anything else (user info, IPv6,
-#: odd ports, errors) takes the full check below, which says exactly what is wrong.
+#: with a plain host name or IPv4 address, in printable ASCII (no space, no control character).
+#: Anything else (user info, IPv6, odd ports, non-ASCII text, errors) takes the full check
+#: below, which says exactly what is wrong.
 _PLAIN_URL = re.compile(
     r"(?:https?|s?ftp)://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
     r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
-    r"(?:[/?#][^\s]*)?",
+    r"(?:[/?#][!-~]*)?",
     re.IGNORECASE | re.ASCII,  # (ASCII: no Unicode case folding, e.g. "ſ" is not an "s")
 )
 
@@ -80,9 +89,27 @@ def _check_url(url: Any) -> str:
         parts.port
     except ValueError:
         raise Aria2InputError(f"url {redact_url(text)!r} has an invalid port (1-65535)") from None
-    if _WHITESPACE.search(text):
-        raise Aria2InputError(f"url {redact_url(text)!r} contains white space: percent-encode it")
+    bad = _first_unsafe_char(text)
+    if bad is not None:
+        raise Aria2InputError(
+            f"url {redact_url(text)!r} contains {bad}: percent-encode it"
+        )
     return text
+
+
+def _first_unsafe_char(text: str) -> str | None:
+    """Describe the first white-space or control character of ``text`` (None if it has none).
+
+    White space is what ``str.isspace()`` says (Unicode's too: U+0085, U+00A0, U+2028...);
+    control characters are Unicode's category Cc (NUL, C0, DEL, C1). Either would be cut,
+    kept or reinterpreted differently by aria2 and by the server.
+    """
+    for char in text:
+        if char.isspace():
+            return f"white space (U+{ord(char):04X})"
+        if unicodedata.category(char) == "Cc":
+            return f"a control character (U+{ord(char):04X})"
+    return None
 
 
 def check_uris(url: Any) -> List[str]:
@@ -100,14 +127,56 @@ def _option_value(key: str, value: Any) -> Union[str, List[str]]:
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
-        return value
+        return _one_line(key, value)
     if isinstance(value, os.PathLike):
-        return os.fspath(value)
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return _one_line(key, path)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)  # aria2 takes repeatable options (header, index-out) as lists
+        # aria2 takes repeatable options (header, index-out) as lists
+        return [_one_line(key, v) for v in value]
     raise Aria2InputError(
         f"option {key!r} has a value of type {type(value).__name__}: aria2 options take "
         "str, int, float, bool, or a list of str"
+    )
+
+
+def _one_line(key: str, value: str) -> str:
+    """``value`` if it holds no CR, LF or NUL; else a clear error (header injection)."""
+    found = _LINE_BREAKS.search(value)
+    if found is not None:
+        secret = any(word in key for word in ("passwd", "secret", "token"))
+        shown = "" if secret else f": {redact_text(value)!r:.80}"
+        raise Aria2InputError(
+            f"option {key!r} contains a line break or NUL (U+{ord(found.group()):04X}), which "
+            f"would split it into more headers or options{shown}. Give one value per list "
+            "item instead (e.g. header=['A: 1', 'B: 2'])"
+        )
+    return value
+
+
+def _check_option_name(key: Any, known: AbstractSet[str], where: str) -> str:
+    """``key`` if aria2 applies an option of that name ``where``; else an error that says why.
+
+    aria2 accepts unknown option names silently, so a typo (``max-trys``) or an option that
+    only the daemon's command line takes would be lost without a word.
+    """
+    if not isinstance(key, str) or not key:
+        raise Aria2InputError(f"option names must be non-empty str, got {key!r}")
+    if key in known:
+        return key
+    if key in GLOBAL_ONLY_OPTIONS:
+        raise Aria2InputError(
+            f"option {key!r} is a daemon-wide aria2c option, which aria2 ignores per download: "
+            "set it on the daemon (its command line, Aria2Daemon(options=...) or "
+            "Aria2Client.local(aria2_options=...))"
+        )
+    wanted = key.strip().lstrip("-").replace("_", "-").lower()
+    close = difflib.get_close_matches(wanted, sorted(known), n=1, cutoff=0.75)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise Aria2InputError(
+        f"unknown aria2 option {key!r:.60} {where}: {hint}aria2 would ignore it silently. "
+        "Option names are aria2c's long options without the dashes, like 'max-tries'"
     )
 
 
@@ -124,14 +193,48 @@ def check_options(options: Optional[Mapping[str, Any]]) -> Dict[str, Union[str, 
         )
     out: Dict[str, Union[str, List[str]]] = {}
     for key, value in options.items():
-        if not isinstance(key, str) or not key:
-            raise Aria2InputError(f"option names must be non-empty str, got {key!r}")
         if key == "gid":
             raise Aria2InputError(
                 "option 'gid' is chosen by aria2_sync (so that retries never duplicate a "
                 "download): leave it out"
             )
+        key = _check_option_name(key, DOWNLOAD_OPTIONS, "for a download")
         out[key] = _option_value(key, value)
+    return out
+
+
+def check_daemon_options(
+    options: Mapping[str, Any] | None, reserved: AbstractSet[str] = frozenset()
+) -> dict[str, str]:
+    """Return the aria2c command-line options of a private daemon, as strings, or raise.
+
+    Names must be aria2c options (any of ``aria2c --help=#all``, written without the dashes)
+    and not in ``reserved`` (those the daemon sets itself). Values must be one line: a line
+    break in a value would add a line (another option) to the daemon's configuration file.
+    Meant for :class:`~aria2_sync.daemon.Aria2Daemon`.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise Aria2InputError(
+            f"options must be a dict of aria2c options, not {type(options).__name__}"
+        )
+    out: dict[str, str] = {}
+    for key, value in options.items():
+        if not isinstance(key, str) or not key or key.startswith("-"):
+            raise Aria2InputError(
+                f"aria2c option names are like 'max-download-result', got {key!r:.60}"
+            )
+        if key in reserved:
+            raise Aria2InputError(
+                f"option {key!r} is set by Aria2Daemon itself: use its constructor arguments"
+            )
+        _check_option_name(key, ALL_OPTIONS, "for aria2c")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, (str, int, float)):
+            raise Aria2InputError(f"aria2c option {key!r} takes a str, int, float or bool")
+        out[key] = _one_line(key, str(value))
     return out
 
 
@@ -207,4 +310,47 @@ def download_options(
         merged["dir"], merged["out"] = split_save_path(save_path)
     elif "dir" in merged and isinstance(merged["dir"], str):
         merged["dir"] = os.path.abspath(os.path.expanduser(merged["dir"]))
+    if "out" in merged:
+        merged["out"] = _inside_dir("out", merged["out"])
+    if "index-out" in merged:
+        merged["index-out"] = _index_out(merged["index-out"])
     return merged
+
+
+def _inside_dir(key: str, value: str | list[str]) -> str:
+    """``value`` if it names a file inside aria2's ``dir``; else a clear error.
+
+    aria2 joins ``dir`` and ``out`` as they are: ``out='../x'`` or ``out='/etc/x'`` would write
+    outside the directory the caller (or a web form) chose. Sub-folders (``a/b.bin``) stay
+    inside and are kept.
+    """
+    if not isinstance(value, str):
+        raise Aria2InputError(f"option {key!r} takes one file name, not a list")
+    if not value.strip():
+        raise Aria2InputError(f"option {key!r} is empty: give the name of the file to write")
+    if value.startswith(("/", "\\")) or os.path.isabs(value) or re.match(r"[A-Za-z]:", value):
+        raise Aria2InputError(
+            f"option {key!r} is the absolute path {value!r:.80}: it must be a name inside "
+            "'dir' (give save_path for a full path)"
+        )
+    parts = re.split(r"[/\\]", value)
+    if ".." in parts:
+        raise Aria2InputError(
+            f"option {key!r} = {value!r:.80} climbs out of 'dir' with '..': give a name inside it"
+        )
+    if value.endswith(("/", "\\")) or posixpath.basename(value) in ("", "."):
+        raise Aria2InputError(f"option {key!r} = {value!r:.80} names a directory, not a file")
+    return value
+
+
+def _index_out(value: str | list[str]) -> str | list[str]:
+    """Each ``INDEX=PATH`` of aria2's ``index-out`` with PATH confined to ``dir`` like ``out``."""
+    items = [value] if isinstance(value, str) else value
+    for item in items:
+        index, sep, path = item.partition("=")
+        if not sep or not index.strip().isdigit():
+            raise Aria2InputError(
+                f"option 'index-out' takes INDEX=PATH items, got {item!r:.80}"
+            )
+        _inside_dir("index-out", path)
+    return value

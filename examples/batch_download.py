@@ -37,6 +37,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Set
 
 from aria2_sync import Aria2Client, Aria2Error, Aria2InputError, DownloadFailed
+from aria2_sync.errors import redact_text, redact_url
 
 SECRET_ENV = "ARIA2_RPC_SECRET"
 #: How often a long run logs where it stands (seconds).
@@ -106,7 +107,10 @@ def open_client(args: argparse.Namespace, directory: str) -> Aria2Client:
     settings = dict(max_retries=args.max_retries, verbose=False)
     if args.rpc_url:
         return Aria2Client(args.rpc_url, os.environ.get(SECRET_ENV) or None, **settings)
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:  # e.g. -d /dev/null/x: a path through a file
+        raise UsageError(f"cannot create -d {args.dir!r}: {error.strerror or error}") from None
     return Aria2Client.local(directory, **settings)
 
 
@@ -115,13 +119,13 @@ def report(future: concurrent.futures.Future, url: str) -> bool:
     try:
         result = future.result(timeout=0)
     except DownloadFailed as failure:
-        log.error("FAILED %s: %s", failure.url, failure.reason)
+        log.error("FAILED %s: %s", failure.url, redact_text(failure.reason))
         return False
     except concurrent.futures.CancelledError:
-        log.error("FAILED %s: cancelled", url)
+        log.error("FAILED %s: cancelled", redact_url(url))
         return False
     except Aria2Error as error:
-        log.error("FAILED %s: %s", url, error)
+        log.error("FAILED %s: %s", redact_url(url), redact_text(str(error)))
         return False
     restarts = f", {result.retry_count} restarts" if result.retry_count else ""
     log.info("ok %s (%s%s)", result.path, human_size(result.size), restarts)
@@ -183,14 +187,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         client = open_client(args, directory)
         return download(client, urls, directory, args.timeout)
     except (UsageError, Aria2InputError) as error:  # also a malformed URL: nothing was added
-        log.error("%s", error)
+        log.error("%s", redact_text(str(error)))
         return 2
     except TimedOut as error:
         stopped_early = True
-        log.error("%s", error)
+        log.error("%s", redact_text(str(error)))
         return 1
     except Aria2Error as error:  # no aria2c, or the daemon could not be used (down, wrong secret)
-        log.error("%s", error)
+        log.error("%s", redact_text(str(error)))
         return 1
     except KeyboardInterrupt:
         stopped_early = True

@@ -19,10 +19,22 @@ The HTTP API both apps expose::
     POST   /downloads/<batch_id>/retry -> 200 {"restarted": n}
     DELETE /downloads/<batch_id>       -> 200 {"cancelled": n}
 
-Errors are ``{"error": "<message>"}``: 400 bad input, 404 unknown batch, 413 a body too large,
-415 a body not declared as JSON, 502 aria2 refused, 503 aria2 unreachable (with ``batch_id``
-when the adds may have happened: poll it rather than post again), 500 anything else (logged,
-never shown). No response ever carries a traceback or the RPC secret.
+Errors are ``{"error": "<message>"}``: 400 bad input (a URL the URL policy refuses too), 404
+unknown batch, 413 a body too large, 415 a body not declared as JSON, 502 aria2 refused, 503
+aria2 (or the state file) unavailable (with ``batch_id`` when the adds may have happened: poll it
+rather than post again), 500 anything else (logged, never shown). No response ever carries a
+traceback, the RPC secret, a URL password or a path of the server's: paths in progress answers
+and in messages are relative to the download root.
+
+Server-side request forgery: the API makes the server fetch URLs its callers give, so by default
+(``URL_POLICY``, see :func:`public_http_only`) it only takes http(s) URLs without credentials
+whose host resolves to public addresses only: never loopback, private, link-local (the cloud
+metadata service at 169.254.169.254), reserved or multicast ones, in any spelling (``127.1``,
+``0x7f000001``, ``[::ffff:127.0.0.1]``...). Two limits remain, and no policy checked here can lift
+them: aria2 follows HTTP redirects itself (aria2 1.37 has no option to limit or check them), so a
+public URL may redirect to an internal one; and aria2 resolves the host again when it connects,
+so a DNS name may change its answer in between. Where that matters, make aria2's traffic pass a
+proxy that refuses internal addresses (aria2's ``all-proxy`` option), or firewall the daemon.
 
 Deployment notes, because they follow from how aria2_sync works:
 
@@ -32,18 +44,24 @@ Deployment notes, because they follow from how aria2_sync works:
 * Names are confined to ``DOWNLOAD_ROOT`` as seen from *this* machine, so the daemon must
   write into the same file system (a local daemon, or the same mount).
 * The API has no authentication of its own: put it behind your app's.
+* A name ending in ``.aria2`` is refused: it is where aria2 keeps another download's control
+  file. An existing file is never overwritten: its download fails with error 13.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ipaddress
 import json
 import logging
 import os
 import pathlib
+import socket
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from aria2_sync import (
     Aria2BinaryNotFoundError,
@@ -53,14 +71,20 @@ from aria2_sync import (
     Aria2DaemonError,
     Aria2Error,
     Aria2InputError,
+    Aria2StateError,
     Aria2UnknownBatchError,
 )
+from aria2_sync.errors import redact_text
 
 __all__ = [
     "ApiError",
     "ConfigurationError",
     "Reply",
     "Settings",
+    "UrlPolicy",
+    "UrlRefused",
+    "allow_any_url",
+    "public_http_only",
     "call",
     "cancel_batch",
     "batch_progress",
@@ -94,7 +118,9 @@ WEB_CLIENT_DEFAULTS: Mapping[str, Any] = {
 
 #: The configuration keys (Flask prefixes them with ``ARIA2_SYNC_``; Django reads them from the
 #: ``ARIA2_SYNC`` dict).
-CONFIG_KEYS = ("DOWNLOAD_ROOT", "RPC_URL", "RPC_SECRET", "STATE", "MAX_ITEMS", "CLIENT_OPTIONS")
+CONFIG_KEYS = (
+    "DOWNLOAD_ROOT", "RPC_URL", "RPC_SECRET", "STATE", "MAX_ITEMS", "CLIENT_OPTIONS", "URL_POLICY",
+)
 
 #: Client arguments that have their own configuration key (or are chosen by Aria2Client.local).
 _RESERVED_CLIENT_OPTIONS = frozenset({"rpc_url", "rpc_secret", "state"})
@@ -102,6 +128,103 @@ _RESERVED_CLIENT_OPTIONS = frozenset({"rpc_url", "rpc_secret", "state"})
 #: A longer name is refused by every common file system (255 bytes per component).
 _MAX_COMPONENT_BYTES = 255
 _MAX_NAME_BYTES = 1024
+
+
+# -- which URLs the server may fetch -------------------------------------------------------------
+
+
+class UrlRefused(ValueError):
+    """A URL the URL policy does not let the server fetch (answered 400 with the message)."""
+
+
+#: A URL policy: called with each URL of a request before anything is added; returns to accept
+#: it, raises :class:`UrlRefused` (or any ``ValueError``) with a message for the caller to refuse.
+UrlPolicy = Callable[[str], None]
+
+_PUBLIC_SCHEMES = frozenset({"http", "https"})
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, Teredo, NAT64), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in ipaddress.IPv6Network("64:ff9b::/96"):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for an address on the public internet; False for loopback, private, link-local,
+    reserved, multicast, unspecified and shared (CGNAT) ones, and for IPv6 forms of those."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return _is_public(embedded)
+    return address.is_global and not (
+        address.is_multicast or address.is_reserved or address.is_loopback
+        or address.is_link_local or address.is_private or address.is_unspecified
+    )
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` stands for, as aria2 will look it up (getaddrinfo: the same
+    resolver, which also reads ``127.1``, ``2130706433`` or ``0x7f000001`` as IPv4)."""
+    try:
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError):
+        raise UrlRefused(f"the host {host!r:.80} of the URL cannot be resolved") from None
+    return sorted({str(answer[4][0]).split("%", 1)[0] for answer in answers})
+
+
+def public_http_only(url: str) -> None:
+    """The examples' default URL policy: public http(s) URLs only.
+
+    Refuses other schemes (ftp, sftp, file...), credentials in the URL (they would be stored
+    and shown), and any host that resolves to a non-public address: loopback, private,
+    link-local (cloud metadata), reserved, multicast, in every spelling, IPv4-mapped IPv6
+    included. It does not see HTTP redirects, which aria2 follows on its own (see the module
+    notes), nor a DNS answer that changes after this check.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        raise UrlRefused("the URL cannot be parsed") from None
+    if parts.scheme.lower() not in _PUBLIC_SCHEMES:
+        raise UrlRefused(f"only http and https URLs are allowed, not {parts.scheme or 'no scheme'!r:.20}")
+    if "@" in parts.netloc:
+        raise UrlRefused("URLs with credentials (user:password@) are not allowed")
+    host = parts.hostname
+    if not host:
+        raise UrlRefused("the URL has no host")
+    for text in _resolve(host, port):
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            raise UrlRefused(f"the host {host!r:.80} resolves to an address that cannot be checked") from None
+        if not _is_public(address):
+            raise UrlRefused(
+                f"the host {host!r:.80} is not on the public internet ({address}): only public "
+                "addresses may be fetched"
+            )
+
+
+def allow_any_url(url: str) -> None:
+    """A URL policy that accepts every URL aria2_sync accepts: for tests against a local
+    server, or a deployment whose callers are all trusted. Never the default."""
+
+
+def _check_urls(policy: UrlPolicy, urls: Sequence[str], names: Sequence[str] | None) -> None:
+    for i, url in enumerate(urls):
+        where = f"urls[{i}]" if names is None else f"items[{i}].url"
+        try:
+            policy(url)
+        except ValueError as error:
+            raise ApiError(400, f"{where} is refused: {error}") from None
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -137,6 +260,7 @@ class Settings:
     state: Optional[str] = None
     max_items: int = DEFAULT_MAX_ITEMS
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    url_policy: UrlPolicy = public_http_only
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
@@ -164,6 +288,12 @@ class Settings:
         reserved = sorted(_RESERVED_CLIENT_OPTIONS & set(client_options))
         if reserved:
             raise ConfigurationError(f"CLIENT_OPTIONS {reserved}: use RPC_URL / RPC_SECRET / STATE instead")
+        url_policy = values.get("URL_POLICY") or public_http_only
+        if not callable(url_policy):
+            raise ConfigurationError(
+                "URL_POLICY must be a callable taking a URL (raise ValueError to refuse it), "
+                f"not {type(url_policy).__name__}"
+            )
         return cls(
             download_root=os.path.abspath(os.path.expanduser(root)),
             rpc_url=rpc_url,
@@ -171,6 +301,7 @@ class Settings:
             state=_optional_text(values, "STATE"),
             max_items=max_items,
             client_options=dict(client_options),
+            url_policy=url_policy,
         )
 
     def client_identity(self) -> Tuple[Any, ...]:
@@ -182,13 +313,13 @@ class Settings:
 def config_from_environ(environ: Mapping[str, str] = os.environ, **defaults: Any) -> Dict[str, Any]:
     """The settings found in ``ARIA2_SYNC_<KEY>`` environment variables, over ``defaults``.
 
-    Lets both apps run from the command line without editing code; ``CLIENT_OPTIONS`` has no
-    environment form (it holds Python values).
+    Lets both apps run from the command line without editing code; ``CLIENT_OPTIONS`` and
+    ``URL_POLICY`` have no environment form (they hold Python values).
     """
     config = dict(defaults)
     for key in CONFIG_KEYS:
         value = environ.get(f"ARIA2_SYNC_{key}")
-        if value is not None and key != "CLIENT_OPTIONS":
+        if value is not None and key not in ("CLIENT_OPTIONS", "URL_POLICY"):
             config[key] = value
     return config
 
@@ -375,6 +506,8 @@ def _check_name_text(name: str, where: str) -> List[str]:
     if name.startswith("/") or pathlib.PureWindowsPath(name).drive:
         raise ApiError(400, f"{where} {name!r} is absolute: give a path relative to the download root")
     parts = name.split("/")
+    if parts[-1].lower().endswith(".aria2"):
+        raise ApiError(400, f"{where} {name!r} ends in '.aria2', the name of aria2's control files")
     if ".." in parts:
         raise ApiError(400, f"{where} {name!r} contains '..': names stay inside the download root")
     if any(part in ("", ".") for part in parts):
@@ -433,22 +566,75 @@ def create_batch(settings: Settings, raw_body: bytes, content_type: Optional[str
     anything, so a bad one refuses the whole batch (a 400 naming the item).
     """
     request = parse_batch_request(parse_json_object(raw_body, content_type), settings.max_items)
+    _check_urls(settings.url_policy, request.urls, request.names)
     if request.names is None:
         batch = [(url, None) for url in request.urls]
         options: Optional[Dict[str, Any]] = {"dir": settings.download_root}
     else:
         batch = list(zip(request.urls, _targets(settings.download_root, request.names)))
         options = None
-    batch_id = get_client(settings).add_batch_downloads(batch, options=options)
+    with _paths_hidden(settings):
+        batch_id = get_client(settings).add_batch_downloads(batch, options=options)
     return Reply(201, {"batch_id": batch_id})
 
 
 def batch_progress(settings: Settings, batch_id: str) -> Reply:
     """``GET /downloads/<batch_id>``: the batch's progress, or 404."""
-    progress = get_client(settings).get_batch_progress(batch_id)
+    with _paths_hidden(settings):
+        progress = get_client(settings).get_batch_progress(batch_id)
     if progress is None:
         raise _unknown_batch(batch_id)
-    return Reply(200, progress.to_dict())
+    body = progress.to_dict()
+    body["downloads"] = [_download_view(settings, item) for item in body["downloads"]]
+    return Reply(200, body)
+
+
+def _roots(settings: Settings) -> list[str]:
+    """The download root as configured and as resolved (they differ under a symlink)."""
+    roots = {settings.download_root, os.path.realpath(settings.download_root)}
+    return sorted(roots, key=len, reverse=True)
+
+
+def _relative(settings: Settings, path: str | None) -> str | None:
+    """``path`` relative to the download root ("" for the root itself); a path elsewhere is
+    shown by its file name only: the server's layout is not the caller's business."""
+    if not path:
+        return path
+    for root in _roots(settings):
+        if path == root:
+            return ""
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            return os.path.relpath(path, root)
+    return os.path.basename(path)
+
+
+def _hide_paths(settings: Settings, text: str) -> str:
+    """``text`` with the download root left out of every path in it, and no URL password."""
+    for root in _roots(settings):
+        text = text.replace(root.rstrip(os.sep) + os.sep, "").replace(root, "<download root>")
+    return redact_text(text)
+
+
+def _download_view(settings: Settings, item: dict[str, Any]) -> dict[str, Any]:
+    """One download of a progress answer, as the API shows it: paths relative to the root."""
+    view = dict(item)
+    view["dir"] = _relative(settings, view.get("dir"))
+    view["file_path"] = _relative(settings, view.get("file_path"))
+    view["file_paths"] = [_relative(settings, path) for path in view.get("file_paths") or []]
+    for key in ("error_message", "gave_up_reason"):
+        if isinstance(view.get(key), str):
+            view[key] = _hide_paths(settings, view[key])
+    return view
+
+
+@contextlib.contextmanager
+def _paths_hidden(settings: Settings) -> Iterator[None]:
+    """Errors raised inside quote no server path: the root is cut out of their messages."""
+    try:
+        yield
+    except (ApiError, Aria2Error) as error:
+        error.message = _hide_paths(settings, error.message)
+        raise
 
 
 def _on_known_batch(operation: Callable[[str], int], batch_id: str) -> int:
@@ -465,16 +651,18 @@ def retry_batch(settings: Settings, batch_id: str) -> Reply:
     ``force=True``: a user pressing "retry" means it, even for errors the restart policy
     considers permanent (a 404 that has since been fixed) or a spent restart budget.
     """
-    client = get_client(settings)
-    restarted = _on_known_batch(
-        lambda b: client.restart_all_failed_downloads(batch_id=b, force=True), batch_id
-    )
+    with _paths_hidden(settings):
+        client = get_client(settings)
+        restarted = _on_known_batch(
+            lambda b: client.restart_all_failed_downloads(batch_id=b, force=True), batch_id
+        )
     return Reply(200, {"restarted": restarted})
 
 
 def cancel_batch(settings: Settings, batch_id: str) -> Reply:
     """``DELETE /downloads/<batch_id>``: stop the batch's unfinished downloads (files stay)."""
-    cancelled = _on_known_batch(get_client(settings).cancel_batch, batch_id)
+    with _paths_hidden(settings):
+        cancelled = _on_known_batch(get_client(settings).cancel_batch, batch_id)
     return Reply(200, {"cancelled": cancelled})
 
 
@@ -489,7 +677,7 @@ def _without_secrets(text: str) -> str:
 
 
 def _error(status: int, message: str, **extra: Any) -> Reply:
-    return Reply(status, {"error": _without_secrets(message), **extra})
+    return Reply(status, {"error": redact_text(_without_secrets(message)), **extra})
 
 
 def call(operation: Callable[[], Reply]) -> Reply:
@@ -514,6 +702,9 @@ def call(operation: Callable[[], Reply]) -> Reply:
     except (Aria2DaemonError, Aria2BinaryNotFoundError, Aria2ClosedError) as error:
         logger.error("the download service is unavailable: %s", error)
         return _error(503, "the download service is unavailable: try again later")
+    except Aria2StateError as error:  # its message names the state file: for the log only
+        logger.error("the download service's state file: %s", error)
+        return _error(503, "the download service's state is unavailable: try again later")
     except Aria2Error as error:
         logger.warning("aria2 refused: %s", error)
         return _error(502, f"aria2 error: {error}")

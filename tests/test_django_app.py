@@ -64,7 +64,8 @@ class TestDjangoApi(WebApiContract):
             override.disable()
 
     def test_the_api_is_csrf_exempt(self, make_api, daemon, fault_server, root):
-        config = {"DOWNLOAD_ROOT": str(root), "RPC_URL": daemon.rpc_url, "RPC_SECRET": daemon.secret}
+        config = {"DOWNLOAD_ROOT": str(root), "RPC_URL": daemon.rpc_url, "RPC_SECRET": daemon.secret,
+                  "URL_POLICY": web_downloads.allow_any_url}  # the fault server is on 127.0.0.1
         api = make_api(config, enforce_csrf_checks=True)
         url = fault_server.add_file("csrf.bin", size=1000)
         api.wait_for_progress(api.create({"urls": [url]}))

@@ -38,5 +38,7 @@ USE_TZ = True
 
 # The download API: DOWNLOAD_ROOT (required), RPC_URL / RPC_SECRET (None: an embedded private
 # aria2c), STATE (a state file for Aria2Client(state=...)), MAX_ITEMS (files per request),
-# CLIENT_OPTIONS (more Aria2Client keyword arguments). Environment: ARIA2_SYNC_<KEY>.
+# CLIENT_OPTIONS (more Aria2Client keyword arguments), URL_POLICY (which URLs the server may
+# fetch; default: web_downloads.public_http_only, public http(s) addresses only, against
+# server-side request forgery). Environment: ARIA2_SYNC_<KEY> (not for CLIENT_OPTIONS/URL_POLICY).
 ARIA2_SYNC = config_from_environ(DOWNLOAD_ROOT="downloads")  # relative: to the working directory

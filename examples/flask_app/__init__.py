@@ -14,6 +14,7 @@ From code::
         "ARIA2_SYNC_STATE": None,          # state file for Aria2Client(state=...), if wanted
         "ARIA2_SYNC_MAX_ITEMS": 100,       # files per request
         "ARIA2_SYNC_CLIENT_OPTIONS": {},   # more Aria2Client keyword arguments
+        "ARIA2_SYNC_URL_POLICY": None,     # which URLs may be fetched; None: public http(s) only
     })
 
 Then::
