@@ -292,7 +292,15 @@ def _status(args: argparse.Namespace) -> int:
         if isinstance(answer, Aria2Error):
             raise answer
     version, stats, active, waiting, stopped = answers
-    downloads = [Progress.from_aria2(item) for item in [*active, *waiting, *stopped]]
+    for method, answer in (("aria2.getVersion", version), ("aria2.getGlobalStat", stats)):
+        if not isinstance(answer, dict):
+            raise client.rpc.unreadable(method, f"a {type(answer).__name__} instead of a JSON object")
+    downloads = []
+    for method, items in (("aria2.tellActive", active), ("aria2.tellWaiting", waiting),
+                          ("aria2.tellStopped", stopped)):
+        if not isinstance(items, list):
+            raise client.rpc.unreadable(method, f"a {type(items).__name__} instead of a list")
+        downloads += [Progress.from_aria2(client.rpc.checked_status(method, item)) for item in items]
     if args.json:
         json.dump({
             "version": version.get("version"),

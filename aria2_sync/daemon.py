@@ -48,7 +48,7 @@ from .errors import (
     redact_text,
 )
 from .transport import Transport
-from .validation import check_local_directory
+from .validation import check_daemon_options, check_local_directory
 
 try:  # POSIX only; without it (Windows) private folders are not locked nor swept
     import fcntl
@@ -121,7 +121,7 @@ class Aria2Daemon:
         startup_timeout: float = 15.0,
         supervise: bool = False,
     ) -> None:
-        self.options: dict[str, str] = _check_options(options, self.RESERVED_OPTIONS)
+        self.options: dict[str, str] = check_daemon_options(options, self.RESERVED_OPTIONS)
         self.aria2c = find_aria2c(aria2c)
         self.host = "127.0.0.1"
         self._fixed_port = port
@@ -487,27 +487,6 @@ class Aria2Daemon:
 
 
 # -- input checks ---------------------------------------------------------------------------------
-
-
-def _check_options(options: Mapping[str, Any] | None, reserved: frozenset[str]) -> dict[str, str]:
-    if options is None:
-        return {}
-    if not isinstance(options, Mapping):
-        raise Aria2InputError(f"options must be a dict of aria2c options, not {type(options).__name__}")
-    out = {}
-    for key, value in options.items():
-        if not isinstance(key, str) or not key or key.startswith("-"):
-            raise Aria2InputError(f"aria2c option names are like 'max-download-result', got {key!r}")
-        if key in reserved:
-            raise Aria2InputError(
-                f"option {key!r} is set by Aria2Daemon itself: use its constructor arguments"
-            )
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        if not isinstance(value, (str, int, float)):
-            raise Aria2InputError(f"aria2c option {key!r} takes a str, int, float or bool")
-        out[key] = str(value)
-    return out
 
 
 def _check_secret(secret: object) -> None:

@@ -499,6 +499,10 @@ class StubAria2:
             return self.status_answer
         if method == "aria2.getVersion":
             return {"version": "1.37.0", "enabledFeatures": []}
+        if method == "aria2.getGlobalStat":
+            return {"downloadSpeed": "0", "numActive": "0", "numWaiting": "0", "numStopped": "0"}
+        if method in ("aria2.tellActive", "aria2.tellWaiting", "aria2.tellStopped"):
+            return self.status_answer
         raise AssertionError(f"the stub does not know {method}")
 
     def _behaviour(self, server: RawServer, conn: socket.socket, body: bytes) -> None:
@@ -551,3 +555,21 @@ def test_a_misshapen_status_is_a_protocol_error_naming_the_method(serve, tmp_pat
         assert progress is not None and progress.waiting_count == 3
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    "answer, problem",
+    [
+        ("active", "aria2.tellActive answered a str instead of a list"),
+        (["active"], "aria2.tellActive answered a string instead of a JSON object"),
+        ([{"gid": GID, "status": "active", "files": "/d/a.bin"}], "'files' as a string"),
+    ],
+)
+def test_the_status_command_reports_a_misshapen_list_in_one_line(serve, capsys, answer, problem):
+    from aria2_sync import cli
+
+    stub = StubAria2(serve)
+    stub.status_answer = answer
+    assert cli.main(["status", "--rpc-url", stub.url, "--rpc-secret", SECRET]) == 1
+    err = capsys.readouterr().err
+    assert problem in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
