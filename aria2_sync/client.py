@@ -145,11 +145,6 @@ def _closed_error(gid: str) -> Aria2ClosedError:
     )
 
 
-def _thread_never_started(error: BaseException) -> bool:
-    """A join of a thread an interrupt kept from starting (nothing to wait for)."""
-    return isinstance(error, RuntimeError) and "before it is started" in str(error)
-
-
 def _check_state(state: Any) -> None:
     """``state=`` is None, a path or a Store (checked before a file is opened)."""
     if state is None or isinstance(state, (str, os.PathLike, Store)):
@@ -424,9 +419,8 @@ class Aria2Client:
             try:
                 action()
             except BaseException as error:  # noqa: BLE001 - every step runs whatever fails
-                if not _thread_never_started(error):
-                    logger.warning("while closing the client, could not %s: %s", step, error)
-                    errors.append(error)
+                logger.warning("while closing the client, could not %s: %s", step, error)
+                errors.append(error)
         if errors:
             raise errors[0]
 

@@ -88,8 +88,10 @@ class Monitor:
     # -- control --------------------------------------------------------------------------------
 
     def ensure_started(self) -> None:
+        """Start the thread unless it runs (or ran): also when an interrupt (KeyboardInterrupt)
+        kept the previous one from starting, which then left a thread object never started."""
         with self._lock:
-            if self._thread is None and not self._stop.is_set():
+            if (self._thread is None or self._thread.ident is None) and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="aria2_sync-monitor", daemon=True)
                 self._thread.start()
 
@@ -101,11 +103,13 @@ class Monitor:
         self._wake.set()
 
     def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread and wait up to ``timeout`` seconds for it (0: only ask). Idempotent."""
         self._stop.set()
         self._wake.set()
         with self._lock:
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        # A thread never started (an interrupt in ensure_started) has nothing to wait for.
+        if thread is not None and thread.ident is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
     @property

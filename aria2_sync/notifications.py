@@ -68,8 +68,10 @@ class NotificationListener:
         self._socket: Any = None
 
     def ensure_started(self) -> None:
+        """Start the thread unless it runs (or ran): also when an interrupt (KeyboardInterrupt)
+        kept the previous one from starting, which then left a thread object never started."""
         with self._lock:
-            if self._thread is None and not self._stop.is_set():
+            if (self._thread is None or self._thread.ident is None) and not self._stop.is_set():
                 self._thread = threading.Thread(
                     target=self._run, name="aria2_sync-notifications", daemon=True
                 )
@@ -85,7 +87,8 @@ class NotificationListener:
                 socket.abort()  # wakes a thread blocked in recv()
             except Exception:  # noqa: BLE001 - already closed
                 pass
-        if thread is not None and thread is not threading.current_thread():
+        # A thread never started (an interrupt in ensure_started) has nothing to wait for.
+        if thread is not None and thread.ident is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
     def _run(self) -> None:

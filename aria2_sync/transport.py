@@ -14,13 +14,22 @@ Retry rules (guarantee 8 of the design):
   answered late on purpose;
 * the n-th retry waits ``retry_delay * 2**(n-1)`` seconds, capped at ``max_retry_delay``.
 
+The retries are urllib3's: each call goes through a ``requests.Session`` whose ``HTTPAdapter`` has
+an :class:`ExponentialRetry` as its ``max_retries`` (one configuration for read-only calls, one
+for the others). urllib3 retries whatever fails before the answer's headers are in. The body is
+streamed after urllib3 has returned, so an answer that breaks off mid-body is retried by the
+transport itself, for read-only calls only, with the same Retry object carried on: the same
+rules, the same budget of ``max_retries`` retries per call, the same schedule and log lines.
+
 Deadlines: ``timeout`` bounds one exchange as a whole (connecting, sending, and reading the
 *entire* answer), not each socket read: a daemon or proxy that drips its answer a byte at a time
 is cut off at the deadline like a silent one (:class:`Aria2TimeoutError`). A ``(connect, read)``
-pair gives ``connect`` for connecting and ``connect + read`` for the exchange. A whole call, with
-its retries, ends within :attr:`Transport.call_time_limit`. A watchdog thread (one per transport,
-only while calls are in flight) shuts the socket of an exchange down at its deadline, and
-:meth:`Transport.close` shuts down every exchange in flight: its caller gets
+pair gives ``connect`` for connecting and ``connect + read`` for the exchange. Each retry is a new
+exchange with a fresh deadline, which starts when its backoff wait ends (a wait is not watched).
+A whole call, with its retries, ends within :attr:`Transport.call_time_limit`. A watchdog thread
+(one per transport, only while calls are in flight) shuts the socket of an exchange down at its
+deadline, and :meth:`Transport.close` shuts down every exchange in flight and ends every backoff
+wait, after which the Retry is exhausted and nothing more is sent: the caller gets
 :class:`Aria2ClosedError`.
 
 Nothing we chain to an error keeps the request body (and with it ``token:<secret>``): the
@@ -39,18 +48,20 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
-from typing import Any, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Union
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
+    ClosedPoolError,
     ConnectTimeoutError,
     NewConnectionError,
     ReadTimeoutError,
 )
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from .errors import (
@@ -65,6 +76,9 @@ from .errors import (
     redact_text,
     redact_url,
 )
+
+if TYPE_CHECKING:  # annotations only: typing.Self is not there at run time on Python < 3.11
+    from typing import Self
 
 logger = logging.getLogger("aria2_sync")
 
@@ -156,12 +170,28 @@ def backoff_delay(retry: int, retry_delay: float, max_retry_delay: float) -> flo
 
 
 class ExponentialRetry(Retry):
-    """urllib3 ``Retry`` whose n-th retry waits ``backoff_factor * 2**(n-1)`` seconds.
+    """The urllib3 ``Retry`` mounted on every channel's adapter: it retries transport failures.
 
-    urllib3's own schedule waits 0 s before the first retry and ``factor * 2**(n-1)`` after;
-    the documented schedule here is 1, 2, 4 s ... for a factor of 1, so the first retry waits too.
-    Each wait is logged with the reason, like the seed guide's sample output.
+    * The n-th retry waits ``backoff_factor * 2**(n-1)`` seconds, capped at ``backoff_max``
+      (urllib3's own schedule waits 0 s before the first retry; the documented one is 1, 2, 4 s
+      ... for a factor of 1). Each retry logs the failed attempt and the wait.
+    * Bound to a channel (``channel=``; :meth:`new` carries it along, as urllib3 makes a new
+      object at every retry), it keeps the transport's guarantees: the watchdog does not watch
+      the wait, :meth:`Transport.close` ends the wait early, each retry starts a new exchange
+      with its own deadline, and once the transport is closed the retries are exhausted (no new
+      connection is opened).
+
+    A channel serves one call at a time, so a Retry bound to it is only used by that call's
+    thread. Unbound (``channel=None``), it is a plain Retry with this schedule and these logs.
     """
+
+    def __init__(self, *args: Any, channel: _Channel | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.channel = channel
+
+    def new(self, **kw: Any) -> Self:
+        kw.setdefault("channel", self.channel)
+        return super().new(**kw)
 
     def get_backoff_time(self) -> float:
         consecutive = 0
@@ -171,17 +201,40 @@ class ExponentialRetry(Retry):
             consecutive += 1
         if consecutive == 0:
             return 0.0
-        return float(min(self.backoff_max, self.backoff_factor * (2 ** (consecutive - 1))))
+        return backoff_delay(consecutive, self.backoff_factor, self.backoff_max)
 
-    def _sleep_backoff(self) -> None:
-        delay = self.get_backoff_time()
+    def is_exhausted(self) -> bool:
+        """Out of retries, or the transport is closed (urllib3 then gives up at once)."""
+        channel = self.channel
+        return super().is_exhausted() or (channel is not None and channel.closing.is_set())
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        """Log the failed attempt, wait out the backoff, and start the next exchange's deadline.
+
+        ``response`` is never given here: answers are not retried, so ``Retry-After`` has no say.
+        """
+        channel = self.channel
+        if channel is not None:
+            channel.pause()
         attempt = len(self.history)
         remaining = self.total if isinstance(self.total, int) else 0
-        reason = describe_network_error(self.history[-1].error) if self.history else "unknown"
-        logger.warning("connection failed (attempt %d/%d): %s", attempt, attempt + remaining, reason)
+        logger.warning("connection failed (attempt %d/%d): %s", attempt, attempt + remaining, self._reason())
+        delay = self.get_backoff_time()
         if delay > 0:
             logger.info("waiting %.1f s before retrying...", delay)
-            _sleep(delay)
+            _waiting.closing = channel.closing if channel is not None else None
+            try:
+                _sleep(delay)
+            finally:
+                _waiting.closing = None
+        if channel is not None:
+            channel.resume()
+
+    def _reason(self) -> str:
+        """Why the last attempt failed, in a few words."""
+        if self.channel is not None and self.channel.cut_off == _DEADLINE:
+            return "no answer within the timeout"
+        return describe_network_error(self.history[-1].error) if self.history else "unknown error"
 
 
 def describe_network_error(error: BaseException | None) -> str:
@@ -259,6 +312,16 @@ def _scrub_exception(error: BaseException) -> None:
         current = nxt
 
 
+def _broken_answer(error: requests.exceptions.RequestException) -> Exception:
+    """A read error for urllib3's Retry to weigh, about an answer that broke off mid-body.
+
+    A new object (wrapping the original cause), so that urllib3 re-raising it when the rules
+    say no leaves the chained exception as it was.
+    """
+    cause = error.args[0] if error.args and isinstance(error.args[0], BaseException) else error
+    return urllib3.exceptions.ProtocolError("the answer broke off", cause)
+
+
 class _Body:
     """The encoded request, which holds the secret: emptied when the call ends, whatever happens,
     so that no frame left in a traceback still shows it."""
@@ -280,9 +343,7 @@ class _TrackedPool(HTTPConnectionPool):
         self._aria2_channel = channel
 
     def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        self._aria2_channel.conn = conn
-        return conn
+        return self._aria2_channel.take(self, super()._get_conn, timeout)
 
 
 class _TrackedHTTPSPool(HTTPSConnectionPool):
@@ -293,37 +354,64 @@ class _TrackedHTTPSPool(HTTPSConnectionPool):
         self._aria2_channel = channel
 
     def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        self._aria2_channel.conn = conn
-        return conn
+        return self._aria2_channel.take(self, super()._get_conn, timeout)
 
 
 class _Channel:
     """One session (with its keep-alive connection) for one call at a time.
 
-    While a call runs, ``deadline`` is the end of its current exchange and ``conn`` the
-    connection it uses, so that the watchdog or ``close()`` can shut its socket down;
-    ``cut_off`` says why that happened (None while it has not).
+    The session's adapter retries through urllib3: ``retries[read_only]`` is the channel's
+    :class:`ExponentialRetry` for read-only calls (connection and read errors) or for the others
+    (connection errors only), set as the adapter's ``max_retries`` for each call. That is safe
+    because a channel serves one call at a time.
+
+    While a call runs, ``deadline`` is the end of its current exchange (infinite while it waits
+    out a backoff), ``conn`` the connection it uses, so that the watchdog or ``close()`` can shut
+    its socket down, ``cut_off`` says why that happened (None while it has not), and
+    ``exchanges`` counts the call's exchanges (connections taken from the pool).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Transport) -> None:
+        self._owner = owner
+        self.closing = owner._closing
         self.deadline = math.inf
         self.conn: Any = None
         self.cut_off: str | None = None
+        self.exchanges = 0
+        self.retries = {
+            read_only: owner._retry(self, read_only=read_only) for read_only in (True, False)
+        }
         self.session = requests.Session()
         self.session.trust_env = False  # an http_proxy variable must not capture loopback RPC
-        adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=1)
-        adapter.poolmanager.pool_classes_by_scheme = {
+        self.adapter = HTTPAdapter(max_retries=self.retries[True], pool_connections=1, pool_maxsize=1)
+        self.adapter.poolmanager.pool_classes_by_scheme = {
             "http": _pool_factory(_TrackedPool, self),
             "https": _pool_factory(_TrackedHTTPSPool, self),
         }
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session.mount("http://", self.adapter)
+        self.session.mount("https://", self.adapter)
 
     def begin(self, deadline: float) -> None:
         self.deadline = deadline
         self.conn = None
         self.cut_off = None
+
+    def take(self, pool: Any, get_conn: Callable[[float | None], Any], timeout: float | None) -> Any:
+        """The pool's connection for the next exchange; none once the transport is closed."""
+        if self.closing.is_set():
+            raise ClosedPoolError(pool, "the aria2 transport is closed")
+        conn = get_conn(timeout)
+        self.conn = conn
+        self.exchanges += 1
+        return conn
+
+    def pause(self) -> None:
+        """Waiting out a backoff is not exchanging: no deadline (and no watchdog wake-ups)."""
+        self._owner._pause(self)
+
+    def resume(self) -> None:
+        """A retry begins: a new exchange with a fresh deadline."""
+        self._owner._arm(self)
 
     def cut(self, why: str) -> None:
         """Shut the exchange's socket down (the blocked reader wakes up with an error)."""
@@ -522,27 +610,67 @@ class Transport:
             "Create a new client to go on."
         )
 
+    def _retry(self, channel: _Channel, *, read_only: bool) -> ExponentialRetry:
+        """The urllib3 Retry of a channel for one kind of call (the rules: module docstring).
+
+        Connection errors are retried for every call, read errors (``read``) only for read-only
+        ones; HTTP answers never (no status or redirect retries, ``Retry-After`` ignored).
+        """
+        return ExponentialRetry(
+            total=self.max_retries,
+            connect=self.max_retries,
+            read=self.max_retries if read_only else False,
+            status=0,
+            other=0,
+            redirect=0,
+            allowed_methods=frozenset({"POST"}),
+            raise_on_status=False,
+            respect_retry_after_header=False,
+            backoff_factor=self.retry_delay,
+            backoff_max=self.max_retry_delay,
+            channel=channel,
+        )
+
     def _borrow(self, method: str) -> _Channel:
-        """A channel for one call, registered with the watchdog."""
+        """A channel for one call, its first exchange watched by the watchdog."""
         deadline = time.monotonic() + self.exchange_time_limit
         with self._lock:
             if self._closed:
                 raise self._closed_error(method, in_flight=False)
             channel = self._idle.pop() if self._idle else None
             if channel is None:
-                channel = _Channel()
+                channel = _Channel(self)
+            channel.exchanges = 0
             channel.begin(deadline)
             self._busy.add(channel)
             self._calls_started += 1
-            if self._watchdog is None:
-                self._watchdog_wakes_at = deadline
-                self._watchdog = threading.Thread(
-                    target=self._run_watchdog, name="aria2_sync-rpc-watchdog", daemon=True
-                )
-                self._watchdog.start()
-            elif deadline < self._watchdog_wakes_at:
-                self._watch.notify()
+            self._watch_until(deadline)
         return channel
+
+    def _arm(self, channel: _Channel) -> None:
+        """Begin the channel's next exchange: a fresh deadline, watched (not once closed)."""
+        deadline = time.monotonic() + self.exchange_time_limit
+        with self._lock:  # not while the watchdog looks at the previous exchange
+            if not self._closed:
+                channel.begin(deadline)
+                self._watch_until(deadline)
+
+    def _pause(self, channel: _Channel) -> None:
+        """The channel's call waits between exchanges: nothing for the watchdog to cut."""
+        with self._lock:
+            if not self._closed:
+                channel.deadline = math.inf
+
+    def _watch_until(self, deadline: float) -> None:
+        """Have the watchdog (started if it is not running) wake up by ``deadline``. Lock held."""
+        if self._watchdog is None:
+            self._watchdog_wakes_at = deadline
+            self._watchdog = threading.Thread(
+                target=self._run_watchdog, name="aria2_sync-rpc-watchdog", daemon=True
+            )
+            self._watchdog.start()
+        elif deadline < self._watchdog_wakes_at:
+            self._watch.notify()
 
     def _give_back(self, channel: _Channel) -> None:
         with self._lock:
@@ -592,73 +720,92 @@ class Transport:
         try:
             channel = self._borrow(method)
             try:
-                return self._attempts(channel, body, method, read_only)
+                return self._exchanges(channel, body, method, read_only)
             finally:
                 self._give_back(channel)
         finally:
             body.data = ""  # no frame of a traceback keeps the secret
 
-    def _attempts(self, channel: _Channel, body: _Body, method: str, read_only: bool) -> dict[str, Any]:
-        """Exchange until an answer, retrying what the rules allow (see the module docstring)."""
-        attempt = 0
+    def _exchanges(self, channel: _Channel, body: _Body, method: str, read_only: bool) -> dict[str, Any]:
+        """Exchange until an answer, retrying what the rules allow (see the module docstring).
+
+        urllib3's Retry (the channel's, mounted on its adapter) retries everything that fails
+        before the answer's headers. The body is read after urllib3 returns: an answer that
+        breaks off there is retried here, by the same Retry object carried on (same rules,
+        same budget of attempts, same schedule).
+        """
+        retry = channel.retries[read_only]
         while True:
-            attempt += 1
-            if attempt > 1:
-                with self._lock:  # not while the watchdog looks at the previous exchange
-                    channel.begin(time.monotonic() + self.exchange_time_limit)
-            if self._closed:
-                raise self._closed_error(method, in_flight=attempt > 1)
             started = time.monotonic()
+            response = self._send(channel, body, method, retry)
             try:
-                status, content_type, content = self._exchange(channel, body.data)
+                content = self._read_answer(response)
             except requests.exceptions.RequestException as error:
+                response.close()  # a half-read connection cannot be used again
                 _scrub_exception(error)
-                cut_off = channel.cut_off
-                if cut_off == _CLOSED or self._closed:
-                    raise self._closed_error(method, in_flight=True) from None
-                never_sent = cut_off is None and _was_never_sent(error)
-                if attempt > self.max_retries or not (never_sent or read_only) or _bad_url(error):
-                    raise self._network_error(error, attempt, cut_off == _DEADLINE) from error
-                with self._lock:
-                    channel.deadline = math.inf  # waiting is not exchanging: no watchdog wake-ups
-                self._back_off(attempt, error, cut_off == _DEADLINE)
+                retry = self._retry_broken_answer(channel, method, response, retry, error)
                 continue
-            logger.debug(
-                "%s -> HTTP %s in %.1f ms", method, status, (time.monotonic() - started) * 1e3
-            )
-            return self._decode(status, content_type, content)
+            except BaseException:
+                response.close()
+                raise
+            response.raw.release_conn()
+            status = response.status_code
+            logger.debug("%s -> HTTP %s in %.1f ms", method, status, (time.monotonic() - started) * 1e3)
+            return self._decode(status, response.headers.get("Content-Type", "no content type"), content)
 
-    def _back_off(self, attempt: int, error: BaseException, timed_out: bool) -> None:
-        """Log the failed attempt and wait before the next one (returns early on close)."""
-        reason = "no answer within the timeout" if timed_out else describe_network_error(error)
-        logger.warning("connection failed (attempt %d/%d): %s", attempt, self.max_retries, reason)
-        delay = backoff_delay(attempt, self.retry_delay, self.max_retry_delay)
-        if delay > 0:
-            logger.info("waiting %.1f s before retrying...", delay)
-            _waiting.closing = self._closing
-            try:
-                _sleep(delay)
-            finally:
-                _waiting.closing = None
+    def _send(self, channel: _Channel, body: _Body, method: str, retry: ExponentialRetry) -> requests.Response:
+        """POST ``body`` through the channel's session, urllib3 retrying by ``retry``.
 
-    def _exchange(self, channel: _Channel, data: str) -> tuple[int, str, bytes]:
-        """One HTTP exchange: (status, content type, body), the body read within the cap."""
-        response = channel.session.post(
-            self.rpc_url,
-            data=data,
-            headers=_HEADERS,
-            timeout=self.timeout,
-            allow_redirects=False,
-            stream=True,
-        )
-        response.request = None  # type: ignore[assignment]  # its body holds the secret
+        Returns once the answer's headers are in (its body is streamed by the caller).
+        """
+        channel.adapter.max_retries = retry  # the channel serves this call alone
         try:
-            content = self._read_answer(response)
-        except BaseException:
-            response.close()  # a half-read connection cannot be used again
-            raise
-        response.raw.release_conn()
-        return response.status_code, response.headers.get("Content-Type", "no content type"), content
+            response = channel.session.post(
+                self.rpc_url,
+                data=body.data,  # not a local of this frame: it may stay in a traceback
+                headers=_HEADERS,
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.RequestException as error:
+            _scrub_exception(error)
+            self._fail(channel, method, error)
+        response.request = None  # type: ignore[assignment]  # its body holds the secret
+        return response
+
+    def _retry_broken_answer(
+        self,
+        channel: _Channel,
+        method: str,
+        response: requests.Response,
+        retry: ExponentialRetry,
+        error: requests.exceptions.RequestException,
+    ) -> ExponentialRetry:
+        """After an answer broke off mid-body: the Retry for one more exchange, once waited for.
+
+        Raises the call's error when the rules say no (a call that is not read-only, no retry
+        left, the transport closed). The retry carries on from the Retry urllib3 ended with.
+        """
+        state = getattr(response.raw, "retries", None)
+        if not isinstance(state, ExponentialRetry):
+            state = retry
+        try:
+            following = state.increment("POST", error=_broken_answer(error))
+        except urllib3.exceptions.HTTPError:
+            following = None  # urllib3's "no": the read error re-raised, or MaxRetryError
+        if following is None:
+            self._fail(channel, method, error)
+        following.sleep()
+        return following
+
+    def _fail(
+        self, channel: _Channel, method: str, error: requests.exceptions.RequestException
+    ) -> NoReturn:
+        """Raise the error a call ends with after ``error`` (scrubbed) in its last exchange."""
+        if channel.cut_off == _CLOSED or self._closed:
+            raise self._closed_error(method, in_flight=channel.exchanges > 0) from None
+        raise self._network_error(error, max(1, channel.exchanges), channel.cut_off == _DEADLINE) from error
 
     def _read_answer(self, response: requests.Response) -> bytes:
         """The answer's body, read in steps up to ``max_answer_bytes`` (never past it)."""

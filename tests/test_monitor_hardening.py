@@ -12,6 +12,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +156,76 @@ def test_the_monitor_stops_quietly_when_its_connection_is_closed(watched, caplog
         monitor.wake()
         wait_until(lambda: not monitor.running, what="the monitor thread to end")
     assert warnings_of(caplog) == []
+
+
+# -- a start interrupted between creating the thread and starting it ------------------------------
+
+
+def interrupt_first_start(monkeypatch: pytest.MonkeyPatch, name: str) -> list[threading.Thread]:
+    """Make the first ``start()`` of a thread called ``name`` raise KeyboardInterrupt, as a
+    Ctrl-C arriving between the thread's creation and its start would; other threads start."""
+    interrupted: list[threading.Thread] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name == name and not interrupted:
+            interrupted.append(thread)
+            raise KeyboardInterrupt
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return interrupted
+
+
+def test_an_interrupted_monitor_start_starts_on_next_use(
+    client_factory: Callable[..., Aria2Client], fault_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = client_factory(poll_interval=0.05, notifications=False)
+    monitor = client._monitor
+    assert monitor is not None
+    interrupted = interrupt_first_start(monkeypatch, "aria2_sync-monitor")
+    with pytest.raises(KeyboardInterrupt):
+        monitor.ensure_started()
+    assert interrupted and not monitor.running
+    # The next use starts a monitor that works: a download's future resolves.
+    url = fault_server.add_file("after.bin", size=10_000)
+    future = client.submit(url, str(tmp_path / "after.bin"))
+    assert monitor.running
+    assert future.result(timeout=30).size == 10_000
+
+
+def test_closing_after_an_interrupted_monitor_start_joins_nothing(
+    client_factory: Callable[..., Aria2Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = client_factory(poll_interval=0.05, notifications=False)
+    monitor = client._monitor
+    assert monitor is not None
+    interrupt_first_start(monkeypatch, "aria2_sync-monitor")
+    with pytest.raises(KeyboardInterrupt):
+        monitor.ensure_started()
+    monitor.close(timeout=0)  # before the fix: "cannot join thread before it is started"
+    monitor.close()
+    monitor.ensure_started()  # closed: nothing starts
+    assert not monitor.running
+
+
+def test_an_interrupted_listener_start_starts_on_next_use_and_closes(daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aria2_sync.notifications import NotificationListener
+
+    interrupt_first_start(monkeypatch, "aria2_sync-notifications")
+    listener = NotificationListener(daemon.rpc_url, on_event=lambda gid=None: None)
+    with pytest.raises(KeyboardInterrupt):
+        listener.ensure_started()
+    listener.close(timeout=0)  # before the fix: "cannot join thread before it is started"
+
+    interrupt_first_start(monkeypatch, "aria2_sync-notifications")
+    listener = NotificationListener(daemon.rpc_url, on_event=lambda gid=None: None)
+    with pytest.raises(KeyboardInterrupt):
+        listener.ensure_started()
+    listener.ensure_started()
+    try:
+        assert listener.connected.wait(15), "the listener started on the next use did not connect"
+    finally:
+        listener.close(timeout=5)
+    thread = listener._thread
+    assert thread is not None and not thread.is_alive()

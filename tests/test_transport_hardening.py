@@ -27,7 +27,8 @@ from aria2_sync import (
     Aria2RPCError,
     Aria2TimeoutError,
 )
-from aria2_sync.transport import DEFAULT_MAX_ANSWER_BYTES, Transport
+from aria2_sync import transport as transport_module
+from aria2_sync.transport import DEFAULT_MAX_ANSWER_BYTES, ExponentialRetry, Transport
 
 SECRET = "Zq7-hardening-secret-value"
 
@@ -573,3 +574,102 @@ def test_the_status_command_reports_a_misshapen_list_in_one_line(serve, capsys, 
     assert cli.main(["status", "--rpc-url", stub.url, "--rpc-secret", SECRET]) == 1
     err = capsys.readouterr().err
     assert problem in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+# -- the retries are urllib3's Retry, mounted on the session's adapter ------------------------------
+
+
+def closed_port_url() -> str:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/jsonrpc"
+    sock.close()  # nobody listens: connection refused
+    return url
+
+
+def test_retries_go_through_the_urllib3_retry_mounted_on_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = closed_port_url()
+    sleeps: list[float] = []
+    monkeypatch.setattr(transport_module, "_sleep", sleeps.append)
+    increments: list[str] = []
+    real_increment = ExponentialRetry.increment
+
+    def spy(self: ExponentialRetry, *args: Any, **kwargs: Any) -> ExponentialRetry:
+        increments.append(type(kwargs.get("error")).__name__)
+        return real_increment(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExponentialRetry, "increment", spy)
+    transport = Transport(url, SECRET, max_retries=3, retry_delay=1.0, max_retry_delay=30.0)
+    try:
+        with pytest.raises(Aria2ConnectionError) as info:
+            transport.call("aria2.getVersion")
+        assert info.value.attempts == 4 and info.value.maybe_applied is False
+        # urllib3 counted every failed attempt (the 4th exhausted the Retry) and waited 1, 2, 4 s.
+        assert increments == ["NewConnectionError"] * 4
+        assert sleeps == [1.0, 2.0, 4.0]
+
+        (channel,) = transport._idle
+        assert channel.session.get_adapter(url) is channel.adapter
+        retry = channel.adapter.max_retries
+        assert isinstance(retry, ExponentialRetry) and retry.channel is channel
+        assert (retry.total, retry.connect, retry.read) == (3, 3, 3)  # a read-only call
+        assert (retry.status, retry.redirect, retry.other) == (0, 0, 0)
+        assert (retry.backoff_factor, retry.backoff_max) == (1.0, 30.0)
+        assert retry.respect_retry_after_header is False
+
+        with pytest.raises(Aria2ConnectionError) as info:
+            transport.call("aria2.addUri", [["http://x/a"], {}])
+        assert info.value.attempts == 4
+        retry = channel.adapter.max_retries
+        assert isinstance(retry, ExponentialRetry) and retry.read is False  # lost answers: no retry
+        assert retry.total == 3 and retry.connect == 3
+    finally:
+        transport.close()
+
+
+def test_a_retry_after_a_long_backoff_still_has_its_deadline(
+    serve: Callable[[Behaviour], RawServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watchdog goes quiet while a call waits out its backoff; the retry wakes it again."""
+    server = serve(drip("body"))
+    transport = Transport(server.url, SECRET, timeout=0.5, max_retries=1, retry_delay=0.01)
+
+    def backoff_outlasting_the_watchdog(seconds: float) -> None:
+        wait_until(lambda: transport._watchdog is None, what="the watchdog to go quiet during the backoff")
+
+    monkeypatch.setattr(transport_module, "_sleep", backoff_outlasting_the_watchdog)
+    try:
+        # The dripped answer takes ~17 s: only the retry's deadline ends it sooner.
+        error = in_thread(lambda: transport.call("aria2.tellStatus", [GID])).finish(bound=12.0)
+    finally:
+        transport.close()
+    assert isinstance(error, Aria2TimeoutError), error
+    assert error.attempts == 2 and server.requests == 2
+
+
+def test_close_during_a_backoff_opens_no_new_connection(
+    serve: Callable[[Behaviour], RawServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only call whose answer was lost waits 30 s to retry; close() ends it for good."""
+    server = serve(lambda s, conn, body: conn.shutdown(socket.SHUT_RDWR))
+    transport = Transport(server.url, SECRET, max_retries=3, retry_delay=30.0)
+    with caplog.at_level(logging.INFO, logger="aria2_sync"):
+        outcome = in_thread(lambda: transport.call("aria2.tellStatus", [GID]))
+        wait_until(
+            lambda: any("waiting 30.0 s" in r.getMessage() for r in caplog.records),
+            what="the backoff to start",
+        )
+        transport.close()
+        error = outcome.finish()
+    assert isinstance(error, Aria2ClosedError), error
+    assert "in flight" in str(error)
+    assert server.requests == 1
+
+
+def test_concurrent_calls_retry_each_on_its_own_channel() -> None:
+    url = closed_port_url()
+    transport = Transport(url, SECRET, max_retries=2, retry_delay=0.01)
+    try:
+        outcomes = [in_thread(lambda: transport.call("aria2.getVersion")) for _ in range(4)]
+        errors = [outcome.finish() for outcome in outcomes]
+    finally:
+        transport.close()
+    assert all(isinstance(e, Aria2ConnectionError) and e.attempts == 3 for e in errors), errors
