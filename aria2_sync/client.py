@@ -450,6 +450,8 @@ class Aria2Client:
         steps += [
             ("wait for the scheduler", self._scheduler.close),
             ("wait for the worker threads", self._pools.join),
+            ("wait for the connection's watchdog", self._transport.join),
+            ("wait for the monitor connection's watchdog", self._monitor_transport.join),
             ("fail the pending futures", self._fail_pending_futures),
         ]
         store = self._ledger.store

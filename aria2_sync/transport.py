@@ -678,8 +678,21 @@ class Transport:
             closed = self._closed
             if not closed:
                 self._idle.append(channel)
+            elif not self._busy:
+                self._watch.notify()  # the last call cut off by close(): the watchdog may end now
         if closed:
             channel.close()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """After :meth:`close`, wait up to ``timeout`` s for the watchdog thread to end.
+
+        It ends as soon as the calls that :meth:`close` cut off have returned, so a caller that
+        has waited for its own threads (the client's monitor and pools) leaves no thread behind.
+        """
+        with self._lock:
+            watchdog = self._watchdog
+        if watchdog is not None and watchdog is not threading.current_thread():
+            watchdog.join(timeout)
 
     def _run_watchdog(self) -> None:
         """Cut off exchanges past their deadline; ends when no call has run for a while.

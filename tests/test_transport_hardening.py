@@ -250,6 +250,9 @@ def test_close_from_another_thread_releases_a_blocked_call(serve):
     assert isinstance(error, Aria2ClosedError), error
     assert "in flight" in str(error) and "may have applied" in str(error)
     assert server.requests == 1
+    watchdogs = [t for t in threading.enumerate() if t.name == "aria2_sync-rpc-watchdog"]
+    transport.join(timeout=10)  # the cut-off call has returned: the watchdog ends at once
+    assert not any(t.is_alive() for t in watchdogs)
     # Afterwards nothing is sent at all.
     with pytest.raises(Aria2ClosedError, match="was not sent"):
         transport.call("aria2.getVersion")
