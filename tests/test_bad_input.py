@@ -25,7 +25,7 @@ from aria2_sync import (
 )
 from tests.support.fault_server import Slow
 
-pytestmark = pytest.mark.chaos
+pytestmark = pytest.mark.integration  # a real aria2c; not chaos: `-m "not chaos"` keeps this table
 
 GID = "0123456789abcdef"
 

@@ -23,7 +23,7 @@ from tests.conftest import wait_for
 from tests.support.fault_server import FaultServer, ResetAfter, Status
 from tests.support.rpc_proxy import RpcProxy
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]  # each scenario waits up to 240 s per phase
 
 #: Figures of each scenario, printed by the terminal summary (see conftest.py).
 CHAOS_FIGURES: List[Dict[str, object]] = []
