@@ -337,3 +337,104 @@ def test_somebody_elses_file_is_never_overwritten_or_renamed_around(client, faul
     assert failed.error_code == "13" and "not restartable" in failed.gave_up_reason
     assert target.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.bin"]
+
+
+class _HeldRestart:
+    """Holds one thread's restart inside ``removeDownloadResult`` and counts every re-add.
+
+    A restart removes the failed result, then adds the download again under its GID: holding
+    it between the two keeps it in flight (its state RESTARTING, its run not yet moved on) for as
+    long as the test wants, so another restart can be tried at exactly that moment.
+    """
+
+    def __init__(self, client, hold_in) -> None:
+        self.client = client
+        self.hold_in = hold_in  # called in the removing thread: True for the one to hold
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.adds = []
+        self._remove, self._add = client.rpc.remove_download_result, client.rpc.add_uri_once
+
+    def __enter__(self):
+        def remove(gid):
+            if self.hold_in() and not self.held.is_set():
+                self.held.set()
+                assert self.release.wait(30), "the test never released the held restart"
+            return self._remove(gid)
+
+        def add(uris, options, gid, attempts=4):
+            self.adds.append(gid)
+            return self._add(uris, options, gid, attempts)
+
+        self.client.rpc.remove_download_result = remove
+        self.client.rpc.add_uri_once = add
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release.set()
+        self.client.rpc.remove_download_result = self._remove
+        self.client.rpc.add_uri_once = self._add
+
+
+def _drain(pool) -> None:
+    """Wait until every job already queued on ``pool`` (a WorkerPool) has run."""
+    size = len(pool._threads) or 1
+    barrier = threading.Barrier(size + 1)
+    for _ in range(size):
+        pool.submit(lambda: barrier.wait(20))
+    barrier.wait(20)
+
+
+def _failed_with_a_restart_scheduled(client, fault_server, tmp_path, name):
+    url = fault_server.add_file(name, size=200_000)
+    fault_server.add_faults(name, ResetAfter(50_000))
+    gid = client.add_download(url, str(tmp_path / name), GIVE_UP_AT_ONCE)
+    wait_for(lambda: client.get_progress(gid).restart_pending, what="a scheduled restart")
+    assert client._scheduler.pending() == 1
+    return gid
+
+
+def test_a_scheduled_restart_coming_due_during_an_explicit_one_does_nothing(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=3600.0, monitor=False)
+    gid = _failed_with_a_restart_scheduled(client, fault_server, tmp_path, "due.bin")
+    explicit = threading.current_thread()
+    with _HeldRestart(client, hold_in=lambda: threading.current_thread() is not explicit) as held:
+        restarter_result = []
+        restarter = threading.Thread(target=lambda: restarter_result.append(client.restart_download(gid)))
+        restarter.start()
+        try:
+            assert held.held.wait(20), "the explicit restart did not reach its removal"
+            # The explicit restart is in flight; now the scheduled one comes due and runs.
+            assert bring_scheduled_restarts_due(client) == 1
+            wait_for(lambda: client._scheduler.pending() == 0, what="the scheduled restart to come due")
+            _drain(client._pools.jobs)
+            assert held.adds == [], "the scheduled restart ran while the explicit one was in flight"
+        finally:
+            held.release.set()
+            restarter.join(30)
+        assert not restarter.is_alive() and restarter_result == [True]
+    assert held.adds == [gid]  # one restart: one re-add
+    done = wait_for_status(client, gid, "complete")
+    assert done.retry_count == 1 and len(client.get_retry_info(gid)["attempts"]) == 1
+    assert daemon_gids(client) == [gid]
+    assert (tmp_path / "due.bin").read_bytes() == fault_server.content("due.bin")
+
+
+def test_an_explicit_restart_during_a_running_scheduled_one_does_nothing(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=3600.0, monitor=False)
+    gid = _failed_with_a_restart_scheduled(client, fault_server, tmp_path, "busy.bin")
+    test_thread = threading.current_thread()
+    with _HeldRestart(client, hold_in=lambda: threading.current_thread() is not test_thread) as held:
+        assert bring_scheduled_restarts_due(client) == 1
+        assert held.held.wait(20), "the scheduled restart did not reach its removal"
+        # The scheduled restart is in flight (on a job worker): explicit ones must stand back.
+        assert client.restart_download(gid) is False
+        assert client.restart_all_failed_downloads(force=True) == 0
+        assert held.adds == []
+        held.release.set()
+        wait_for(lambda: held.adds, what="the scheduled restart's re-add")
+    done = wait_for_status(client, gid, "complete")
+    assert held.adds == [gid]
+    assert done.retry_count == 1 and len(client.get_retry_info(gid)["attempts"]) == 1
+    assert daemon_gids(client) == [gid]
+    assert (tmp_path / "busy.bin").read_bytes() == fault_server.content("busy.bin")
