@@ -121,6 +121,7 @@ def test_cancel_removes_the_download_and_wakes_waiters(client_factory, fault_ser
     assert future.cancel() is True
     assert woke.wait(10), "wait() was not woken by cancel()"
     waiter.join(10)
+    assert not waiter.is_alive()
     assert future.cancelled()
     assert wait_for_status(client, future.gid, "removed").status == "removed"
     assert future.cancel() is True  # cancelling a cancelled future is harmless
@@ -135,7 +136,7 @@ def test_cancel_download_also_cancels_its_future(client_factory, fault_server, t
     future = client.submit(url, str(tmp_path / "slow2.bin"))
     wait_for_status(client, future.gid, "active")
     assert client.cancel_download(future.gid) is True
-    wait([future], timeout=10)
+    assert not wait([future], timeout=10).not_done
     assert future.cancelled()
 
 
@@ -222,9 +223,9 @@ def test_closing_fails_futures_nothing_would_resolve(daemon, fault_server, tmp_p
 def test_cancel_while_the_daemon_is_down_is_carried_out_when_it_is_back(tmp_path, fault_server):
     state = tmp_path / "state"
     first = Aria2Daemon(download_dir=tmp_path, state_dir=state).start()
-    second = None
-    client = Aria2Client(first.rpc_url, first.secret, verbose=False, poll_interval=0.05, notifications=False)
+    second = client = None
     try:
+        client = Aria2Client(first.rpc_url, first.secret, verbose=False, poll_interval=0.05, notifications=False)
         url = fault_server.add_file("c.bin", size=5_000_000)
         fault_server.set_default_fault("c.bin", Slow(200_000))
         future = client.submit(url, str(tmp_path / "c.bin"))
@@ -235,7 +236,8 @@ def test_cancel_while_the_daemon_is_down_is_carried_out_when_it_is_back(tmp_path
         with Aria2Client(second.rpc_url, second.secret, verbose=False, monitor=False) as other:
             wait_for(lambda: other.get_progress(future.gid).status == "removed", what="the removal")
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         first.stop()
         if second is not None:
             second.stop()
@@ -273,9 +275,9 @@ def test_idle_request_rate_does_not_grow_with_watched_downloads(proxied, fault_s
 def test_the_batch_survives_a_daemon_crash_and_restart(tmp_path, fault_server, caplog):
     downloads, state = tmp_path / "downloads", tmp_path / "state"
     first = Aria2Daemon(download_dir=downloads, state_dir=state).start()
-    second = None
-    client = Aria2Client(first.rpc_url, first.secret, verbose=False, retry_delay=0.02, poll_interval=0.05, notifications=False)
+    second = client = None
     try:
+        client = Aria2Client(first.rpc_url, first.secret, verbose=False, retry_delay=0.02, poll_interval=0.05, notifications=False)
         items = []
         for i in range(5):
             url = fault_server.add_file(f"c{i}.bin", size=1_500_000)
@@ -304,7 +306,8 @@ def test_the_batch_survives_a_daemon_crash_and_restart(tmp_path, fault_server, c
         assert sum(m.startswith("lost the connection to aria2") for m in messages) == 1
         assert sum(m.startswith("connection to aria2 restored") for m in messages) == 1
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         first.stop()
         if second is not None:
             second.stop()
@@ -420,10 +423,12 @@ def test_32_threads_share_one_client(client_factory, fault_server, tmp_path):
         thread.start()
     for thread in threads:
         thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), "a worker thread hangs"
     assert errors == []
     assert len(set(added)) == len(added)
-    wait([client.future(gid) for gid in added], timeout=60)
-    results = [client.future(gid).result() for gid in added]
+    done, not_done = wait([client.future(gid) for gid in added], timeout=60)
+    assert not not_done
+    results = [client.future(gid).result(timeout=0) for gid in added]
     assert [r for r in results if r.size <= 0] == []
     assert sorted(daemon_gids(client)) == sorted(added)
 
@@ -437,7 +442,7 @@ def test_close_with_cancel_removes_in_flight_downloads_and_stops_threads(daemon,
     wait_for(lambda: client.get_progress(future.gid).status == "active", what="the download to start")
     client.close(cancel=True)
     client.close(cancel=True)  # idempotent
-    wait([future], timeout=10)
+    assert not wait([future], timeout=10).not_done
     assert future.cancelled()
     with Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, monitor=False) as other:
         assert other.rpc.tell_status(future.gid, ["status"])["status"] == "removed"
@@ -451,7 +456,7 @@ def test_finished_downloads_are_forgotten_past_the_retention(client_factory, fau
     client = client_factory(keep_finished=3, poll_interval=0.05)
     url = fault_server.add_file("r.bin", size=100)
     futures = [client.submit(url, str(tmp_path / f"r{i}.bin")) for i in range(6)]
-    wait(futures, timeout=20)
+    assert not wait(futures, timeout=20).not_done
     wait_for(lambda: len(client._ledger) <= 3, what="the ledger to forget old downloads")
     assert client.get_retry_info(futures[0].gid) is None  # forgotten
     assert client.get_progress(futures[0].gid).status == "complete"  # the daemon still knows it
@@ -526,9 +531,9 @@ def test_notifications_on_demand_need_the_extra(monkeypatch, daemon):
 
 def test_the_notification_socket_reconnects_after_the_daemon_comes_back(tmp_path, fault_server):
     first = Aria2Daemon(download_dir=tmp_path, state_dir=tmp_path / "state").start()
-    second = None
-    client = Aria2Client(first.rpc_url, first.secret, verbose=False, notifications=True, poll_interval=0.05)
+    second = client = None
     try:
+        client = Aria2Client(first.rpc_url, first.secret, verbose=False, notifications=True, poll_interval=0.05)
         client.add_download(fault_server.add_file("n.bin", size=10), str(tmp_path / "n.bin"))
         listener = client._notifications
         assert listener.connected.wait(10)
@@ -537,7 +542,8 @@ def test_the_notification_socket_reconnects_after_the_daemon_comes_back(tmp_path
         second = Aria2Daemon(port=first.port, secret=first.secret, download_dir=tmp_path, state_dir=tmp_path / "state").start()
         assert listener.connected.wait(20), "the listener did not reconnect"
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         first.stop()
         if second is not None:
             second.stop()
@@ -580,7 +586,7 @@ def test_progress_of_any_group_of_downloads(client_factory, fault_server, tmp_pa
     client = client_factory(poll_interval=0.05)
     futures = [client.submit(fault_server.add_file(f"g{i}.bin", size=1000 * (i + 1)), str(tmp_path / f"g{i}.bin"))
                for i in range(3)]
-    wait(futures, timeout=20)
+    assert not wait(futures, timeout=20).not_done
     group = client.get_downloads_progress([f.gid for f in futures])
     assert group.batch_id is None and group.completed_count == 3 and group.is_completed
     assert group.total_length == 6000

@@ -122,6 +122,7 @@ def test_sixteen_pollers_trigger_exactly_one_restart(client_factory, fault_serve
         thread.start()
     for thread in threads:
         thread.join(30)
+    assert not any(thread.is_alive() for thread in threads), "a poller hangs"
     assert errors == []
     done = wait_until_finished(client, gid)
     assert done.status == "complete" and done.retry_count == 1
@@ -238,7 +239,7 @@ def test_cancel_and_close_leave_no_restart_pending(client_factory, fault_server,
     assert client.cancel_download(cancelled.gid) is False  # it was not running
     progress = client.get_progress(cancelled.gid)
     assert not progress.restart_pending and progress.status == "error"
-    wait([cancelled], timeout=10)
+    assert not wait([cancelled], timeout=10).not_done
     assert cancelled.cancelled()
     client.close()
     assert all(not record.restart_pending for record in client._ledger)

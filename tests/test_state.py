@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,16 @@ def worker(mode: str, db: Path, daemon, arg: str) -> subprocess.Popen:
         [sys.executable, "-m", "tests.support.state_worker", mode, str(db), daemon.rpc_url, arg],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
+
+
+def first_line(process: subprocess.Popen, timeout: float = 60.0) -> str:
+    """The first line ``process`` prints, read on a helper thread: fails after ``timeout``, never hangs."""
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        pytest.fail(f"no line from the worker process within {timeout:g} s (exit code {process.poll()})")
 
 
 def stored_retries(db: Path) -> int:
@@ -49,8 +61,8 @@ def test_a_batch_outlives_the_process_that_added_it(daemon, fault_server, tmp_pa
     adder = worker("add", db, daemon, str(tmp_path / "items.json"))
     watcher = None
     try:
-        batch_id = adder.stdout.readline().strip()
-        assert batch_id, adder.stderr.read()
+        batch_id = first_line(adder).strip()
+        assert batch_id, f"the adder printed no batch id (exit code {adder.poll()})"
         watcher = worker("watch", db, daemon, batch_id)  # process B watches what A added
         wait_for(lambda: stored_retries(db) >= 1, timeout=30, what="process A to restart the flaky file")
         adder.send_signal(signal.SIGKILL)  # A dies mid-batch
