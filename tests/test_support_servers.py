@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import logging
 import socket
 import threading
 import time
@@ -530,3 +531,40 @@ def test_proxy_stop_is_idempotent_and_prompt(upstream: _EchoUpstream) -> None:
         idle.close()
     with pytest.raises(ValueError):
         RpcProxy("https://127.0.0.1:1/jsonrpc")
+
+
+# --------------------------------------------------------------------------
+# The suite's own guards (tests/conftest.py)
+# --------------------------------------------------------------------------
+
+
+def test_a_leaked_secret_is_reported_by_count_and_place_never_by_value() -> None:
+    from tests.conftest import _leaks
+
+    lines = [
+        ("tests/test_a.py::test_one", "aria2_sync", "DEBUG", "restart through token:sup3r-s3cret"),
+        ("tests/test_a.py::test_one", "aria2_sync", "INFO", "added download"),
+        ("tests/test_b.py::test_two", "urllib3", "DEBUG", "sent sup3r-s3cret and other-s3cret"),
+    ]
+    (report,) = _leaks(lines, {"sup3r-s3cret", "other-s3cret", "unused-s3cret"})
+    assert report.startswith("2 RPC secret(s) in log lines at: ")
+    assert "tests/test_a.py::test_one (logger aria2_sync, DEBUG)" in report
+    assert "tests/test_b.py::test_two (logger urllib3, DEBUG)" in report
+    assert "s3cret" not in report
+    assert _leaks(lines[1:2], {"sup3r-s3cret"}) == []
+
+
+def test_a_verbose_client_that_raises_leaves_the_package_logger_as_it_was() -> None:
+    from aria2_sync import Aria2Client, Aria2InputError
+    from tests.conftest import package_logger_restored
+
+    package = logging.getLogger("aria2_sync")
+    before = (package.level, list(package.handlers), package.propagate)
+    with package_logger_restored():
+        with pytest.raises(Aria2InputError):
+            Aria2Client(timeout="10", verbose=True)  # may turn verbose output on, then refuses
+        package.addHandler(logging.NullHandler())
+        package.setLevel(logging.ERROR)
+        package.propagate = False
+    assert (package.level, list(package.handlers), package.propagate) == before
+    assert package.isEnabledFor(logging.DEBUG)  # the suite-wide capture sees DEBUG lines again
