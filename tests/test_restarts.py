@@ -135,7 +135,9 @@ def test_sixteen_pollers_trigger_exactly_one_restart(client_factory, fault_serve
 
 def test_without_auto_restart_errors_wait_for_restart_all(client_factory, fault_server, tmp_path):
     client = client_factory(auto_restart_failed=False)
-    other_client = client_factory()
+    # The other client does not restart on its own either: its download must stay failed unless
+    # `client` wrongly touches it (with auto restart on, its own monitor restarted it under load).
+    other_client = client_factory(auto_restart_failed=False)
     url = fault_server.add_file("manual.bin", size=300_000)
     fault_server.add_faults("manual.bin", ResetAfter(10_000))
     foreign_url = fault_server.add_file("foreign.bin", size=1000)
