@@ -6,9 +6,10 @@ stopped by the fixture, by PID, whatever the test did.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import Callable, Iterator, List, Set
+from typing import Callable, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -23,55 +24,156 @@ GIVE_UP_AT_ONCE = {"max-tries": 1, "retry-wait": 0}
 
 
 class _KeepEverything(logging.Handler):
-    """Keeps every log record of the run, formatted, tracebacks included."""
+    """Keeps every log record of the run, formatted (tracebacks included), with where it came from.
+
+    Each line is kept as ``(test, logger name, level, text)``: ``test`` is the node id of the
+    test that was running (set by :func:`_package_logger_and_secrets`), so a leak can be reported by place.
+    """
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.texts: List[str] = []
+        self.lines: List[Tuple[str, str, str, str]] = []
+        self.current_test = "(between tests)"
         self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.texts.append(self.format(record))
+            text = self.format(record)
         except Exception:  # noqa: BLE001 - a record that cannot be formatted is still a record
-            self.texts.append(repr(record.__dict__))
+            text = repr(record.__dict__)
+        self.lines.append((self.current_test, record.name, record.levelname, text))
+
+
+def _leaks(lines: List[Tuple[str, str, str, str]], secrets: Set[str]) -> List[str]:
+    """Where secrets appear in ``lines``: ``test (logger NAME, LEVEL)`` entries, never the values."""
+    if not lines or not secrets:
+        return []
+    joined = "\n".join(text for _, _, _, text in lines)
+    found = [s for s in secrets if s in joined]  # one pass per secret over all the text
+    if not found:
+        return []
+    places = []
+    for test, name, level, text in lines:
+        if any(s in text for s in found):
+            place = f"{test} (logger {name}, {level})"
+            if place not in places:
+                places.append(place)
+    return [f"{len(found)} RPC secret(s) in log lines at: " + "; ".join(places)]
+
+
+class _SecretWatch:
+    """The session's captured lines and every RPC secret given to a Transport so far."""
+
+    def __init__(self, handler: _KeepEverything) -> None:
+        self.handler = handler
+        self.secrets: Set[str] = set()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_secret_in_any_log_line():
+def no_secret_in_any_log_line() -> Iterator[_SecretWatch]:
     """The whole suite runs with DEBUG logging captured; no RPC secret may appear in it.
 
     Every secret any transport is given during the run (daemons' real ones, and the wrong ones
-    tests try on purpose) is collected, then looked for in every captured line.
+    tests try on purpose) is collected, then looked for in every captured line: after each test
+    in that test's lines (see :func:`_package_logger_and_secrets`), and here at the end in all of
+    them (a secret first used by a later test). A failure says how many secrets leaked and where
+    (test, logger, level), never the secrets themselves.
     """
-    secrets: Set[str] = set()
     original_init = transport_module.Transport.__init__
+    handler = _KeepEverything()
+    watch = _SecretWatch(handler)
 
     def recording_init(self, rpc_url, secret=None, **kwargs):
         if secret:
-            secrets.add(secret)
+            watch.secrets.add(secret)
         original_init(self, rpc_url, secret, **kwargs)
 
     transport_module.Transport.__init__ = recording_init
-    handler = _KeepEverything()
     root = logging.getLogger()
     previous_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        yield
+        yield watch
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
         transport_module.Transport.__init__ = original_init
-    leaked = sorted(s for s in secrets if any(s in text for text in handler.texts))
-    assert not leaked, f"{len(leaked)} RPC secrets appeared in log lines"
+    leaks = _leaks(handler.lines, watch.secrets)
+    assert not leaks, leaks[0]
+
+
+@contextlib.contextmanager
+def package_logger_restored() -> Iterator[logging.Logger]:
+    """Put the ``aria2_sync`` logger back as it was on exit: level, handlers, propagate, disabled.
+
+    Handlers added meanwhile are removed, handlers removed meanwhile are added back, and a
+    ``logging.disable()`` call is undone.
+    """
+    package = logging.getLogger("aria2_sync")
+    saved_level, saved_handlers = package.level, list(package.handlers)
+    saved_propagate, saved_disabled = package.propagate, package.disabled
+    saved_disable = logging.root.manager.disable
+    try:
+        yield package
+    finally:
+        for handler in list(package.handlers):
+            if handler not in saved_handlers:
+                package.removeHandler(handler)
+        for handler in saved_handlers:
+            if handler not in package.handlers:
+                package.addHandler(handler)
+        package.setLevel(saved_level)
+        package.propagate = saved_propagate
+        package.disabled = saved_disabled
+        logging.disable(saved_disable)
+
+
+@pytest.fixture(autouse=True)
+def _package_logger_and_secrets(request, no_secret_in_any_log_line: _SecretWatch) -> Iterator[None]:
+    """Around every test: the ``aria2_sync`` logger as it was, and no secret in this test's lines.
+
+    A test (or a client it builds with ``verbose=True``) may add a handler to the package logger
+    and raise its level to INFO; left in place, that would hide the package's DEBUG lines from the
+    suite-wide capture and from ``caplog.at_level(DEBUG)`` for every later test, switching the
+    secret check off by test order. So level, handlers, ``propagate`` and ``disabled`` are put
+    back after each test, and handlers the test left are removed.
+    """
+    watch = no_secret_in_any_log_line
+    watch.handler.current_test = request.node.nodeid
+    first_line = len(watch.handler.lines)
+    try:
+        with package_logger_restored():
+            yield
+    finally:
+        watch.handler.current_test = "(between tests)"
+    leaks = _leaks(watch.handler.lines[first_line:], watch.secrets)
+    assert not leaks, leaks[0]
 
 
 @pytest.fixture
 def fault_server() -> Iterator[FaultServer]:
-    with FaultServer() as server:
+    """Our file server; its handler threads' own errors fail the test at teardown."""
+    server = FaultServer()
+    try:
+        server.start()
         yield server
+    finally:
+        stopped = server.stop()
+    assert server.errors == [], f"the fault server's handlers raised: {server.errors!r}"
+    assert stopped, "the fault server's threads did not end within its stop timeout"
+
+
+def _stop_all(things: list, stop: Callable[[object], object]) -> None:
+    """Stop every one of ``things``, even when stopping one raises; then raise the first error."""
+    errors = []
+    for thing in things:
+        try:
+            stop(thing)
+        except Exception as error:  # noqa: BLE001 - re-raised below, after the others are stopped
+            errors.append(error)
+    if errors:
+        raise errors[0]
 
 
 def _start_daemon(tmp_path_factory: pytest.TempPathFactory, **options) -> Aria2Daemon:
@@ -90,10 +192,11 @@ def daemon_factory(tmp_path_factory) -> Iterator[Callable[..., Aria2Daemon]]:
         started.append(daemon)
         return daemon
 
-    yield start
-    for daemon in started:
-        daemon.stop()
-        assert not daemon.running
+    try:
+        yield start
+    finally:
+        _stop_all(started, lambda daemon: daemon.stop())
+    assert all(not daemon.running for daemon in started)
 
 
 @pytest.fixture
@@ -115,9 +218,10 @@ def client_factory(daemon) -> Iterator[Callable[..., Aria2Client]]:
         clients.append(client)
         return client
 
-    yield make
-    for client in clients:
-        client.close()
+    try:
+        yield make
+    finally:
+        _stop_all(clients, lambda client: client.close())
 
 
 @pytest.fixture
@@ -146,6 +250,17 @@ def wait_for_status(client: Aria2Client, gid: str, statuses, timeout: float = 15
         return progress if progress is not None and progress.status in statuses else None
 
     return wait_for(reached, timeout, what=f"GID {gid} to reach {sorted(statuses)}")
+
+
+#: Fixtures that start a real aria2c or a local HTTP server: a test using any is ``integration``.
+_INTEGRATION_FIXTURES = frozenset({"daemon", "daemon_factory", "client", "client_factory", "fault_server"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses a real daemon or server ``integration``, so the marker selects it."""
+    for item in items:
+        if _INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

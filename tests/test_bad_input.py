@@ -25,7 +25,7 @@ from aria2_sync import (
 )
 from tests.support.fault_server import Slow
 
-pytestmark = pytest.mark.chaos
+pytestmark = pytest.mark.integration  # a real aria2c; not chaos: `-m "not chaos"` keeps this table
 
 GID = "0123456789abcdef"
 
@@ -56,10 +56,13 @@ def impostor() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    assert not thread.is_alive(), "the impostor server's thread did not end"
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tests.conftest import wait_for
 from tests.support.fault_server import FaultServer, ResetAfter, Status
 from tests.support.rpc_proxy import RpcProxy
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]  # each scenario waits up to 240 s per phase
 
 #: Figures of each scenario, printed by the terminal summary (see conftest.py).
 CHAOS_FIGURES: List[Dict[str, object]] = []
@@ -73,6 +73,7 @@ class DuplicateWatch:
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         self._thread.join(10)
+        assert not self._thread.is_alive(), "the duplicate watch did not stop"
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
@@ -196,16 +197,19 @@ def test_a_proxy_that_drops_30_percent_of_answers(daemon_factory, tmp_path):
         proxy.drop_probability(0.3, seed=3)
         client = Aria2Client(proxy.url, daemon.secret, verbose=False, max_retries=8, retry_delay=0.02,
                              poll_interval=0.1)
-        direct = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, monitor=False)
+        direct = None
         started = time.monotonic()
         try:
+            direct = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, monitor=False)
             with DuplicateWatch(direct) as watch:
                 futures = add_batch(client, server, names, directory)
                 done, not_done = wait(futures, timeout=240)
+                assert not not_done, f"{len(not_done)} downloads unfinished after 240 s"
                 faults["dropped answers"] = proxy.dropped_count
                 assert proxy.dropped_count > 0
                 finish(direct, server, names, futures, directory, "30% of RPC answers dropped", faults,
                        watch, started)
         finally:
             client.close()
-            direct.close()
+            if direct is not None:
+                direct.close()

@@ -17,6 +17,9 @@ from tests.support.fault_server import ResetAfter, Slow
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The first test here also builds the virtualenv (``pip install .``, up to 15 minutes allowed).
+pytestmark = pytest.mark.timeout(1200)
+
 
 @pytest.fixture(scope="session")
 def cli_venv(tmp_path_factory) -> Path:

@@ -255,6 +255,7 @@ def test_one_client_shared_by_threads(client, fault_server, tmp_path):
         thread.start()
     for thread in threads:
         thread.join(30)
+    assert not any(thread.is_alive() for thread in threads), "a thread is still adding"
     assert errors == [] and len(set(gids)) == 16
     for i, gid in enumerate(gids):
         wait_for_status(client, gid, "complete")

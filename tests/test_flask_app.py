@@ -386,6 +386,7 @@ def test_concurrent_first_requests_share_one_client(daemon, tmp_path):
             thread.start()
         for thread in threads:
             thread.join(10)
+        assert not any(thread.is_alive() for thread in threads), "a request thread hangs"
         assert len(clients) == 8 and len({id(c) for c in clients}) == 1
         other = web_downloads.Settings.from_mapping({"DOWNLOAD_ROOT": str(tmp_path), "RPC_URL": daemon.rpc_url})
         with pytest.raises(web_downloads.ConfigurationError, match="reset_client"):

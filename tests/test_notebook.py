@@ -15,16 +15,16 @@ import socket
 import sys
 from pathlib import Path
 
+# All of these are in the test extra: imported plainly, so that one dropped from it fails the
+# run instead of skipping this test quietly.
+import ipykernel  # noqa: F401 - the kernel the notebook runs on
+import nbclient
+import nbformat
 import pytest
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
 
 from tests.conftest import wait_for
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
-
-from jupyter_client import KernelManager  # noqa: E402 - after the skips
-from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "examples" / "notebook.ipynb"

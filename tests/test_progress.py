@@ -100,8 +100,10 @@ def test_the_timeout_returns_what_it_has_and_leaves_the_download_running(client,
     out = io.StringIO()
     started = time.monotonic()
     summary = progress([future], client, interval=0.1, timeout=0.6, stream=out)
-    elapsed = time.monotonic() - started
-    assert 0.5 <= elapsed < 3.0
+    # It returned at its timeout, not at the end of the download (20 s away at this rate), and
+    # not before its timeout (a lower bound a slow machine cannot break; the per-test timeout
+    # bounds a display that never returns).
+    assert time.monotonic() - started >= 0.6
     assert not summary.is_completed and summary.completed_count == 0
     assert summary.active_count + summary.waiting_count == 1
     assert not future.done()  # only the display stopped

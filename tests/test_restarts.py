@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import threading
@@ -15,6 +16,21 @@ from tests.support.fault_server import OnRangeRequest, ResetAfter, Status
 from tests.test_client import daemon_gids
 
 MiB = 1024 * 1024
+
+
+def bring_scheduled_restarts_due(client) -> int:
+    """Make every restart the client's scheduler holds due now; return how many there were.
+
+    Lets a test hold a restart pending for as long as it likes (a long ``base_delay``), look at
+    that moment without racing a clock, and then let it run.
+    """
+    scheduler = client._scheduler
+    with scheduler._cond:
+        jobs = [(0.0, order, job) for _, order, job in scheduler._heap]
+        scheduler._heap[:] = jobs
+        heapq.heapify(scheduler._heap)
+        scheduler._cond.notify()
+    return len(jobs)
 
 
 def wait_until_finished(client, gid, timeout=30.0):
@@ -34,7 +50,7 @@ def test_a_download_reset_twice_resumes_under_the_same_gid(client_factory, fault
     url = fault_server.add_file("big.bin", size=24 * MiB)
     fault_server.add_faults("big.bin", ResetAfter(6 * MiB), OnRangeRequest(ResetAfter(8 * MiB)))
     target = tmp_path / "big.bin"
-    with caplog.at_level(logging.INFO, logger="aria2_sync"):
+    with caplog.at_level(logging.DEBUG, logger="aria2_sync"):  # DEBUG: keeps the secret check on
         gid = client.add_download(url, str(target), GIVE_UP_AT_ONCE)
         done = wait_until_finished(client, gid, timeout=60)
     assert done.status == "complete" and done.gid == gid
@@ -72,7 +88,7 @@ def test_a_spent_budget_stops_at_exactly_max_restarts(client_factory, fault_serv
     client = client_factory(max_retries=2, retry_delay=0.02)
     url = fault_server.add_file("flaky.bin", size=200_000)
     fault_server.set_default_fault("flaky.bin", ResetAfter(50_000))
-    with caplog.at_level(logging.WARNING, logger="aria2_sync"):
+    with caplog.at_level(logging.DEBUG, logger="aria2_sync"):  # DEBUG: keeps the secret check on
         gid = client.add_download(url, str(tmp_path / "flaky.bin"), GIVE_UP_AT_ONCE)
         progress = wait_until_finished(client, gid)
     assert progress.status == "error" and progress.retry_count == 2
@@ -81,7 +97,7 @@ def test_a_spent_budget_stops_at_exactly_max_restarts(client_factory, fault_serv
     assert info["can_retry"] is False and info["max_retries"] == 2 and len(info["attempts"]) == 3
     assert client._scheduler.pending() == 0
     assert daemon_gids(client) == [gid]
-    assert any("reached max retries" in r.getMessage() for r in caplog.records)
+    assert any("reached max retries" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
 def test_sixteen_pollers_trigger_exactly_one_restart(client_factory, fault_server, tmp_path):
@@ -106,6 +122,7 @@ def test_sixteen_pollers_trigger_exactly_one_restart(client_factory, fault_serve
         thread.start()
     for thread in threads:
         thread.join(30)
+    assert not any(thread.is_alive() for thread in threads), "a poller hangs"
     assert errors == []
     done = wait_until_finished(client, gid)
     assert done.status == "complete" and done.retry_count == 1
@@ -118,7 +135,9 @@ def test_sixteen_pollers_trigger_exactly_one_restart(client_factory, fault_serve
 
 def test_without_auto_restart_errors_wait_for_restart_all(client_factory, fault_server, tmp_path):
     client = client_factory(auto_restart_failed=False)
-    other_client = client_factory()
+    # The other client does not restart on its own either: its download must stay failed unless
+    # `client` wrongly touches it (with auto restart on, its own monitor restarted it under load).
+    other_client = client_factory(auto_restart_failed=False)
     url = fault_server.add_file("manual.bin", size=300_000)
     fault_server.add_faults("manual.bin", ResetAfter(10_000))
     foreign_url = fault_server.add_file("foreign.bin", size=1000)
@@ -155,8 +174,43 @@ def test_the_seeds_manual_restart_alias(client_factory, fault_server, tmp_path):
     assert client.restart_download(gid) is False  # complete: nothing to restart
 
 
+def test_a_batch_is_not_completed_while_a_restart_is_pending(client_factory, fault_server, tmp_path):
+    # A restart delay of an hour: the pending window lasts until the test ends it.
+    client = client_factory(restart_policy=RestartPolicy(base_delay=3600.0, max_delay=3600.0), poll_interval=0.05)
+    url = fault_server.add_file("pending.bin", size=200_000)
+    fault_server.add_faults("pending.bin", ResetAfter(50_000))
+    good = fault_server.add_file("fine.bin", size=20_000)
+    batch_id = client.add_batch_downloads(
+        [(url, str(tmp_path / "pending.bin")), (good, str(tmp_path / "fine.bin"))], options=GIVE_UP_AT_ONCE
+    )
+
+    def pending_moment():
+        batch = client.get_batch_progress(batch_id)
+        return batch if batch.completed_count == 1 and batch.retrying_count == 1 else None
+
+    pending = wait_for(pending_moment, what="the good file done and the failed one's restart pending")
+    # Everything in the batch has an aria2 end state (complete, error), but a restart is pending.
+    assert sorted(p.status for p in pending.downloads) == ["complete", "error"]
+    failed = next(p for p in pending.downloads if p.status == "error")
+    assert failed.restart_pending and failed.gave_up_reason is None
+    assert client._scheduler.pending() == 1
+    for _ in range(3):  # however often it is asked, and through every entry point
+        assert client.get_batch_progress(batch_id).is_completed is False
+        assert client.get_downloads_progress([p.gid for p in pending.downloads]).is_completed is False
+        assert client.wait_for_batch(batch_id, timeout=0).is_completed is False
+        assert not all(f.done() for f in client.batch_futures(batch_id))
+
+    assert bring_scheduled_restarts_due(client) == 1
+    final = client.wait_for_batch(batch_id, timeout=30)
+    assert final.is_completed and (final.completed_count, final.retrying_count, final.failed_count) == (2, 0, 0)
+    assert [f.result(timeout=10).retry_count for f in client.batch_futures(batch_id)] == [1, 0]
+    assert (tmp_path / "pending.bin").read_bytes() == fault_server.content("pending.bin")
+
+
 def test_restart_waits_out_its_backoff_without_blocking_the_poller(client_factory, fault_server, tmp_path):
-    client = client_factory(retry_delay=1.0, monitor=False)
+    # A long backoff, so that the restart is still pending however slow this machine is; the
+    # test brings it due itself once the explicit restart has taken over.
+    client = client_factory(retry_delay=3600.0, monitor=False)
     url = fault_server.add_file("later.bin", size=100_000)
     fault_server.add_faults("later.bin", ResetAfter(1000))
     gid = client.add_download(url, str(tmp_path / "later.bin"), GIVE_UP_AT_ONCE)
@@ -168,6 +222,8 @@ def test_restart_waits_out_its_backoff_without_blocking_the_poller(client_factor
     assert client.restart_download(gid) is True
     assert wait_for_status(client, gid, "complete").retry_count == 1
     # ... and when the scheduled one comes due, it finds nothing to do.
+    assert client._scheduler.pending() == 1
+    assert bring_scheduled_restarts_due(client) == 1
     wait_for(lambda: client._scheduler.pending() == 0, what="the scheduled restart to come due")
     wait_for(lambda: not client.get_progress(gid).restart_pending, what="the scheduled job to finish")
     assert client.get_progress(gid).retry_count == 1
@@ -185,7 +241,7 @@ def test_cancel_and_close_leave_no_restart_pending(client_factory, fault_server,
     assert client.cancel_download(cancelled.gid) is False  # it was not running
     progress = client.get_progress(cancelled.gid)
     assert not progress.restart_pending and progress.status == "error"
-    wait([cancelled], timeout=10)
+    assert not wait([cancelled], timeout=10).not_done
     assert cancelled.cancelled()
     client.close()
     assert all(not record.restart_pending for record in client._ledger)
@@ -284,3 +340,104 @@ def test_somebody_elses_file_is_never_overwritten_or_renamed_around(client, faul
     assert failed.error_code == "13" and "not restartable" in failed.gave_up_reason
     assert target.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.bin"]
+
+
+class _HeldRestart:
+    """Holds one thread's restart inside ``removeDownloadResult`` and counts every re-add.
+
+    A restart removes the failed result, then adds the download again under its GID: holding
+    it between the two keeps it in flight (its state RESTARTING, its run not yet moved on) for as
+    long as the test wants, so another restart can be tried at exactly that moment.
+    """
+
+    def __init__(self, client, hold_in) -> None:
+        self.client = client
+        self.hold_in = hold_in  # called in the removing thread: True for the one to hold
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.adds = []
+        self._remove, self._add = client.rpc.remove_download_result, client.rpc.add_uri_once
+
+    def __enter__(self):
+        def remove(gid):
+            if self.hold_in() and not self.held.is_set():
+                self.held.set()
+                assert self.release.wait(30), "the test never released the held restart"
+            return self._remove(gid)
+
+        def add(uris, options, gid, attempts=4):
+            self.adds.append(gid)
+            return self._add(uris, options, gid, attempts)
+
+        self.client.rpc.remove_download_result = remove
+        self.client.rpc.add_uri_once = add
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release.set()
+        self.client.rpc.remove_download_result = self._remove
+        self.client.rpc.add_uri_once = self._add
+
+
+def _drain(pool) -> None:
+    """Wait until every job already queued on ``pool`` (a WorkerPool) has run."""
+    size = len(pool._threads) or 1
+    barrier = threading.Barrier(size + 1)
+    for _ in range(size):
+        pool.submit(lambda: barrier.wait(20))
+    barrier.wait(20)
+
+
+def _failed_with_a_restart_scheduled(client, fault_server, tmp_path, name):
+    url = fault_server.add_file(name, size=200_000)
+    fault_server.add_faults(name, ResetAfter(50_000))
+    gid = client.add_download(url, str(tmp_path / name), GIVE_UP_AT_ONCE)
+    wait_for(lambda: client.get_progress(gid).restart_pending, what="a scheduled restart")
+    assert client._scheduler.pending() == 1
+    return gid
+
+
+def test_a_scheduled_restart_coming_due_during_an_explicit_one_does_nothing(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=3600.0, monitor=False)
+    gid = _failed_with_a_restart_scheduled(client, fault_server, tmp_path, "due.bin")
+    explicit = threading.current_thread()
+    with _HeldRestart(client, hold_in=lambda: threading.current_thread() is not explicit) as held:
+        restarter_result = []
+        restarter = threading.Thread(target=lambda: restarter_result.append(client.restart_download(gid)))
+        restarter.start()
+        try:
+            assert held.held.wait(20), "the explicit restart did not reach its removal"
+            # The explicit restart is in flight; now the scheduled one comes due and runs.
+            assert bring_scheduled_restarts_due(client) == 1
+            wait_for(lambda: client._scheduler.pending() == 0, what="the scheduled restart to come due")
+            _drain(client._pools.jobs)
+            assert held.adds == [], "the scheduled restart ran while the explicit one was in flight"
+        finally:
+            held.release.set()
+            restarter.join(30)
+        assert not restarter.is_alive() and restarter_result == [True]
+    assert held.adds == [gid]  # one restart: one re-add
+    done = wait_for_status(client, gid, "complete")
+    assert done.retry_count == 1 and len(client.get_retry_info(gid)["attempts"]) == 1
+    assert daemon_gids(client) == [gid]
+    assert (tmp_path / "due.bin").read_bytes() == fault_server.content("due.bin")
+
+
+def test_an_explicit_restart_during_a_running_scheduled_one_does_nothing(client_factory, fault_server, tmp_path):
+    client = client_factory(retry_delay=3600.0, monitor=False)
+    gid = _failed_with_a_restart_scheduled(client, fault_server, tmp_path, "busy.bin")
+    test_thread = threading.current_thread()
+    with _HeldRestart(client, hold_in=lambda: threading.current_thread() is not test_thread) as held:
+        assert bring_scheduled_restarts_due(client) == 1
+        assert held.held.wait(20), "the scheduled restart did not reach its removal"
+        # The scheduled restart is in flight (on a job worker): explicit ones must stand back.
+        assert client.restart_download(gid) is False
+        assert client.restart_all_failed_downloads(force=True) == 0
+        assert held.adds == []
+        held.release.set()
+        wait_for(lambda: held.adds, what="the scheduled restart's re-add")
+    done = wait_for_status(client, gid, "complete")
+    assert held.adds == [gid]
+    assert done.retry_count == 1 and len(client.get_retry_info(gid)["attempts"]) == 1
+    assert daemon_gids(client) == [gid]
+    assert (tmp_path / "busy.bin").read_bytes() == fault_server.content("busy.bin")

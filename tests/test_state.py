@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from aria2_sync import Aria2Client, Aria2InputError, Aria2StateError, SQLiteStor
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for
 from tests.support.fault_server import OnRangeRequest, ResetAfter, Slow
 from tests.test_client import daemon_gids
+from tests.test_restarts import _drain, _HeldRestart, bring_scheduled_restarts_due
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +29,16 @@ def worker(mode: str, db: Path, daemon, arg: str) -> subprocess.Popen:
         [sys.executable, "-m", "tests.support.state_worker", mode, str(db), daemon.rpc_url, arg],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
+
+
+def first_line(process: subprocess.Popen, timeout: float = 60.0) -> str:
+    """The first line ``process`` prints, read on a helper thread: fails after ``timeout``, never hangs."""
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        pytest.fail(f"no line from the worker process within {timeout:g} s (exit code {process.poll()})")
 
 
 def stored_retries(db: Path) -> int:
@@ -48,8 +61,8 @@ def test_a_batch_outlives_the_process_that_added_it(daemon, fault_server, tmp_pa
     adder = worker("add", db, daemon, str(tmp_path / "items.json"))
     watcher = None
     try:
-        batch_id = adder.stdout.readline().strip()
-        assert batch_id, adder.stderr.read()
+        batch_id = first_line(adder).strip()
+        assert batch_id, f"the adder printed no batch id (exit code {adder.poll()})"
         watcher = worker("watch", db, daemon, batch_id)  # process B watches what A added
         wait_for(lambda: stored_retries(db) >= 1, timeout=30, what="process A to restart the flaky file")
         adder.send_signal(signal.SIGKILL)  # A dies mid-batch
@@ -236,3 +249,45 @@ def test_a_cancelled_download_can_be_restarted_with_shared_state(daemon, fault_s
         assert client.future(gid).result(timeout=30).size == 2_000_000
     finally:
         client.close()
+
+
+def test_a_restart_claimed_by_one_process_is_not_done_again_by_the_other(daemon, fault_server, tmp_path):
+    """Both processes see the failure and schedule a restart; whichever runs it, it runs once.
+
+    A's restart is held in flight (claimed, not finished) while B's comes due: B must stand down,
+    however its own guards see the record, and re-add nothing.
+    """
+    db = tmp_path / "claim.db"
+    options = dict(verbose=False, state=db, retry_delay=3600.0, monitor=False, notifications=False)
+    a = Aria2Client(daemon.rpc_url, daemon.secret, **options)
+    b = None
+    try:
+        b = Aria2Client(daemon.rpc_url, daemon.secret, **options)
+        url = fault_server.add_file("claimed.bin", size=200_000)
+        fault_server.add_faults("claimed.bin", ResetAfter(50_000))
+        gid = a.add_download(url, str(tmp_path / "claimed.bin"), GIVE_UP_AT_ONCE)
+        wait_for(lambda: a.get_progress(gid).restart_pending, what="A to schedule a restart")
+        wait_for(lambda: b.get_progress(gid).restart_pending, what="B to schedule one as well")
+        with _HeldRestart(a, hold_in=lambda: True) as held_a, _HeldRestart(b, hold_in=lambda: False) as held_b:
+            assert bring_scheduled_restarts_due(a) == 1
+            assert held_a.held.wait(20), "A's restart did not reach its removal"
+            assert bring_scheduled_restarts_due(b) == 1
+            wait_for(lambda: b._scheduler.pending() == 0, what="B's restart to come due")
+            _drain(b._pools.jobs)
+            assert held_b.adds == [], "B restarted a download whose restart A had claimed"
+            held_a.release.set()
+            wait_for(lambda: held_a.adds, what="A's re-add")
+            wait_for(lambda: a.get_progress(gid).status == "complete", what="A's restart to complete")
+            assert a.future(gid).result(timeout=30).retry_count == 1
+            wait_for(lambda: b.get_progress(gid).status == "complete", what="B to follow A's restart")
+            assert held_a.adds == [gid] and held_b.adds == []
+        assert b.get_progress(gid).retry_count == 1
+        assert daemon_gids(a) == [gid]
+        assert stored_retries(db) == 1
+        ranged = [r for r in fault_server.requests("claimed.bin") if r.range_header]
+        assert len(ranged) == 1, "one failure, one restart"
+        assert (tmp_path / "claimed.bin").read_bytes() == fault_server.content("claimed.bin")
+    finally:
+        a.close()
+        if b is not None:
+            b.close()

