@@ -87,9 +87,16 @@ class Tracker:
             self.restarts.note_failure(record, progress, run, auto=auto)
         with self.ledger.lock:
             progress = self.annotate(record, progress)
-            if record.run != run or record.finished:
-                # Read before a restart (a run that is over), or racing a reader whose answer
-                # already settled this run: an older answer must not replace the final one.
+            if record.run != run:
+                return progress  # read before a restart: a run that is over
+            if record.finished:
+                # Racing a reader whose answer already settled this run: an older answer must
+                # not replace the final one. One from before the end (still running) is not
+                # handed out either, so that counts by outcome and the statuses listed beside
+                # them agree.
+                final = record.last
+                if final is not None and final.status in ("complete", "error") and progress.is_active:
+                    return final
                 return progress
             previous = record.last
             record.last = progress
