@@ -6,9 +6,9 @@ Start with :class:`Aria2Client`; every error it raises is an :class:`Aria2Error`
 import logging as _logging
 
 from ._version import __version__
-from .binary import find_aria2c
 from .client import Aria2Client, RetryInfo
-from .futures import DownloadFuture, DownloadResult, as_completed, wait
+from .daemon.binary import find_aria2c
+from .engine.futures import DownloadFuture, DownloadResult, as_completed, wait
 from .errors import (
     Aria2AuthError,
     Aria2BinaryNotFoundError,
@@ -32,9 +32,9 @@ from .state import Store
 #: Exports loaded on first use: they bring subprocess, sqlite3 or tqdm handling that most
 #: programs never need, and ``import aria2_sync`` should stay cheap (no work at import time).
 _LAZY = {
-    "Aria2Daemon": ".daemon",
-    "SQLiteStore": ".sqlite_store",
-    "progress": ".progress_display",
+    "Aria2Daemon": ".daemon.process",
+    "SQLiteStore": ".state.sqlite",
+    "progress": ".ui.progress_display",
 }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
-import logging
 import math
 import os
 import threading
@@ -29,9 +28,26 @@ from typing import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .daemon import Aria2Daemon
-    from .notifications import NotificationListener
+    from .daemon.process import Aria2Daemon
+    from .rpc.notifications import NotificationListener
 
+from .engine.futures import DownloadFuture
+from .engine.ledger import (
+    CANCELLED,
+    COMPLETE,
+    IDLE,
+    REJECTED,
+    SCHEDULED,
+    Batch,
+    Callbacks,
+    DownloadRecord,
+    Ledger,
+)
+from .engine.monitor import Monitor
+from .engine.restarts import RestartEngine
+from .engine.scheduler import Scheduler
+from .engine.tracker import Tracker
+from .engine.workers import Pools
 from .errors import (
     Aria2AuthError,
     Aria2ClosedError,
@@ -44,29 +60,12 @@ from .errors import (
     redact_text,
     redact_url,
 )
-from .futures import DownloadFuture
-from .ledger import (
-    CANCELLED,
-    COMPLETE,
-    IDLE,
-    REJECTED,
-    SCHEDULED,
-    Batch,
-    Callbacks,
-    DownloadRecord,
-    Ledger,
-)
-from .logs import disable_verbose_output, enable_verbose_output
+from .logs import disable_verbose_output, enable_verbose_output, logger
 from .models import STATUS_KEYS, BatchProgress, GlobalStats, Progress
-from .monitor import Monitor
 from .policy import RestartPolicy
-from .restarts import RestartEngine
-from .rpc import Aria2RPC, new_gid
-from .scheduler import Scheduler
+from .rpc.methods import Aria2RPC, new_gid
+from .rpc.transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout, Transport
 from .state import Store, open_store
-from .tracker import Tracker
-from .workers import Pools
-from .transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout, Transport
 from .validation import (
     PathArg,
     UrlArg,
@@ -78,7 +77,6 @@ from .validation import (
 
 __all__ = ["Aria2Client", "RetryInfo"]
 
-logger = logging.getLogger("aria2_sync")
 
 DEFAULT_RPC_URL = "http://localhost:6800/jsonrpc"
 
@@ -158,7 +156,7 @@ def _check_notifications(wanted: Any, monitor: Any) -> None:
     """``notifications=True`` needs the websocket-client package (when there is a monitor)."""
     if not wanted or not monitor:
         return
-    from .notifications import websocket_available
+    from .rpc.notifications import websocket_available
 
     if not websocket_available():
         raise Aria2InputError(
@@ -188,7 +186,7 @@ class Aria2Client:
     with the daemon (seconds, or a ``(connect, read)`` pair).
 
     ``state`` keeps the bookkeeping in a shared SQLite file (a path) or another
-    :class:`~aria2_sync.state.Store`, so that batches, retry counters and restarts work across
+    :class:`~aria2_sync.state.base.Store`, so that batches, retry counters and restarts work across
     processes (web workers) and across restarts of this one; None keeps it in memory.
 
     Restarts of failed downloads follow ``restart_policy`` (a :class:`RestartPolicy`); without
@@ -347,7 +345,9 @@ class Aria2Client:
             with Aria2Client.local("downloads") as client:
                 client.submit("https://example.com/file.zip").result()
         """
-        from .daemon import Aria2Daemon  # (imported here: only local() needs process handling)
+        from .daemon.process import (
+            Aria2Daemon,  # (imported here: only local() needs process handling)
+        )
 
         for reserved in ("rpc_url", "rpc_secret"):
             if reserved in client_options:
@@ -395,7 +395,7 @@ class Aria2Client:
     def _make_listener(self, wanted: Optional[bool]) -> Optional["NotificationListener"]:
         if wanted is False or self._monitor is None:
             return None
-        from .notifications import NotificationListener, websocket_available
+        from .rpc.notifications import NotificationListener, websocket_available
 
         if not websocket_available():
             return None  # (notifications=True without the package was refused up front)

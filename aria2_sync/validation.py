@@ -211,7 +211,7 @@ def check_daemon_options(
     Names must be aria2c options (any of ``aria2c --help=#all``, written without the dashes)
     and not in ``reserved`` (those the daemon sets itself). Values must be one line: a line
     break in a value would add a line (another option) to the daemon's configuration file.
-    Meant for :class:`~aria2_sync.daemon.Aria2Daemon`.
+    Meant for :class:`~aria2_sync.daemon.process.Aria2Daemon`.
     """
     if options is None:
         return {}

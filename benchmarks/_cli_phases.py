@@ -2,7 +2,7 @@
 
     python benchmarks/_cli_phases.py OUT.json get URL -d DIR -o NAME -q --no-progress
 
-Same code path as the console script (``aria2_sync.cli.main``), with timestamps taken around the
+Same code path as the console script (``aria2_sync.ui.cli.main``), with timestamps taken around the
 daemon's start and stop, the add, and the client's close. Writes them to OUT.json as seconds
 since the interpreter started running this file. Used only to explain the judged figure, which
 is measured on the real console script.
@@ -19,7 +19,7 @@ import json  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 
-import aria2_sync.cli as cli  # noqa: E402
+import aria2_sync.ui.cli as cli  # noqa: E402
 from aria2_sync import Aria2Client, Aria2Daemon  # noqa: E402
 
 stamps = {"imported": time.perf_counter() - STARTED}

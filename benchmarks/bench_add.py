@@ -30,7 +30,7 @@ def _validation_parts(items) -> str:  # type: ignore[no-untyped-def]
     """Time the library's per-item checks alone (the functions add_batch_downloads calls)."""
     try:
         from aria2_sync import validation
-        from aria2_sync.rpc import new_gid
+        from aria2_sync.rpc.methods import new_gid
     except ImportError as error:  # pragma: no cover - the library moved things
         return f"(breakdown unavailable: {error})"
     steps = {

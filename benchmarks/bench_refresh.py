@@ -72,7 +72,7 @@ def run(quick: bool) -> Result:
 
             # The monitor reads many parked (paused) downloads in slices; this benchmark is about
             # reading all of them, so the slicing is off for it.
-            import aria2_sync.monitor as monitor_module
+            import aria2_sync.engine.monitor as monitor_module
 
             monitor_module.PARKED_READ_ALL = count + 1
 

@@ -13,10 +13,10 @@ from typing import Callable, Iterator, List, Set, Tuple
 
 import pytest
 
-from aria2_sync import transport as transport_module
+from aria2_sync.rpc import transport as transport_module
 
 from aria2_sync import Aria2Client
-from aria2_sync.daemon import Aria2Daemon
+from aria2_sync.daemon.process import Aria2Daemon
 from tests.support.fault_server import FaultServer
 
 #: Options that make aria2 give up after one failed try, so the client must do the restarting.

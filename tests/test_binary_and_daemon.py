@@ -9,8 +9,8 @@ import stat
 import pytest
 
 from aria2_sync import Aria2BinaryNotFoundError, Aria2Client, Aria2InputError, find_aria2c
-from aria2_sync import binary as binary_module
-from aria2_sync.daemon import Aria2Daemon
+from aria2_sync.daemon import binary as binary_module
+from aria2_sync.daemon.process import Aria2Daemon
 from aria2_sync.errors import Aria2DaemonError
 
 

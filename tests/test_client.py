@@ -15,7 +15,7 @@ from aria2_sync import (
     Aria2InputError,
     Progress,
 )
-from aria2_sync import transport as transport_module
+from aria2_sync.rpc import transport as transport_module
 from aria2_sync.logs import _VerboseHandler
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for_status
 from tests.support.fault_server import Slow

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from aria2_sync import Aria2Client, Aria2ClosedError, Aria2RPCError, DownloadFailed
-from aria2_sync.ledger import COMPLETE, Batch, DownloadRecord, Ledger
+from aria2_sync.engine.ledger import COMPLETE, Batch, DownloadRecord, Ledger
 from aria2_sync.logs import _VerboseHandler
-from aria2_sync.sqlite_store import SQLiteStore
-from aria2_sync.workers import Pools
+from aria2_sync.state.sqlite import SQLiteStore
+from aria2_sync.engine.workers import Pools
 from tests.conftest import wait_for
 from tests.support.fault_server import Slow
 

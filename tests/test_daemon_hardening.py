@@ -24,10 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from aria2_sync import daemon as daemon_module
-from aria2_sync.daemon import OWNER_LOCK, TEMP_PREFIX, Aria2Daemon, free_port
+from aria2_sync.daemon import process as daemon_module
+from aria2_sync.daemon.process import OWNER_LOCK, TEMP_PREFIX, Aria2Daemon, free_port
 from aria2_sync.errors import Aria2DaemonError, Aria2InputError
-from aria2_sync.transport import Transport
+from aria2_sync.rpc.transport import Transport
 from tests.conftest import wait_for
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -398,7 +398,7 @@ def test_sigint_to_a_process_in_start_leaves_no_child_and_no_folder(tmp_path, pr
     script = (
         "import sys, tempfile, time\n"
         "tempfile.tempdir = sys.argv[1]\n"
-        "from aria2_sync.daemon import Aria2Daemon\n"
+        "from aria2_sync.daemon.process import Aria2Daemon\n"
         "original = Aria2Daemon._wait_ready\n"
         "def slow(self):\n"
         "    print(self.pid, self.state_dir, flush=True)\n"
@@ -436,7 +436,7 @@ def test_sigint_to_a_process_in_start_leaves_no_child_and_no_folder(tmp_path, pr
 HOST_SCRIPT = (
     "import sys, tempfile\n"
     "tempfile.tempdir = sys.argv[1]\n"
-    "from aria2_sync.daemon import Aria2Daemon\n"
+    "from aria2_sync.daemon.process import Aria2Daemon\n"
     "daemon = Aria2Daemon(download_dir=sys.argv[2]).start()\n"
     "print(daemon.pid, daemon.state_dir, flush=True)\n"
     "sys.stdin.read()\n"

@@ -19,7 +19,7 @@ import pytest
 
 from aria2_sync import Aria2InputError
 from aria2_sync.aria2_options import ALL_OPTIONS, DOWNLOAD_OPTIONS, GLOBAL_ONLY_OPTIONS
-from aria2_sync.binary import find_aria2c
+from aria2_sync.daemon.binary import find_aria2c
 from aria2_sync.errors import Aria2RPCError
 from aria2_sync.validation import check_daemon_options, check_uris, download_options
 from tests.conftest import wait_for_status

@@ -22,7 +22,7 @@ from aria2_sync import (
     as_completed,
     wait,
 )
-from aria2_sync.daemon import Aria2Daemon
+from aria2_sync.daemon.process import Aria2Daemon
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status
 from tests.support.fault_server import ResetAfter, Slow
 from tests.support.rpc_proxy import RpcProxy
@@ -316,7 +316,7 @@ def test_the_batch_survives_a_daemon_crash_and_restart(tmp_path, fault_server, c
 
 
 class SteppedClock:
-    """Stands in for the ``time`` module in aria2_sync.monitor: ``monotonic()`` moves only when told.
+    """Stands in for the ``time`` module in aria2_sync.engine.monitor: ``monotonic()`` moves only when told.
 
     The grace period is then measured in monitor ticks at known clock readings, not in real
     seconds that a loaded machine stretches.
@@ -353,7 +353,7 @@ def _drain(pool) -> None:
 
 @pytest.mark.parametrize("grace", [2.0, 0.0])
 def test_futures_fail_only_after_the_grace_period(daemon_factory, fault_server, tmp_path, monkeypatch, grace):
-    import aria2_sync.monitor as monitor_module
+    import aria2_sync.engine.monitor as monitor_module
 
     clock = SteppedClock()
     monkeypatch.setattr(monitor_module, "time", clock)
@@ -521,7 +521,7 @@ def test_notifications_wake_the_monitor_long_before_its_next_poll(client_factory
 
 
 def test_notifications_on_demand_need_the_extra(monkeypatch, daemon):
-    import aria2_sync.notifications as notifications
+    import aria2_sync.rpc.notifications as notifications
 
     monkeypatch.setattr(notifications, "websocket_available", lambda: False)
     with pytest.raises(Aria2InputError, match="websocket-client"):

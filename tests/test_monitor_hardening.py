@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from aria2_sync import Aria2Client, Aria2Error, Aria2ProtocolError
-from aria2_sync.rpc import Aria2RPC
-from aria2_sync.transport import Transport
+from aria2_sync.rpc.methods import Aria2RPC
+from aria2_sync.rpc.transport import Transport
 
 
 class _HtmlHandler(http.server.BaseHTTPRequestHandler):
@@ -210,7 +210,7 @@ def test_closing_after_an_interrupted_monitor_start_joins_nothing(
 
 
 def test_an_interrupted_listener_start_starts_on_next_use_and_closes(daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aria2_sync.notifications import NotificationListener
+    from aria2_sync.rpc.notifications import NotificationListener
 
     interrupt_first_start(monkeypatch, "aria2_sync-notifications")
     listener = NotificationListener(daemon.rpc_url, on_event=lambda gid=None: None)

@@ -9,7 +9,7 @@ import pytest
 
 import aria2_sync
 from aria2_sync import Aria2ConnectionError, Aria2InputError, BatchProgress, progress
-from aria2_sync import progress_display
+from aria2_sync.ui import progress_display
 from tests.conftest import GIVE_UP_AT_ONCE
 from tests.support.fault_server import ResetAfter, Slow
 

@@ -20,9 +20,9 @@ from aria2_sync import (
     Aria2RPCError,
     Aria2TimeoutError,
 )
-from aria2_sync import transport as transport_module
-from aria2_sync.rpc import Aria2RPC
-from aria2_sync.transport import ExponentialRetry, Transport
+from aria2_sync.rpc import transport as transport_module
+from aria2_sync.rpc.methods import Aria2RPC
+from aria2_sync.rpc.transport import ExponentialRetry, Transport
 from tests.conftest import wait_for
 
 URL = "http://127.0.0.1:6800/jsonrpc"

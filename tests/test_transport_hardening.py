@@ -27,8 +27,8 @@ from aria2_sync import (
     Aria2RPCError,
     Aria2TimeoutError,
 )
-from aria2_sync import transport as transport_module
-from aria2_sync.transport import DEFAULT_MAX_ANSWER_BYTES, ExponentialRetry, Transport
+from aria2_sync.rpc import transport as transport_module
+from aria2_sync.rpc.transport import DEFAULT_MAX_ANSWER_BYTES, ExponentialRetry, Transport
 
 SECRET = "Zq7-hardening-secret-value"
 
@@ -570,7 +570,7 @@ def test_a_misshapen_status_is_a_protocol_error_naming_the_method(serve, tmp_pat
     ],
 )
 def test_the_status_command_reports_a_misshapen_list_in_one_line(serve, capsys, answer, problem):
-    from aria2_sync import cli
+    from aria2_sync.ui import cli
 
     stub = StubAria2(serve)
     stub.status_answer = answer

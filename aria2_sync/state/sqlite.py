@@ -1,6 +1,6 @@
-"""The shared-state :class:`~aria2_sync.state.Store` in one SQLite file.
+"""The shared-state :class:`~aria2_sync.state.base.Store` in one SQLite file.
 
-Kept apart from :mod:`aria2_sync.state` so that ``import aria2_sync`` does not load ``sqlite3``
+Kept apart from :mod:`aria2_sync.state.base` so that ``import aria2_sync`` does not load ``sqlite3``
 for the many users who keep their state in memory.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import sqlite3
 import stat
@@ -17,12 +16,12 @@ import time
 import uuid
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .errors import Aria2StateError
-from .state import Row, Store
+from ..errors import Aria2StateError
+from ..logs import logger
+from .base import Row, Store
 
 __all__ = ["SQLiteStore"]
 
-logger = logging.getLogger("aria2_sync")
 
 #: The state file holds URL passwords and header tokens in clear: only its owner may read it.
 FILE_MODE = 0o600

@@ -11,7 +11,7 @@ import importlib
 import os
 from typing import List, Optional, Union
 
-from .errors import Aria2BinaryNotFoundError
+from ..errors import Aria2BinaryNotFoundError
 
 __all__ = ["find_aria2c"]
 

@@ -8,7 +8,6 @@ raises is logged, never lost silently and never fatal to the pool.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -16,9 +15,10 @@ from typing import Callable, List
 
 import attrs
 
+from ..logs import logger
+
 __all__ = ["WorkerPool", "Pools"]
 
-logger = logging.getLogger("aria2_sync")
 
 _STOP = object()
 

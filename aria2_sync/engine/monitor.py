@@ -2,9 +2,9 @@
 
 Each tick reads the status of all watched downloads in ONE ``system.multicall`` (with ``keys``),
 so its cost in round trips does not grow with the number of downloads, and hands each status to
-the :class:`~aria2_sync.tracker.Tracker`, which drives restarts and resolves futures. With no
+the :class:`~aria2_sync.engine.tracker.Tracker`, which drives restarts and resolves futures. With no
 download to watch the thread sleeps until one is added. An optional
-:class:`~aria2_sync.notifications.NotificationListener` wakes it as soon as aria2 reports an
+:class:`~aria2_sync.rpc.notifications.NotificationListener` wakes it as soon as aria2 reports an
 event, so failures are acted on without waiting for the next tick.
 
 A daemon that cannot be used is a state, not an exception storm, whatever the reason: gone
@@ -18,12 +18,11 @@ fail with the trouble's error only after ``disconnect_grace`` seconds of it.
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 import time
 from typing import Any, Callable, List, Optional, Set
 
-from .errors import (
+from ..errors import (
     Aria2AuthError,
     Aria2ClosedError,
     Aria2ConnectionError,
@@ -31,14 +30,14 @@ from .errors import (
     Aria2ProtocolError,
     redact_url,
 )
+from ..logs import logger
+from ..rpc.methods import Aria2RPC
 from .ledger import DownloadRecord, Ledger
-from .rpc import Aria2RPC
 from .tracker import Tracker
 from .workers import WorkerPool
 
 __all__ = ["Monitor"]
 
-logger = logging.getLogger("aria2_sync")
 
 #: Longest pause between ticks while the daemon cannot be reached.
 MAX_OFFLINE_PAUSE = 5.0

@@ -19,7 +19,6 @@ The rules (design guarantees 1-3 and 6), and how they are kept:
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 import threading
@@ -27,16 +26,21 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from .errors import Aria2ConnectionError, Aria2GIDNotFoundError, Aria2RPCError, redact_url
+from ..errors import (
+    Aria2ConnectionError,
+    Aria2GIDNotFoundError,
+    Aria2RPCError,
+    redact_url,
+)
+from ..logs import logger
+from ..models import Progress
+from ..policy import RestartDecision, RestartPolicy, describe_error
+from ..rpc.methods import Aria2RPC, new_gid
 from .ledger import IDLE, RESTARTING, SCHEDULED, Attempt, DownloadRecord, Ledger
-from .models import Progress
-from .policy import RestartDecision, RestartPolicy, describe_error
-from .rpc import Aria2RPC, new_gid
 from .scheduler import Scheduler
 
 __all__ = ["RestartEngine", "complete_file_on_disk"]
 
-logger = logging.getLogger("aria2_sync")
 
 #: What a restart reads of the stopped download: enough to pin its file and log its progress.
 _RESTART_KEYS = ["status", "dir", "files", "completedLength", "errorCode"]

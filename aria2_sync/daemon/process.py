@@ -25,7 +25,6 @@ Choices, each for a reason (see aria2-facts):
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import secrets
 import shutil
@@ -39,16 +38,17 @@ import time
 from collections.abc import Mapping
 from typing import Any, Union
 
-from .binary import find_aria2c
-from .errors import (
+from ..errors import (
     Aria2AuthError,
     Aria2DaemonError,
     Aria2Error,
     Aria2InputError,
     redact_text,
 )
-from .transport import Transport
-from .validation import check_daemon_options, check_local_directory
+from ..logs import logger
+from ..rpc.transport import Transport
+from ..validation import check_daemon_options, check_local_directory
+from .binary import find_aria2c
 
 try:  # POSIX only; without it (Windows) private folders are not locked nor swept
     import fcntl
@@ -57,7 +57,6 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = ["Aria2Daemon"]
 
-logger = logging.getLogger("aria2_sync")
 
 PathArg = Union[str, "os.PathLike[str]"]
 

@@ -19,11 +19,17 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
-from . import __version__
-from .client import Aria2Client
-from .errors import Aria2Error, Aria2InputError, DownloadFailed, redact_text, redact_url
-from .futures import DownloadFuture, DownloadResult
-from .models import STATUS_KEYS, Progress
+from .._version import __version__
+from ..client import Aria2Client
+from ..engine.futures import DownloadFuture, DownloadResult
+from ..errors import (
+    Aria2Error,
+    Aria2InputError,
+    DownloadFailed,
+    redact_text,
+    redact_url,
+)
+from ..models import STATUS_KEYS, Progress
 from .progress_display import make_display
 
 __all__ = ["main"]

@@ -9,29 +9,41 @@ rules live in one place:
 * a download gets an outcome (complete, failed, cancelled, rejected) exactly once per run, and
   its future, callbacks and batch counts follow from that outcome.
 
-Futures are settled on one pool and callbacks run on another (see :class:`~aria2_sync.workers.Pools`):
+Futures are settled on one pool and callbacks run on another (see :class:`~aria2_sync.engine.workers.Pools`):
 user code never runs on the monitor's thread or under the ledger's lock.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 
 import attrs
 
-from .errors import Aria2AuthError, Aria2Error, Aria2GIDNotFoundError, Aria2RPCError, DownloadFailed
+from ..errors import (
+    Aria2AuthError,
+    Aria2Error,
+    Aria2GIDNotFoundError,
+    Aria2RPCError,
+    DownloadFailed,
+)
+from ..logs import logger
+from ..models import (
+    STATUS_KEYS,
+    BatchProgress,
+    FileInfo,
+    Progress,
+    UnreadableStatus,
+    status_problem,
+)
+from ..rpc.methods import Aria2RPC
 from .futures import DownloadFuture, DownloadResult
 from .ledger import CANCELLED, COMPLETE, FAILED, REJECTED, DownloadRecord, Ledger
-from .models import STATUS_KEYS, BatchProgress, FileInfo, Progress, UnreadableStatus, status_problem
 from .restarts import RestartEngine, complete_file_on_disk
-from .rpc import Aria2RPC
 from .workers import Pools
 
 __all__ = ["Tracker"]
 
-logger = logging.getLogger("aria2_sync")
 
 
 class Tracker:

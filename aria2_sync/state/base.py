@@ -3,7 +3,7 @@
 A web app runs several worker processes and a notebook kernel restarts; the bookkeeping of a
 download (its URIs and options, its runs, restarts and failures, its batch) must outlive the
 process that added it and be shared by every process that opens the same store. The in-memory
-:class:`~aria2_sync.ledger.Ledger` stays the working set of each process; a :class:`Store`
+:class:`~aria2_sync.engine.ledger.Ledger` stays the working set of each process; a :class:`Store`
 behind it is the shared truth:
 
 * rows are written when a download or batch is added, fails, is restarted, finishes or is
@@ -13,18 +13,17 @@ behind it is the shared truth:
 * the monitor refreshes its watched rows from the store every tick, so a restart made by
   another process is followed (new run, new daemon GID, counters).
 
-:class:`~aria2_sync.sqlite_store.SQLiteStore` keeps it in one file (stdlib ``sqlite3``, WAL
+:class:`~aria2_sync.state.sqlite.SQLiteStore` keeps it in one file (stdlib ``sqlite3``, WAL
 mode, a busy timeout). The interface is small so that a networked store can be added later.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-__all__ = ["Store", "Row", "open_store"]
+__all__ = ["Row", "Store"]
 
-#: A stored download, as a dict of its columns (see :mod:`aria2_sync.sqlite_store`).
+#: A stored download, as a dict of its columns (see :mod:`aria2_sync.state.sqlite`).
 Row = Dict[str, Any]
 
 
@@ -76,18 +75,3 @@ class Store:
 
     def close(self) -> None:
         raise NotImplementedError
-
-
-def open_store(state: Any) -> Optional[Store]:
-    """``state=`` of :class:`~aria2_sync.Aria2Client`: None (memory only), a path, or a Store."""
-    if state is None or isinstance(state, Store):
-        return state
-    if isinstance(state, (str, os.PathLike)):
-        from .sqlite_store import SQLiteStore  # (sqlite3 is loaded only by those who use it)
-
-        return SQLiteStore(os.fspath(state))
-    from .errors import Aria2InputError
-
-    raise Aria2InputError(
-        f"state must be None, a path to an SQLite file, or a Store, not {type(state).__name__}"
-    )

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import threading
 import urllib.parse
 from typing import Any, Callable, Optional
 
-from .errors import redact_url
+from ..errors import redact_url
 
 __all__ = ["NotificationListener", "websocket_available", "websocket_url"]
 
-logger = logging.getLogger("aria2_sync")
 
 #: The notifications that mean "a download changed state".
 EVENTS = frozenset(
@@ -33,6 +31,7 @@ EVENTS = frozenset(
         "aria2.onBtDownloadComplete",
     }
 )
+from ..logs import logger
 
 MAX_RECONNECT_PAUSE = 10.0
 

@@ -17,13 +17,14 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..state.base import Row, Store
     from .futures import DownloadFuture
-    from .state import Row, Store
 
 import attrs
 
-from .errors import Aria2StateError
-from .models import BatchProgress, Progress
+from ..errors import Aria2StateError
+from ..logs import logger
+from ..models import BatchProgress, Progress
 
 __all__ = [
     "Attempt",
@@ -149,7 +150,6 @@ class DownloadRecord:
         return self.uris[0]
 
 
-logger = logging.getLogger("aria2_sync")
 
 #: How long the counts of a finished batch whose downloads the count rule of the retention
 #: forgot remain answerable (``get_batch_progress`` of a batch that just completed).
@@ -252,7 +252,7 @@ class Ledger:
     than the bound can exceed it; a finished batch forgotten by the count rule leaves a
     :class:`BatchSummary` for a minute.
 
-    With a :class:`~aria2_sync.state.Store`, the ledger is this process's working set of a
+    With a :class:`~aria2_sync.state.base.Store`, the ledger is this process's working set of a
     shared state: changes are written through (``persist``), unknown GIDs and batches are
     looked up there, restarts are claimed there, and ``refresh`` brings in what other
     processes changed. Without one, the ``persist``/``claim`` family does nothing.

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import threading
 import time
 from typing import Callable, List, Optional, Tuple
 
+from ..logs import logger
+
 __all__ = ["Scheduler"]
 
-logger = logging.getLogger("aria2_sync")
 
 
 class Scheduler:

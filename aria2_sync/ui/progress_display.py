@@ -19,10 +19,16 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
-from .client import Aria2Client
-from .errors import Aria2ClosedError, Aria2ConnectionError, Aria2InputError, DownloadFailed, redact_url
-from .futures import DownloadFuture, DownloadResult
-from .models import BatchProgress, FileInfo, Progress
+from ..client import Aria2Client
+from ..engine.futures import DownloadFuture, DownloadResult
+from ..errors import (
+    Aria2ClosedError,
+    Aria2ConnectionError,
+    Aria2InputError,
+    DownloadFailed,
+    redact_url,
+)
+from ..models import BatchProgress, FileInfo, Progress
 
 __all__ = ["progress", "make_display", "NullDisplay", "LineDisplay", "TqdmDisplay"]
 

@@ -8,20 +8,18 @@ retry-safe ``addUri`` every add and restart goes through.
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import (
+from ..errors import (
     Aria2ConnectionError,
     Aria2GIDNotFoundError,
     Aria2ProtocolError,
     Aria2RPCError,
 )
-from .models import status_problem
+from ..logs import logger
+from ..models import status_problem
 from .transport import Transport
-
-logger = logging.getLogger("aria2_sync")
 
 __all__ = ["Aria2RPC", "Call", "new_gid"]
 
@@ -46,7 +44,7 @@ def _keys(keys: Optional[Sequence[str]]) -> List[Any]:
 
 
 class Aria2RPC:
-    """aria2's RPC methods over a :class:`~aria2_sync.transport.Transport`."""
+    """aria2's RPC methods over a :class:`~aria2_sync.rpc.transport.Transport`."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
+from concurrent.futures import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    as_completed,
+    wait,
+)
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs

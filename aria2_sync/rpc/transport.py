@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import math
 import re
 import socket
@@ -64,7 +63,7 @@ from urllib3.exceptions import (
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from .errors import (
+from ..errors import (
     Aria2AuthError,
     Aria2ClosedError,
     Aria2ConnectionError,
@@ -76,11 +75,11 @@ from .errors import (
     redact_text,
     redact_url,
 )
+from ..logs import logger
 
 if TYPE_CHECKING:  # annotations only: typing.Self is not there at run time on Python < 3.11
     from typing import Self
 
-logger = logging.getLogger("aria2_sync")
 
 #: Methods that change nothing in the daemon: safe to send again after a lost answer.
 READ_ONLY_METHODS = frozenset(
