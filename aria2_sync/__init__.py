@@ -4,6 +4,7 @@ Start with :class:`Aria2Client`; every error it raises is an :class:`Aria2Error`
 """
 
 import logging as _logging
+from typing import Any as _Any
 
 from ._version import __version__
 from .client import Aria2Client, RetryInfo
@@ -38,7 +39,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'aria2_sync' has no attribute {name!r}")
@@ -49,8 +50,9 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
+
 
 __all__ = [
     "__version__",

@@ -12,19 +12,12 @@ import math
 import os
 import threading
 import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    Dict,
-    Iterable,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
     TypedDict,
-    Union,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,15 +82,15 @@ class RetryInfo(TypedDict):
     max_retries: int
     can_retry: bool
     url: str
-    uris: List[str]
-    options: Dict[str, Any]
+    uris: list[str]
+    options: dict[str, Any]
     current_gid: str
     restart_pending: bool
-    gave_up_reason: Optional[str]
-    attempts: List[Dict[str, Any]]
+    gave_up_reason: str | None
+    attempts: list[dict[str, Any]]
 
 
-def _batch_item(index: int, item: Any) -> Tuple[Any, Any]:
+def _batch_item(index: int, item: Any) -> tuple[Any, Any]:
     """``(url, save_path)`` from one batch item: a pair, a 1-tuple, or a plain URL."""
     if isinstance(item, str):
         return item, None
@@ -110,7 +103,9 @@ def _batch_item(index: int, item: Any) -> Tuple[Any, Any]:
 
 def _check_batch_id(batch_id: Any) -> str:
     if not isinstance(batch_id, str):
-        raise Aria2InputError(f"batch_id must be the str add_batch_downloads returned, not {type(batch_id).__name__}")
+        raise Aria2InputError(
+            f"batch_id must be the str add_batch_downloads returned, not {type(batch_id).__name__}"
+        )
     return batch_id
 
 
@@ -133,13 +128,12 @@ def _check_timeout(timeout: Any) -> Timeout:
         _check_number("timeout", value, minimum=0)
         if value == 0:
             raise Aria2InputError("timeout must be > 0 seconds")
-    return timeout
+    return timeout  # type: ignore[no-any-return]  # (checked above: a number or a pair of them)
 
 
 def _closed_error(gid: str) -> Aria2ClosedError:
     return Aria2ClosedError(
-        f"the client was closed before download {gid} finished; it may still be running in "
-        "the daemon"
+        f"the client was closed before download {gid} finished; it may still be running in the daemon"
     )
 
 
@@ -160,8 +154,7 @@ def _check_notifications(wanted: Any, monitor: Any) -> None:
 
     if not websocket_available():
         raise Aria2InputError(
-            "notifications=True needs the websocket-client package: "
-            "pip install 'aria2_sync[notifications]'"
+            "notifications=True needs the websocket-client package: pip install 'aria2_sync[notifications]'"
         )
 
 
@@ -197,7 +190,7 @@ class Aria2Client:
     def __init__(
         self,
         rpc_url: str = DEFAULT_RPC_URL,
-        rpc_secret: Optional[str] = None,
+        rpc_secret: str | None = None,
         max_retries: int = 3,
         retry_delay: float = 1.0,
         auto_restart_failed: bool = True,
@@ -205,15 +198,15 @@ class Aria2Client:
         *,
         timeout: Timeout = DEFAULT_TIMEOUT,
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
-        max_restarts: Optional[int] = None,
-        restart_policy: Optional[RestartPolicy] = None,
+        max_restarts: int | None = None,
+        restart_policy: RestartPolicy | None = None,
         monitor: bool = True,
         poll_interval: float = 0.5,
         disconnect_grace: float = 60.0,
         keep_finished: int = 1000,
-        keep_seconds: Optional[float] = 3600.0,
-        notifications: Optional[bool] = None,
-        state: Union[None, str, "os.PathLike[str]", Store] = None,
+        keep_seconds: float | None = 3600.0,
+        notifications: bool | None = None,
+        state: None | str | os.PathLike[str] | Store = None,
     ) -> None:
         # Every argument is checked before anything is changed (verbose output, a store opened,
         # a thread, a connection): a bad argument leaves nothing behind.
@@ -246,8 +239,18 @@ class Aria2Client:
         self._own_store = state is not None and not isinstance(state, Store)
         store = open_store(state)
         try:
-            self._build(rpc_secret, max_retries, max_retry_delay, keep_finished, keep_seconds,
-                        store, monitor, poll_interval, disconnect_grace, notifications)
+            self._build(
+                rpc_secret,
+                max_retries,
+                max_retry_delay,
+                keep_finished,
+                keep_seconds,
+                store,
+                monitor,
+                poll_interval,
+                disconnect_grace,
+                notifications,
+            )
         except BaseException:
             if self._own_store and store is not None:
                 store.close()
@@ -311,7 +314,7 @@ class Aria2Client:
             retry_delay=min(self.retry_delay, 0.05),
             max_retry_delay=0.2,
         )
-        self._monitor: Optional[Monitor] = None
+        self._monitor: Monitor | None = None
         if monitor:
             self._monitor = Monitor(
                 Aria2RPC(self._monitor_transport),
@@ -327,14 +330,14 @@ class Aria2Client:
     @classmethod
     def local(
         cls,
-        download_dir: Optional[PathArg] = None,
+        download_dir: PathArg | None = None,
         *,
-        aria2c: Optional[PathArg] = None,
-        aria2_options: Optional[Mapping[str, Any]] = None,
-        state_dir: Optional[PathArg] = None,
+        aria2c: PathArg | None = None,
+        aria2_options: Mapping[str, Any] | None = None,
+        state_dir: PathArg | None = None,
         supervise: bool = True,
         **client_options: Any,
-    ) -> "Aria2Client":
+    ) -> Aria2Client:
         """A client on a private aria2c that it starts now and stops on :meth:`close`.
 
         The embedded default for users who have no daemon running: aria2c is found as
@@ -368,18 +371,16 @@ class Aria2Client:
         return client
 
     @property
-    def daemon(self) -> Optional["Aria2Daemon"]:
+    def daemon(self) -> Aria2Daemon | None:
         """The private daemon this client started (:meth:`local`), else None."""
         return self._owned_daemon
 
     def _make_policy(
-        self, policy: Optional[RestartPolicy], max_restarts: Optional[int], max_delay: float
+        self, policy: RestartPolicy | None, max_restarts: int | None, max_delay: float
     ) -> RestartPolicy:
         if policy is not None:
             if not isinstance(policy, RestartPolicy):
-                raise Aria2InputError(
-                    f"restart_policy must be a RestartPolicy, not {type(policy).__name__}"
-                )
+                raise Aria2InputError(f"restart_policy must be a RestartPolicy, not {type(policy).__name__}")
             if max_restarts is not None:
                 raise Aria2InputError("give max_restarts or restart_policy, not both")
             return policy
@@ -392,7 +393,7 @@ class Aria2Client:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def _make_listener(self, wanted: Optional[bool]) -> Optional["NotificationListener"]:
+    def _make_listener(self, wanted: bool | None) -> NotificationListener | None:
         if wanted is False or self._monitor is None:
             return None
         from .rpc.notifications import NotificationListener, websocket_available
@@ -418,7 +419,7 @@ class Aria2Client:
         for step, action in self._closing_steps(cancel):
             try:
                 action()
-            except BaseException as error:  # noqa: BLE001 - every step runs whatever fails
+            except BaseException as error:
                 logger.warning("while closing the client, could not %s: %s", step, error)
                 errors.append(error)
         if errors:
@@ -490,7 +491,7 @@ class Aria2Client:
             if future is not None:
                 future._settle_cancelled()  # directly: the pools are about to stop
 
-    def __enter__(self) -> "Aria2Client":
+    def __enter__(self) -> Aria2Client:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -505,8 +506,8 @@ class Aria2Client:
     def add_download(
         self,
         url: UrlArg,
-        save_path: Optional[PathArg] = None,
-        options: Optional[Mapping[str, Any]] = None,
+        save_path: PathArg | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> str:
         """Add a download and return its GID, a handle that stays valid across restarts.
 
@@ -527,12 +528,12 @@ class Aria2Client:
     def submit(
         self,
         url: UrlArg,
-        save_path: Optional[PathArg] = None,
-        options: Optional[Mapping[str, Any]] = None,
+        save_path: PathArg | None = None,
+        options: Mapping[str, Any] | None = None,
         *,
-        on_progress: Optional[Callable[[Progress], Any]] = None,
-        on_restart: Optional[Callable[[Progress], Any]] = None,
-        on_done: Optional[Callable[[DownloadFuture], Any]] = None,
+        on_progress: Callable[[Progress], Any] | None = None,
+        on_restart: Callable[[Progress], Any] | None = None,
+        on_done: Callable[[DownloadFuture], Any] | None = None,
     ) -> DownloadFuture:
         """Add a download and return a future that resolves when it is really done.
 
@@ -545,7 +546,11 @@ class Aria2Client:
         logged, not raised. If the client is closed while the add is in flight, the future
         returned fails with :class:`Aria2ClosedError` at once (the download may exist in aria2).
         """
-        for name, callback in (("on_progress", on_progress), ("on_restart", on_restart), ("on_done", on_done)):
+        for name, callback in (
+            ("on_progress", on_progress),
+            ("on_restart", on_restart),
+            ("on_done", on_done),
+        ):
             if callback is not None and not callable(callback):
                 raise Aria2InputError(f"{name} must be callable or None")
         callbacks = Callbacks(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
@@ -561,7 +566,7 @@ class Aria2Client:
         return self._future_of(record)
 
     def _add_one(
-        self, url: UrlArg, save_path: Optional[PathArg], options: Optional[Mapping[str, Any]], callbacks: Callbacks
+        self, url: UrlArg, save_path: PathArg | None, options: Mapping[str, Any] | None, callbacks: Callbacks
     ) -> DownloadRecord:
         self._check_open()
         uris = check_uris(url)
@@ -579,14 +584,18 @@ class Aria2Client:
         except Aria2ConnectionError as error:
             if not error.maybe_applied:
                 self._forget_failed_add([gid])
-                raise self._closed_meanwhile(error, None) if self._closed else error
+                if self._closed:
+                    raise self._closed_meanwhile(error, None) from error
+                raise
             self._after_add([record])  # unknown outcome: from here on, recovery may take over
             error.gid = gid
             error.message += (
                 f" The download may have been added as GID {gid}: this client keeps watching it "
                 "(get_progress(gid) tells; cancel_download(gid) stops it), so do not add it again."
             )
-            raise self._closed_meanwhile(error, gid) if self._closed else error
+            if self._closed:
+                raise self._closed_meanwhile(error, gid) from error
+            raise
         except Aria2ClosedError as error:
             if not error.maybe_applied:
                 self._forget_failed_add([gid])
@@ -601,7 +610,9 @@ class Aria2Client:
             # someone acting on the shared state. It exists; nothing to undo or redo.
         except Aria2Error as error:
             self._forget_failed_add([gid])
-            raise self._closed_meanwhile(error, None) if self._closed else error
+            if self._closed:
+                raise self._closed_meanwhile(error, None) from error
+            raise
         # From here on the daemon has the download: nothing may lose its GID (see add_download).
         self._after_add([record])
         logger.info("added download: %s -> GID %s", redact_url(uris[0]), gid)
@@ -630,7 +641,7 @@ class Aria2Client:
             else:
                 for gid in gids:
                     self._ledger.forget(gid)
-        except Exception as error:  # noqa: BLE001 - the memory is forgotten first, in any case
+        except Exception as error:
             logger.warning(
                 "could not remove the record of a failed add from the state file (%s)",
                 redact_text(str(error)),
@@ -640,7 +651,8 @@ class Aria2Client:
         """The error of an add interrupted by :meth:`close` (``gid``: it may exist)."""
         maybe = (
             f" Download {gid} may have been added and may be running in the daemon."
-            if gid is not None else ""
+            if gid is not None
+            else ""
         )
         closed = Aria2ClosedError(
             f"the client was closed during the add ({error}).{maybe}",
@@ -672,19 +684,22 @@ class Aria2Client:
     def _store_step(self, what: str, gids: list[str], action: Callable[[], Any]) -> None:
         try:
             action()
-        except Exception as error:  # noqa: BLE001 - see _after_add
+        except Exception as error:
             shown = ", ".join(gids[:3]) + (f" and {len(gids) - 3} more" if len(gids) > 3 else "")
             logger.warning(
                 "download %s added, but the state file failed while %s (%s: %s); this "
                 "client keeps watching it in memory",
-                shown, what, type(error).__name__, redact_text(str(error)),
+                shown,
+                what,
+                type(error).__name__,
+                redact_text(str(error)),
             )
 
     def add_batch_downloads(
         self,
-        urls_with_paths: Iterable[Union[str, Sequence[Any]]],
-        batch_id: Optional[str] = None,
-        options: Optional[Mapping[str, Any]] = None,
+        urls_with_paths: Iterable[str | Sequence[Any]],
+        batch_id: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> str:
         """Add many downloads in a few round trips and return the batch's id.
 
@@ -699,7 +714,7 @@ class Aria2Client:
         if isinstance(urls_with_paths, (str, bytes)) or not isinstance(urls_with_paths, Iterable):
             raise Aria2InputError("urls_with_paths must be a list of (url, save_path) pairs")
         records = []
-        checked_dirs: set = set()
+        checked_dirs: set[str] = set()
         for index, item in enumerate(urls_with_paths):
             url, save_path = _batch_item(index, item)
             try:
@@ -722,7 +737,9 @@ class Aria2Client:
         except Aria2ConnectionError as error:
             if not error.maybe_applied and getattr(error, "items_done", 0) == 0:
                 self._forget_failed_add([], batch_id)  # nothing reached the daemon
-                raise self._closed_meanwhile(error, None) if self._closed else error
+                if self._closed:
+                    raise self._closed_meanwhile(error, None) from error
+                raise
             self._after_add(records)
             error.batch_id = batch_id
             error.message += (
@@ -741,20 +758,22 @@ class Aria2Client:
             return batch_id
         except Aria2Error as error:
             self._forget_failed_add([], batch_id)
-            raise self._closed_meanwhile(error, None) if self._closed else error
+            if self._closed:
+                raise self._closed_meanwhile(error, None) from error
+            raise
         denied = next((r for r in refusals if isinstance(r, Aria2AuthError)), None)
         if denied is not None:  # a wrong secret refuses every item: that is the call's error
             self._forget_failed_add([], batch_id)
             raise denied
         # From here on the daemon has (some of) the downloads: nothing may lose the batch's id.
-        refused = self._really_refused(
-            [(r, e) for r, e in zip(records, refusals) if e is not None]
-        )
+        refused = self._really_refused([(r, e) for r, e in zip(records, refusals) if e is not None])
         for record, refusal in refused:
             self._tracker.reject(record, refusal)
         self._after_add(records)
         logger.info(
-            "added batch %s: %d downloads%s", batch_id, len(records) - len(refused),
+            "added batch %s: %d downloads%s",
+            batch_id,
+            len(records) - len(refused),
             f", {len(refused)} refused by aria2" if refused else "",
         )
         return batch_id
@@ -773,18 +792,19 @@ class Aria2Client:
             present = self.rpc.multicall([("aria2.tellStatus", [r.gid, ["gid"]]) for r, _ in refused])
         except Aria2Error as error:
             logger.warning(
-                "could not check whether %d refused downloads exist anyway (%s); they count as "
-                "refused", len(refused), error,
+                "could not check whether %d refused downloads exist anyway (%s); they count as refused",
+                len(refused),
+                error,
             )
             return refused
         return [(r, e) for (r, e), found in zip(refused, present) if isinstance(found, Aria2RPCError)]
 
     def _download_options(
         self,
-        save_path: Optional[PathArg],
-        options: Optional[Mapping[str, Any]],
-        checked_dirs: Optional[set] = None,
-    ) -> Dict[str, Any]:
+        save_path: PathArg | None,
+        options: Mapping[str, Any] | None,
+        checked_dirs: set[str] | None = None,
+    ) -> dict[str, Any]:
         """The aria2 options of one download; ``checked_dirs`` spares a batch the file-system
         check of a directory its items share."""
         merged = download_options(save_path, options)
@@ -803,7 +823,7 @@ class Aria2Client:
         except Aria2GIDNotFoundError:
             return False
 
-    def _new_batch_id(self, batch_id: Optional[str]) -> str:
+    def _new_batch_id(self, batch_id: str | None) -> str:
         if batch_id is None:
             return os.urandom(16).hex()
         if not isinstance(batch_id, str) or not batch_id.strip():
@@ -830,7 +850,7 @@ class Aria2Client:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def get_progress(self, gid: str, auto_restart: Optional[bool] = None) -> Optional[Progress]:
+    def get_progress(self, gid: str, auto_restart: bool | None = None) -> Progress | None:
         """A snapshot of download ``gid``, or None if neither this client nor the daemon knows it.
 
         When the download has failed and auto restart is on (``auto_restart=None`` means the
@@ -857,7 +877,7 @@ class Aria2Client:
             return self._last_known(record)
         return self._tracker.observe(record, status, run, auto)
 
-    def _refresh(self, records: List[DownloadRecord]) -> None:
+    def _refresh(self, records: list[DownloadRecord]) -> None:
         """Take in what other processes sharing the store changed (nothing without a store)."""
         for record in self._ledger.refresh(records):
             self._tracker.settle(record)
@@ -898,7 +918,7 @@ class Aria2Client:
 
     # -- batches --------------------------------------------------------------------------------
 
-    def get_batch_progress(self, batch_id: str) -> Optional[BatchProgress]:
+    def get_batch_progress(self, batch_id: str) -> BatchProgress | None:
         """Where batch ``batch_id`` stands, in one round trip whatever its size; None if unknown.
 
         Failures seen here are acted on like in :meth:`get_progress` (restarts scheduled).
@@ -927,7 +947,7 @@ class Aria2Client:
             records.append(record)
         return self._group_progress(None, records)
 
-    def _group_progress(self, batch_id: Optional[str], records: List[DownloadRecord]) -> BatchProgress:
+    def _group_progress(self, batch_id: str | None, records: list[DownloadRecord]) -> BatchProgress:
         self._refresh([r for r in records if not r.finished])
         live = [r for r in records if not r.finished]
         fresh = {
@@ -935,12 +955,10 @@ class Aria2Client:
             for record, _, progress in self._tracker.read(self.rpc, live, self.auto_restart_failed)
             if progress is not None
         }
-        pairs = [
-            (record, fresh.get(record.gid) or self._last_known(record)) for record in records
-        ]
+        pairs = [(record, fresh.get(record.gid) or self._last_known(record)) for record in records]
         return self._tracker.batch_progress(batch_id, pairs)
 
-    def batch_futures(self, batch_id: str) -> List[DownloadFuture]:
+    def batch_futures(self, batch_id: str) -> list[DownloadFuture]:
         """One future per download of the batch, in the batch's order.
 
         After :meth:`close`, those without an outcome fail with :class:`Aria2ClosedError` at
@@ -958,7 +976,7 @@ class Aria2Client:
             self._watch()
         return [self._future_of(record) for record in records]
 
-    def wait_for_batch(self, batch_id: str, timeout: Optional[float] = None) -> Optional[BatchProgress]:
+    def wait_for_batch(self, batch_id: str, timeout: float | None = None) -> BatchProgress | None:
         """Block until every download of the batch has an outcome, or ``timeout`` seconds pass.
 
         Returns the batch's progress either way (check ``is_completed``). Waits on the futures,
@@ -984,7 +1002,7 @@ class Aria2Client:
             return summary.progress() if summary is not None else None
         return self._tracker.batch_progress(batch_id, [(r, self._last_known(r)) for r in records])
 
-    def get_retry_info(self, gid: str) -> Optional[RetryInfo]:
+    def get_retry_info(self, gid: str) -> RetryInfo | None:
         """The restart history of a download this client added, or None for another GID.
 
         A dict with ``gid``, ``retry_count``, ``max_retries`` (the restart budget),
@@ -1042,7 +1060,7 @@ class Aria2Client:
     #: The seed guide's example calls this name; it is :meth:`restart_download`.
     _restart_failed_download = restart_download
 
-    def restart_all_failed_downloads(self, batch_id: Optional[str] = None, force: bool = False) -> int:
+    def restart_all_failed_downloads(self, batch_id: str | None = None, force: bool = False) -> int:
         """Restart, now, every failed download of this client that the policy allows.
 
         Failures with a permanent error, or whose budget is spent, are left alone (their
@@ -1058,7 +1076,8 @@ class Aria2Client:
             pool = list(self._ledger)
         with self._ledger.lock:
             candidates = [
-                record for record in pool
+                record
+                for record in pool
                 if not record.cancelled
                 and record.outcome not in (COMPLETE, REJECTED)
                 and not record.restart_pending
@@ -1104,7 +1123,7 @@ class Aria2Client:
         """The daemon's overall speeds and queue sizes."""
         return GlobalStats.from_aria2(self.rpc.get_global_stat())
 
-    def get_version(self) -> Dict[str, Any]:
+    def get_version(self) -> dict[str, Any]:
         """aria2's ``getVersion`` answer: ``{"version": ..., "enabledFeatures": [...]}``."""
         return self.rpc.get_version()
 
@@ -1149,7 +1168,7 @@ class Aria2Client:
                 with self._ledger.lock:
                     record.removal_queued = False
 
-    def _force_remove(self, record: Optional[DownloadRecord], daemon_gid: str) -> bool:
+    def _force_remove(self, record: DownloadRecord | None, daemon_gid: str) -> bool:
         try:
             self.rpc.force_remove(daemon_gid)
         except Aria2GIDNotFoundError:
@@ -1209,7 +1228,8 @@ class Aria2Client:
         except Aria2ConnectionError as error:
             logger.warning(
                 "could not remove cancelled download GID %s now (%s); will when aria2 answers",
-                record.gid, error.reason,
+                record.gid,
+                error.reason,
             )
             return
         except Aria2RPCError:
@@ -1219,7 +1239,9 @@ class Aria2Client:
     def _restarted(self, record: DownloadRecord) -> None:
         on_restart = record.callbacks.on_restart
         if on_restart is not None:
-            progress = self._tracker.annotate(record, record.last or Progress(gid=record.gid, status="waiting"))
+            progress = self._tracker.annotate(
+                record, record.last or Progress(gid=record.gid, status="waiting")
+            )
             self._pools.callbacks.submit(lambda: on_restart(progress))
         if self._monitor is not None:
             self._monitor.wake()

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "Aria2Error",
@@ -82,7 +83,7 @@ _CREDENTIAL_OPTIONS = re.compile(
 )
 
 
-def redact_text(text: str, secrets: Iterable[Optional[str]] = ()) -> str:
+def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Return ``text`` with credentials masked as ``***``, for quoting in messages and output.
 
     Masks the password of every URL in the text (``http://user:***@host``), the values of
@@ -94,9 +95,7 @@ def redact_text(text: str, secrets: Iterable[Optional[str]] = ()) -> str:
         if secret:
             text = text.replace(secret, "***")
     text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}***@", text)
-    text = _CREDENTIAL_HEADERS.sub(
-        lambda m: f"{m.group(1) or m.group(4)}{m.group(2) or ''}***", text
-    )
+    text = _CREDENTIAL_HEADERS.sub(lambda m: f"{m.group(1) or m.group(4)}{m.group(2) or ''}***", text)
     return _CREDENTIAL_OPTIONS.sub(lambda m: f"{m.group(1)}***", text)
 
 
@@ -118,7 +117,7 @@ class Aria2Error(Exception):
         return (_rebuild, (type(self), self.message, self.__dict__))
 
 
-def _rebuild(cls: "type[Aria2Error]", message: str, state: dict) -> Aria2Error:
+def _rebuild(cls: type[Aria2Error], message: str, state: dict[str, Any]) -> Aria2Error:
     error = cls.__new__(cls)
     Exception.__init__(error, message)
     error.__dict__.update(state)
@@ -151,14 +150,14 @@ class Aria2ConnectionError(Aria2Error):
         *,
         attempts: int = 1,
         maybe_applied: bool = False,
-        message: Optional[str] = None,
+        message: str | None = None,
     ) -> None:
         self.rpc_url = redact_url(rpc_url)
         self.reason = reason
         self.attempts = attempts
         self.maybe_applied = maybe_applied
-        self.gid: Optional[str] = None
-        self.batch_id: Optional[str] = None
+        self.gid: str | None = None
+        self.batch_id: str | None = None
         if message is None:
             tries = "" if attempts <= 1 else f" after {attempts} attempts"
             message = (
@@ -269,8 +268,8 @@ class DownloadFailed(Aria2Error):
         self,
         gid: str,
         url: str,
-        error_code: Optional[str],
-        error_message: Optional[str],
+        error_code: str | None,
+        error_message: str | None,
         reason: str,
         attempts: Any = (),
         retry_count: int = 0,

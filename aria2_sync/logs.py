@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from typing import TextIO
 
 LOGGER_NAME = "aria2_sync"
 logger = logging.getLogger(LOGGER_NAME)
 
 
-class _VerboseHandler(logging.StreamHandler):
+class _VerboseHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is when a record is emitted.
 
     Notebooks and test runners swap ``sys.stderr``; a handler bound to the stream of the moment
@@ -27,12 +28,12 @@ class _VerboseHandler(logging.StreamHandler):
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
-    def stream(self):  # noqa: D401 - property
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 
@@ -56,9 +57,7 @@ def enable_verbose_output() -> None:
         if any(isinstance(h, _VerboseHandler) for h in logger.handlers):
             return
         handler = _VerboseHandler()
-        handler.setFormatter(
-            logging.Formatter("[Aria2Client %(asctime)s] %(message)s", datefmt="%H:%M:%S")
-        )
+        handler.setFormatter(logging.Formatter("[Aria2Client %(asctime)s] %(message)s", datefmt="%H:%M:%S"))
         handler.setLevel(logging.INFO)
         logger.addHandler(handler)
         _attached = handler

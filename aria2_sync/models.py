@@ -7,7 +7,8 @@ after it is made: callers can keep, compare and share it between threads.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -23,7 +24,7 @@ __all__ = [
 
 #: The ``tellStatus`` keys a :class:`Progress` is built from. Asking for them (instead of all
 #: keys) halves the answer's size; see aria2-facts "Always pass keys".
-STATUS_KEYS: Tuple[str, ...] = (
+STATUS_KEYS: tuple[str, ...] = (
     "gid",
     "status",
     "totalLength",
@@ -95,7 +96,7 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _text(value: Any) -> Optional[str]:
+def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
@@ -107,17 +108,15 @@ class FileInfo:
     length: int
     completed_length: int
     selected: bool = True
-    uris: Tuple[str, ...] = ()
+    uris: tuple[str, ...] = ()
 
     @classmethod
-    def from_aria2(cls, data: Mapping[str, Any]) -> "FileInfo":
+    def from_aria2(cls, data: Mapping[str, Any]) -> FileInfo:
         """Build from one entry of a status's ``files``; :class:`UnreadableStatus` if misshapen."""
         problem = _file_problem(data)
         if problem is not None:
             raise UnreadableStatus(problem)
-        uris = tuple(
-            str(entry.get("uri")) for entry in data.get("uris", ()) or () if entry.get("uri")
-        )
+        uris = tuple(str(entry.get("uri")) for entry in data.get("uris", ()) or () if entry.get("uri"))
         # aria2 lists one entry per (uri, status) pair; keep each URI once, in order.
         unique = tuple(dict.fromkeys(uris))
         return cls(
@@ -148,16 +147,16 @@ class Progress:
     download_speed: int = 0
     upload_speed: int = 0
     connections: int = 0
-    error_code: Optional[str] = None
-    error_message: Optional[str] = None
-    dir: Optional[str] = None
-    files: Tuple[FileInfo, ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+    dir: str | None = None
+    files: tuple[FileInfo, ...] = ()
     retry_count: int = 0
     restart_pending: bool = False
-    gave_up_reason: Optional[str] = None
+    gave_up_reason: str | None = None
 
     @classmethod
-    def from_aria2(cls, data: Mapping[str, Any], *, gid: Optional[str] = None, retry_count: int = 0) -> "Progress":
+    def from_aria2(cls, data: Mapping[str, Any], *, gid: str | None = None, retry_count: int = 0) -> Progress:
         """Build a snapshot from a ``tellStatus`` answer (any subset of its keys).
 
         ``gid`` overrides the answer's GID: a caller's handle stays the one it was given even when
@@ -197,7 +196,7 @@ class Progress:
         return min(100.0, 100.0 * self.completed_length / self.total_length)
 
     @property
-    def eta_seconds(self) -> Optional[float]:
+    def eta_seconds(self) -> float | None:
         """Seconds left at the current speed; None when unknown (no size or no speed)."""
         if self.status == "complete":
             return 0.0
@@ -206,17 +205,17 @@ class Progress:
         return max(0, self.total_length - self.completed_length) / self.download_speed
 
     @property
-    def eta(self) -> Optional[float]:
+    def eta(self) -> float | None:
         """Alias of :attr:`eta_seconds`."""
         return self.eta_seconds
 
     @property
-    def error_code_number(self) -> Optional[int]:
+    def error_code_number(self) -> int | None:
         """:attr:`error_code` as an int (None when there is no error)."""
         return int(self.error_code) if self.error_code and self.error_code.isdigit() else None
 
     @property
-    def file_path(self) -> Optional[str]:
+    def file_path(self) -> str | None:
         """Path of the (first) file, as the daemon sees it; None before aria2 knows it."""
         for info in self.files:
             if info.path:
@@ -224,7 +223,7 @@ class Progress:
         return None
 
     @property
-    def file_paths(self) -> Tuple[str, ...]:
+    def file_paths(self) -> tuple[str, ...]:
         return tuple(info.path for info in self.files if info.path)
 
     @property
@@ -237,7 +236,7 @@ class Progress:
         return self.status == "complete"
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Progress":
+    def from_dict(cls, data: Mapping[str, Any]) -> Progress:
         """Rebuild a snapshot from :meth:`to_dict` (as stored in a shared state file)."""
         paths = data.get("file_paths") or ([data["file_path"]] if data.get("file_path") else [])
         total = int(data.get("total_length") or 0)
@@ -255,7 +254,7 @@ class Progress:
             gave_up_reason=data.get("gave_up_reason"),
         )
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with the derived fields included."""
         return {
             "gid": self.gid,
@@ -290,7 +289,7 @@ class GlobalStats:
     num_stopped_total: int = 0
 
     @classmethod
-    def from_aria2(cls, data: Mapping[str, Any]) -> "GlobalStats":
+    def from_aria2(cls, data: Mapping[str, Any]) -> GlobalStats:
         if not isinstance(data, Mapping):
             raise UnreadableStatus(f"a {_kind(data)} instead of a JSON object")
         return cls(
@@ -302,7 +301,7 @@ class GlobalStats:
             num_stopped_total=_int(data.get("numStoppedTotal")),
         )
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
 
@@ -318,8 +317,8 @@ class BatchProgress:
     is not a batch (``Aria2Client.get_downloads_progress``, ``aria2_sync.progress``).
     """
 
-    batch_id: Optional[str]
-    downloads: Tuple[Progress, ...]
+    batch_id: str | None
+    downloads: tuple[Progress, ...]
     completed_count: int = 0
     failed_count: int = 0
     active_count: int = 0
@@ -359,7 +358,7 @@ class BatchProgress:
         return 100.0 * self.completed_count / len(self.downloads)
 
     @property
-    def eta_seconds(self) -> Optional[float]:
+    def eta_seconds(self) -> float | None:
         """Seconds left for the known bytes at the current speed; None when unknown."""
         if self.is_completed:
             return 0.0
@@ -368,7 +367,7 @@ class BatchProgress:
             return None
         return max(0, self.total_length - self.completed_length) / speed
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "batch_id": self.batch_id,
             "total_count": self.total_count,

@@ -9,7 +9,7 @@ those wastes the budget and hides the real problem, so by default they are not r
 from __future__ import annotations
 
 import math
-from typing import Callable, FrozenSet, Optional
+from typing import Any, Callable
 
 import attrs
 
@@ -26,10 +26,10 @@ __all__ = [
 
 #: aria2 error codes that are transient in practice: unknown network error, timeout, too slow,
 #: network problem, name resolution failed, bad HTTP response header (a 5xx), server overloaded.
-TRANSIENT_ERROR_CODES: FrozenSet[int] = frozenset({1, 2, 5, 6, 19, 22, 29})
+TRANSIENT_ERROR_CODES: frozenset[int] = frozenset({1, 2, 5, 6, 19, 22, 29})
 
 #: Codes that another try will not fix (not found, disk full, file exists, auth, bad option...).
-PERMANENT_ERROR_CODES: FrozenSet[int] = frozenset({3, 4, 8, 9, 13, 16, 24, 28, 32})
+PERMANENT_ERROR_CODES: frozenset[int] = frozenset({3, 4, 8, 9, 13, 16, 24, 28, 32})
 
 #: Short names of aria2's error codes, for messages.
 ERROR_CODE_NAMES = {
@@ -68,12 +68,12 @@ ERROR_CODE_NAMES = {
 }
 
 
-def _non_negative_int(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _non_negative_int(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise Aria2InputError(f"{attribute.name} must be an int >= 0, got {value!r}")
 
 
-def _non_negative_number(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _non_negative_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -83,7 +83,7 @@ def _non_negative_number(instance: object, attribute: attrs.Attribute, value: ob
         raise Aria2InputError(f"{attribute.name} must be a number >= 0, got {value!r}")
 
 
-def _codes(value: object) -> FrozenSet[int]:
+def _codes(value: object) -> frozenset[int]:
     try:
         return frozenset(int(code) for code in value)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
@@ -92,7 +92,7 @@ def _codes(value: object) -> FrozenSet[int]:
         ) from None
 
 
-def _callable_or_none(instance: object, attribute: attrs.Attribute, value: object) -> None:
+def _callable_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not callable(value):
         raise Aria2InputError(f"{attribute.name} must be callable(progress) -> bool, or None")
 
@@ -103,7 +103,7 @@ class RestartDecision:
 
     restart: bool
     delay: float = 0.0
-    reason: Optional[str] = None
+    reason: str | None = None
 
 
 @attrs.frozen
@@ -119,10 +119,8 @@ class RestartPolicy:
     max_restarts: int = attrs.field(default=3, validator=_non_negative_int)
     base_delay: float = attrs.field(default=1.0, validator=_non_negative_number)
     max_delay: float = attrs.field(default=60.0, validator=_non_negative_number)
-    restartable_codes: FrozenSet[int] = attrs.field(default=TRANSIENT_ERROR_CODES, converter=_codes)
-    predicate: Optional[Callable[[Progress], bool]] = attrs.field(
-        default=None, validator=_callable_or_none
-    )
+    restartable_codes: frozenset[int] = attrs.field(default=TRANSIENT_ERROR_CODES, converter=_codes)
+    predicate: Callable[[Progress], bool] | None = attrs.field(default=None, validator=_callable_or_none)
 
     def delay(self, restart_number: int) -> float:
         """Seconds to wait before restart number ``restart_number`` (1-based)."""
@@ -141,7 +139,8 @@ class RestartPolicy:
             return RestartDecision(False, reason=f"{describe_error(progress)} is not restartable")
         if restarts_done >= self.max_restarts:
             return RestartDecision(
-                False, reason=f"reached max retries ({self.max_restarts}); last error: {describe_error(progress)}"
+                False,
+                reason=f"reached max retries ({self.max_restarts}); last error: {describe_error(progress)}",
             )
         return RestartDecision(True, delay=self.delay(restarts_done + 1))
 

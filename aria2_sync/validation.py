@@ -12,8 +12,9 @@ import posixpath
 import re
 import unicodedata
 import urllib.parse
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 from .aria2_options import ALL_OPTIONS, DOWNLOAD_OPTIONS, GLOBAL_ONLY_OPTIONS
 from .errors import Aria2InputError, redact_text, redact_url
@@ -86,14 +87,12 @@ def _check_url(url: Any) -> str:
     if not parts.hostname:
         raise Aria2InputError(f"url {redact_url(text)!r} has no host")
     try:
-        parts.port
+        _ = parts.port  # (parsed on access: an out-of-range port raises)
     except ValueError:
         raise Aria2InputError(f"url {redact_url(text)!r} has an invalid port (1-65535)") from None
     bad = _first_unsafe_char(text)
     if bad is not None:
-        raise Aria2InputError(
-            f"url {redact_url(text)!r} contains {bad}: percent-encode it"
-        )
+        raise Aria2InputError(f"url {redact_url(text)!r} contains {bad}: percent-encode it")
     return text
 
 
@@ -112,7 +111,7 @@ def _first_unsafe_char(text: str) -> str | None:
     return None
 
 
-def check_uris(url: Any) -> List[str]:
+def check_uris(url: Any) -> list[str]:
     """Accept one URL or a sequence of mirror URLs of the same file; return the list."""
     if isinstance(url, (list, tuple)):
         if not url:
@@ -121,7 +120,7 @@ def check_uris(url: Any) -> List[str]:
     return [_check_url(url)]
 
 
-def _option_value(key: str, value: Any) -> Union[str, List[str]]:
+def _option_value(key: str, value: Any) -> str | list[str]:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -180,7 +179,7 @@ def _check_option_name(key: Any, known: AbstractSet[str], where: str) -> str:
     )
 
 
-def check_options(options: Optional[Mapping[str, Any]]) -> Dict[str, Union[str, List[str]]]:
+def check_options(options: Mapping[str, Any] | None) -> dict[str, str | list[str]]:
     """Return a new dict of aria2 options with values as aria2 wants them (strings).
 
     The caller's mapping is never modified.
@@ -188,10 +187,8 @@ def check_options(options: Optional[Mapping[str, Any]]) -> Dict[str, Union[str, 
     if options is None:
         return {}
     if not isinstance(options, Mapping):
-        raise Aria2InputError(
-            f"options must be a dict of aria2 options, not {type(options).__name__}"
-        )
-    out: Dict[str, Union[str, List[str]]] = {}
+        raise Aria2InputError(f"options must be a dict of aria2 options, not {type(options).__name__}")
+    out: dict[str, str | list[str]] = {}
     for key, value in options.items():
         if key == "gid":
             raise Aria2InputError(
@@ -216,15 +213,11 @@ def check_daemon_options(
     if options is None:
         return {}
     if not isinstance(options, Mapping):
-        raise Aria2InputError(
-            f"options must be a dict of aria2c options, not {type(options).__name__}"
-        )
+        raise Aria2InputError(f"options must be a dict of aria2c options, not {type(options).__name__}")
     out: dict[str, str] = {}
     for key, value in options.items():
         if not isinstance(key, str) or not key or key.startswith("-"):
-            raise Aria2InputError(
-                f"aria2c option names are like 'max-download-result', got {key!r:.60}"
-            )
+            raise Aria2InputError(f"aria2c option names are like 'max-download-result', got {key!r:.60}")
         if key in reserved:
             raise Aria2InputError(
                 f"option {key!r} is set by Aria2Daemon itself: use its constructor arguments"
@@ -238,16 +231,14 @@ def check_daemon_options(
     return out
 
 
-def split_save_path(save_path: Any) -> Tuple[str, str]:
+def split_save_path(save_path: Any) -> tuple[str, str]:
     """Split a target file path into aria2's ``dir`` and ``out``.
 
     Relative paths are made absolute against this process's working directory: aria2 would
     resolve them against its own, which is rarely what the caller meant.
     """
     if not isinstance(save_path, (str, os.PathLike)):
-        raise Aria2InputError(
-            f"save_path must be a str or os.PathLike, not {type(save_path).__name__}"
-        )
+        raise Aria2InputError(f"save_path must be a str or os.PathLike, not {type(save_path).__name__}")
     text = os.fspath(save_path)
     if not isinstance(text, str):
         raise Aria2InputError("save_path must be a text path, not bytes")
@@ -279,9 +270,7 @@ def check_local_directory(directory: str) -> None:
             return
         probe = parent
     if not os.path.isdir(probe):
-        raise Aria2InputError(
-            f"cannot save into {directory!r}: {probe!r} is a file, not a directory"
-        )
+        raise Aria2InputError(f"cannot save into {directory!r}: {probe!r} is a file, not a directory")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise Aria2InputError(
             f"cannot save into {directory!r}: no permission to write in {probe!r} "
@@ -290,8 +279,8 @@ def check_local_directory(directory: str) -> None:
 
 
 def download_options(
-    save_path: Optional[PathArg], options: Optional[Mapping[str, Any]]
-) -> Dict[str, Union[str, List[str]]]:
+    save_path: PathArg | None, options: Mapping[str, Any] | None
+) -> dict[str, str | list[str]]:
     """The aria2 options for one download: the caller's options plus ``dir``/``out``.
 
     ``auto-file-renaming`` is off unless the caller turns it on: by default aria2 writes to
@@ -304,9 +293,7 @@ def download_options(
     if save_path is not None:
         clash = sorted({"dir", "out"} & merged.keys())
         if clash:
-            raise Aria2InputError(
-                f"save_path and options {clash} both say where to write: give one of them"
-            )
+            raise Aria2InputError(f"save_path and options {clash} both say where to write: give one of them")
         merged["dir"], merged["out"] = split_save_path(save_path)
     elif "dir" in merged and isinstance(merged["dir"], str):
         merged["dir"] = os.path.abspath(os.path.expanduser(merged["dir"]))
@@ -349,8 +336,6 @@ def _index_out(value: str | list[str]) -> str | list[str]:
     for item in items:
         index, sep, path = item.partition("=")
         if not sep or not index.strip().isdigit():
-            raise Aria2InputError(
-                f"option 'index-out' takes INDEX=PATH items, got {item!r:.80}"
-            )
+            raise Aria2InputError(f"option 'index-out' takes INDEX=PATH items, got {item!r:.80}")
         _inside_dir("index-out", path)
     return value

@@ -46,8 +46,12 @@ def _wrap(owner: type, name: str) -> None:
     setattr(owner, name, timed)
 
 
-for _owner, _name in ((Aria2Daemon, "start"), (Aria2Daemon, "stop"),
-                      (Aria2Client, "add_batch_downloads"), (Aria2Client, "close")):
+for _owner, _name in (
+    (Aria2Daemon, "start"),
+    (Aria2Daemon, "stop"),
+    (Aria2Client, "add_batch_downloads"),
+    (Aria2Client, "close"),
+):
     _wrap(_owner, _name)
 
 code = cli.main(sys.argv[2:])

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -73,12 +74,12 @@ class Result:
     name: str
     what: str
     ours: str
-    baselines: List[Tuple[str, str]]
-    ratios: List[Ratio]
+    baselines: list[tuple[str, str]]
+    ratios: list[Ratio]
     target: str
-    notes: List[str] = dataclasses.field(default_factory=list)
-    why: List[str] = dataclasses.field(default_factory=list)  # measured reasons for a MISS
-    error: Optional[str] = None  # the benchmark could not run
+    notes: list[str] = dataclasses.field(default_factory=list)
+    why: list[str] = dataclasses.field(default_factory=list)  # measured reasons for a MISS
+    error: str | None = None  # the benchmark could not run
 
     @property
     def passed(self) -> bool:
@@ -139,7 +140,7 @@ class RawRPC:
         self.timeout = timeout
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
-    def _post(self, payload: Dict[str, Any]) -> Any:
+    def _post(self, payload: dict[str, Any]) -> Any:
         body = json.dumps(payload)
         for attempt in (1, 2):
             try:
@@ -159,7 +160,7 @@ class RawRPC:
     def call(self, method: str, *params: Any) -> Any:
         return self._post({"jsonrpc": "2.0", "id": 1, "method": method, "params": [self.token, *params]})
 
-    def multicall(self, calls: Sequence[Tuple[str, Sequence[Any]]]) -> List[Any]:
+    def multicall(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         inner = [{"methodName": m, "params": [self.token, *p]} for m, p in calls]
         return self._post({"jsonrpc": "2.0", "id": 1, "method": "system.multicall", "params": [inner]})
 
@@ -187,7 +188,7 @@ def purge_daemon(rpc: RawRPC, seconds: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def workdir(prefix: str, base: Optional[str] = None) -> Iterator[str]:
+def workdir(prefix: str, base: str | None = None) -> Iterator[str]:
     path = tempfile.mkdtemp(prefix=f"aria2_sync-bench-{prefix}-", dir=base)
     try:
         yield path
@@ -210,7 +211,7 @@ def daemon(root: str, **options: Any) -> Iterator[Aria2Daemon]:
 
 
 @contextlib.contextmanager
-def fault_server(server_class: Optional[type] = None) -> Iterator[Any]:
+def fault_server(server_class: type | None = None) -> Iterator[Any]:
     from tests.support.fault_server import FaultServer
 
     server = (server_class or FaultServer)()
@@ -225,7 +226,7 @@ class ChildProcesses:
     """Processes a benchmark starts; each is stopped by its own PID (TERM, then KILL)."""
 
     def __init__(self) -> None:
-        self.procs: List[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen] = []
 
     def start(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
         proc = subprocess.Popen(list(argv), **kwargs)
@@ -252,17 +253,17 @@ class ChildProcesses:
             self.stop(proc)
         self.procs.clear()
 
-    def __enter__(self) -> "ChildProcesses":
+    def __enter__(self) -> ChildProcesses:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
-def interleaved(contenders: Dict[str, Callable[[], float]], repeats: int) -> Dict[str, List[float]]:
+def interleaved(contenders: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
     """Run each contender ``repeats`` times, rotating the order each round; collect the times."""
     names = list(contenders)
-    samples: Dict[str, List[float]] = {name: [] for name in names}
+    samples: dict[str, list[float]] = {name: [] for name in names}
     for round_no in range(repeats):
         shift = round_no % len(names)
         for name in names[shift:] + names[:shift]:

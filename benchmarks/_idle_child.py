@@ -70,8 +70,14 @@ def main() -> None:
         current, peak = tracemalloc.get_traced_memory()
         client.close()
         with open(out, "w") as handle:
-            json.dump({"heap_kept": current / count, "heap_peak": peak / count,
-                       "rss_settled": (rss_settled - rss_before) / count}, handle)
+            json.dump(
+                {
+                    "heap_kept": current / count,
+                    "heap_peak": peak / count,
+                    "rss_settled": (rss_settled - rss_before) / count,
+                },
+                handle,
+            )
         return
     ticks_before = len(tick_times)
     print("WINDOW START", flush=True)  # the parent samples the daemon's CPU time here
@@ -87,20 +93,24 @@ def main() -> None:
     notifications = client._notifications is not None
     client.close()
     with open(out, "w") as handle:
-        json.dump({
-            "count": count,
-            "paused": paused,
-            "add_seconds": add_seconds,
-            "rss_before": rss_before,
-            "rss_settled": rss_settled,
-            "rss_after": rss_after,
-            "cpu_seconds": cpu_after - cpu_before,
-            "wall_seconds": wall_after - wall_before,
-            "ticks_in_window": ticks_in_window,
-            "tick_seconds": sorted(tick_times[ticks_before:])[len(tick_times[ticks_before:]) // 2]
-            if ticks_in_window else None,
-            "notifications": notifications,
-        }, handle)
+        json.dump(
+            {
+                "count": count,
+                "paused": paused,
+                "add_seconds": add_seconds,
+                "rss_before": rss_before,
+                "rss_settled": rss_settled,
+                "rss_after": rss_after,
+                "cpu_seconds": cpu_after - cpu_before,
+                "wall_seconds": wall_after - wall_before,
+                "ticks_in_window": ticks_in_window,
+                "tick_seconds": sorted(tick_times[ticks_before:])[len(tick_times[ticks_before:]) // 2]
+                if ticks_in_window
+                else None,
+                "notifications": notifications,
+            },
+            handle,
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,19 @@ import os
 import secrets
 import time
 
-from _common import RawRPC, Ratio, Result, daemon, fault_server, fmt_ms, interleaved, log, median, purge_daemon, workdir
+from _common import (
+    Ratio,
+    RawRPC,
+    Result,
+    daemon,
+    fault_server,
+    fmt_ms,
+    interleaved,
+    log,
+    median,
+    purge_daemon,
+    workdir,
+)
 
 NAME = "add"
 TITLE = "add 1000 downloads"
@@ -45,7 +57,9 @@ def _validation_parts(items) -> str:  # type: ignore[no-untyped-def]
     }
     out = []
     for label, step in steps.items():
-        if not all(hasattr(validation, n) for n in ("check_uris", "download_options", "check_local_directory")):
+        if not all(
+            hasattr(validation, n) for n in ("check_uris", "download_options", "check_local_directory")
+        ):
             return "(breakdown unavailable)"
         times = []
         for _ in range(5):
@@ -58,6 +72,7 @@ def _validation_parts(items) -> str:  # type: ignore[no-untyped-def]
 
 def run(quick: bool) -> Result:
     import requests
+
     from aria2_sync import Aria2Client
 
     count = 1000
@@ -85,7 +100,9 @@ def run(quick: bool) -> Result:
             purge_daemon(raw)
 
         def ours() -> float:
-            client = Aria2Client(aria2.rpc_url, aria2.secret, verbose=False, monitor=False, notifications=False)
+            client = Aria2Client(
+                aria2.rpc_url, aria2.secret, verbose=False, monitor=False, notifications=False
+            )
             sent = []  # (entered, left) of each request
             real_post = client._transport._post
 
@@ -115,8 +132,14 @@ def run(quick: bool) -> Result:
                 options = {"dir": directory, "out": os.path.basename(path), "pause": "true"}
                 answer = session.post(
                     aria2.rpc_url,
-                    data=json.dumps({"jsonrpc": "2.0", "id": n, "method": "aria2.addUri",
-                                     "params": [token, [url], options]}),
+                    data=json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": n,
+                            "method": "aria2.addUri",
+                            "params": [token, [url], options],
+                        }
+                    ),
                     timeout=10,
                 ).json()
                 assert "result" in answer, answer
@@ -134,8 +157,18 @@ def run(quick: bool) -> Result:
 
         def floor() -> float:
             calls = [
-                ("aria2.addUri", [[url], {"dir": directory, "out": os.path.basename(path), "pause": "true",
-                                          "gid": secrets.token_hex(8)}])
+                (
+                    "aria2.addUri",
+                    [
+                        [url],
+                        {
+                            "dir": directory,
+                            "out": os.path.basename(path),
+                            "pause": "true",
+                            "gid": secrets.token_hex(8),
+                        },
+                    ],
+                )
                 for url, path in items
             ]
             started = time.perf_counter()
@@ -174,8 +207,10 @@ def run(quick: bool) -> Result:
         ],
         ratios=ratios,
         target=">= 10x faster than the baselines; <= 1.25x the floor",
-        notes=["aria2p's add_uris makes two requests per download (addUri, then a full tellStatus), "
-               "each on a new connection"],
+        notes=[
+            "aria2p's add_uris makes two requests per download (addUri, then a full tellStatus), "
+            "each on a new connection"
+        ],
     )
     pre, req = median(before_send), median(in_requests)
     parts = _validation_parts(items)

@@ -21,16 +21,28 @@ import os
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
 
-from _common import HERE, ChildProcesses, Deadline, RawRPC, Ratio, Result, daemon, fault_server, fmt_ms, log, median, workdir
+from _common import (
+    HERE,
+    ChildProcesses,
+    Deadline,
+    Ratio,
+    RawRPC,
+    Result,
+    daemon,
+    fault_server,
+    fmt_ms,
+    log,
+    median,
+    workdir,
+)
 
 NAME = "idle"
 TITLE = "10,000 watched paused downloads"
 KiB = 1024
 
 
-def _proc_cpu(pid: Optional[int]) -> float:
+def _proc_cpu(pid: int | None) -> float:
     """CPU seconds (user + system) of a process, from /proc (0.0 when unavailable)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -50,12 +62,24 @@ def run(quick: bool) -> Result:
         env = dict(os.environ, ARIA2_RPC_SECRET=aria2.secret)
         log(f"{NAME}: a fresh client adds {count} paused downloads, then {window:g} s of watching")
         child = children.start(
-            [sys.executable, os.path.join(HERE, "_idle_child.py"), aria2.rpc_url, server.base_url,
-             aria2.download_dir, str(count), str(window), out],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                os.path.join(HERE, "_idle_child.py"),
+                aria2.rpc_url,
+                server.base_url,
+                aria2.download_dir,
+                str(count),
+                str(window),
+                out,
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = Deadline(window + 180, "the idle client")
-        daemon_cpu: Dict[str, float] = {}
+        daemon_cpu: dict[str, float] = {}
         assert child.stdout is not None
         for line in child.stdout:  # bounded: the child prints two lines and exits
             if line.startswith("WINDOW START"):
@@ -69,7 +93,9 @@ def run(quick: bool) -> Result:
             children.stop(child)
             raise
         if child.returncode != 0:
-            raise RuntimeError(f"the idle client failed: {child.stderr.read()[-500:] if child.stderr else ''}")
+            raise RuntimeError(
+                f"the idle client failed: {child.stderr.read()[-500:] if child.stderr else ''}"
+            )
         with open(out) as handle:
             figures = json.load(handle)
         raw = RawRPC(aria2.port, aria2.secret)
@@ -83,21 +109,34 @@ def run(quick: bool) -> Result:
             log(f"{NAME}: the same adds under tracemalloc (Python heap kept and peak)")
             traced_out = os.path.join(root, "traced.json")
             subprocess.run(
-                [sys.executable, os.path.join(HERE, "_idle_child.py"), aria2.rpc_url, server.base_url,
-                 aria2.download_dir, str(count), "0", traced_out, "trace"],
-                env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=180, check=True,
+                [
+                    sys.executable,
+                    os.path.join(HERE, "_idle_child.py"),
+                    aria2.rpc_url,
+                    server.base_url,
+                    aria2.download_dir,
+                    str(count),
+                    "0",
+                    traced_out,
+                    "trace",
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=180,
+                check=True,
             )
             with open(traced_out) as handle:
                 traced = json.load(handle)
             gids = [d["gid"] for d in raw.call("aria2.tellWaiting", 0, count + 10, ["gid"])]
             keys = list(STATUS_KEYS)
-            floor_times: List[float] = []
+            floor_times: list[float] = []
             for _ in range(3):
                 started = time.perf_counter()
                 answer = raw.multicall([("aria2.tellStatus", [gid, keys]) for gid in gids])
                 floor_times.append(time.perf_counter() - started)
             text = json.dumps(answer)
-            decode_times: List[float] = []
+            decode_times: list[float] = []
             for _ in range(3):
                 started = time.perf_counter()
                 json.loads(text)
@@ -113,7 +152,8 @@ def run(quick: bool) -> Result:
     per_tick_cpu = figures["cpu_seconds"] / ticks if ticks else float("nan")
     daemon_share = (
         (daemon_cpu["end"] - daemon_cpu["start"]) / (daemon_cpu["t1"] - daemon_cpu["t0"])
-        if {"start", "end"} <= daemon_cpu.keys() else float("nan")
+        if {"start", "end"} <= daemon_cpu.keys()
+        else float("nan")
     )
     floor = median(floor_times)
     decode = median(decode_times)
@@ -125,8 +165,10 @@ def run(quick: bool) -> Result:
         name=NAME,
         what=TITLE + ("" if not quick else f" ({window:g} s window)"),
         ours=f"{figures['cpu_seconds']:.2f} CPU s in {figures['wall_seconds']:.1f} s ({share * 100:.1f}% of a core); "
-             f"RSS +{growth / KiB:.2f} KiB per download",
-        baselines=[("one idle core", f"{figures['wall_seconds']:.1f} CPU s in {figures['wall_seconds']:.1f} s")],
+        f"RSS +{growth / KiB:.2f} KiB per download",
+        baselines=[
+            ("one idle core", f"{figures['wall_seconds']:.1f} CPU s in {figures['wall_seconds']:.1f} s")
+        ],
         ratios=ratios,
         target="<= 5% of a core; <= 2 KiB per download",
         notes=[

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional, Tuple
 
 from _common import REPO, Ratio, Result, fmt_ms, interleaved, log, median
 
@@ -27,22 +26,32 @@ _PROGRAM = "import time; t = time.perf_counter(); import {module}; print(time.pe
 #: (``run`` sets it), so that aria2_sync loads from .pyc files as requests does from the ones pip
 #: compiled at install time. An editable install under PYTHONDONTWRITEBYTECODE=1 would otherwise
 #: compile aria2_sync's source on every import while requests loads bytecode.
-_ENV: Dict[str, str] = {}
+_ENV: dict[str, str] = {}
 
 
-def _one(module: str, env: Optional[Dict[str, str]] = None) -> float:
+def _one(module: str, env: dict[str, str] | None = None) -> float:
     out = subprocess.run(
         [sys.executable, "-c", _PROGRAM.format(module=module)],
-        capture_output=True, text=True, timeout=60, check=True, cwd=REPO, env=env or _ENV or None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=REPO,
+        env=env or _ENV or None,
     ).stdout
     return float(out.strip().splitlines()[-1])
 
 
-def _importtime(module: str) -> List[Tuple[int, int, int, str]]:
+def _importtime(module: str) -> list[tuple[int, int, int, str]]:
     """``python -X importtime -c 'import module'`` as (self us, cumulative us, depth, name) rows."""
     err = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        capture_output=True, text=True, timeout=60, check=True, cwd=REPO, env=_ENV or None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=REPO,
+        env=_ENV or None,
     ).stderr
     rows = []
     for line in err.splitlines():
@@ -56,7 +65,7 @@ def _importtime(module: str) -> List[Tuple[int, int, int, str]]:
     return rows
 
 
-def _breakdown() -> Tuple[float, List[Tuple[int, str]]]:
+def _breakdown() -> tuple[float, list[tuple[int, str]]]:
     """aria2_sync's own modules' self time, and the largest imports that requests does not make.
 
     Only the outermost of those are listed (an import made by aria2_sync's own code), so that no
@@ -69,7 +78,7 @@ def _breakdown() -> Tuple[float, List[Tuple[int, str]]]:
     for index, (_, cumulative, depth, name) in enumerate(rows):
         if name in known or name.startswith("aria2_sync") or name.startswith("__editable__"):
             continue
-        parent = next((r[3] for r in rows[index + 1:] if r[2] < depth), "")
+        parent = next((r[3] for r in rows[index + 1 :] if r[2] < depth), "")
         if parent.startswith("aria2_sync") or parent == "":
             extra.append((cumulative, name))
     return own / 1e6, sorted(extra, reverse=True)[:6]
@@ -97,7 +106,7 @@ def _run(quick: bool) -> Result:
         3,
     )
     log(f"{NAME}: {repeats} fresh interpreters each, alternating")
-    samples: Dict[str, List[float]] = interleaved(
+    samples: dict[str, list[float]] = interleaved(
         {
             "aria2_sync": lambda: _one("aria2_sync"),
             "requests": lambda: _one("requests"),

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict, List
+from typing import Any
 
-from _common import RawRPC, Ratio, Result, daemon, fault_server, fmt_ms, interleaved, log, median, workdir
+from _common import Ratio, RawRPC, Result, daemon, fault_server, fmt_ms, interleaved, log, median, workdir
 
 NAME = "refresh"
 TITLE = "refresh 1000 watched downloads"
@@ -27,6 +27,7 @@ TITLE = "refresh 1000 watched downloads"
 
 def run(quick: bool) -> Result:
     import requests
+
     from aria2_sync import Aria2Client
     from aria2_sync.models import STATUS_KEYS
 
@@ -58,7 +59,7 @@ def run(quick: bool) -> Result:
             loguru_logger.disable("aria2p")
             api = aria2p.API(aria2p.Client(host="http://127.0.0.1", port=aria2.port, secret=aria2.secret))
 
-            rpc_in_tick: List[float] = []
+            rpc_in_tick: list[float] = []
             real_multicall = monitor.rpc.multicall
 
             def timed_multicall(calls: Any, *args: Any, **kwargs: Any) -> Any:
@@ -127,11 +128,17 @@ def run(quick: bool) -> Result:
                 raw.multicall([("aria2.tellStatus", [gid, small_keys]) for gid in gids])
                 return time.perf_counter() - started
 
-            multicall_body = json.dumps({
-                "jsonrpc": "2.0", "id": 1, "method": "system.multicall",
-                "params": [[{"methodName": "aria2.tellStatus", "params": [token, gid, keys]} for gid in gids]],
-            })
-            encodings: Dict[str, str] = {}
+            multicall_body = json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "system.multicall",
+                    "params": [
+                        [{"methodName": "aria2.tellStatus", "params": [token, gid, keys]} for gid in gids]
+                    ],
+                }
+            )
+            encodings: dict[str, str] = {}
 
             def requests_multicall(accept_encoding: str) -> float:
                 headers = {"Content-Type": "application/json"}
@@ -142,14 +149,19 @@ def run(quick: bool) -> Result:
                 assert len(response.json()["result"]) == count
                 elapsed = time.perf_counter() - started
                 encodings[accept_encoding or "default"] = response.headers.get("Content-Encoding", "identity")
-                encodings[(accept_encoding or "default") + "_size"] = response.headers.get("Content-Length", "?")
+                encodings[(accept_encoding or "default") + "_size"] = response.headers.get(
+                    "Content-Length", "?"
+                )
                 return elapsed
 
             log(f"{NAME}: {count} paused downloads watched; {repeats} interleaved rounds")
             # Fast contenders get more samples (three per round); slow baselines one per round.
             fast = interleaved(
                 {
-                    "tick": ours_tick, "batch": ours_batch, "floor": floor, "floor_small": floor_small_keys,
+                    "tick": ours_tick,
+                    "batch": ours_batch,
+                    "floor": floor,
+                    "floor_small": floor_small_keys,
                     "requests_default": lambda: requests_multicall(""),
                     "requests_identity": lambda: requests_multicall("identity"),
                 },

@@ -24,7 +24,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from _common import Ratio, Result, daemon, fault_server, fmt_ms, log, median, wait_until, workdir
 
@@ -56,8 +56,8 @@ def _timed_fault_server_class() -> type:
         _handler_class = TimedHandler
 
         def __init__(self) -> None:
-            self.reset_times: Dict[str, List[float]] = defaultdict(list)
-            self.delays: Dict[str, float] = {}
+            self.reset_times: dict[str, list[float]] = defaultdict(list)
+            self.delays: dict[str, float] = {}
             self.times_lock = threading.Lock()
             super().__init__()
 
@@ -69,23 +69,23 @@ class _LogTimes(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.lines: List[tuple] = []
+        self.lines: list[tuple] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append((time.monotonic(), record.getMessage()))
 
-    def first(self, needle: str, after: float) -> Optional[float]:
+    def first(self, needle: str, after: float) -> float | None:
         for when, message in list(self.lines):
             if when >= after and needle in message:
                 return when
         return None
 
 
-def _hook_adds(client: Any, add_times: Dict[str, List[float]]) -> None:
+def _hook_adds(client: Any, add_times: dict[str, list[float]]) -> None:
     transport = client._transport
     real_post = transport._post
 
-    def post(payload: Dict[str, Any], method: str, read_only: bool) -> Any:
+    def post(payload: dict[str, Any], method: str, read_only: bool) -> Any:
         answer = real_post(payload, method, read_only)
         if method == "aria2.addUri":
             options = payload["params"][-1] if payload.get("params") else {}
@@ -107,16 +107,32 @@ def run(quick: bool) -> Result:
     logs = _LogTimes()
     library_logger = logging.getLogger("aria2_sync")
     library_logger.addHandler(logs)
-    latencies: Dict[str, List[float]] = {"notify": [], "poll": []}
-    noticed: Dict[str, List[float]] = {"notify": [], "poll": []}
-    add_times: Dict[str, List[float]] = defaultdict(list)
+    latencies: dict[str, list[float]] = {"notify": [], "poll": []}
+    noticed: dict[str, list[float]] = {"notify": [], "poll": []}
+    add_times: dict[str, list[float]] = defaultdict(list)
     try:
-        with workdir(NAME) as root, fault_server(_timed_fault_server_class()) as server, daemon(root) as aria2:
+        with (
+            workdir(NAME) as root,
+            fault_server(_timed_fault_server_class()) as server,
+            daemon(root) as aria2,
+        ):
             clients = {
-                "notify": Aria2Client(aria2.rpc_url, aria2.secret, verbose=False, retry_delay=0.0,
-                                      poll_interval=interval, notifications=True),
-                "poll": Aria2Client(aria2.rpc_url, aria2.secret, verbose=False, retry_delay=0.0,
-                                    poll_interval=interval, notifications=False),
+                "notify": Aria2Client(
+                    aria2.rpc_url,
+                    aria2.secret,
+                    verbose=False,
+                    retry_delay=0.0,
+                    poll_interval=interval,
+                    notifications=True,
+                ),
+                "poll": Aria2Client(
+                    aria2.rpc_url,
+                    aria2.secret,
+                    verbose=False,
+                    retry_delay=0.0,
+                    poll_interval=interval,
+                    notifications=False,
+                ),
             }
             try:
                 for mode, client in clients.items():
@@ -130,14 +146,15 @@ def run(quick: bool) -> Result:
                     raise RuntimeError("the notification socket did not connect")
                 log(f"{NAME}: {samples_per_mode} failures per mode, alternating")
                 for i in range(samples_per_mode):
-                    for mode in (("notify", "poll") if i % 2 == 0 else ("poll", "notify")):
+                    for mode in ("notify", "poll") if i % 2 == 0 else ("poll", "notify"):
                         client = clients[mode]
                         name = f"lat-{mode}-{i}.bin"
                         server.add_file(name, size=size)
                         server.add_faults(name, ResetAfter(cut))
                         server.delays[name] = rng.uniform(0.0, interval)
                         future = client.submit(
-                            server.url(name), os.path.join(aria2.download_dir, name),
+                            server.url(name),
+                            os.path.join(aria2.download_dir, name),
                             {"max-tries": "1", "retry-wait": "0"},
                         )
                         result = future.result(timeout=30)
@@ -145,7 +162,8 @@ def run(quick: bool) -> Result:
                         reset = server.reset_times[name][0]
                         gid = future.gid
                         restart_add = wait_until(
-                            lambda: next((t for t in add_times[gid] if t > reset), None), 5,
+                            lambda gid=gid, reset=reset: next((t for t in add_times[gid] if t > reset), None),
+                            5,
                             "the restart's addUri",
                         )
                         latencies[mode].append(restart_add - reset)
@@ -167,7 +185,7 @@ def run(quick: bool) -> Result:
         name=NAME,
         what=TITLE,
         ours=f"median {fmt_ms(notify)} with notifications (max {fmt_ms(max(latencies['notify']))}); "
-             f"polling only: median {fmt_ms(poll)}",
+        f"polling only: median {fmt_ms(poll)}",
         baselines=[("poll interval", fmt_ms(interval))],
         ratios=ratios,
         target="median <= 20 ms with notifications",

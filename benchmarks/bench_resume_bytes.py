@@ -25,9 +25,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import Any, Dict, List
+from typing import Any
 
-from _common import Deadline, RawRPC, Ratio, Result, daemon, fault_server, log, workdir
+from _common import Deadline, Ratio, RawRPC, Result, daemon, fault_server, log, workdir
 
 NAME = "resume"
 TITLE = "bytes fetched to finish a 64 MiB file that fails 3 times mid-body"
@@ -50,18 +50,18 @@ def run(quick: bool) -> Result:
     size = (16 if quick else 64) * MiB
     cut = size // 4
     failures = 3
-    outcome: Dict[str, Dict[str, Any]] = {}
+    outcome: dict[str, dict[str, Any]] = {}
     with workdir(NAME) as root, fault_server() as server, daemon(root) as aria2:
         raw = RawRPC(aria2.port, aria2.secret)
         directory = aria2.download_dir
-        expected: Dict[str, str] = {}
+        expected: dict[str, str] = {}
         for name in ("reference.bin", "aria2p.bin"):
             server.add_file(name, size=size)
             expected[name] = hashlib.sha256(server.content(name)).hexdigest()
         resumed_faults = [ResetAfter(cut)] + [OnRangeRequest(ResetAfter(cut))] * (failures - 1)
 
         # -- ours (repeated: the bytes of abandoned probes vary a little with timing) ---------
-        runs: List[Dict[str, Any]] = []
+        runs: list[dict[str, Any]] = []
         for k in range(1 if quick else 3):
             name = f"ours{k}.bin"
             server.add_file(name, size=size)
@@ -69,18 +69,22 @@ def run(quick: bool) -> Result:
             log(f"{NAME}: ours (automatic restart) on a {size // MiB} MiB file, run {k + 1}")
             server.add_faults(name, *resumed_faults)
             started = time.monotonic()
-            with Aria2Client(aria2.rpc_url, aria2.secret, verbose=False, retry_delay=0.0, max_retries=5) as client:
+            with Aria2Client(
+                aria2.rpc_url, aria2.secret, verbose=False, retry_delay=0.0, max_retries=5
+            ) as client:
                 future = client.submit(server.url(name), os.path.join(directory, name), GIVE_UP_AT_ONCE)
                 result = future.result(timeout=180)
-            runs.append({
-                "bytes": server.bytes_served(name),
-                "restarts": result.retry_count,
-                "faults_left": len(server.pending_faults(name)),
-                "intact": _digest(result.path) == digest,
-                "path": os.path.basename(result.path),
-                "seconds": time.monotonic() - started,
-                "requests": server.request_count(name),
-            })
+            runs.append(
+                {
+                    "bytes": server.bytes_served(name),
+                    "restarts": result.retry_count,
+                    "faults_left": len(server.pending_faults(name)),
+                    "intact": _digest(result.path) == digest,
+                    "path": os.path.basename(result.path),
+                    "seconds": time.monotonic() - started,
+                    "requests": server.request_count(name),
+                }
+            )
         runs.sort(key=lambda entry: entry["bytes"])
         outcome["ours"] = runs[len(runs) // 2]  # the median run
         all_ours = runs
@@ -133,7 +137,9 @@ def run(quick: bool) -> Result:
         api = aria2p.API(aria2p.Client(host="http://127.0.0.1", port=aria2.port, secret=aria2.secret))
         server.add_faults("aria2p.bin", *resumed_faults)
         started = time.monotonic()
-        download = api.add_uris([server.url("aria2p.bin")], {"dir": directory, "out": "aria2p.bin", **GIVE_UP_AT_ONCE})
+        download = api.add_uris(
+            [server.url("aria2p.bin")], {"dir": directory, "out": "aria2p.bin", **GIVE_UP_AT_ONCE}
+        )
         retried = 0
         deadline = Deadline(180, "the aria2p download to finish")
         seen = {download.gid}
@@ -169,7 +175,7 @@ def run(quick: bool) -> Result:
         }
         raw.close()
 
-    def describe(entry: Dict[str, Any]) -> str:
+    def describe(entry: dict[str, Any]) -> str:
         text = (
             f"{entry['bytes'] / size:.3f} x size ({entry['bytes'] / MiB:.1f} MiB; {entry['restarts']} restarts, "
             f"{entry['requests']} requests; file {entry['path']} "
@@ -187,8 +193,11 @@ def run(quick: bool) -> Result:
         what=TITLE if not quick else TITLE.replace("64 MiB", f"{size // MiB} MiB"),
         ours=describe(ours),
         baselines=[
-            ("delete control file + re-add (reference)", describe(ref)
-             + ("" if ref["save_path_intact"] else "; the file at the save path is left broken")),
+            (
+                "delete control file + re-add (reference)",
+                describe(ref)
+                + ("" if ref["save_path_intact"] else "; the file at the save path is left broken"),
+            ),
             ("aria2p retry_downloads", describe(outcome["aria2p"])),
         ],
         ratios=ratios,

@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 from _common import HERE, ChildProcesses, Ratio, Result, fmt_ms, log, median, workdir
 
@@ -35,7 +35,7 @@ TITLE = "1 GiB over loopback"
 MiB = 1 << 20
 
 
-def _run_timed(children: ChildProcesses, argv: Sequence[str], timeout: float) -> Tuple[float, float]:
+def _run_timed(children: ChildProcesses, argv: Sequence[str], timeout: float) -> tuple[float, float]:
     """Run a command to its end; (wall seconds, CPU seconds of it and its reaped children)."""
     started = time.perf_counter()
     proc = children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -76,16 +76,18 @@ def _same(a: str, b: str) -> bool:
                 return True
 
 
-def _stop_times(root: str, rounds: int) -> Dict[str, List[float]]:
+def _stop_times(root: str, rounds: int) -> dict[str, list[float]]:
     """Aria2Daemon.stop() on an idle daemon, against SIGTERM followed by a connect to the RPC port."""
     import socket
 
     from aria2_sync import Aria2Daemon
 
-    times: Dict[str, List[float]] = {"stop": [], "poke": []}
+    times: dict[str, list[float]] = {"stop": [], "poke": []}
     for _ in range(rounds):
         for how in ("stop", "poke"):
-            aria2 = Aria2Daemon(download_dir=os.path.join(root, "idle-dl"), state_dir=os.path.join(root, "idle-st"))
+            aria2 = Aria2Daemon(
+                download_dir=os.path.join(root, "idle-dl"), state_dir=os.path.join(root, "idle-st")
+            )
             aria2.start()
             try:
                 time.sleep(0.3)  # idle, as at the end of a download
@@ -117,11 +119,15 @@ def run(quick: bool) -> Result:
     if script is None:
         raise RuntimeError("the aria2-sync console script is not installed: pip install -e .")
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    samples: Dict[str, List[float]] = {
-        "ours": [], "aria2c": [], "aria2c_daemon_options": [], "ours_tiny": [], "aria2c_tiny": [],
+    samples: dict[str, list[float]] = {
+        "ours": [],
+        "aria2c": [],
+        "aria2c_daemon_options": [],
+        "ours_tiny": [],
+        "aria2c_tiny": [],
     }
-    cpu: Dict[str, List[float]] = {"ours": [], "aria2c": [], "aria2c_daemon_options": []}
-    phases: List[Dict[str, float]] = []
+    cpu: dict[str, list[float]] = {"ours": [], "aria2c": [], "aria2c_daemon_options": []}
+    phases: list[dict[str, float]] = []
     with workdir(NAME, base) as root, ChildProcesses() as children:
         served, out = os.path.join(root, "served"), os.path.join(root, "out")
         os.makedirs(served)
@@ -131,7 +137,9 @@ def run(quick: bool) -> Result:
         _make_file(os.path.join(served, "tiny.bin"), 1024)
         server = children.start(
             [sys.executable, os.path.join(HERE, "_fileserver.py"), served],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         line = server.stdout.readline() if server.stdout else ""
         if not line.startswith("PORT "):
@@ -140,17 +148,34 @@ def run(quick: bool) -> Result:
         session = os.path.join(root, "session.txt")
         open(session, "w").close()
 
-        def commands(name: str) -> Dict[str, List[str]]:
+        def commands(name: str) -> dict[str, list[str]]:
             url = f"http://127.0.0.1:{port}/{name}"
             return {
                 "ours": [script, "get", url, "-d", out, "-o", name, "-q", "--no-progress"],
-                "aria2c": [aria2c, "-d", out, "-o", name, "--console-log-level=warn",
-                           "--summary-interval=0", url],
+                "aria2c": [
+                    aria2c,
+                    "-d",
+                    out,
+                    "-o",
+                    name,
+                    "--console-log-level=warn",
+                    "--summary-interval=0",
+                    url,
+                ],
                 # What Aria2Daemon changes in how aria2c writes (not judged; for the analysis).
                 "aria2c_daemon_options": [
-                    aria2c, "-d", out, "-o", name, "--console-log-level=warn", "--summary-interval=0",
-                    "--file-allocation=none", "--auto-save-interval=1", f"--save-session={session}",
-                    "--save-session-interval=1", url,
+                    aria2c,
+                    "-d",
+                    out,
+                    "-o",
+                    name,
+                    "--console-log-level=warn",
+                    "--summary-interval=0",
+                    "--file-allocation=none",
+                    "--auto-save-interval=1",
+                    f"--save-session={session}",
+                    "--save-session-interval=1",
+                    url,
                 ],
             }
 
@@ -181,7 +206,9 @@ def run(quick: bool) -> Result:
             # The same aria2-sync command once more, in-process with timestamps (analysis only).
             clean()
             stamps_file = os.path.join(root, "phases.json")
-            argv = [sys.executable, os.path.join(HERE, "_cli_phases.py"), stamps_file] + commands("big.bin")["ours"][1:]
+            argv = [sys.executable, os.path.join(HERE, "_cli_phases.py"), stamps_file] + commands("big.bin")[
+                "ours"
+            ][1:]
             wall, _ = _run_timed(children, argv, timeout=300)
             with open(stamps_file) as handle:
                 phases.append(json.load(handle))
@@ -190,9 +217,10 @@ def run(quick: bool) -> Result:
         stops = _stop_times(root, 2 if quick else 3)
 
     ours, base_t = median(samples["ours"]), median(samples["aria2c"])
-    ours_tiny, base_tiny = median(samples["ours_tiny"]), median(samples["aria2c_tiny"])
+    _ours_tiny, base_tiny = median(samples["ours_tiny"]), median(samples["aria2c_tiny"])
     mb = size / 1e6
     ratio = Ratio("throughput ours/aria2c", base_t / ours, ">=", 0.95)
+
     def phase(a: str, b: str) -> float:
         values = [p[b] - p[a] for p in phases if a in p and b in p]
         return median(values) if values else float("nan")
@@ -227,16 +255,20 @@ def run(quick: bool) -> Result:
         ours=f"aria2-sync get: {ours:.2f} s, {mb / ours:.0f} MB/s (CPU {median(cpu['ours']):.2f} s)",
         baselines=[
             ("bare aria2c", f"{base_t:.2f} s, {mb / base_t:.0f} MB/s (CPU {median(cpu['aria2c']):.2f} s)"),
-            ("not judged: bare aria2c with the options Aria2Daemon sets (file-allocation=none, "
-             "auto-save-interval=1, save-session every 1 s)",
-             f"{with_options:.2f} s, {mb / with_options:.0f} MB/s (CPU "
-             f"{median(cpu['aria2c_daemon_options']):.2f} s)"),
+            (
+                "not judged: bare aria2c with the options Aria2Daemon sets (file-allocation=none, "
+                "auto-save-interval=1, save-session every 1 s)",
+                f"{with_options:.2f} s, {mb / with_options:.0f} MB/s (CPU "
+                f"{median(cpu['aria2c_daemon_options']):.2f} s)",
+            ),
         ],
         ratios=[ratio],
         target=">= 0.95 x the throughput of bare aria2c",
         notes=[
-            "each run (s): aria2-sync " + ", ".join(f"{x:.2f}" for x in samples["ours"])
-            + "; aria2c " + ", ".join(f"{x:.2f}" for x in samples["aria2c"]),
+            "each run (s): aria2-sync "
+            + ", ".join(f"{x:.2f}" for x in samples["ours"])
+            + "; aria2c "
+            + ", ".join(f"{x:.2f}" for x in samples["aria2c"]),
             breakdown,
             stop_note,
         ],
@@ -251,8 +283,8 @@ def run(quick: bool) -> Result:
             f"{', '.join(f'{x:.2f}' for x in fast_runs)} s): that second is Aria2Daemon.stop() waiting "
             "for an idle aria2c to act on its SIGTERM (see the note on Aria2Daemon.stop()); waking it with a connect "
             f"removes it. Without those runs the ratio is {base_t / median(fast_runs):.3f}."
-            if slow_runs and fast_runs else
-            f"The {ours - base_t:.2f} s between the two medians is not the stop (see the note on Aria2Daemon.stop()).",
+            if slow_runs and fast_runs
+            else f"The {ours - base_t:.2f} s between the two medians is not the stop (see the note on Aria2Daemon.stop()).",
             f"What remains is a fixed start-up cost: imports {fmt_ms(imported)} (plus the interpreter's "
             f"own start), starting the private daemon {fmt_ms(starting)}. The download itself (add -> "
             f"complete, {fmt_ms(transfer)}) took {transfer / base_t:.2f}x bare aria2c's whole run "

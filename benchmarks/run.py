@@ -27,7 +27,6 @@ import sys
 import textwrap
 import time
 import traceback
-from typing import List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -49,7 +48,7 @@ BENCHMARKS = {
 }
 
 
-def _machine() -> List[str]:
+def _machine() -> list[str]:
     from aria2_sync import __version__, find_aria2c
 
     aria2c = find_aria2c()
@@ -93,10 +92,11 @@ def _run_one(name: str, quick: bool) -> Result:
     started = time.monotonic()
     try:
         result = module.run(quick)
-    except Exception as error:  # noqa: BLE001 - one broken benchmark must not hide the others
+    except Exception as error:
         traceback.print_exc()
-        result = Result(name, title, "-", [], [], getattr(module, "TARGET", "-"),
-                        error=f"{type(error).__name__}: {error}")
+        result = Result(
+            name, title, "-", [], [], getattr(module, "TARGET", "-"), error=f"{type(error).__name__}: {error}"
+        )
     print(f"   ({time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
     return result
 
@@ -118,7 +118,7 @@ def _block(result: Result) -> str:
     return "\n".join(lines)
 
 
-def _table(results: List[Result]) -> str:
+def _table(results: list[Result]) -> str:
     rows = [("benchmark", "ratio(s)", "target", "result")]
     for r in results:
         ratios = "; ".join(f"{x.label} {x.value:.4g}" for x in r.ratios) or (r.error or "-")
@@ -136,7 +136,7 @@ def _rst_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("*", "\\*").replace("`", "\\`").replace("|", "\\|")
 
 
-def _write_rst(results: List[Result], command: str, machine: List[str], when: str, elapsed: float) -> str:
+def _write_rst(results: list[Result], command: str, machine: list[str], when: str, elapsed: float) -> str:
     e = _rst_escape
     out = [
         "==========",
@@ -162,8 +162,11 @@ def _write_rst(results: List[Result], command: str, machine: List[str], when: st
     passed = sum(r.passed for r in results)
     out += [
         f"* Outcome: {passed} of {len(results)} targets met"
-        + ("" if passed == len(results) else
-           f"; missed: {', '.join(r.name for r in results if not r.passed)} (see below)"),
+        + (
+            ""
+            if passed == len(results)
+            else f"; missed: {', '.join(r.name for r in results if not r.passed)} (see below)"
+        ),
         "",
         "Results",
         "=======",
@@ -223,16 +226,20 @@ def _write_rst(results: List[Result], command: str, machine: List[str], when: st
     return "\n".join(out).rstrip() + "\n"
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/run.py",
         description="aria2_sync benchmarks: ratios against baselines measured in the same run.",
     )
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (smaller sizes, fewer repeats)")
-    parser.add_argument("--write", action="store_true",
-                        help="write the results to BENCHMARKS.rst at the repository root")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a short smoke run (smaller sizes, fewer repeats)"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="write the results to BENCHMARKS.rst at the repository root"
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -256,8 +263,10 @@ def main(argv: List[str]) -> int:
         print(flush=True)
     elapsed = time.monotonic() - started
     print(_table(results))
-    print(f"\n{sum(r.passed for r in results)}/{len(results)} targets met in {elapsed:.0f} s"
-          + (" (--quick: smoke run, smaller sizes)" if args.quick else ""))
+    print(
+        f"\n{sum(r.passed for r in results)}/{len(results)} targets met in {elapsed:.0f} s"
+        + (" (--quick: smoke run, smaller sizes)" if args.quick else "")
+    )
     if args.write:
         path = os.path.join(REPO, "BENCHMARKS.rst")
         kept = _kept_sections(path)

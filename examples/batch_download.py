@@ -34,7 +34,7 @@ import os
 import signal
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Set
+from collections.abc import Sequence
 
 from aria2_sync import Aria2Client, Aria2Error, Aria2InputError, DownloadFailed
 from aria2_sync.errors import redact_text, redact_url
@@ -54,20 +54,28 @@ class TimedOut(Exception):
     """``--timeout`` passed with downloads unfinished (exit status 1)."""
 
 
-def parse_arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Download the URLs listed in a file as one batch, restarting and resuming "
         "failed downloads. Exit status: 0 all downloaded, 1 any failed, 2 usage error.",
     )
     parser.add_argument("urls_file", metavar="URLS_FILE", help="one URL per line ('-' for stdin)")
     parser.add_argument("-d", "--dir", required=True, help="directory to save the files into")
-    parser.add_argument("--rpc-url", metavar="URL",
-                        help=f"a running aria2's JSON-RPC URL (secret from ${SECRET_ENV}); "
-                        "default: start a private aria2c for this run")
-    parser.add_argument("--max-retries", type=int, default=3, metavar="N",
-                        help="restarts per failed download (default: 3)")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="give up on what is unfinished after this long (default: no limit)")
+    parser.add_argument(
+        "--rpc-url",
+        metavar="URL",
+        help=f"a running aria2's JSON-RPC URL (secret from ${SECRET_ENV}); "
+        "default: start a private aria2c for this run",
+    )
+    parser.add_argument(
+        "--max-retries", type=int, default=3, metavar="N", help="restarts per failed download (default: 3)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up on what is unfinished after this long (default: no limit)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log failures only")
     args = parser.parse_args(argv)  # exits with status 2 on a malformed command line
     if args.max_retries < 0:
@@ -77,7 +85,7 @@ def parse_arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return args
 
 
-def read_urls(path: str) -> List[str]:
+def read_urls(path: str) -> list[str]:
     try:
         if path == "-":
             lines = sys.stdin.read().splitlines()
@@ -132,19 +140,21 @@ def report(future: concurrent.futures.Future, url: str) -> bool:
     return True
 
 
-def download(client: Aria2Client, urls: List[str], directory: str, timeout: Optional[float]) -> int:
+def download(client: Aria2Client, urls: list[str], directory: str, timeout: float | None) -> int:
     batch_id = client.add_batch_downloads([(url, None) for url in urls], options={"dir": directory})
     futures = client.batch_futures(batch_id)
     log.info("downloading %d files into %s", len(urls), directory)
-    url_of: Dict[concurrent.futures.Future, str] = dict(zip(futures, urls))
-    pending: Set[concurrent.futures.Future] = set(futures)
+    url_of: dict[concurrent.futures.Future, str] = dict(zip(futures, urls))
+    pending: set[concurrent.futures.Future] = set(futures)
     deadline = None if timeout is None else time.monotonic() + timeout
     failed, next_report = 0, time.monotonic() + PROGRESS_EVERY
     while pending:
         wait = PROGRESS_EVERY if deadline is None else min(PROGRESS_EVERY, deadline - time.monotonic())
         if wait <= 0:
-            raise TimedOut(f"timed out after {timeout:g} s with {len(pending)} of {len(futures)} "
-                           "downloads unfinished (the next run resumes them)")
+            raise TimedOut(
+                f"timed out after {timeout:g} s with {len(pending)} of {len(futures)} "
+                "downloads unfinished (the next run resumes them)"
+            )
         done, pending = concurrent.futures.wait(
             pending, timeout=wait, return_when=concurrent.futures.FIRST_COMPLETED
         )
@@ -153,9 +163,14 @@ def download(client: Aria2Client, urls: List[str], directory: str, timeout: Opti
             next_report = time.monotonic() + PROGRESS_EVERY
             progress = client.get_batch_progress(batch_id)
             if progress is not None:
-                log.info("%.0f%% of %s so far, %d/%d files, %s/s", progress.progress_percent,
-                         human_size(progress.total_length), progress.completed_count,
-                         progress.total_count, human_size(progress.download_speed))
+                log.info(
+                    "%.0f%% of %s so far, %d/%d files, %s/s",
+                    progress.progress_percent,
+                    human_size(progress.total_length),
+                    progress.completed_count,
+                    progress.total_count,
+                    human_size(progress.download_speed),
+                )
     results = [f.result() for f in futures if not f.cancelled() and f.exception() is None]
     total = sum(result.size for result in results)
     restarts = sum(result.retry_count for result in results)
@@ -169,7 +184,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # killed (cron, systemd, timeout): stop cleanly, as for Ctrl-C
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     logging.basicConfig(
         level=logging.ERROR if args.quiet else logging.INFO,

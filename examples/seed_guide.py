@@ -42,7 +42,9 @@ def basic_usage(url, save_path, rpc_url="http://localhost:6800/jsonrpc", rpc_sec
     return progress
 
 
-def batch_download_with_retry(urls_with_paths, rpc_url="http://localhost:6800/jsonrpc", rpc_secret=None, poll=5):
+def batch_download_with_retry(
+    urls_with_paths, rpc_url="http://localhost:6800/jsonrpc", rpc_secret=None, poll=5
+):
     """批量下载场景: a batch, watched until it is completed, restarting failures on the way."""
     client = Aria2Client(
         rpc_url=rpc_url,

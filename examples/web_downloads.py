@@ -60,8 +60,9 @@ import pathlib
 import socket
 import threading
 import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, NamedTuple
 
 from aria2_sync import (
     Aria2BinaryNotFoundError,
@@ -119,7 +120,13 @@ WEB_CLIENT_DEFAULTS: Mapping[str, Any] = {
 #: The configuration keys (Flask prefixes them with ``ARIA2_SYNC_``; Django reads them from the
 #: ``ARIA2_SYNC`` dict).
 CONFIG_KEYS = (
-    "DOWNLOAD_ROOT", "RPC_URL", "RPC_SECRET", "STATE", "MAX_ITEMS", "CLIENT_OPTIONS", "URL_POLICY",
+    "DOWNLOAD_ROOT",
+    "RPC_URL",
+    "RPC_SECRET",
+    "STATE",
+    "MAX_ITEMS",
+    "CLIENT_OPTIONS",
+    "URL_POLICY",
 )
 
 #: Client arguments that have their own configuration key (or are chosen by Aria2Client.local).
@@ -165,8 +172,12 @@ def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         if embedded is not None:
             return _is_public(embedded)
     return address.is_global and not (
-        address.is_multicast or address.is_reserved or address.is_loopback
-        or address.is_link_local or address.is_private or address.is_unspecified
+        address.is_multicast
+        or address.is_reserved
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_private
+        or address.is_unspecified
     )
 
 
@@ -234,7 +245,7 @@ class ConfigurationError(ValueError):
     """The server's configuration is wrong: a deployment problem, never the API caller's."""
 
 
-def _optional_text(values: Mapping[str, Any], key: str) -> Optional[str]:
+def _optional_text(values: Mapping[str, Any], key: str) -> str | None:
     """A str setting that may be absent; "" counts as absent (an unset environment variable)."""
     value = values.get(key)
     if value is None or value == "":
@@ -255,15 +266,15 @@ class Settings:
     """
 
     download_root: str
-    rpc_url: Optional[str] = None
-    rpc_secret: Optional[str] = field(default=None, repr=False)
-    state: Optional[str] = None
+    rpc_url: str | None = None
+    rpc_secret: str | None = field(default=None, repr=False)
+    state: str | None = None
     max_items: int = DEFAULT_MAX_ITEMS
     client_options: Mapping[str, Any] = field(default_factory=dict)
     url_policy: UrlPolicy = public_http_only
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
         """Check a ``{"DOWNLOAD_ROOT": ..., ...}`` mapping; unknown keys are refused (typos)."""
         if not isinstance(values, Mapping):
             raise ConfigurationError(f"the aria2_sync settings must be a dict, not {type(values).__name__}")
@@ -304,13 +315,13 @@ class Settings:
             url_policy=url_policy,
         )
 
-    def client_identity(self) -> Tuple[Any, ...]:
+    def client_identity(self) -> tuple[Any, ...]:
         """What the shared client depends on; two settings with the same identity share it."""
         root = self.download_root if self.rpc_url is None else None  # only a local daemon uses it
         return (self.rpc_url, self.rpc_secret, self.state, root, sorted(self.client_options.items()))
 
 
-def config_from_environ(environ: Mapping[str, str] = os.environ, **defaults: Any) -> Dict[str, Any]:
+def config_from_environ(environ: Mapping[str, str] = os.environ, **defaults: Any) -> dict[str, Any]:
     """The settings found in ``ARIA2_SYNC_<KEY>`` environment variables, over ``defaults``.
 
     Lets both apps run from the command line without editing code; ``CLIENT_OPTIONS`` and
@@ -327,13 +338,13 @@ def config_from_environ(environ: Mapping[str, str] = os.environ, **defaults: Any
 # -- the process-wide client ---------------------------------------------------------------------
 
 _client_lock = threading.Lock()
-_client: Optional[Aria2Client] = None
-_client_identity: Optional[Tuple[Any, ...]] = None
-_client_secrets: Tuple[str, ...] = ()
+_client: Aria2Client | None = None
+_client_identity: tuple[Any, ...] | None = None
+_client_secrets: tuple[str, ...] = ()
 _atexit_registered = False
 
 
-def client_arguments(settings: Settings) -> Dict[str, Any]:
+def client_arguments(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``Aria2Client`` / ``Aria2Client.local`` (besides url and secret).
 
     ``state`` is passed only when configured, so these examples keep working with an
@@ -409,15 +420,15 @@ class Reply(NamedTuple):
     """What an operation answers: an HTTP status and a JSON-ready body."""
 
     status: int
-    body: Dict[str, Any]
+    body: dict[str, Any]
 
 
-def _is_json_type(content_type: Optional[str]) -> bool:
+def _is_json_type(content_type: str | None) -> bool:
     mimetype = (content_type or "").split(";", 1)[0].strip().lower()
     return mimetype == "application/json" or mimetype.endswith("+json")
 
 
-def parse_json_object(raw: bytes, content_type: Optional[str]) -> Dict[str, Any]:
+def parse_json_object(raw: bytes, content_type: str | None) -> dict[str, Any]:
     """The request body as a dict, or an :class:`ApiError`.
 
     The JSON content type is required because the Django views are CSRF-exempt: a cross-site
@@ -438,8 +449,8 @@ def parse_json_object(raw: bytes, content_type: Optional[str]) -> Dict[str, Any]
 class BatchRequest(NamedTuple):
     """A checked create request: the URLs, and the names to save them as (None: aria2 picks)."""
 
-    urls: List[str]
-    names: Optional[List[str]]
+    urls: list[str]
+    names: list[str] | None
 
 
 def _json_type(value: Any) -> str:
@@ -448,7 +459,7 @@ def _json_type(value: Any) -> str:
     )
 
 
-def _check_keys(obj: Dict[str, Any], allowed: Sequence[str], where: str) -> None:
+def _check_keys(obj: dict[str, Any], allowed: Sequence[str], where: str) -> None:
     unknown = sorted(set(obj) - set(allowed))
     if unknown:
         raise ApiError(400, f"{where} has unknown fields {unknown}: allowed are {list(allowed)}")
@@ -460,7 +471,7 @@ def _string_field(value: Any, where: str) -> str:
     return value
 
 
-def parse_batch_request(body: Dict[str, Any], max_items: int) -> BatchRequest:
+def parse_batch_request(body: dict[str, Any], max_items: int) -> BatchRequest:
     """Check the shape of a create request (the URLs themselves are checked by aria2_sync).
 
     Exactly one of ``urls`` (aria2 names the files) or ``items`` (each with its ``name``),
@@ -493,7 +504,7 @@ def parse_batch_request(body: Dict[str, Any], max_items: int) -> BatchRequest:
     return BatchRequest(urls, names)
 
 
-def _check_name_text(name: str, where: str) -> List[str]:
+def _check_name_text(name: str, where: str) -> list[str]:
     """The components of a relative, portable name; refuses anything that could leave the root."""
     if not name:
         raise ApiError(400, f"{where} is empty")
@@ -538,10 +549,10 @@ def resolve_target(root: str, name: str, where: str = "name") -> str:
     return target
 
 
-def _targets(root: str, names: Sequence[str]) -> List[str]:
+def _targets(root: str, names: Sequence[str]) -> list[str]:
     """Every name resolved; two items writing the same file would make aria2 fail one of them."""
-    targets: List[str] = []
-    first_index: Dict[str, int] = {}
+    targets: list[str] = []
+    first_index: dict[str, int] = {}
     for i, name in enumerate(names):
         target = resolve_target(root, name, f"items[{i}].name")
         if target in first_index:
@@ -558,7 +569,7 @@ def _unknown_batch(batch_id: str) -> ApiError:
     return ApiError(404, f"unknown batch {batch_id[:64]!r} (never created here, or forgotten)")
 
 
-def create_batch(settings: Settings, raw_body: bytes, content_type: Optional[str]) -> Reply:
+def create_batch(settings: Settings, raw_body: bytes, content_type: str | None) -> Reply:
     """``POST /downloads``: add the batch; 201 with its id.
 
     Without names, the files go into the root under the names aria2 picks (``dir`` option);
@@ -569,7 +580,7 @@ def create_batch(settings: Settings, raw_body: bytes, content_type: Optional[str
     _check_urls(settings.url_policy, request.urls, request.names)
     if request.names is None:
         batch = [(url, None) for url in request.urls]
-        options: Optional[Dict[str, Any]] = {"dir": settings.download_root}
+        options: dict[str, Any] | None = {"dir": settings.download_root}
     else:
         batch = list(zip(request.urls, _targets(settings.download_root, request.names)))
         options = None
@@ -711,6 +722,6 @@ def call(operation: Callable[[], Reply]) -> Reply:
     except ConfigurationError as error:
         logger.error("aria2_sync web settings: %s", error)
         return _error(500, "the download service is misconfigured")
-    except Exception:  # noqa: BLE001 - a bug must still answer JSON, and never with a traceback
+    except Exception:
         logger.exception("unexpected error in the download API")
         return _error(500, "internal error")

@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Callable, Iterator, List, Set, Tuple
+from collections.abc import Iterator
+from typing import Callable
 
 import pytest
 
-from aria2_sync.rpc import transport as transport_module
-
 from aria2_sync import Aria2Client
 from aria2_sync.daemon.process import Aria2Daemon
+from aria2_sync.rpc import transport as transport_module
 from tests.support.fault_server import FaultServer
 
 #: Options that make aria2 give up after one failed try, so the client must do the restarting.
@@ -32,19 +32,19 @@ class _KeepEverything(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.lines: List[Tuple[str, str, str, str]] = []
+        self.lines: list[tuple[str, str, str, str]] = []
         self.current_test = "(between tests)"
         self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record)
-        except Exception:  # noqa: BLE001 - a record that cannot be formatted is still a record
+        except Exception:
             text = repr(record.__dict__)
         self.lines.append((self.current_test, record.name, record.levelname, text))
 
 
-def _leaks(lines: List[Tuple[str, str, str, str]], secrets: Set[str]) -> List[str]:
+def _leaks(lines: list[tuple[str, str, str, str]], secrets: set[str]) -> list[str]:
     """Where secrets appear in ``lines``: ``test (logger NAME, LEVEL)`` entries, never the values."""
     if not lines or not secrets:
         return []
@@ -66,7 +66,7 @@ class _SecretWatch:
 
     def __init__(self, handler: _KeepEverything) -> None:
         self.handler = handler
-        self.secrets: Set[str] = set()
+        self.secrets: set[str] = set()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -170,7 +170,7 @@ def _stop_all(things: list, stop: Callable[[object], object]) -> None:
     for thing in things:
         try:
             stop(thing)
-        except Exception as error:  # noqa: BLE001 - re-raised below, after the others are stopped
+        except Exception as error:
             errors.append(error)
     if errors:
         raise errors[0]
@@ -229,7 +229,9 @@ def client(client_factory) -> Aria2Client:
     return client_factory()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.02, what: str = "condition"):
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.02, what: str = "condition"
+):
     """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -24,9 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What the scratch copy needs: the package, the tests and the examples the tests import.
@@ -42,19 +42,17 @@ class Mutation:
     path: str
     before: str
     after: str
-    tests: Tuple[str, ...]
+    tests: tuple[str, ...]
 
 
-MUTATIONS: Tuple[Mutation, ...] = ()
+MUTATIONS: tuple[Mutation, ...] = ()
 
 
 def _scratch_copy(into: Path) -> None:
     for name in COPIED:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(
-                source, into / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-            )
+            shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(source, into / name)
 
@@ -71,7 +69,7 @@ def _apply(scratch: Path, mutation: Mutation) -> None:
     target.write_text(text.replace(mutation.before, mutation.after), encoding="utf-8")
 
 
-def _run_tests(scratch: Path, tests: Sequence[str]) -> Tuple[bool, str]:
+def _run_tests(scratch: Path, tests: Sequence[str]) -> tuple[bool, str]:
     """Run ``tests`` in ``scratch``; True when they failed (the mutation was killed)."""
     env = dict(os.environ, PYTHONPATH=str(scratch), PYTHONDONTWRITEBYTECODE="1")
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
@@ -86,7 +84,7 @@ def _run_tests(scratch: Path, tests: Sequence[str]) -> Tuple[bool, str]:
 
 
 def run(mutations: Sequence[Mutation]) -> int:
-    survived: List[str] = []
+    survived: list[str] = []
     for mutation in mutations:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="aria2_sync-mutant-") as scratch_dir:

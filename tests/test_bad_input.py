@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -33,12 +33,14 @@ GID = "0123456789abcdef"
 class _Impostor(http.server.BaseHTTPRequestHandler):
     """Answers every POST with something that is not aria2's JSON-RPC."""
 
-    bodies = {"/html": (200, "text/html", b"<html><body>It works!</body></html>"),
-              "/garbage": (200, "application/json", b'{"jsonrpc": "2.0", "res'),
-              "/array": (200, "application/json", b"[1, 2, 3]"),
-              "/teapot": (418, "text/plain", b"I'm a teapot")}
+    bodies = {
+        "/html": (200, "text/html", b"<html><body>It works!</body></html>"),
+        "/garbage": (200, "application/json", b'{"jsonrpc": "2.0", "res'),
+        "/array": (200, "application/json", b"[1, 2, 3]"),
+        "/teapot": (418, "text/plain", b"I'm a teapot"),
+    }
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         status, kind, body = self.bodies.get(self.path, self.bodies["/html"])
         self.send_response(status)
@@ -89,18 +91,53 @@ def _calls(tmp_path, a_file) -> list:
         ("add_download no host", lambda c: c.add_download("http:///x"), Aria2InputError, "no host"),
         ("add_download bad port", lambda c: c.add_download("http://h:0x/x"), Aria2InputError, "port"),
         ("add_download path type", lambda c: c.add_download("http://h/x", 3.5), Aria2InputError, "save_path"),
-        ("add_download path bytes", lambda c: c.add_download("http://h/x", b"/tmp/x"), Aria2InputError, "save_path"),
-        ("add_download dir as path", lambda c: c.add_download("http://h/x", str(tmp_path)), Aria2InputError, "directory"),
-        ("add_download under a file", lambda c: c.add_download("http://h/x", under_a_file), Aria2InputError, "is a file"),
-        ("add_download options list", lambda c: c.add_download("http://h/x", None, ["a"]), Aria2InputError, "options must be a dict"),
-        ("add_download option value", lambda c: c.add_download("http://h/x", None, {"split": {}}), Aria2InputError, "option 'split'"),
-        ("add_download dir under a file", lambda c: c.add_download("http://h/x", None, {"dir": under_a_file}), Aria2InputError, "is a file"),
+        (
+            "add_download path bytes",
+            lambda c: c.add_download("http://h/x", b"/tmp/x"),
+            Aria2InputError,
+            "save_path",
+        ),
+        (
+            "add_download dir as path",
+            lambda c: c.add_download("http://h/x", str(tmp_path)),
+            Aria2InputError,
+            "directory",
+        ),
+        (
+            "add_download under a file",
+            lambda c: c.add_download("http://h/x", under_a_file),
+            Aria2InputError,
+            "is a file",
+        ),
+        (
+            "add_download options list",
+            lambda c: c.add_download("http://h/x", None, ["a"]),
+            Aria2InputError,
+            "options must be a dict",
+        ),
+        (
+            "add_download option value",
+            lambda c: c.add_download("http://h/x", None, {"split": {}}),
+            Aria2InputError,
+            "option 'split'",
+        ),
+        (
+            "add_download dir under a file",
+            lambda c: c.add_download("http://h/x", None, {"dir": under_a_file}),
+            Aria2InputError,
+            "is a file",
+        ),
         ("submit bad callback", lambda c: c.submit("http://h/x", on_done="nope"), Aria2InputError, "on_done"),
         ("submit bad url", lambda c: c.submit(["http://h/x", 5]), Aria2InputError, "url must be a str"),
         ("batch not a list", lambda c: c.add_batch_downloads(7), Aria2InputError, "pairs"),
         ("batch bad item", lambda c: c.add_batch_downloads([("http://h/x",), 9]), Aria2InputError, "item 1"),
         ("batch bad url", lambda c: c.add_batch_downloads([("", None)]), Aria2InputError, "item 0"),
-        ("batch bad id", lambda c: c.add_batch_downloads([("http://h/x", None)], batch_id=5), Aria2InputError, "batch_id"),
+        (
+            "batch bad id",
+            lambda c: c.add_batch_downloads([("http://h/x", None)], batch_id=5),
+            Aria2InputError,
+            "batch_id",
+        ),
         ("get_progress int", lambda c: c.get_progress(5), Aria2InputError, "gid"),
         ("get_progress bad gid", lambda c: c.get_progress("zz"), Aria2InputError, "16 hex digits"),
         ("get_retry_info bad gid", lambda c: c.get_retry_info(None), Aria2InputError, "gid"),
@@ -112,7 +149,12 @@ def _calls(tmp_path, a_file) -> list:
         ("cancel bad gid", lambda c: c.cancel_download("../etc"), Aria2InputError, "16 hex digits"),
         ("batch progress int", lambda c: c.get_batch_progress(3), Aria2InputError, "batch_id"),
         ("batch futures unknown", lambda c: c.batch_futures("nope"), Aria2InputError, "unknown batch_id"),
-        ("wait_for_batch timeout", lambda c: c.wait_for_batch("nope", timeout="soon"), Aria2InputError, "timeout"),
+        (
+            "wait_for_batch timeout",
+            lambda c: c.wait_for_batch("nope", timeout="soon"),
+            Aria2InputError,
+            "timeout",
+        ),
     ]
 
 
@@ -135,7 +177,11 @@ def test_every_entry_point_refuses_bad_input_and_the_running_download_goes_on(cl
         (lambda d, t: Aria2Client(max_retries=None), Aria2InputError, "max_retries"),
         (lambda d, t: Aria2Client(restart_policy={"max_restarts": 2}), Aria2InputError, "RestartPolicy"),
         (lambda d, t: RestartPolicy(max_restarts="3"), Aria2InputError, "max_restarts"),
-        (lambda d, t: Aria2Daemon(aria2c=str(t / "no-such-aria2c")), Aria2BinaryNotFoundError, "no-such-aria2c"),
+        (
+            lambda d, t: Aria2Daemon(aria2c=str(t / "no-such-aria2c")),
+            Aria2BinaryNotFoundError,
+            "no-such-aria2c",
+        ),
         (lambda d, t: Aria2Daemon(download_dir=str(t / "a-file" / "sub")), Aria2InputError, "is a file"),
         (lambda d, t: Aria2Daemon(port=70000), Aria2InputError, "port"),
         (lambda d, t: Aria2Daemon(secret=""), Aria2InputError, "secret"),

@@ -19,13 +19,20 @@ SCRIPT = ROOT / "examples" / "batch_download.py"
 pytestmark = pytest.mark.integration
 
 
-def run_script(*args: str, cwd: Path, secret: str = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_script(
+    *args: str, cwd: Path, secret: str = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "ARIA2_RPC_SECRET"}
     if secret is not None:
         env["ARIA2_RPC_SECRET"] = secret
     return subprocess.run(
         [sys.executable, str(SCRIPT), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -142,11 +149,18 @@ def test_sigterm_stops_cleanly_and_keeps_the_partial_file(fault_server, tmp_path
     urls_file = write_urls(tmp_path / "urls.txt", url)
     env = {k: v for k, v in os.environ.items() if k != "ARIA2_RPC_SECRET"}
     process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(urls_file), "-d", "out"], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        [sys.executable, str(SCRIPT), str(urls_file), "-d", "out"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
     )
     try:
-        wait_for(lambda: fault_server.bytes_served("term.bin") > 100_000, timeout=30, what="the download to start")
+        wait_for(
+            lambda: fault_server.bytes_served("term.bin") > 100_000, timeout=30, what="the download to start"
+        )
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
     finally:

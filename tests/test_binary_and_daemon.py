@@ -146,7 +146,7 @@ def test_a_supervised_daemon_survives_sigkill_and_the_batch_completes(tmp_path, 
         assert daemon.pid != first_pid and daemon.port == int(client.rpc_url.rsplit(":", 1)[1].split("/")[0])
         done, not_done = wait(futures, timeout=60)
         assert not not_done
-        for (url, path), future in zip(items, futures):
+        for (url, _path), future in zip(items, futures):
             assert open(future.result().path, "rb").read() == fault_server.content(url.rsplit("/", 1)[1])
         assert sorted(daemon_gids(client)) == sorted(f.gid for f in futures)
         last_pid = daemon.pid

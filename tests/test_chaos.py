@@ -14,7 +14,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from typing import Dict, List, Tuple
 
 import pytest
 
@@ -26,7 +25,7 @@ from tests.support.rpc_proxy import RpcProxy
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]  # each scenario waits up to 240 s per phase
 
 #: Figures of each scenario, printed by the terminal summary (see conftest.py).
-CHAOS_FIGURES: List[Dict[str, object]] = []
+CHAOS_FIGURES: list[dict[str, object]] = []
 
 KEYS = ["gid", "status", "dir", "files"]
 
@@ -35,7 +34,7 @@ def log_uniform_size(rng: random.Random, low: int = 1_000, high: int = 8_000_000
     return int(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
-def plan_files(server: FaultServer, count: int, seed: int) -> Tuple[List[str], Dict[str, int]]:
+def plan_files(server: FaultServer, count: int, seed: int) -> tuple[list[str], dict[str, int]]:
     """Register ``count`` files; about 20% of responses reset mid-body, some get 503 bursts."""
     rng = random.Random(seed)
     names, faults = [], Counter()
@@ -66,7 +65,7 @@ class DuplicateWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "DuplicateWatch":
+    def __enter__(self) -> DuplicateWatch:
         self._thread.start()
         return self
 
@@ -81,18 +80,16 @@ class DuplicateWatch:
                 active, waiting = self.client.rpc.multicall(
                     [("aria2.tellActive", [KEYS]), ("aria2.tellWaiting", [0, 10_000, KEYS])]
                 )
-            except Exception:  # noqa: BLE001 - the daemon may be down on purpose
+            except Exception:
                 continue
             if isinstance(active, Exception) or isinstance(waiting, Exception):
                 continue
-            paths = Counter(
-                item["files"][0]["path"] for item in active + waiting if item.get("files")
-            )
+            paths = Counter(item["files"][0]["path"] for item in active + waiting if item.get("files"))
             self.samples += 1
             self.duplicates += sum(n - 1 for n in paths.values() if n > 1)
 
 
-def all_daemon_gids(client: Aria2Client) -> List[str]:
+def all_daemon_gids(client: Aria2Client) -> list[str]:
     answers = client.rpc.multicall(
         [
             ("aria2.tellActive", [["gid"]]),
@@ -103,7 +100,7 @@ def all_daemon_gids(client: Aria2Client) -> List[str]:
     return [item["gid"] for answer in answers for item in answer]
 
 
-def add_batch(client: Aria2Client, server: FaultServer, names: List[str], directory: str):
+def add_batch(client: Aria2Client, server: FaultServer, names: list[str], directory: str):
     """The planned files as one batch that aria2 gives up on at once (the client restarts)."""
     batch = client.add_batch_downloads(
         [(server.url(name), os.path.join(directory, name)) for name in names],
@@ -112,8 +109,18 @@ def add_batch(client: Aria2Client, server: FaultServer, names: List[str], direct
     return client.batch_futures(batch)
 
 
-def finish(client: Aria2Client, server: FaultServer, names: List[str], futures, directory, label: str,
-           faults: Dict[str, int], watch: DuplicateWatch, started: float, check_bytes: bool = True) -> None:
+def finish(
+    client: Aria2Client,
+    server: FaultServer,
+    names: list[str],
+    futures,
+    directory,
+    label: str,
+    faults: dict[str, int],
+    watch: DuplicateWatch,
+    started: float,
+    check_bytes: bool = True,
+) -> None:
     done, not_done = wait(futures, timeout=240)
     assert not not_done, f"{len(not_done)} downloads never finished"
     failures = [f for f in futures if f.exception() is not None]
@@ -153,13 +160,16 @@ def test_200_downloads_through_resets_and_503_bursts(daemon_factory, tmp_path):
     directory = str(tmp_path / "out")
     with FaultServer() as server:
         names, faults = plan_files(server, 200, seed=1)
-        client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, max_retries=8,
-                             retry_delay=0.02, poll_interval=0.1)
+        client = Aria2Client(
+            daemon.rpc_url, daemon.secret, verbose=False, max_retries=8, retry_delay=0.02, poll_interval=0.1
+        )
         started = time.monotonic()
         try:
             with DuplicateWatch(client) as watch:
                 futures = add_batch(client, server, names, directory)
-                finish(client, server, names, futures, directory, "resets + 503 bursts", faults, watch, started)
+                finish(
+                    client, server, names, futures, directory, "resets + 503 bursts", faults, watch, started
+                )
         finally:
             client.close()
 
@@ -168,23 +178,45 @@ def test_a_supervised_daemon_killed_twice_mid_run(tmp_path):
     directory = str(tmp_path / "out")
     with FaultServer() as server:
         names, faults = plan_files(server, 120, seed=2)
-        client = Aria2Client.local(directory, verbose=False, max_retries=8, retry_delay=0.02,
-                                   poll_interval=0.1, aria2_options={"max-concurrent-downloads": 4})
+        client = Aria2Client.local(
+            directory,
+            verbose=False,
+            max_retries=8,
+            retry_delay=0.02,
+            poll_interval=0.1,
+            aria2_options={"max-concurrent-downloads": 4},
+        )
         started = time.monotonic()
         try:
             with DuplicateWatch(client) as watch:
                 futures = add_batch(client, server, names, directory)
                 daemon = client.daemon
                 for kill, share in enumerate((0.25, 0.6), start=1):
-                    wait_for(lambda: sum(f.done() for f in futures) >= share * len(futures), timeout=120,
-                             what=f"{share:.0%} of the downloads")
+                    wait_for(
+                        lambda share=share: sum(f.done() for f in futures) >= share * len(futures),
+                        timeout=120,
+                        what=f"{share:.0%} of the downloads",
+                    )
                     os.kill(daemon.pid, signal.SIGKILL)
-                    wait_for(lambda: daemon.restarts == kill and daemon.running, timeout=30,
-                             what="the supervisor to bring aria2c back")
+                    wait_for(
+                        lambda kill=kill: daemon.restarts == kill and daemon.running,
+                        timeout=30,
+                        what="the supervisor to bring aria2c back",
+                    )
                 faults["SIGKILL"] = 2
                 # Bytes are not judged here: a crash may lose up to a second of control-file state.
-                finish(client, server, names, futures, directory, "daemon SIGKILLed twice", faults, watch,
-                       started, check_bytes=False)
+                finish(
+                    client,
+                    server,
+                    names,
+                    futures,
+                    directory,
+                    "daemon SIGKILLed twice",
+                    faults,
+                    watch,
+                    started,
+                    check_bytes=False,
+                )
         finally:
             client.close()
 
@@ -195,8 +227,9 @@ def test_a_proxy_that_drops_30_percent_of_answers(daemon_factory, tmp_path):
     with FaultServer() as server, RpcProxy(daemon.rpc_url) as proxy:
         names, faults = plan_files(server, 60, seed=3)
         proxy.drop_probability(0.3, seed=3)
-        client = Aria2Client(proxy.url, daemon.secret, verbose=False, max_retries=8, retry_delay=0.02,
-                             poll_interval=0.1)
+        client = Aria2Client(
+            proxy.url, daemon.secret, verbose=False, max_retries=8, retry_delay=0.02, poll_interval=0.1
+        )
         direct = None
         started = time.monotonic()
         try:
@@ -207,8 +240,17 @@ def test_a_proxy_that_drops_30_percent_of_answers(daemon_factory, tmp_path):
                 assert not not_done, f"{len(not_done)} downloads unfinished after 240 s"
                 faults["dropped answers"] = proxy.dropped_count
                 assert proxy.dropped_count > 0
-                finish(direct, server, names, futures, directory, "30% of RPC answers dropped", faults,
-                       watch, started)
+                finish(
+                    direct,
+                    server,
+                    names,
+                    futures,
+                    directory,
+                    "30% of RPC answers dropped",
+                    faults,
+                    watch,
+                    started,
+                )
         finally:
             client.close()
             if direct is not None:

@@ -29,7 +29,9 @@ def cli_venv(tmp_path_factory) -> Path:
     pip = venv / "bin" / "pip"
     result = subprocess.run(
         [str(pip), "install", "--quiet", "--disable-pip-version-check", str(ROOT)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, f"pip install . failed:\n{result.stderr[-3000:]}"
     return venv
@@ -37,7 +39,8 @@ def cli_venv(tmp_path_factory) -> Path:
 
 def _path_without_aria2c() -> str:
     return os.pathsep.join(
-        d for d in os.environ.get("PATH", "").split(os.pathsep)
+        d
+        for d in os.environ.get("PATH", "").split(os.pathsep)
         if d and not os.path.exists(os.path.join(d, "aria2c"))
     )
 
@@ -48,7 +51,12 @@ def run_cli(venv: Path, *args: str, cwd: Path, timeout: float = 120) -> subproce
     assert shutil.which("aria2c", path=env["PATH"]) is None
     return subprocess.run(
         [str(venv / "bin" / "aria2-sync"), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -56,8 +64,19 @@ def test_two_files_one_failing_once_mid_body(cli_venv, fault_server, tmp_path):
     one = fault_server.add_file("one.bin", size=300_000)
     two = fault_server.add_file("two.bin", size=2_000_000)
     fault_server.add_faults("two.bin", ResetAfter(700_000))
-    result = run_cli(cli_venv, "get", one, two, "-d", str(tmp_path / "out"), "-O", "max-tries=1",
-                     "--retry-delay", "0.05", cwd=tmp_path)
+    result = run_cli(
+        cli_venv,
+        "get",
+        one,
+        two,
+        "-d",
+        str(tmp_path / "out"),
+        "-O",
+        "max-tries=1",
+        "--retry-delay",
+        "0.05",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "one.bin").read_bytes() == fault_server.content("one.bin")
     assert (tmp_path / "out" / "two.bin").read_bytes() == fault_server.content("two.bin")
@@ -67,9 +86,13 @@ def test_two_files_one_failing_once_mid_body(cli_venv, fault_server, tmp_path):
 
 def test_a_404_exits_1_with_the_reason(cli_venv, fault_server, tmp_path):
     ok = fault_server.add_file("fine.bin", size=1000)
-    result = run_cli(cli_venv, "get", ok, fault_server.base_url + "/missing.bin", "-d", str(tmp_path), cwd=tmp_path)
+    result = run_cli(
+        cli_venv, "get", ok, fault_server.base_url + "/missing.bin", "-d", str(tmp_path), cwd=tmp_path
+    )
     assert result.returncode == 1
-    assert "FAILED" in result.stderr and "missing.bin" in result.stderr and "Resource not found" in result.stderr
+    assert (
+        "FAILED" in result.stderr and "missing.bin" in result.stderr and "Resource not found" in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert (tmp_path / "fine.bin").exists()
 
@@ -105,12 +128,22 @@ def test_json_output_parses(cli_venv, fault_server, tmp_path):
 
 
 def test_an_unreachable_daemon_or_a_bad_secret_is_one_line(cli_venv, daemon, tmp_path):
-    closed = run_cli(cli_venv, "get", "http://127.0.0.1:1/x", "--rpc-url", "http://127.0.0.1:1/jsonrpc",
-                     "--max-retries", "0", cwd=tmp_path)
+    closed = run_cli(
+        cli_venv,
+        "get",
+        "http://127.0.0.1:1/x",
+        "--rpc-url",
+        "http://127.0.0.1:1/jsonrpc",
+        "--max-retries",
+        "0",
+        cwd=tmp_path,
+    )
     assert closed.returncode == 1
     assert "connection" in closed.stderr and "Traceback" not in closed.stderr
     assert len(closed.stderr.strip().splitlines()) == 1
-    wrong = run_cli(cli_venv, "status", "--rpc-url", daemon.rpc_url, "--rpc-secret", "bad-secret-xyz", cwd=tmp_path)
+    wrong = run_cli(
+        cli_venv, "status", "--rpc-url", daemon.rpc_url, "--rpc-secret", "bad-secret-xyz", cwd=tmp_path
+    )
     assert wrong.returncode == 1 and "Unauthorized" in wrong.stderr and "bad-secret-xyz" not in wrong.stderr
     assert "Traceback" not in wrong.stderr
 
@@ -118,10 +151,14 @@ def test_an_unreachable_daemon_or_a_bad_secret_is_one_line(cli_venv, daemon, tmp
 def test_status_of_a_running_daemon(cli_venv, daemon, client, fault_server, tmp_path):
     gid = client.add_download(fault_server.add_file("s.bin", size=100), str(tmp_path / "s.bin"))
     wait_for(lambda: client.get_progress(gid).status == "complete", what="the download")
-    result = run_cli(cli_venv, "status", "--rpc-url", daemon.rpc_url, "--rpc-secret", daemon.secret, cwd=tmp_path)
+    result = run_cli(
+        cli_venv, "status", "--rpc-url", daemon.rpc_url, "--rpc-secret", daemon.secret, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert gid in result.stdout and "complete" in result.stdout
-    as_json = run_cli(cli_venv, "status", "--rpc-url", daemon.rpc_url, "--rpc-secret", daemon.secret, "--json", cwd=tmp_path)
+    as_json = run_cli(
+        cli_venv, "status", "--rpc-url", daemon.rpc_url, "--rpc-secret", daemon.secret, "--json", cwd=tmp_path
+    )
     assert json.loads(as_json.stdout)["downloads"][0]["gid"] == gid
     assert daemon.secret not in result.stdout + result.stderr
 
@@ -149,11 +186,17 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(cli_venv, fault_server, t
     env["PATH"] = _path_without_aria2c()
     process = subprocess.Popen(
         [str(cli_venv / "bin" / "aria2-sync"), "get", url, "-d", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     try:
         partial = out / "big.bin"
-        wait_for(lambda: partial.exists() and partial.stat().st_size > 500_000, timeout=30, what="a partial file")
+        wait_for(
+            lambda: partial.exists() and partial.stat().st_size > 500_000, timeout=30, what="a partial file"
+        )
         wait_for(lambda: _aria2c_children_of(process.pid), what="the private aria2c")
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
@@ -175,6 +218,11 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(cli_venv, fault_server, t
 
 
 def test_python_dash_m_is_the_same_command(cli_venv, tmp_path):
-    result = subprocess.run([str(cli_venv / "bin" / "python"), "-m", "aria2_sync", "--version"],
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [str(cli_venv / "bin" / "python"), "-m", "aria2_sync", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0 and result.stdout.startswith("aria2-sync ")

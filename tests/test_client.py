@@ -15,8 +15,8 @@ from aria2_sync import (
     Aria2InputError,
     Progress,
 )
-from aria2_sync.rpc import transport as transport_module
 from aria2_sync.logs import _VerboseHandler
+from aria2_sync.rpc import transport as transport_module
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for_status
 from tests.support.fault_server import Slow
 from tests.support.rpc_proxy import RpcProxy
@@ -52,7 +52,9 @@ def test_a_download_completes_with_the_right_bytes(client, fault_server, tmp_pat
     assert as_dict["status"] == "complete" and as_dict["file_path"] == str(target)
 
 
-def test_relative_save_path_is_made_absolute_and_options_are_not_mutated(client, fault_server, tmp_path, monkeypatch):
+def test_relative_save_path_is_made_absolute_and_options_are_not_mutated(
+    client, fault_server, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     url = fault_server.add_file("rel.bin", size=1000)
     options = {"max-connection-per-server": 2, "check-integrity": False}
@@ -66,7 +68,9 @@ def test_relative_save_path_is_made_absolute_and_options_are_not_mutated(client,
 
 
 def test_a_404_ends_in_error_code_3(client, fault_server, tmp_path):
-    gid = client.add_download(fault_server.base_url + "/missing.bin", str(tmp_path / "m.bin"), GIVE_UP_AT_ONCE)
+    gid = client.add_download(
+        fault_server.base_url + "/missing.bin", str(tmp_path / "m.bin"), GIVE_UP_AT_ONCE
+    )
     failed = wait_for_status(client, gid, "error")
     assert failed.error_code == "3" and failed.error_code_number == 3
     assert failed.error_message
@@ -247,7 +251,7 @@ def test_one_client_shared_by_threads(client, fault_server, tmp_path):
             gids.append(gid)
             for _ in range(20):
                 assert isinstance(client.get_progress(gid), Progress)
-        except Exception as error:  # noqa: BLE001 - collected and asserted below
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
@@ -257,7 +261,7 @@ def test_one_client_shared_by_threads(client, fault_server, tmp_path):
         thread.join(30)
     assert not any(thread.is_alive() for thread in threads), "a thread is still adding"
     assert errors == [] and len(set(gids)) == 16
-    for i, gid in enumerate(gids):
+    for _i, gid in enumerate(gids):
         wait_for_status(client, gid, "complete")
     assert sorted(daemon_gids(client)) == sorted(gids)
 

@@ -22,9 +22,9 @@ import pytest
 
 from aria2_sync import Aria2Client, Aria2ClosedError, Aria2RPCError, DownloadFailed
 from aria2_sync.engine.ledger import COMPLETE, Batch, DownloadRecord, Ledger
+from aria2_sync.engine.workers import Pools
 from aria2_sync.logs import _VerboseHandler
 from aria2_sync.state.sqlite import SQLiteStore
-from aria2_sync.engine.workers import Pools
 from tests.conftest import wait_for
 from tests.support.fault_server import Slow
 
@@ -153,8 +153,11 @@ def _rpc_error(request: dict[str, Any], message: str, code: int = 1) -> dict[str
 def _multicall_errors(request: dict[str, Any], message: str) -> dict[str, Any]:
     """A system.multicall answer whose every item is an error."""
     calls = request["params"][-1]
-    return {"jsonrpc": "2.0", "id": request.get("id"),
-            "result": [{"code": 1, "message": message} for _ in calls]}
+    return {
+        "jsonrpc": "2.0",
+        "id": request.get("id"),
+        "result": [{"code": 1, "message": message} for _ in calls],
+    }
 
 
 @pytest.fixture
@@ -182,7 +185,7 @@ def _in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any
     def run() -> None:
         try:
             outcome["value"] = work()
-        except BaseException as error:  # noqa: BLE001 - handed to the test
+        except BaseException as error:
             outcome["error"] = error
 
     thread = threading.Thread(target=run, daemon=True)
@@ -283,7 +286,9 @@ def test_futures_asked_for_after_close_fail_at_once(daemon, fault_server, tmp_pa
         client.future("0123456789abcdef")  # unknown here: the client cannot look it up
 
 
-def test_submit_whose_add_is_in_flight_during_close_gets_a_failed_future(daemon, proxy, fault_server, tmp_path):
+def test_submit_whose_add_is_in_flight_during_close_gets_a_failed_future(
+    daemon, proxy, fault_server, tmp_path
+):
     url = fault_server.add_file("inflight.bin", size=1_000)
     client = _client(daemon, proxy.url)
     proxy.hold("aria2.addUri")
@@ -307,7 +312,9 @@ def test_a_batch_racing_close_gives_failed_futures_and_wait_returns(daemon, prox
     proxy.release()
     _joined(closer, closed)
     batch_id = _joined(thread, outcome)
-    assert [type(f.exception(timeout=BOUND)) for f in client.batch_futures(batch_id)] == [Aria2ClosedError] * 3
+    assert [type(f.exception(timeout=BOUND)) for f in client.batch_futures(batch_id)] == [
+        Aria2ClosedError
+    ] * 3
     waiter, waited = _in_thread(lambda: client.wait_for_batch(batch_id))
     assert _joined(waiter, waited).batch_id == batch_id
 
@@ -316,7 +323,9 @@ def test_a_batch_racing_close_gives_failed_futures_and_wait_returns(daemon, prox
 
 
 @pytest.mark.parametrize("trouble", ["rpc error", "html"])
-def test_a_refused_add_whose_check_fails_is_forgotten_and_named(daemon, proxy, fault_server, tmp_path, trouble):
+def test_a_refused_add_whose_check_fails_is_forgotten_and_named(
+    daemon, proxy, fault_server, tmp_path, trouble
+):
     proxy.answer("aria2.addUri", lambda request, _: _rpc_error(request, "refused for the test"))
     if trouble == "rpc error":
         proxy.answer("aria2.tellStatus", lambda request, _: _rpc_error(request, "internal trouble"))
@@ -354,8 +363,13 @@ def test_quick_batches_never_keep_more_finished_records_than_the_bound():
     batch_ids = []
     for number in range(200):  # 1000 downloads in quick batches of 5
         records = [
-            DownloadRecord(gid=f"{number:08x}{i:08x}", uris=["http://h/f"], options={},
-                           current_gid=f"{number:08x}{i:08x}", batch_id=f"b{number}")
+            DownloadRecord(
+                gid=f"{number:08x}{i:08x}",
+                uris=["http://h/f"],
+                options={},
+                current_gid=f"{number:08x}{i:08x}",
+                batch_id=f"b{number}",
+            )
             for i in range(5)
         ]
         ledger.add_batch(Batch(f"b{number}", [r.gid for r in records]), records)
@@ -409,7 +423,9 @@ def interrupted_start(monkeypatch) -> Callable[[str], None]:
 
 
 @pytest.mark.parametrize("thread", ["aria2_sync-scheduler", "aria2_sync-job", "aria2_sync-monitor"])
-def test_an_interrupt_before_a_thread_starts_does_not_break_close(tmp_path, fault_server, interrupted_start, thread):
+def test_an_interrupt_before_a_thread_starts_does_not_break_close(
+    tmp_path, fault_server, interrupted_start, thread
+):
     client = Aria2Client.local(tmp_path, verbose=False, notifications=False)
     daemon = client.daemon
     try:
@@ -431,6 +447,7 @@ def test_close_runs_every_step_and_reraises_the_first_error(tmp_path, monkeypatc
     client = Aria2Client.local(tmp_path, verbose=False, notifications=False, state=tmp_path / "s.db")
     daemon, store = client.daemon, client._ledger.store
     try:
+
         def broken(*_: Any) -> None:
             raise RuntimeError("a step that fails")
 
@@ -452,14 +469,21 @@ def test_close_closes_the_connections_before_waiting_for_threads(daemon, monkeyp
         ("monitor transport", client._monitor_transport, "close"),
     ]:
         real = getattr(owner, attribute)
-        monkeypatch.setattr(owner, attribute, lambda *a, _r=real, _n=name, **k: (order.append(_n), _r(*a, **k)))
+        monkeypatch.setattr(
+            owner, attribute, lambda *a, _r=real, _n=name, **k: (order.append(_n), _r(*a, **k))
+        )
     real_join = Pools.join
-    monkeypatch.setattr(Pools, "join", lambda self, *a, **k: (order.append("pools joined"), real_join(self, *a, **k)))
+    monkeypatch.setattr(
+        Pools, "join", lambda self, *a, **k: (order.append("pools joined"), real_join(self, *a, **k))
+    )
     real_monitor_close = client._monitor.close
     monkeypatch.setattr(
-        client._monitor, "close",
-        lambda timeout=5.0: (order.append(f"monitor {'signalled' if timeout == 0 else 'joined'}"),
-                             real_monitor_close(timeout)),
+        client._monitor,
+        "close",
+        lambda timeout=5.0: (
+            order.append(f"monitor {'signalled' if timeout == 0 else 'joined'}"),
+            real_monitor_close(timeout),
+        ),
     )
     client.close()
     assert order.index("transport") < order.index("monitor joined")

@@ -49,7 +49,11 @@ class Squatter:
                 except ValueError:
                     request_id = None
                 answer = json.dumps(
-                    {"jsonrpc": "2.0", "id": request_id, "result": {"version": "1.37.0", "enabledFeatures": []}}
+                    {
+                        "jsonrpc": "2.0",
+                        "id": request_id,
+                        "result": {"version": "1.37.0", "enabledFeatures": []},
+                    }
                 ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -119,7 +123,9 @@ def state_dir(tmp_path, name="state"):
 # -- 10.1 port hijack ------------------------------------------------------------------------------
 
 
-def test_a_fixed_port_held_by_another_process_fails_and_never_gets_the_secret(tmp_path, squatter, private_tmp):
+def test_a_fixed_port_held_by_another_process_fails_and_never_gets_the_secret(
+    tmp_path, squatter, private_tmp
+):
     daemon = Aria2Daemon(port=squatter.port, download_dir=tmp_path / "dl")
     with pytest.raises(Aria2DaemonError, match="another process is listening"):
         daemon.start()
@@ -155,7 +161,9 @@ def test_a_listener_that_appears_after_the_port_check_is_caught_before_the_secre
 
 def test_with_a_free_port_the_retry_moves_past_a_squatted_one(tmp_path, squatter, private_tmp, monkeypatch):
     ports = iter([squatter.port])
-    monkeypatch.setattr(daemon_module, "free_port", lambda host="127.0.0.1": next(ports, None) or free_port(host))
+    monkeypatch.setattr(
+        daemon_module, "free_port", lambda host="127.0.0.1": next(ports, None) or free_port(host)
+    )
     monkeypatch.setattr(daemon_module, "_port_in_use", lambda host, port: False, raising=False)
     daemon = Aria2Daemon(download_dir=tmp_path / "dl").start()
     try:
@@ -339,7 +347,15 @@ def test_log_tail_and_daemon_errors_quote_no_credentials(tmp_path):
 
 @pytest.mark.parametrize(
     "secret",
-    ["s3cret\non-download-complete=/bin/touch", "s3cret\r\nx=y", "two words", "tab\there", "nul\0", "del\x7f", "\u2028line"],
+    [
+        "s3cret\non-download-complete=/bin/touch",
+        "s3cret\r\nx=y",
+        "two words",
+        "tab\there",
+        "nul\0",
+        "del\x7f",
+        "\u2028line",
+    ],
 )
 def test_a_secret_that_could_inject_config_lines_is_refused(tmp_path, secret):
     state = state_dir(tmp_path)
@@ -363,7 +379,9 @@ def test_a_secret_of_printable_punctuation_still_works(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["private", "caller"])
-def test_ctrl_c_during_the_readiness_wait_leaves_no_child_and_no_folder(tmp_path, private_tmp, monkeypatch, where):
+def test_ctrl_c_during_the_readiness_wait_leaves_no_child_and_no_folder(
+    tmp_path, private_tmp, monkeypatch, where
+):
     pids = []
 
     class Interrupting(Transport):
@@ -412,7 +430,8 @@ def test_sigint_to_a_process_in_start_leaves_no_child_and_no_folder(tmp_path, pr
     )
     host = subprocess.Popen(
         [sys.executable, "-c", script, str(private_tmp), str(tmp_path / "dl")],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     aria2c_pid = None
     try:
@@ -448,7 +467,9 @@ def start_host(private_tmp, tmp_path):
     """A process that starts a private daemon and then waits (as a web worker would)."""
     host = subprocess.Popen(
         [sys.executable, "-c", HOST_SCRIPT, str(private_tmp), str(tmp_path / "dl")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     line = host.stdout.readline().split()
     assert line, "the host process did not start its daemon"
@@ -475,7 +496,10 @@ def test_the_folder_of_a_host_stopped_by_sigterm_is_removed_by_the_next_daemon(t
 def test_the_sweep_never_removes_a_live_daemons_folder(tmp_path, private_tmp):
     host, aria2c_pid, folder = start_host(private_tmp, tmp_path)
     try:
-        with Aria2Daemon(download_dir=tmp_path / "dl") as first, Aria2Daemon(download_dir=tmp_path / "dl") as second:
+        with (
+            Aria2Daemon(download_dir=tmp_path / "dl") as first,
+            Aria2Daemon(download_dir=tmp_path / "dl") as second,
+        ):
             # the second start swept with the host's daemon and ours (same process) both live
             assert os.path.isdir(folder) and os.path.isfile(os.path.join(folder, "aria2.conf"))
             assert os.path.isdir(first.state_dir) and os.path.isdir(second.state_dir)
@@ -556,7 +580,9 @@ def test_a_proc_that_does_not_tell_falls_back_instead_of_waiting_for_ever(monkey
     assert daemon_module._proof_self_test() is False
 
 
-def test_stop_interrupted_by_ctrl_c_still_ends_aria2c_and_removes_the_folder(tmp_path, private_tmp, monkeypatch):
+def test_stop_interrupted_by_ctrl_c_still_ends_aria2c_and_removes_the_folder(
+    tmp_path, private_tmp, monkeypatch
+):
     daemon = Aria2Daemon(download_dir=tmp_path / "dl").start()
     pid, folder = daemon.pid, daemon.state_dir
     original = daemon_module._wait_exit

@@ -8,7 +8,7 @@ project and calls ``django.setup()``; each test's ``ARIA2_SYNC`` comes from
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+from typing import Any
 
 import django
 import pytest
@@ -18,13 +18,13 @@ if not settings.configured:
     os.environ["DJANGO_SETTINGS_MODULE"] = "examples.django_project.settings"
     django.setup()
 
-from django.apps import apps  # noqa: E402 - after django.setup()
-from django.core.exceptions import ImproperlyConfigured  # noqa: E402
-from django.test import Client, override_settings  # noqa: E402
-from django.test.utils import setup_test_environment, teardown_test_environment  # noqa: E402
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, override_settings
+from django.test.utils import setup_test_environment, teardown_test_environment
 
-from examples import web_downloads  # noqa: E402
-from tests.test_flask_app import FAST, Answer, ApiUnderTest, WebApiContract, closed_port_url  # noqa: E402
+from examples import web_downloads
+from tests.test_flask_app import FAST, Answer, ApiUnderTest, WebApiContract, closed_port_url
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,15 +47,17 @@ class TestDjangoApi(WebApiContract):
     def make_api(self):
         overrides = []
 
-        def make(config: Dict[str, Any], *, enforce_csrf_checks: bool = False) -> ApiUnderTest:
+        def make(config: dict[str, Any], *, enforce_csrf_checks: bool = False) -> ApiUnderTest:
             override = override_settings(ARIA2_SYNC=dict(config))
             override.enable()
             overrides.append(override)
             client = Client(enforce_csrf_checks=enforce_csrf_checks)
 
-            def send(method: str, path: str, data: bytes, content_type: Optional[str]) -> Answer:
+            def send(method: str, path: str, data: bytes, content_type: str | None) -> Answer:
                 response = client.generic(method, path, data=data, content_type=content_type)
-                return Answer(response.status_code, _json_or_none(response), response.content.decode("utf-8", "replace"))
+                return Answer(
+                    response.status_code, _json_or_none(response), response.content.decode("utf-8", "replace")
+                )
 
             return ApiUnderTest(send, config)
 
@@ -64,8 +66,12 @@ class TestDjangoApi(WebApiContract):
             override.disable()
 
     def test_the_api_is_csrf_exempt(self, make_api, daemon, fault_server, root):
-        config = {"DOWNLOAD_ROOT": str(root), "RPC_URL": daemon.rpc_url, "RPC_SECRET": daemon.secret,
-                  "URL_POLICY": web_downloads.allow_any_url}  # the fault server is on 127.0.0.1
+        config = {
+            "DOWNLOAD_ROOT": str(root),
+            "RPC_URL": daemon.rpc_url,
+            "RPC_SECRET": daemon.secret,
+            "URL_POLICY": web_downloads.allow_any_url,
+        }  # the fault server is on 127.0.0.1
         api = make_api(config, enforce_csrf_checks=True)
         url = fault_server.add_file("csrf.bin", size=1000)
         api.wait_for_progress(api.create({"urls": [url]}))

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import pytest
 
@@ -49,8 +50,13 @@ class ApiUnderTest:
         self._secrets = [config["RPC_SECRET"]] if config.get("RPC_SECRET") else []
 
     def call(
-        self, method: str, path: str, body: Any = None, *, raw: Optional[bytes] = None,
-        content_type: Optional[str] = "application/json",
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str | None = "application/json",
     ) -> Answer:
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         answer = self._send(method, path, data, content_type if data else None)
@@ -61,20 +67,23 @@ class ApiUnderTest:
             assert isinstance(answer.body, dict) and answer.body.get("error"), answer.text
         return answer
 
-    def create(self, body: Dict[str, Any]) -> str:
+    def create(self, body: dict[str, Any]) -> str:
         answer = self.call("POST", "/downloads", body)
         assert answer.status == 201, answer.text
         return answer.body["batch_id"]
 
-    def progress(self, batch_id: str) -> Dict[str, Any]:
+    def progress(self, batch_id: str) -> dict[str, Any]:
         answer = self.call("GET", f"/downloads/{batch_id}")
         assert answer.status == 200, answer.text
         return answer.body
 
     def wait_for_progress(
-        self, batch_id: str, predicate: Callable[[Dict[str, Any]], bool] = lambda p: p["is_completed"],
-        what: str = "the batch to complete", timeout: float = 20.0,
-    ) -> Dict[str, Any]:
+        self,
+        batch_id: str,
+        predicate: Callable[[dict[str, Any]], bool] = lambda p: p["is_completed"],
+        what: str = "the batch to complete",
+        timeout: float = 20.0,
+    ) -> dict[str, Any]:
         def reached():
             progress = self.progress(batch_id)
             return progress if predicate(progress) else None
@@ -98,7 +107,7 @@ class WebApiContract:
     """
 
     @pytest.fixture
-    def make_api(self) -> Callable[[Dict[str, Any]], ApiUnderTest]:
+    def make_api(self) -> Callable[[dict[str, Any]], ApiUnderTest]:
         raise NotImplementedError("each framework's test class provides make_api")
 
     @pytest.fixture(autouse=True)
@@ -117,8 +126,12 @@ class WebApiContract:
     @pytest.fixture
     def api(self, make_api, daemon, root):
         config = {
-            "DOWNLOAD_ROOT": str(root), "RPC_URL": daemon.rpc_url, "RPC_SECRET": daemon.secret,
-            "MAX_ITEMS": 3, "CLIENT_OPTIONS": FAST, "URL_POLICY": LOCAL,
+            "DOWNLOAD_ROOT": str(root),
+            "RPC_URL": daemon.rpc_url,
+            "RPC_SECRET": daemon.secret,
+            "MAX_ITEMS": 3,
+            "CLIENT_OPTIONS": FAST,
+            "URL_POLICY": LOCAL,
         }
         yield make_api(config)
         web_downloads.reset_client()  # before the daemon stops
@@ -127,21 +140,30 @@ class WebApiContract:
     def offline_api(self, make_api, root):
         """An API whose daemon is unreachable: a 400 from it proves nothing was sent to aria2
         (an attempt would have answered 503), and it needs no daemon to start."""
-        return make_api({
-            "DOWNLOAD_ROOT": str(root), "RPC_URL": closed_port_url(), "MAX_ITEMS": 3, "CLIENT_OPTIONS": FAST,
-            "URL_POLICY": LOCAL,
-        })
+        return make_api(
+            {
+                "DOWNLOAD_ROOT": str(root),
+                "RPC_URL": closed_port_url(),
+                "MAX_ITEMS": 3,
+                "CLIENT_OPTIONS": FAST,
+                "URL_POLICY": LOCAL,
+            }
+        )
 
     # -- the operations -------------------------------------------------------------------------
 
     def test_a_batch_lands_in_the_root_and_reports_its_404(self, api, fault_server, root):
         a = fault_server.add_file("a.bin", size=300_000)
         b = fault_server.add_file("b.bin", size=120_000)
-        batch_id = api.create({"items": [
-            {"url": a, "name": "a.bin"},
-            {"url": b, "name": "nested/dir/b.bin"},
-            {"url": fault_server.url("missing.bin"), "name": "missing.bin"},
-        ]})
+        batch_id = api.create(
+            {
+                "items": [
+                    {"url": a, "name": "a.bin"},
+                    {"url": b, "name": "nested/dir/b.bin"},
+                    {"url": fault_server.url("missing.bin"), "name": "missing.bin"},
+                ]
+            }
+        )
         done = api.wait_for_progress(batch_id)
         assert (done["total_count"], done["completed_count"], done["failed_count"]) == (3, 2, 1)
         assert (root / "a.bin").read_bytes() == fault_server.content("a.bin")
@@ -183,12 +205,28 @@ class WebApiContract:
 
     # -- refused input --------------------------------------------------------------------------
 
-    @pytest.mark.parametrize("name", [
-        "../x", "/etc/passwd", "a/../../x", "..", "", "sub/", "a//b", "./x", "a\x00b", "a\nb",
-        "a\\..\\x", "C:x", "x" * 256,
-    ])
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "../x",
+            "/etc/passwd",
+            "a/../../x",
+            "..",
+            "",
+            "sub/",
+            "a//b",
+            "./x",
+            "a\x00b",
+            "a\nb",
+            "a\\..\\x",
+            "C:x",
+            "x" * 256,
+        ],
+    )
     def test_names_that_could_leave_the_root_are_refused(self, offline_api, name):
-        answer = offline_api.call("POST", "/downloads", {"items": [{"url": "http://127.0.0.1:9/f", "name": name}]})
+        answer = offline_api.call(
+            "POST", "/downloads", {"items": [{"url": "http://127.0.0.1:9/f", "name": name}]}
+        )
         assert answer.status == 400 and "items[0].name" in answer.body["error"]
 
     def test_symlinks_out_of_the_root_are_refused(self, offline_api, root, tmp_path):
@@ -197,13 +235,17 @@ class WebApiContract:
         (root / "escape").symlink_to(outside, target_is_directory=True)
         (root / "link.bin").symlink_to(outside / "victim.bin")  # dangling: aria2 would create it
         for name in ("escape/x.bin", "link.bin"):
-            answer = offline_api.call("POST", "/downloads", {"items": [{"url": "http://127.0.0.1:9/f", "name": name}]})
+            answer = offline_api.call(
+                "POST", "/downloads", {"items": [{"url": "http://127.0.0.1:9/f", "name": name}]}
+            )
             assert answer.status == 400 and "outside the download root" in answer.body["error"]
         assert not any(outside.iterdir())
 
     def test_an_existing_directory_is_not_a_name(self, offline_api, root):
         (root / "sub").mkdir()
-        answer = offline_api.call("POST", "/downloads", {"items": [{"url": "http://127.0.0.1:9/f", "name": "sub"}]})
+        answer = offline_api.call(
+            "POST", "/downloads", {"items": [{"url": "http://127.0.0.1:9/f", "name": "sub"}]}
+        )
         assert answer.status == 400 and "existing directory" in answer.body["error"]
 
     @pytest.mark.parametrize("url", ["file:///etc/passwd", "notaurl", "", "http://", "ftp://h:99999/x"])
@@ -211,34 +253,44 @@ class WebApiContract:
         answer = offline_api.call("POST", "/downloads", {"urls": ["http://127.0.0.1:9/ok.bin", url]})
         assert answer.status == 400 and "item 1" in answer.body["error"]  # the whole batch refused
 
-    @pytest.mark.parametrize("raw, fragment", [
-        (b"not json", "not valid JSON"),
-        (b"\xff\xfe\x00", "not valid JSON"),
-        (b"[" * 100_000, "not valid JSON"),
-        (b"[1, 2]", "must be a JSON object"),
-        (b'"http://x/y"', "must be a JSON object"),
-        (b"{}", "give either"),
-        (b'{"urls": ["http://x/a"], "items": []}', "give either"),
-        (b'{"urls": ["http://x/a"], "url": 1}', "unknown fields"),
-        (b'{"urls": "http://x/a"}', "must be an array"),
-        (b'{"urls": []}', "is empty"),
-        (b'{"urls": [1]}', "urls[0] must be a string"),
-        (b'{"items": ["http://x/a"]}', "items[0] must be an object"),
-        (b'{"items": [{"url": "http://x/a"}]}', 'items[0] has no "name"'),
-        (b'{"items": [{"url": "http://x/a", "name": 5}]}', "items[0].name must be a string"),
-        (b'{"items": [{"url": "http://x/a", "name": "a", "dir": "/"}]}', "unknown fields"),
-        (b'{"items": [{"url": "http://x/a", "name": "a"}, {"url": "http://x/b", "name": "a"}]}', "both write"),
-    ])
+    @pytest.mark.parametrize(
+        "raw, fragment",
+        [
+            (b"not json", "not valid JSON"),
+            (b"\xff\xfe\x00", "not valid JSON"),
+            (b"[" * 100_000, "not valid JSON"),
+            (b"[1, 2]", "must be a JSON object"),
+            (b'"http://x/y"', "must be a JSON object"),
+            (b"{}", "give either"),
+            (b'{"urls": ["http://x/a"], "items": []}', "give either"),
+            (b'{"urls": ["http://x/a"], "url": 1}', "unknown fields"),
+            (b'{"urls": "http://x/a"}', "must be an array"),
+            (b'{"urls": []}', "is empty"),
+            (b'{"urls": [1]}', "urls[0] must be a string"),
+            (b'{"items": ["http://x/a"]}', "items[0] must be an object"),
+            (b'{"items": [{"url": "http://x/a"}]}', 'items[0] has no "name"'),
+            (b'{"items": [{"url": "http://x/a", "name": 5}]}', "items[0].name must be a string"),
+            (b'{"items": [{"url": "http://x/a", "name": "a", "dir": "/"}]}', "unknown fields"),
+            (
+                b'{"items": [{"url": "http://x/a", "name": "a"}, {"url": "http://x/b", "name": "a"}]}',
+                "both write",
+            ),
+        ],
+    )
     def test_malformed_bodies_are_refused(self, offline_api, raw, fragment):
         answer = offline_api.call("POST", "/downloads", raw=raw)
         assert answer.status == 400 and fragment in answer.body["error"], answer.body
 
     def test_a_body_not_declared_as_json_is_refused(self, offline_api):
-        answer = offline_api.call("POST", "/downloads", raw=b'{"urls": ["http://x/a"]}', content_type="text/plain")
+        answer = offline_api.call(
+            "POST", "/downloads", raw=b'{"urls": ["http://x/a"]}', content_type="text/plain"
+        )
         assert answer.status == 415
 
     def test_too_many_items_are_refused(self, offline_api):
-        answer = offline_api.call("POST", "/downloads", {"urls": [f"http://127.0.0.1:9/{i}" for i in range(4)]})
+        answer = offline_api.call(
+            "POST", "/downloads", {"urls": [f"http://127.0.0.1:9/{i}" for i in range(4)]}
+        )
         assert answer.status == 400 and "at most 3" in answer.body["error"]
 
     @pytest.mark.parametrize("method, suffix", [("GET", ""), ("POST", "/retry"), ("DELETE", "")])
@@ -253,10 +305,15 @@ class WebApiContract:
 
     def test_an_unreachable_daemon_is_503(self, make_api, root):
         secret = "web-test-secret-never-shown"
-        api = make_api({
-            "DOWNLOAD_ROOT": str(root), "RPC_URL": closed_port_url(), "RPC_SECRET": secret,
-            "CLIENT_OPTIONS": FAST, "URL_POLICY": LOCAL,
-        })
+        api = make_api(
+            {
+                "DOWNLOAD_ROOT": str(root),
+                "RPC_URL": closed_port_url(),
+                "RPC_SECRET": secret,
+                "CLIENT_OPTIONS": FAST,
+                "URL_POLICY": LOCAL,
+            }
+        )
         answer = api.call("POST", "/downloads", {"urls": ["http://127.0.0.1:9/a.bin"]})
         assert answer.status == 503 and "unreachable" in answer.body["error"]
         assert "batch_id" not in answer.body  # nothing reached the daemon: safe to post again
@@ -270,10 +327,15 @@ class WebApiContract:
         assert answer.status == 503
 
     def test_a_wrong_secret_is_502_without_the_secret(self, make_api, daemon, root):
-        api = make_api({
-            "DOWNLOAD_ROOT": str(root), "RPC_URL": daemon.rpc_url, "RPC_SECRET": "wrong-secret-xyz",
-            "CLIENT_OPTIONS": FAST, "URL_POLICY": LOCAL,
-        })
+        api = make_api(
+            {
+                "DOWNLOAD_ROOT": str(root),
+                "RPC_URL": daemon.rpc_url,
+                "RPC_SECRET": "wrong-secret-xyz",
+                "CLIENT_OPTIONS": FAST,
+                "URL_POLICY": LOCAL,
+            }
+        )
         answer = api.call("POST", "/downloads", {"urls": ["http://127.0.0.1:9/a.bin"]})
         assert answer.status == 502 and "Unauthorized" in answer.body["error"]
 
@@ -281,41 +343,53 @@ class WebApiContract:
 # -- Flask ---------------------------------------------------------------------------------------
 
 
-def flask_config(config: Mapping[str, Any]) -> Dict[str, Any]:
+def flask_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"TESTING": True, **{f"ARIA2_SYNC_{key}": value for key, value in config.items()}}
 
 
 class TestFlaskApi(WebApiContract):
     @pytest.fixture
     def make_api(self):
-        def make(config: Dict[str, Any]) -> ApiUnderTest:
+        def make(config: dict[str, Any]) -> ApiUnderTest:
             client = create_app(flask_config(config)).test_client()
 
-            def send(method: str, path: str, data: bytes, content_type: Optional[str]) -> Answer:
+            def send(method: str, path: str, data: bytes, content_type: str | None) -> Answer:
                 response = client.open(path, method=method, data=data, content_type=content_type)
-                return Answer(response.status_code, response.get_json(silent=True), response.get_data(as_text=True))
+                return Answer(
+                    response.status_code, response.get_json(silent=True), response.get_data(as_text=True)
+                )
 
             return ApiUnderTest(send, config)
 
         return make
 
-    def test_without_rpc_url_an_embedded_daemon_serves_and_stops_with_the_client(self, make_api, fault_server, root):
+    def test_without_rpc_url_an_embedded_daemon_serves_and_stops_with_the_client(
+        self, make_api, fault_server, root
+    ):
         api = make_api({"DOWNLOAD_ROOT": str(root), "URL_POLICY": LOCAL})
         url = fault_server.add_file("local.bin", size=20_000)
         batch_id = api.create({"urls": [url]})
         api.wait_for_progress(batch_id)
         assert (root / "local.bin").read_bytes() == fault_server.content("local.bin")
-        daemon = web_downloads.get_client(web_downloads.Settings.from_mapping({"DOWNLOAD_ROOT": str(root)})).daemon
+        daemon = web_downloads.get_client(
+            web_downloads.Settings.from_mapping({"DOWNLOAD_ROOT": str(root)})
+        ).daemon
         assert daemon is not None and daemon.running
         assert daemon.secret not in api.call("GET", f"/downloads/{batch_id}").text
         web_downloads.reset_client()
         assert not daemon.running
 
-    def test_with_state_a_batch_outlives_the_process_client(self, make_api, daemon, fault_server, root, tmp_path):
+    def test_with_state_a_batch_outlives_the_process_client(
+        self, make_api, daemon, fault_server, root, tmp_path
+    ):
         """What STATE is for: another worker, or this one after a restart, still knows the batch."""
         config = {
-            "DOWNLOAD_ROOT": str(root), "RPC_URL": daemon.rpc_url, "RPC_SECRET": daemon.secret,
-            "STATE": str(tmp_path / "state.db"), "CLIENT_OPTIONS": FAST, "URL_POLICY": LOCAL,
+            "DOWNLOAD_ROOT": str(root),
+            "RPC_URL": daemon.rpc_url,
+            "RPC_SECRET": daemon.secret,
+            "STATE": str(tmp_path / "state.db"),
+            "CLIENT_OPTIONS": FAST,
+            "URL_POLICY": LOCAL,
         }
         url = fault_server.add_file("kept.bin", size=10_000)
         batch_id = make_api(config).create({"urls": [url]})
@@ -331,13 +405,16 @@ class TestFlaskApi(WebApiContract):
         assert answer.status == 413
 
 
-@pytest.mark.parametrize("config, fragment", [
-    ({}, "DOWNLOAD_ROOT is required"),
-    ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_MAX_ITEM": 3}, "unknown settings ['MAX_ITEM']"),
-    ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_MAX_ITEMS": 0}, "MAX_ITEMS"),
-    ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_RPC_SECRET": "s"}, "without RPC_URL"),
-    ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_CLIENT_OPTIONS": {"state": "x"}}, "STATE"),
-])
+@pytest.mark.parametrize(
+    "config, fragment",
+    [
+        ({}, "DOWNLOAD_ROOT is required"),
+        ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_MAX_ITEM": 3}, "unknown settings ['MAX_ITEM']"),
+        ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_MAX_ITEMS": 0}, "MAX_ITEMS"),
+        ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_RPC_SECRET": "s"}, "without RPC_URL"),
+        ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_CLIENT_OPTIONS": {"state": "x"}}, "STATE"),
+    ],
+)
 def test_flask_refuses_a_bad_configuration_at_start_up(config, fragment):
     with pytest.raises(web_downloads.ConfigurationError) as caught:
         create_app(config)
@@ -350,7 +427,9 @@ def test_flask_refuses_a_bad_configuration_at_start_up(config, fragment):
 def test_state_is_passed_to_the_client_only_when_configured(tmp_path):
     plain = web_downloads.Settings.from_mapping({"DOWNLOAD_ROOT": str(tmp_path)})
     assert "state" not in web_downloads.client_arguments(plain)
-    stateful = web_downloads.Settings.from_mapping({"DOWNLOAD_ROOT": str(tmp_path), "STATE": str(tmp_path / "s.db")})
+    stateful = web_downloads.Settings.from_mapping(
+        {"DOWNLOAD_ROOT": str(tmp_path), "STATE": str(tmp_path / "s.db")}
+    )
     assert web_downloads.client_arguments(stateful)["state"] == str(tmp_path / "s.db")
 
 
@@ -388,7 +467,9 @@ def test_concurrent_first_requests_share_one_client(daemon, tmp_path):
             thread.join(10)
         assert not any(thread.is_alive() for thread in threads), "a request thread hangs"
         assert len(clients) == 8 and len({id(c) for c in clients}) == 1
-        other = web_downloads.Settings.from_mapping({"DOWNLOAD_ROOT": str(tmp_path), "RPC_URL": daemon.rpc_url})
+        other = web_downloads.Settings.from_mapping(
+            {"DOWNLOAD_ROOT": str(tmp_path), "RPC_URL": daemon.rpc_url}
+        )
         with pytest.raises(web_downloads.ConfigurationError, match="reset_client"):
             web_downloads.get_client(other)
     finally:

@@ -31,7 +31,9 @@ INJECTED = "X-A: 1\r\nX-Injected: yes"
 
 
 def _help_option_names() -> set:
-    text = subprocess.run([find_aria2c(), "--help=#all"], capture_output=True, text=True, timeout=30, check=False).stdout
+    text = subprocess.run(
+        [find_aria2c(), "--help=#all"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
     return set(re.findall(r"^ (?:-[A-Za-z0-9], )?--([a-z0-9][a-z0-9-]*)", text, re.MULTILINE))
 
 
@@ -83,7 +85,9 @@ def test_the_per_download_options_are_those_aria2_applies_per_download(client):
         ({"rpc-secret": "x"}, "daemon-wide"),
     ],
 )
-def test_unknown_option_names_are_refused_everywhere_options_enter(client, fault_server, tmp_path, options, words):
+def test_unknown_option_names_are_refused_everywhere_options_enter(
+    client, fault_server, tmp_path, options, words
+):
     url = fault_server.add_file("n.bin", size=100)
     calls = [
         lambda: client.add_download(url, str(tmp_path / "n.bin"), options),
@@ -204,7 +208,21 @@ def test_out_in_a_sub_folder_of_dir_still_works(client, fault_server, tmp_path):
 # -- URLs: both paths of the check refuse the same characters ---------------------------------
 
 
-UNSAFE = ["\x00", "\x85", "\u2028", "\u2029", "\u00a0", "\u3000", "\x0b", "\x0c", "\x1f", "\x7f", "\x9f", " ", "\t"]
+UNSAFE = [
+    "\x00",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\u00a0",
+    "\u3000",
+    "\x0b",
+    "\x0c",
+    "\x1f",
+    "\x7f",
+    "\x9f",
+    " ",
+    "\t",
+]
 
 
 @pytest.mark.parametrize("char", UNSAFE, ids=[f"U+{ord(c):04X}" for c in UNSAFE])
@@ -216,14 +234,22 @@ def test_urls_with_white_space_or_control_characters_are_refused(char):
 
 
 def test_plain_and_non_ascii_urls_are_still_accepted():
-    for url in ("http://host/a/b?c=d#e", "https://host:8443/~x/%20y", "http://host/ü", "ftp://h/f", "http://[::1]/f"):
+    for url in (
+        "http://host/a/b?c=d#e",
+        "https://host:8443/~x/%20y",
+        "http://host/ü",
+        "ftp://h/f",
+        "http://[::1]/f",
+    ):
         assert check_uris(url) == [url]
 
 
 def test_a_refused_url_in_a_batch_adds_nothing(client, fault_server, tmp_path):
     good = fault_server.add_file("g.bin", size=100)
     with pytest.raises(Aria2InputError, match="item 1 of the batch"):
-        client.add_batch_downloads([(good, str(tmp_path / "g.bin")), (good.replace("g.bin", "g\u2028.bin"), str(tmp_path / "h.bin"))])
+        client.add_batch_downloads(
+            [(good, str(tmp_path / "g.bin")), (good.replace("g.bin", "g\u2028.bin"), str(tmp_path / "h.bin"))]
+        )
     assert fault_server.requests("g.bin") == []
 
 
@@ -232,7 +258,9 @@ def test_a_refused_url_in_a_batch_adds_nothing(client, fault_server, tmp_path):
 
 def test_daemon_options_are_checked_by_name_and_value():
     assert check_daemon_options({"max-concurrent-downloads": 4, "check-certificate": False}) == {
-        "max-concurrent-downloads": "4", "check-certificate": "false"}
+        "max-concurrent-downloads": "4",
+        "check-certificate": "false",
+    }
     with pytest.raises(Aria2InputError, match="line break"):
         check_daemon_options({"log-level": "warn\non-download-complete=/bin/true"})
     with pytest.raises(Aria2InputError, match="unknown aria2 option 'max-concurent-downloads'.*did you mean"):

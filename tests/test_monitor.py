@@ -12,8 +12,8 @@ import pytest
 import websocket  # noqa: F401 - in the test extra: a dropped one must fail, not skip
 
 from aria2_sync import (
-    Aria2ClosedError,
     Aria2Client,
+    Aria2ClosedError,
     Aria2ConnectionError,
     Aria2Error,
     Aria2InputError,
@@ -33,7 +33,10 @@ from tests.test_client import daemon_gids
 def proxied(daemon, client_factory):
     """A client whose every request (monitor included) goes through a counting proxy."""
     with RpcProxy(daemon.rpc_url) as proxy:
-        yield proxy, client_factory(rpc_url=proxy.url, retry_delay=0.02, poll_interval=0.05, notifications=False)
+        yield (
+            proxy,
+            client_factory(rpc_url=proxy.url, retry_delay=0.02, poll_interval=0.05, notifications=False),
+        )
 
 
 def adds_in(proxy) -> int:
@@ -72,7 +75,7 @@ def test_a_batch_with_transient_failures_and_404s(proxied, fault_server, tmp_pat
         assert snapshot.failed_count <= 2, "a transient failure was counted as final"
     by_gid = {p.gid: p for p in final.downloads}
     assert sum(p.retry_count for p in by_gid.values()) == 3
-    for i, (url, path) in enumerate(items):
+    for i, (_url, path) in enumerate(items):
         if i not in (4, 11):
             assert open(path, "rb").read() == fault_server.content(f"f{i}.bin")
     assert sorted(daemon_gids(client)) == sorted(p.gid for p in final.downloads)
@@ -140,7 +143,9 @@ def test_cancel_download_also_cancels_its_future(client_factory, fault_server, t
     assert future.cancelled()
 
 
-def test_callbacks_run_on_workers_and_slow_ones_stall_neither_futures_nor_restarts(client_factory, fault_server, tmp_path):
+def test_callbacks_run_on_workers_and_slow_ones_stall_neither_futures_nor_restarts(
+    client_factory, fault_server, tmp_path
+):
     client = client_factory(retry_delay=0.02, poll_interval=0.05)
     release = threading.Event()
     progress_seen, restarts_seen, done_seen, callback_threads = [], [], [], set()
@@ -148,7 +153,8 @@ def test_callbacks_run_on_workers_and_slow_ones_stall_neither_futures_nor_restar
         # Four callbacks stuck in user code: as many as there are callback workers.
         blocked = [
             client.submit(
-                fault_server.add_file(f"a{i}.bin", size=100_000), str(tmp_path / f"a{i}.bin"),
+                fault_server.add_file(f"a{i}.bin", size=100_000),
+                str(tmp_path / f"a{i}.bin"),
                 on_progress=lambda p: release.wait(30),
             )
             for i in range(4)
@@ -156,9 +162,15 @@ def test_callbacks_run_on_workers_and_slow_ones_stall_neither_futures_nor_restar
         url = fault_server.add_file("b.bin", size=200_000)
         fault_server.add_faults("b.bin", ResetAfter(50_000))
         future = client.submit(
-            url, str(tmp_path / "b.bin"), GIVE_UP_AT_ONCE,
-            on_progress=lambda p: (callback_threads.add(threading.current_thread().name), progress_seen.append(p)),
-            on_restart=restarts_seen.append, on_done=done_seen.append,
+            url,
+            str(tmp_path / "b.bin"),
+            GIVE_UP_AT_ONCE,
+            on_progress=lambda p: (
+                callback_threads.add(threading.current_thread().name),
+                progress_seen.append(p),
+            ),
+            on_restart=restarts_seen.append,
+            on_done=done_seen.append,
         )
         # The future resolves and the restart happens although every callback worker is stuck.
         assert isinstance(future.result(timeout=20), DownloadResult)
@@ -190,12 +202,15 @@ def test_an_add_racing_the_monitor_is_not_taken_for_a_lost_download(client_facto
         return real(*args, **kwargs)
 
     client.rpc.add_many_once = add_after_two_ticks
-    items = [(fault_server.add_file(f"race{i}.bin", size=20_000), str(tmp_path / f"race{i}.bin")) for i in range(10)]
+    items = [
+        (fault_server.add_file(f"race{i}.bin", size=20_000), str(tmp_path / f"race{i}.bin"))
+        for i in range(10)
+    ]
     batch_id = client.add_batch_downloads(items)
     final = client.wait_for_batch(batch_id, timeout=30)
     assert (final.completed_count, final.failed_count) == (10, 0)
     assert sorted(daemon_gids(client)) == sorted([first.gid] + [p.gid for p in final.downloads])
-    for url, path in items:
+    for _url, path in items:
         assert os.path.exists(path) and not os.path.exists(path.replace(".bin", ".1.bin"))
 
 
@@ -227,14 +242,18 @@ def test_cancel_while_the_daemon_is_down_is_carried_out_when_it_is_back(tmp_path
     first = Aria2Daemon(download_dir=tmp_path, state_dir=state).start()
     second = client = None
     try:
-        client = Aria2Client(first.rpc_url, first.secret, verbose=False, poll_interval=0.05, notifications=False)
+        client = Aria2Client(
+            first.rpc_url, first.secret, verbose=False, poll_interval=0.05, notifications=False
+        )
         url = fault_server.add_file("c.bin", size=5_000_000)
         fault_server.set_default_fault("c.bin", Slow(200_000))
         future = client.submit(url, str(tmp_path / "c.bin"))
         wait_for(lambda: future.gid in (state / "aria2.session").read_text(), what="the session file")
         first.kill()
         assert future.cancel() is True and future.cancelled()
-        second = Aria2Daemon(port=first.port, secret=first.secret, download_dir=tmp_path, state_dir=state).start()
+        second = Aria2Daemon(
+            port=first.port, secret=first.secret, download_dir=tmp_path, state_dir=state
+        ).start()
         with Aria2Client(second.rpc_url, second.secret, verbose=False, monitor=False) as other:
             wait_for(lambda: other.get_progress(future.gid).status == "removed", what="the removal")
     finally:
@@ -250,7 +269,7 @@ def test_retention_works_without_the_monitor(client_factory, fault_server, tmp_p
     url = fault_server.add_file("nm.bin", size=100)
     gids = [client.add_download(url, str(tmp_path / f"nm{i}.bin")) for i in range(5)]
     for gid in gids:
-        wait_for(lambda: client.get_progress(gid).status == "complete", what="completion")
+        wait_for(lambda gid=gid: client.get_progress(gid).status == "complete", what="completion")
     wait_for(lambda: client.get_progress(gids[-1]) and len(client._ledger) <= 2, what="pruning on calls")
 
 
@@ -279,7 +298,14 @@ def test_the_batch_survives_a_daemon_crash_and_restart(tmp_path, fault_server, c
     first = Aria2Daemon(download_dir=downloads, state_dir=state).start()
     second = client = None
     try:
-        client = Aria2Client(first.rpc_url, first.secret, verbose=False, retry_delay=0.02, poll_interval=0.05, notifications=False)
+        client = Aria2Client(
+            first.rpc_url,
+            first.secret,
+            verbose=False,
+            retry_delay=0.02,
+            poll_interval=0.05,
+            notifications=False,
+        )
         items = []
         for i in range(5):
             url = fault_server.add_file(f"c{i}.bin", size=1_500_000)
@@ -292,12 +318,16 @@ def test_the_batch_survives_a_daemon_crash_and_restart(tmp_path, fault_server, c
             futures = client.batch_futures(batch_id)
             gids = [f.gid for f in futures]
             session = state / "aria2.session"
-            wait_for(lambda: all(g in session.read_text() for g in gids), what="the session file to list the batch")
+            wait_for(
+                lambda: all(g in session.read_text() for g in gids), what="the session file to list the batch"
+            )
             first.kill()
             wait_for(lambda: client._monitor.offline, what="the monitor to notice")
             for name in list(fault_server._default_faults):
                 fault_server.set_default_fault(name, None)  # the second life of the daemon is fast
-            second = Aria2Daemon(port=first.port, secret=first.secret, download_dir=downloads, state_dir=state).start()
+            second = Aria2Daemon(
+                port=first.port, secret=first.secret, download_dir=downloads, state_dir=state
+            ).start()
             done, not_done = wait(futures, timeout=60)
         assert not not_done
         for (url, path), future in zip(items, futures):
@@ -339,7 +369,7 @@ def _ticks(monitor, count: int) -> None:
     for _ in range(count + 1):  # tick n+1 starts only after tick n and its outage handling ended
         start = monitor.ticks
         monitor.wake()
-        wait_for(lambda: monitor.ticks > start, what="a monitor tick")
+        wait_for(lambda start=start: monitor.ticks > start, what="a monitor tick")
 
 
 def _drain(pool) -> None:
@@ -358,8 +388,14 @@ def test_futures_fail_only_after_the_grace_period(daemon_factory, fault_server, 
     clock = SteppedClock()
     monkeypatch.setattr(monitor_module, "time", clock)
     daemon = daemon_factory()
-    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, poll_interval=0.05, disconnect_grace=grace,
-                         notifications=False)
+    client = Aria2Client(
+        daemon.rpc_url,
+        daemon.secret,
+        verbose=False,
+        poll_interval=0.05,
+        disconnect_grace=grace,
+        notifications=False,
+    )
     try:
         url = fault_server.add_file("g.bin", size=5_000_000)
         fault_server.set_default_fault("g.bin", Slow(100_000))
@@ -406,7 +442,9 @@ def test_32_threads_share_one_client(client_factory, fault_server, tmp_path):
                     with lock:
                         added.append(future.gid)
                 elif choice == 2:
-                    batch = client.add_batch_downloads([(rng.choice(urls), path), (rng.choice(urls), path + ".2")])
+                    batch = client.add_batch_downloads(
+                        [(rng.choice(urls), path), (rng.choice(urls), path + ".2")]
+                    )
                     with lock:
                         batches.append(batch)
                         added.extend(p.gid for p in client.get_batch_progress(batch).downloads)
@@ -417,7 +455,7 @@ def test_32_threads_share_one_client(client_factory, fault_server, tmp_path):
                         assert client.get_progress(rng.choice(known)) is not None
                     for batch in list(batches)[:3]:
                         assert client.get_batch_progress(batch) is not None
-        except Exception as error:  # noqa: BLE001 - asserted below
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(32)]
@@ -535,13 +573,17 @@ def test_the_notification_socket_reconnects_after_the_daemon_comes_back(tmp_path
     first = Aria2Daemon(download_dir=tmp_path, state_dir=tmp_path / "state").start()
     second = client = None
     try:
-        client = Aria2Client(first.rpc_url, first.secret, verbose=False, notifications=True, poll_interval=0.05)
+        client = Aria2Client(
+            first.rpc_url, first.secret, verbose=False, notifications=True, poll_interval=0.05
+        )
         client.add_download(fault_server.add_file("n.bin", size=10), str(tmp_path / "n.bin"))
         listener = client._notifications
         assert listener.connected.wait(10)
         first.kill()
         wait_for(lambda: not listener.connected.is_set(), what="the socket to drop")
-        second = Aria2Daemon(port=first.port, secret=first.secret, download_dir=tmp_path, state_dir=tmp_path / "state").start()
+        second = Aria2Daemon(
+            port=first.port, secret=first.secret, download_dir=tmp_path, state_dir=tmp_path / "state"
+        ).start()
         assert listener.connected.wait(20), "the listener did not reconnect"
     finally:
         if client is not None:
@@ -551,7 +593,9 @@ def test_the_notification_socket_reconnects_after_the_daemon_comes_back(tmp_path
             second.stop()
 
 
-def test_a_daemon_refusing_the_secret_is_an_outage_not_silence(client_factory, fault_server, tmp_path, caplog):
+def test_a_daemon_refusing_the_secret_is_an_outage_not_silence(
+    client_factory, fault_server, tmp_path, caplog
+):
     client = client_factory(poll_interval=0.05, disconnect_grace=0.5, notifications=False)
     url = fault_server.add_file("sec.bin", size=5_000_000)
     fault_server.set_default_fault("sec.bin", Slow(100_000))
@@ -586,8 +630,10 @@ def test_restart_and_cancel_one_batch(client_factory, fault_server, tmp_path):
 
 def test_progress_of_any_group_of_downloads(client_factory, fault_server, tmp_path):
     client = client_factory(poll_interval=0.05)
-    futures = [client.submit(fault_server.add_file(f"g{i}.bin", size=1000 * (i + 1)), str(tmp_path / f"g{i}.bin"))
-               for i in range(3)]
+    futures = [
+        client.submit(fault_server.add_file(f"g{i}.bin", size=1000 * (i + 1)), str(tmp_path / f"g{i}.bin"))
+        for i in range(3)
+    ]
     assert not wait(futures, timeout=20).not_done
     group = client.get_downloads_progress([f.gid for f in futures])
     assert group.batch_id is None and group.completed_count == 3 and group.is_completed
@@ -601,8 +647,11 @@ def test_progress_of_any_group_of_downloads(client_factory, fault_server, tmp_pa
 def test_an_unknown_batch_has_its_own_error(client):
     from aria2_sync import Aria2UnknownBatchError
 
-    for call in (client.batch_futures, client.cancel_batch,
-                 lambda b: client.restart_all_failed_downloads(batch_id=b)):
+    for call in (
+        client.batch_futures,
+        client.cancel_batch,
+        lambda b: client.restart_all_failed_downloads(batch_id=b),
+    ):
         with pytest.raises(Aria2UnknownBatchError) as info:
             call("missing-batch")
         assert info.value.batch_id == "missing-batch" and isinstance(info.value, LookupError)

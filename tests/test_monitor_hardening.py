@@ -178,7 +178,10 @@ def interrupt_first_start(monkeypatch: pytest.MonkeyPatch, name: str) -> list[th
 
 
 def test_an_interrupted_monitor_start_starts_on_next_use(
-    client_factory: Callable[..., Aria2Client], fault_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client_factory: Callable[..., Aria2Client],
+    fault_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = client_factory(poll_interval=0.05, notifications=False)
     monitor = client._monitor
@@ -209,7 +212,9 @@ def test_closing_after_an_interrupted_monitor_start_joins_nothing(
     assert not monitor.running
 
 
-def test_an_interrupted_listener_start_starts_on_next_use_and_closes(daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_listener_start_starts_on_next_use_and_closes(
+    daemon: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from aria2_sync.rpc.notifications import NotificationListener
 
     interrupt_first_start(monkeypatch, "aria2_sync-notifications")

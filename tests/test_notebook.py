@@ -50,14 +50,18 @@ def _kernel_manager(tmp_path: Path) -> KernelManager:
         "language": "python",
     }
     (kernels / KERNEL / "kernel.json").write_text(json.dumps(spec))
-    return KernelManager(kernel_name=KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
+    return KernelManager(
+        kernel_name=KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)])
+    )
 
 
 def _texts(notebook, name: str) -> str:
     return "".join(
         output.get("text", "")
-        for cell in notebook.cells if cell.cell_type == "code"
-        for output in cell.outputs if output.output_type == "stream" and output.name == name
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "stream" and output.name == name
     )
 
 
@@ -75,7 +79,10 @@ def test_the_notebook_runs_and_shows_the_restart(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     km = _kernel_manager(tmp_path)
     runner = nbclient.NotebookClient(
-        notebook, km=km, timeout=120, startup_timeout=60,
+        notebook,
+        km=km,
+        timeout=120,
+        startup_timeout=60,
         resources={"metadata": {"path": str(ROOT)}},
     )
     try:
@@ -101,7 +108,10 @@ def test_the_notebook_runs_and_shows_the_restart(tmp_path):
 
     # The progress cell drew bars: widgets with ipywidgets, text bars on stderr without.
     widgets = [
-        output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
         if "application/vnd.jupyter.widget-view+json" in output.get("data", {})
     ]
     if not widgets:  # one text bar (stacked bars would print every redraw in a notebook)

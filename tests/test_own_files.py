@@ -28,7 +28,9 @@ def wait_until_settled(client, gid, timeout=30.0):
     return wait_for(settled, timeout, what=f"GID {gid} to complete or be given up")
 
 
-def test_a_file_another_writer_creates_after_the_add_is_never_overwritten(client_factory, fault_server, tmp_path):
+def test_a_file_another_writer_creates_after_the_add_is_never_overwritten(
+    client_factory, fault_server, tmp_path
+):
     client = client_factory(retry_delay=0.02, monitor=False)
     url = fault_server.add_file("victim.bin", size=50_000)
     target = tmp_path / "victim.bin"
@@ -48,7 +50,9 @@ def test_a_file_another_writer_creates_after_the_add_is_never_overwritten(client
     assert "left untouched" in str(error) and "error 13" in str(error)
 
 
-def test_our_partial_file_swapped_for_another_writers_file_is_not_overwritten(client_factory, fault_server, tmp_path):
+def test_our_partial_file_swapped_for_another_writers_file_is_not_overwritten(
+    client_factory, fault_server, tmp_path
+):
     """The leftover at the path has a recent mtime and no control file, like a crash leftover,
     but it is not the file aria2 wrote (another inode): it stays."""
     client = client_factory(retry_delay=0.02, monitor=False)
@@ -67,7 +71,9 @@ def test_our_partial_file_swapped_for_another_writers_file_is_not_overwritten(cl
     assert sorted(p.name for p in tmp_path.iterdir()) == ["swap.bin"]
 
 
-def test_an_empty_leftover_like_a_crash_before_the_control_file_is_overwritten(client_factory, fault_server, tmp_path):
+def test_an_empty_leftover_like_a_crash_before_the_control_file_is_overwritten(
+    client_factory, fault_server, tmp_path
+):
     """aria2 creates the file empty and its control file a millisecond later: a SIGKILL in
     between leaves an empty file and no control file, which the restart may replace."""
     client = client_factory(retry_delay=0.02, monitor=False)
@@ -90,7 +96,9 @@ def test_an_empty_leftover_like_a_crash_before_the_control_file_is_overwritten(c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.bin"]
 
 
-def test_a_file_replaced_between_the_decision_and_the_restart_is_not_overwritten(client_factory, fault_server, tmp_path):
+def test_a_file_replaced_between_the_decision_and_the_restart_is_not_overwritten(
+    client_factory, fault_server, tmp_path
+):
     """The proof is checked again when the restart's options are made, after the backoff."""
     client = client_factory(retry_delay=1.5, monitor=False)
     url = fault_server.add_file("late.bin", size=400_000)
@@ -108,6 +116,7 @@ def test_a_file_replaced_between_the_decision_and_the_restart_is_not_overwritten
     wait_for(restart_scheduled, what="the restart of the leftover to be scheduled")
     os.unlink(target)
     target.write_bytes(OTHER)  # ...and swapped for another writer's file during the backoff
+
     def given_up_after_the_restart():
         progress = client.get_progress(gid)
         return progress if progress.retry_count == 2 and progress.gave_up_reason else None

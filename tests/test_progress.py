@@ -57,7 +57,9 @@ def test_a_restarted_download_and_a_failed_one_are_reported(client, fault_server
     flaky = fault_server.add_file("flaky.bin", size=600_000)
     fault_server.add_faults("flaky.bin", ResetAfter(200_000))
     good = client.submit(flaky, str(tmp_path / "flaky.bin"), GIVE_UP_AT_ONCE)
-    missing = client.submit(fault_server.base_url + "/missing.bin", str(tmp_path / "missing.bin"), GIVE_UP_AT_ONCE)
+    missing = client.submit(
+        fault_server.base_url + "/missing.bin", str(tmp_path / "missing.bin"), GIVE_UP_AT_ONCE
+    )
     out = io.StringIO()
     summary = progress([good, missing], client=client, interval=0.05, stream=out)
     assert summary.is_completed
@@ -72,7 +74,9 @@ def test_a_restarted_download_and_a_failed_one_are_reported(client, fault_server
 
 
 def test_a_batch_id_with_its_client(client, fault_server, tmp_path):
-    items = [(fault_server.add_file(f"b{i}.bin", size=100_000), str(tmp_path / f"b{i}.bin")) for i in range(4)]
+    items = [
+        (fault_server.add_file(f"b{i}.bin", size=100_000), str(tmp_path / f"b{i}.bin")) for i in range(4)
+    ]
     items.append((fault_server.base_url + "/nope.bin", str(tmp_path / "nope.bin")))
     batch_id = client.add_batch_downloads(items, options=GIVE_UP_AT_ONCE)
     out = io.StringIO()
@@ -127,7 +131,9 @@ def test_without_tqdm_one_status_line_is_rewritten(client, fault_server, tmp_pat
 
 
 @pytest.mark.parametrize("failed_reads", [2, 1000])
-def test_a_daemon_that_cannot_be_read_does_not_end_the_display(client, fault_server, tmp_path, monkeypatch, failed_reads):
+def test_a_daemon_that_cannot_be_read_does_not_end_the_display(
+    client, fault_server, tmp_path, monkeypatch, failed_reads
+):
     url = fault_server.add_file("o.bin", size=200_000)
     fault_server.set_default_fault("o.bin", Slow(500_000))
     batch_id = client.add_batch_downloads([(url, str(tmp_path / "o.bin"))])
@@ -169,12 +175,18 @@ def test_the_future_of_another_client_is_refused(client_factory, fault_server, t
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(target=42), "target must be a DownloadFuture, a list of DownloadFutures, a batch id or a GID, not int"),
+        (
+            dict(target=42),
+            "target must be a DownloadFuture, a list of DownloadFutures, a batch id or a GID, not int",
+        ),
         (dict(target=b"abc"), "not bytes"),
         (dict(target={"a": 1}), "not dict"),
         (dict(target=[object()]), "item 0 of target must be a DownloadFuture"),
         (dict(target="0123456789abcdef"), "pass client="),
-        (dict(target=[], client="http://127.0.0.1:6800/jsonrpc"), "client must be an Aria2Client or None, not str"),
+        (
+            dict(target=[], client="http://127.0.0.1:6800/jsonrpc"),
+            "client must be an Aria2Client or None, not str",
+        ),
         (dict(target=[], interval=0), "interval must be > 0"),
         (dict(target=[], interval=True), "interval must be a finite number"),
         (dict(target=[], interval=float("nan")), "interval must be a finite number"),

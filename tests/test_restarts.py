@@ -73,7 +73,9 @@ def test_a_download_reset_twice_resumes_under_the_same_gid(client_factory, fault
 
 
 def test_a_404_is_not_restarted(client, fault_server, tmp_path):
-    gid = client.add_download(fault_server.base_url + "/nope.bin", str(tmp_path / "nope.bin"), GIVE_UP_AT_ONCE)
+    gid = client.add_download(
+        fault_server.base_url + "/nope.bin", str(tmp_path / "nope.bin"), GIVE_UP_AT_ONCE
+    )
     progress = wait_until_finished(client, gid)
     assert progress.status == "error" and progress.error_code == "3"
     assert "not restartable" in progress.gave_up_reason and not progress.restart_pending
@@ -97,7 +99,9 @@ def test_a_spent_budget_stops_at_exactly_max_restarts(client_factory, fault_serv
     assert info["can_retry"] is False and info["max_retries"] == 2 and len(info["attempts"]) == 3
     assert client._scheduler.pending() == 0
     assert daemon_gids(client) == [gid]
-    assert any("reached max retries" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert any(
+        "reached max retries" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+    )
 
 
 def test_sixteen_pollers_trigger_exactly_one_restart(client_factory, fault_server, tmp_path):
@@ -114,7 +118,7 @@ def test_sixteen_pollers_trigger_exactly_one_restart(client_factory, fault_serve
             barrier.wait(10)
             for _ in range(25):
                 client.get_progress(gid)
-        except Exception as error:  # noqa: BLE001 - asserted below
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=poll) for _ in range(16)]
@@ -143,8 +147,12 @@ def test_without_auto_restart_errors_wait_for_restart_all(client_factory, fault_
     foreign_url = fault_server.add_file("foreign.bin", size=1000)
     fault_server.add_faults("foreign.bin", Status(500))
     gid = client.add_download(url, str(tmp_path / "manual.bin"), GIVE_UP_AT_ONCE)
-    missing = client.add_download(fault_server.base_url + "/gone.bin", str(tmp_path / "gone.bin"), GIVE_UP_AT_ONCE)
-    foreign = other_client.add_download(foreign_url, str(tmp_path / "foreign.bin"), {**GIVE_UP_AT_ONCE, "auto-file-renaming": False})
+    missing = client.add_download(
+        fault_server.base_url + "/gone.bin", str(tmp_path / "gone.bin"), GIVE_UP_AT_ONCE
+    )
+    foreign = other_client.add_download(
+        foreign_url, str(tmp_path / "foreign.bin"), {**GIVE_UP_AT_ONCE, "auto-file-renaming": False}
+    )
     wait_for_status(client, gid, "error")
     wait_for_status(client, missing, "error")
     wait_for_status(other_client, foreign, "error")
@@ -176,7 +184,9 @@ def test_the_seeds_manual_restart_alias(client_factory, fault_server, tmp_path):
 
 def test_a_batch_is_not_completed_while_a_restart_is_pending(client_factory, fault_server, tmp_path):
     # A restart delay of an hour: the pending window lasts until the test ends it.
-    client = client_factory(restart_policy=RestartPolicy(base_delay=3600.0, max_delay=3600.0), poll_interval=0.05)
+    client = client_factory(
+        restart_policy=RestartPolicy(base_delay=3600.0, max_delay=3600.0), poll_interval=0.05
+    )
     url = fault_server.add_file("pending.bin", size=200_000)
     fault_server.add_faults("pending.bin", ResetAfter(50_000))
     good = fault_server.add_file("fine.bin", size=20_000)
@@ -202,7 +212,11 @@ def test_a_batch_is_not_completed_while_a_restart_is_pending(client_factory, fau
 
     assert bring_scheduled_restarts_due(client) == 1
     final = client.wait_for_batch(batch_id, timeout=30)
-    assert final.is_completed and (final.completed_count, final.retrying_count, final.failed_count) == (2, 0, 0)
+    assert final.is_completed and (final.completed_count, final.retrying_count, final.failed_count) == (
+        2,
+        0,
+        0,
+    )
     assert [f.result(timeout=10).retry_count for f in client.batch_futures(batch_id)] == [1, 0]
     assert (tmp_path / "pending.bin").read_bytes() == fault_server.content("pending.bin")
 
@@ -270,7 +284,9 @@ def test_a_restart_whose_add_fails_is_recovered(client_factory, fault_server, tm
     assert daemon_gids(client) == [gid]
 
 
-def test_restart_all_raises_an_auth_error_instead_of_restarting_nothing(client_factory, fault_server, tmp_path):
+def test_restart_all_raises_an_auth_error_instead_of_restarting_nothing(
+    client_factory, fault_server, tmp_path
+):
     client = client_factory(auto_restart_failed=False)
     gid = client.add_download(fault_server.base_url + "/x.bin", str(tmp_path / "x.bin"), GIVE_UP_AT_ONCE)
     wait_for_status(client, gid, "error")
@@ -279,7 +295,9 @@ def test_restart_all_raises_an_auth_error_instead_of_restarting_nothing(client_f
         client.restart_all_failed_downloads()
 
 
-def test_an_evicted_result_falls_back_to_a_new_gid_and_old_handles_keep_working(daemon_factory, client_factory, fault_server, tmp_path):
+def test_an_evicted_result_falls_back_to_a_new_gid_and_old_handles_keep_working(
+    daemon_factory, client_factory, fault_server, tmp_path
+):
     daemon = daemon_factory(**{"max-download-result": 1})
     client = client_factory(rpc_url=daemon.rpc_url, rpc_secret=daemon.secret, auto_restart_failed=False)
     url = fault_server.add_file("evict.bin", size=400_000)
@@ -305,14 +323,18 @@ def test_an_evicted_result_falls_back_to_a_new_gid_and_old_handles_keep_working(
 
 def test_restart_policy_argument(client_factory, fault_server, tmp_path):
     client = client_factory(restart_policy=RestartPolicy(max_restarts=1, base_delay=0, restartable_codes={3}))
-    gid = client.add_download(fault_server.base_url + "/missing.bin", str(tmp_path / "m.bin"), GIVE_UP_AT_ONCE)
+    gid = client.add_download(
+        fault_server.base_url + "/missing.bin", str(tmp_path / "m.bin"), GIVE_UP_AT_ONCE
+    )
     progress = wait_until_finished(client, gid)
     assert progress.retry_count == 1 and "reached max retries (1)" in progress.gave_up_reason
     assert fault_server.request_count("missing.bin") == 2
     assert client.get_retry_info(gid)["max_retries"] == 1
 
 
-def test_a_crash_leftover_without_its_control_file_is_overwritten_never_renamed(client_factory, fault_server, tmp_path):
+def test_a_crash_leftover_without_its_control_file_is_overwritten_never_renamed(
+    client_factory, fault_server, tmp_path
+):
     client = client_factory(retry_delay=0.02, monitor=False)
     url = fault_server.add_file("left.bin", size=400_000)
     fault_server.add_faults("left.bin", ResetAfter(100_000))
@@ -323,8 +345,10 @@ def test_a_crash_leftover_without_its_control_file_is_overwritten_never_renamed(
     assert client.restart_download(gid) is True
     failed = wait_for_status(client, gid, "error")  # aria2 refuses the unresumable file: error 13
     assert failed.error_code == "13"
-    done = wait_for(lambda: client.get_progress(gid).status == "complete" and client.get_progress(gid),
-                    what="the restart that overwrites the leftover")
+    done = wait_for(
+        lambda: client.get_progress(gid).status == "complete" and client.get_progress(gid),
+        what="the restart that overwrites the leftover",
+    )
     assert done.retry_count == 2 and done.file_path == str(target)
     assert target.read_bytes() == fault_server.content("left.bin")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["left.bin"]
@@ -397,7 +421,9 @@ def _failed_with_a_restart_scheduled(client, fault_server, tmp_path, name):
     return gid
 
 
-def test_a_scheduled_restart_coming_due_during_an_explicit_one_does_nothing(client_factory, fault_server, tmp_path):
+def test_a_scheduled_restart_coming_due_during_an_explicit_one_does_nothing(
+    client_factory, fault_server, tmp_path
+):
     client = client_factory(retry_delay=3600.0, monitor=False)
     gid = _failed_with_a_restart_scheduled(client, fault_server, tmp_path, "due.bin")
     explicit = threading.current_thread()
@@ -423,7 +449,9 @@ def test_a_scheduled_restart_coming_due_during_an_explicit_one_does_nothing(clie
     assert (tmp_path / "due.bin").read_bytes() == fault_server.content("due.bin")
 
 
-def test_an_explicit_restart_during_a_running_scheduled_one_does_nothing(client_factory, fault_server, tmp_path):
+def test_an_explicit_restart_during_a_running_scheduled_one_does_nothing(
+    client_factory, fault_server, tmp_path
+):
     client = client_factory(retry_delay=3600.0, monitor=False)
     gid = _failed_with_a_restart_scheduled(client, fault_server, tmp_path, "busy.bin")
     test_thread = threading.current_thread()

@@ -12,7 +12,9 @@ from tests.support.fault_server import ResetAfter, Status
 def test_basic_usage(daemon, fault_server, tmp_path, capsys):
     url = fault_server.add_file("large-file.zip", size=2_000_000)
     fault_server.add_faults("large-file.zip", ResetAfter(500_000))
-    progress = seed_guide.basic_usage(url, str(tmp_path / "large-file.zip"), daemon.rpc_url, daemon.secret, poll=0.1)
+    progress = seed_guide.basic_usage(
+        url, str(tmp_path / "large-file.zip"), daemon.rpc_url, daemon.secret, poll=0.1
+    )
     assert progress.status == "complete"
     assert (tmp_path / "large-file.zip").read_bytes() == fault_server.content("large-file.zip")
     out = capsys.readouterr()

@@ -27,13 +27,17 @@ def worker(mode: str, db: Path, daemon, arg: str) -> subprocess.Popen:
     env = {**os.environ, "ARIA2_RPC_SECRET": daemon.secret, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.support.state_worker", mode, str(db), daemon.rpc_url, arg],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
 
 
 def first_line(process: subprocess.Popen, timeout: float = 60.0) -> str:
     """The first line ``process`` prints, read on a helper thread: fails after ``timeout``, never hangs."""
-    lines: "queue.Queue[str]" = queue.Queue()
+    lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
     try:
         return lines.get(timeout=timeout)
@@ -90,14 +94,21 @@ def test_a_batch_outlives_the_process_that_added_it(daemon, fault_server, tmp_pa
         assert open(path, "rb").read() == fault_server.content(url.rsplit("/", 1)[1])
 
 
-def test_two_processes_watching_one_failing_download_restart_it_once_per_failure(daemon, fault_server, tmp_path):
+def test_two_processes_watching_one_failing_download_restart_it_once_per_failure(
+    daemon, fault_server, tmp_path
+):
     db = tmp_path / "state.db"
     url = fault_server.add_file("twice.bin", size=3_000_000)
-    fault_server.add_faults(
-        "twice.bin", ResetAfter(500_000), OnRangeRequest(ResetAfter(700_000))
+    fault_server.add_faults("twice.bin", ResetAfter(500_000), OnRangeRequest(ResetAfter(700_000)))
+    client = Aria2Client(
+        daemon.rpc_url,
+        daemon.secret,
+        verbose=False,
+        state=db,
+        retry_delay=0.0,
+        poll_interval=0.02,
+        notifications=False,
     )
-    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, state=db, retry_delay=0.0,
-                         poll_interval=0.02, notifications=False)
     watcher = None
     try:
         batch_id = client.add_batch_downloads([(url, str(tmp_path / "twice.bin"))], options=GIVE_UP_AT_ONCE)
@@ -123,7 +134,16 @@ def test_two_processes_watching_one_failing_download_restart_it_once_per_failure
 def test_restarts_are_claimed_once(tmp_path):
     first, second = SQLiteStore(str(tmp_path / "s.db")), SQLiteStore(str(tmp_path / "s.db"))
     try:
-        first.add([{"gid": "0123456789abcdef", "uris": ["http://h/f"], "options": {}, "current_gid": "0123456789abcdef"}])
+        first.add(
+            [
+                {
+                    "gid": "0123456789abcdef",
+                    "uris": ["http://h/f"],
+                    "options": {},
+                    "current_gid": "0123456789abcdef",
+                }
+            ]
+        )
         assert second.claim_restart("0123456789abcdef", 0, 60) is False  # being added by the first
         first.release(["0123456789abcdef"])  # the add is confirmed
         assert first.claim_restart("0123456789abcdef", 0, 60) is True
@@ -174,21 +194,28 @@ def test_a_locked_file_is_a_clear_error_not_a_silent_loss(daemon, fault_server, 
 def test_the_store_is_bounded_like_the_memory(daemon, fault_server, tmp_path):
     db = tmp_path / "bounded.db"
     url = fault_server.add_file("b.bin", size=100)
-    with Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, state=db, keep_finished=2,
-                     poll_interval=0.05) as client:
+    with Aria2Client(
+        daemon.rpc_url, daemon.secret, verbose=False, state=db, keep_finished=2, poll_interval=0.05
+    ) as client:
         futures = [client.submit(url, str(tmp_path / f"b{i}.bin")) for i in range(5)]
         for future in futures:
             future.result(timeout=20)
         wait_for(lambda: len(client._ledger) <= 2, what="the retention")
         with sqlite3.connect(db) as connection:
-            wait_for(lambda: connection.execute("SELECT COUNT(*) FROM downloads").fetchone()[0] <= 2,
-                     what="the store to forget as well")
+            wait_for(
+                lambda: connection.execute("SELECT COUNT(*) FROM downloads").fetchone()[0] <= 2,
+                what="the store to forget as well",
+            )
 
 
 def _pair(daemon, db, **kwargs):
     """Two clients on one state file, each with its own connection (as two processes have)."""
-    options = dict(verbose=False, state=db, retry_delay=0.0, poll_interval=0.02, notifications=False, **kwargs)
-    return Aria2Client(daemon.rpc_url, daemon.secret, **options), Aria2Client(daemon.rpc_url, daemon.secret, **options)
+    options = dict(
+        verbose=False, state=db, retry_delay=0.0, poll_interval=0.02, notifications=False, **kwargs
+    )
+    return Aria2Client(daemon.rpc_url, daemon.secret, **options), Aria2Client(
+        daemon.rpc_url, daemon.secret, **options
+    )
 
 
 def test_a_download_being_added_is_not_taken_for_lost_by_another_process(daemon, fault_server, tmp_path):
@@ -268,7 +295,10 @@ def test_a_restart_claimed_by_one_process_is_not_done_again_by_the_other(daemon,
         gid = a.add_download(url, str(tmp_path / "claimed.bin"), GIVE_UP_AT_ONCE)
         wait_for(lambda: a.get_progress(gid).restart_pending, what="A to schedule a restart")
         wait_for(lambda: b.get_progress(gid).restart_pending, what="B to schedule one as well")
-        with _HeldRestart(a, hold_in=lambda: True) as held_a, _HeldRestart(b, hold_in=lambda: False) as held_b:
+        with (
+            _HeldRestart(a, hold_in=lambda: True) as held_a,
+            _HeldRestart(b, hold_in=lambda: False) as held_b,
+        ):
             assert bring_scheduled_restarts_due(a) == 1
             assert held_a.held.wait(20), "A's restart did not reach its removal"
             assert bring_scheduled_restarts_due(b) == 1

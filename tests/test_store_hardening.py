@@ -11,8 +11,12 @@ import pytest
 from aria2_sync import Aria2StateError
 from aria2_sync.state.sqlite import SQLiteStore
 
-ROW = {"gid": "00000000000000a1", "uris": ["http://user:pass@h/f"], "options": {"header": ["Authorization: Bearer t"]},
-       "current_gid": "00000000000000a1"}
+ROW = {
+    "gid": "00000000000000a1",
+    "uris": ["http://user:pass@h/f"],
+    "options": {"header": ["Authorization: Bearer t"]},
+    "current_gid": "00000000000000a1",
+}
 
 
 def _mode(path) -> int:

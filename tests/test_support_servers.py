@@ -17,11 +17,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Optional
 
 import pytest
 
 from tests.support.fault_server import (
+    UNSATISFIABLE,
     FaultServer,
     RequestRecord,
     ResetAfter,
@@ -30,7 +30,6 @@ from tests.support.fault_server import (
     Status,
     deterministic_content,
     parse_range,
-    UNSATISFIABLE,
 )
 from tests.support.rpc_proxy import RpcProxy
 
@@ -49,7 +48,9 @@ def srv() -> Iterator[FaultServer]:
         assert server.errors == []
 
 
-def get(url: str, headers: Optional[dict[str, str]] = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+def get(
+    url: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
@@ -59,12 +60,12 @@ def get(url: str, headers: Optional[dict[str, str]] = None, method: str = "GET")
             return err.code, dict(err.headers.items()), err.read()
 
 
-def raw_get(port: int, path: str, timeout: float = TIMEOUT) -> tuple[bytes, bytes, Optional[BaseException]]:
+def raw_get(port: int, path: str, timeout: float = TIMEOUT) -> tuple[bytes, bytes, BaseException | None]:
     """GET over a raw socket, reading until EOF or error; returns (head, body, error)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         chunks: list[bytes] = []
-        error: Optional[BaseException] = None
+        error: BaseException | None = None
         while True:
             try:
                 chunk = sock.recv(65536)
@@ -110,7 +111,7 @@ def test_deterministic_content_is_reproducible_and_not_block_periodic() -> None:
         ("bytes=abc", None),
     ],
 )
-def test_parse_range(header: Optional[str], expected: object) -> None:
+def test_parse_range(header: str | None, expected: object) -> None:
     assert parse_range(header, 100) == expected
 
 
@@ -172,7 +173,11 @@ def test_ranges(srv: FaultServer) -> None:
     assert headers["Content-Range"] == "bytes */1000"
 
     assert [r.range_header for r in srv.requests("r.bin")] == [
-        "bytes=100-199", "bytes=900-", "bytes=990-5000", "bytes=-5", "bytes=1000-"
+        "bytes=100-199",
+        "bytes=900-",
+        "bytes=990-5000",
+        "bytes=-5",
+        "bytes=1000-",
     ]
     assert srv.bytes_served("r.bin") == 100 + 100 + 10 + 5
 
@@ -381,7 +386,7 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
     timeout = 10.0
     server: _EchoUpstream
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_POST(self) -> None:

@@ -6,7 +6,6 @@ import json
 import logging
 import socket
 import threading
-from typing import List
 
 import pytest
 import requests
@@ -29,7 +28,7 @@ URL = "http://127.0.0.1:6800/jsonrpc"
 SECRET = "s3cr3t-value"
 
 
-def sent_bodies(rsps: responses.RequestsMock) -> List[dict]:
+def sent_bodies(rsps: responses.RequestsMock) -> list[dict]:
     return [json.loads(call.request.body) for call in rsps.calls]
 
 
@@ -49,7 +48,7 @@ def transport():
 @pytest.fixture
 def make_transport():
     """Transports that are closed after the test, whatever it did."""
-    made: List[Transport] = []
+    made: list[Transport] = []
 
     def make(*args, **kwargs) -> Transport:
         made.append(Transport(*args, **kwargs))
@@ -62,7 +61,7 @@ def make_transport():
 
 @pytest.fixture
 def recorded_sleeps(monkeypatch):
-    sleeps: List[float] = []
+    sleeps: list[float] = []
     monkeypatch.setattr(transport_module, "_sleep", sleeps.append)
     return sleeps
 
@@ -135,7 +134,9 @@ def test_multicall_answer_of_wrong_length_is_a_protocol_error(rsps, transport):
         (400, {"code": -32600, "message": "Invalid Request."}, Aria2RPCError, -32600),
     ],
 )
-def test_aria2_errors_are_mapped_and_never_retried(rsps, transport, recorded_sleeps, status, error, expected_type, code):
+def test_aria2_errors_are_mapped_and_never_retried(
+    rsps, transport, recorded_sleeps, status, error, expected_type, code
+):
     rsps.post(URL, status=status, json={"jsonrpc": "2.0", "id": 1, "error": error})
     with pytest.raises(expected_type) as info:
         transport.call("aria2.tellStatus", ["0123456789abcdef"])
@@ -148,7 +149,9 @@ def test_aria2_errors_are_mapped_and_never_retried(rsps, transport, recorded_sle
 
 
 def test_gid_not_found_carries_the_gid(rsps, transport):
-    rsps.post(URL, status=400, json={"id": 1, "error": {"code": 1, "message": "GID 0123456789abcdef is not found"}})
+    rsps.post(
+        URL, status=400, json={"id": 1, "error": {"code": 1, "message": "GID 0123456789abcdef is not found"}}
+    )
     with pytest.raises(Aria2GIDNotFoundError) as info:
         transport.call("aria2.tellStatus", ["0123456789abcdef"])
     assert info.value.gid == "0123456789abcdef"
@@ -268,7 +271,7 @@ class HangUpServer:
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/jsonrpc"
         self.requests = 0
         self._stop = threading.Event()
-        self._held: List[socket.socket] = []
+        self._held: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -324,8 +327,12 @@ def test_lost_answers_are_retried_for_read_only_methods(make_transport, hang_up_
     assert info.value.maybe_applied is True
 
 
-@pytest.mark.parametrize("method", ["aria2.addUri", "aria2.remove", "aria2.pause", "aria2.removeDownloadResult"])
-def test_lost_answers_are_not_retried_for_mutating_methods(make_transport, hang_up_server, recorded_sleeps, method):
+@pytest.mark.parametrize(
+    "method", ["aria2.addUri", "aria2.remove", "aria2.pause", "aria2.removeDownloadResult"]
+)
+def test_lost_answers_are_not_retried_for_mutating_methods(
+    make_transport, hang_up_server, recorded_sleeps, method
+):
     transport = make_transport(hang_up_server.url, max_retries=3)
     with pytest.raises(Aria2ConnectionError) as info:
         transport.call(method, [])
@@ -341,7 +348,9 @@ def test_a_multicall_is_read_only_only_if_every_call_is(make_transport, hang_up_
         transport.multicall([("aria2.tellStatus", ["0123456789abcdef"]), ("aria2.getGlobalStat", [])])
     assert hang_up_server.served(2) == 2
     with pytest.raises(Aria2ConnectionError):
-        transport.multicall([("aria2.tellStatus", ["0123456789abcdef"]), ("aria2.pause", ["0123456789abcdef"])])
+        transport.multicall(
+            [("aria2.tellStatus", ["0123456789abcdef"]), ("aria2.pause", ["0123456789abcdef"])]
+        )
     assert hang_up_server.served(3) == 3
 
 
@@ -375,12 +384,14 @@ class CutShortServer(HangUpServer):
 
     def answer(self, conn: socket.socket) -> None:
         conn.sendall(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\":"
+            b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"id":'
         )
 
 
 @pytest.mark.parametrize("method, expected_requests", [("aria2.tellStatus", 3), ("aria2.addUri", 1)])
-def test_an_answer_cut_short_is_retried_only_for_read_only_methods(make_transport, recorded_sleeps, method, expected_requests):
+def test_an_answer_cut_short_is_retried_only_for_read_only_methods(
+    make_transport, recorded_sleeps, method, expected_requests
+):
     server = CutShortServer()
     try:
         transport = make_transport(server.url, max_retries=2, retry_delay=0.5)

@@ -148,7 +148,9 @@ def http_answer(body: bytes, status: str = "200 OK", content_type: str = "applic
     )
 
 
-VERSION_ANSWER = http_answer(b'{"jsonrpc": "2.0", "id": 1, "result": {"version": "1.37.0", "enabledFeatures": []}}')
+VERSION_ANSWER = http_answer(
+    b'{"jsonrpc": "2.0", "id": 1, "result": {"version": "1.37.0", "enabledFeatures": []}}'
+)
 
 
 def in_thread(function: Callable[[], Any]) -> Outcome:
@@ -157,7 +159,7 @@ def in_thread(function: Callable[[], Any]) -> Outcome:
     def run() -> None:
         try:
             outcome.value = function()
-        except BaseException as error:  # noqa: BLE001 - handed to the test
+        except BaseException as error:
             outcome.error = error
 
     outcome.thread = threading.Thread(target=run, daemon=True)
@@ -229,8 +231,9 @@ def test_a_dripping_read_only_call_is_retried_then_times_out(serve, monkeypatch)
 
 
 def test_the_call_time_limit_is_the_documented_bound():
-    transport = Transport("http://127.0.0.1:1/jsonrpc", timeout=(2.0, 3.0), max_retries=3,
-                          retry_delay=1.0, max_retry_delay=3.0)
+    transport = Transport(
+        "http://127.0.0.1:1/jsonrpc", timeout=(2.0, 3.0), max_retries=3, retry_delay=1.0, max_retry_delay=3.0
+    )
     assert transport.exchange_time_limit == 5.0
     assert transport.call_time_limit == 4 * 5.0 + (1.0 + 2.0 + 3.0)
 
@@ -372,14 +375,21 @@ def _secret_in(value: Any, secret: str, seen: set[int], depth: int = 0) -> str |
                     if secret in repr(local):
                         return f" frame {frame.f_code.co_name} local {name} (repr)"
                     found = _secret_in(local, secret, seen, depth + 1)
-                    if found and isinstance(local, (BaseException, requests.PreparedRequest, requests.Response, str, bytes, dict, list)):
+                    if found and isinstance(
+                        local,
+                        (BaseException, requests.PreparedRequest, requests.Response, str, bytes, dict, list),
+                    ):
                         return f" frame {frame.f_code.co_name} local {name}{found}"
             tb = tb.tb_next
         return None
     if isinstance(value, BaseException):
-        for name, item in [("args", value.args), ("__cause__", value.__cause__),
-                           ("__context__", value.__context__), ("__traceback__", value.__traceback__),
-                           *vars(value).items()]:
+        for name, item in [
+            ("args", value.args),
+            ("__cause__", value.__cause__),
+            ("__context__", value.__context__),
+            ("__traceback__", value.__traceback__),
+            *vars(value).items(),
+        ]:
             found = _secret_in(item, secret, seen, depth + 1)
             if found:
                 return f".{name}{found}"
@@ -444,7 +454,7 @@ def echo_token(bare: bool) -> Behaviour:
 
     def behaviour(server: RawServer, conn: socket.socket, body: bytes) -> None:
         token = json.loads(body)["params"][0]
-        quoted = token[len("token:"):] if bare else token
+        quoted = token[len("token:") :] if bare else token
         server.send(conn, http_answer(f"denied {quoted}".encode(), "403 Forbidden", "text/plain"))
 
     return behaviour
@@ -466,7 +476,7 @@ def test_an_answer_echoing_the_secret_is_scrubbed_from_the_error(serve, bare):
 
 def echo_error(server: RawServer, conn: socket.socket, body: bytes) -> None:
     """A JSON-RPC error whose message quotes the secret, bare."""
-    token = json.loads(body)["params"][0][len("token:"):]
+    token = json.loads(body)["params"][0][len("token:") :]
     answer = json.dumps({"id": 1, "error": {"code": 1, "message": f"no such key {token} here"}})
     server.send(conn, http_answer(answer.encode(), "400 Bad Request"))
 
@@ -529,10 +539,14 @@ GID = "0123456789abcdef"
         ("active", "a string instead of a JSON object"),
         ({"gid": GID, "status": "active", "files": "/d/a.bin"}, "'files' as a string instead of a list"),
         ({"gid": GID, "status": "active", "files": ["/d/a.bin"]}, "a 'files' entry as a string"),
-        ({"gid": GID, "status": "active", "files": [{"path": "/d/a.bin", "uris": "http://x/a"}]},
-         "'uris' as a string instead of a list"),
-        ({"gid": GID, "status": "active", "files": [{"path": "/d/a.bin", "uris": ["http://x/a"]}]},
-         "a 'uris' entry as a string"),
+        (
+            {"gid": GID, "status": "active", "files": [{"path": "/d/a.bin", "uris": "http://x/a"}]},
+            "'uris' as a string instead of a list",
+        ),
+        (
+            {"gid": GID, "status": "active", "files": [{"path": "/d/a.bin", "uris": ["http://x/a"]}]},
+            "a 'uris' entry as a string",
+        ),
     ],
 )
 def test_a_misshapen_status_is_a_protocol_error_naming_the_method(serve, tmp_path, answer, problem):
@@ -577,6 +591,8 @@ def test_the_status_command_reports_a_misshapen_list_in_one_line(serve, capsys, 
     assert cli.main(["status", "--rpc-url", stub.url, "--rpc-secret", SECRET]) == 1
     err = capsys.readouterr().err
     assert problem in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 # -- the retries are urllib3's Retry, mounted on the session's adapter ------------------------------
 
 

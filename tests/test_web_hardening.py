@@ -92,8 +92,15 @@ def offline(root):
 
 @pytest.fixture
 def local_api(daemon, root):
-    api = Api({"DOWNLOAD_ROOT": str(root), "RPC_URL": daemon.rpc_url, "RPC_SECRET": daemon.secret,
-               "CLIENT_OPTIONS": FAST, "URL_POLICY": LOCAL})
+    api = Api(
+        {
+            "DOWNLOAD_ROOT": str(root),
+            "RPC_URL": daemon.rpc_url,
+            "RPC_SECRET": daemon.secret,
+            "CLIENT_OPTIONS": FAST,
+            "URL_POLICY": LOCAL,
+        }
+    )
     yield api
     web_downloads.reset_client()  # before the daemon stops
 
@@ -146,8 +153,14 @@ def test_a_custom_policy_is_asked_for_every_url(daemon, root):
         if "allowed.example" not in url:
             raise ValueError("only allowed.example may be fetched")
 
-    api = Api({"DOWNLOAD_ROOT": str(root), "RPC_URL": closed_port_url(), "CLIENT_OPTIONS": FAST,
-               "URL_POLICY": only_example})
+    api = Api(
+        {
+            "DOWNLOAD_ROOT": str(root),
+            "RPC_URL": closed_port_url(),
+            "CLIENT_OPTIONS": FAST,
+            "URL_POLICY": only_example,
+        }
+    )
     status, answer, _ = api.post({"urls": ["http://allowed.example/a", "http://other.example/b"]})
     assert status == 400 and answer["error"] == "urls[1] is refused: only allowed.example may be fetched"
     assert seen == ["http://allowed.example/a", "http://other.example/b"]
@@ -182,8 +195,9 @@ def test_progress_shows_paths_relative_to_the_root_and_never_overwrites(local_ap
     first = fault_server.add_file("first.bin", size=3000)
     taken = fault_server.add_file("taken.bin", size=3000)
     (root / "taken.bin").write_bytes(b"ANOTHER REQUEST WROTE THIS")
-    status, answer, _ = local_api.post({"items": [{"url": first, "name": "deep/first.bin"},
-                                                  {"url": taken, "name": "taken.bin"}]})
+    status, answer, _ = local_api.post(
+        {"items": [{"url": first, "name": "deep/first.bin"}, {"url": taken, "name": "taken.bin"}]}
+    )
     assert status == 201
     done = wait_for_batch(local_api, answer["batch_id"])
     _, _, text = local_api.get(f"/downloads/{answer['batch_id']}")
@@ -209,8 +223,16 @@ def test_a_broken_state_file_is_503_without_its_path(root, tmp_path, daemon):
     state = tmp_path / "private" / "state.db"
     state.parent.mkdir()
     state.write_bytes(b"this is not an SQLite database" * 100)
-    api = Api({"DOWNLOAD_ROOT": str(root), "RPC_URL": daemon.rpc_url, "RPC_SECRET": daemon.secret,
-               "STATE": str(state), "CLIENT_OPTIONS": FAST, "URL_POLICY": LOCAL})
+    api = Api(
+        {
+            "DOWNLOAD_ROOT": str(root),
+            "RPC_URL": daemon.rpc_url,
+            "RPC_SECRET": daemon.secret,
+            "STATE": str(state),
+            "CLIENT_OPTIONS": FAST,
+            "URL_POLICY": LOCAL,
+        }
+    )
     status, answer, text = api.post({"urls": ["http://127.0.0.1:9/a"]})
     assert status == 503, text
     assert "state" in answer["error"]

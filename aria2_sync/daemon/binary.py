@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import List, Optional, Union
+from typing import Union
 
 from ..errors import Aria2BinaryNotFoundError
 
@@ -18,7 +18,7 @@ __all__ = ["find_aria2c"]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _bundled() -> Optional[str]:
+def _bundled() -> str | None:
     try:
         module = importlib.import_module("aria2c")
     except ImportError:
@@ -45,7 +45,7 @@ def _is_bundled_launcher(path: str) -> bool:
     return head.startswith(b"#!") and b"from aria2c import main" in head
 
 
-def find_aria2c(explicit: Optional[PathLike] = None) -> str:
+def find_aria2c(explicit: PathLike | None = None) -> str:
     """Return the path of the aria2c to run, or raise :class:`Aria2BinaryNotFoundError`.
 
     An explicit path or ``ARIA2C`` that does not point at an executable is an error, not a reason
@@ -53,7 +53,7 @@ def find_aria2c(explicit: Optional[PathLike] = None) -> str:
     """
     import shutil  # (here, not at the top: shutil costs milliseconds at ``import aria2_sync``)
 
-    looked: List[str] = []
+    looked: list[str] = []
     if explicit is not None:
         path = os.fspath(explicit)
         if _usable(path):
@@ -70,8 +70,7 @@ def find_aria2c(explicit: Optional[PathLike] = None) -> str:
         if found:
             return found
         raise Aria2BinaryNotFoundError(
-            f"the ARIA2C environment variable names {env!r}, which is not an executable file: "
-            "fix or unset it"
+            f"the ARIA2C environment variable names {env!r}, which is not an executable file: fix or unset it"
         )
     looked.append("the ARIA2C environment variable (unset)")
     on_path = shutil.which("aria2c")

@@ -102,8 +102,17 @@ class Aria2Daemon:
 
     #: Options the daemon sets itself; pass the matching constructor argument instead.
     RESERVED_OPTIONS = frozenset(
-        {"enable-rpc", "rpc-listen-port", "rpc-listen-all", "rpc-secret", "conf-path",
-         "stop-with-process", "save-session", "input-file", "daemon"}
+        {
+            "enable-rpc",
+            "rpc-listen-port",
+            "rpc-listen-all",
+            "rpc-secret",
+            "conf-path",
+            "stop-with-process",
+            "save-session",
+            "input-file",
+            "daemon",
+        }
     )
     #: Consecutive failed restarts after which supervision gives up.
     MAX_FAILED_RESTARTS = 5
@@ -331,7 +340,9 @@ class Aria2Daemon:
                 if attempt == 1:
                     logger.warning(
                         "aria2c (pid %s) exited unexpectedly with code %s; restarting it on %s",
-                        process.pid, process.returncode, self.rpc_url,
+                        process.pid,
+                        process.returncode,
+                        self.rpc_url,
                     )
                 try:
                     self._launch()
@@ -361,8 +372,7 @@ class Aria2Daemon:
                 assert self._process is not None
                 if self._process.poll() is not None:
                     raise Aria2DaemonError(
-                        f"aria2c ({self.aria2c}) exited with code {self._process.returncode} "
-                        "while starting",
+                        f"aria2c ({self.aria2c}) exited with code {self._process.returncode} while starting",
                         self.log_tail(),
                     )
                 problem: Exception | None = None
@@ -544,9 +554,7 @@ def _open_private(path: str, flags: int) -> int:
         raise
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or (
-            hasattr(os, "geteuid") and info.st_uid != os.geteuid()
-        ):
+        if not stat.S_ISREG(info.st_mode) or (hasattr(os, "geteuid") and info.st_uid != os.geteuid()):
             raise Aria2DaemonError(f"{path} is not a plain file of yours: remove it")
         if os.name != "nt" and stat.S_IMODE(info.st_mode) != 0o600:
             os.fchmod(fd, 0o600)

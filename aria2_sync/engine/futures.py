@@ -21,7 +21,7 @@ from concurrent.futures import (
     as_completed,
     wait,
 )
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable
 
 import attrs
 
@@ -35,18 +35,19 @@ __all__ = [
     "FIRST_EXCEPTION",
 ]
 
+
 @attrs.frozen
 class DownloadResult:
     """A finished download: where the file is, how big, and what it took."""
 
     gid: str
-    path: Optional[str]
+    path: str | None
     size: int
     url: str
     retry_count: int = 0
-    attempts: Tuple[Dict[str, Any], ...] = ()
+    attempts: tuple[dict[str, Any], ...] = ()
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "gid": self.gid,
             "path": self.path,
@@ -57,10 +58,10 @@ class DownloadResult:
         }
 
 
-class DownloadFuture(concurrent.futures.Future):
+class DownloadFuture(concurrent.futures.Future[Any]):
     """The future outcome of one download (``gid``); made by ``Aria2Client.submit`` and friends."""
 
-    def __init__(self, gid: str, canceller: Optional[Callable[[str], bool]] = None) -> None:
+    def __init__(self, gid: str, canceller: Callable[[str], bool] | None = None) -> None:
         super().__init__()
         self.gid = gid
         self._canceller = canceller

@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..state.base import Row, Store
@@ -48,12 +49,12 @@ class Attempt:
     """One failed run of a download: when it failed, how, and how far it had got."""
 
     time: float
-    error_code: Optional[str]
-    error_message: Optional[str]
+    error_code: str | None
+    error_message: str | None
     completed_length: int
     gid: str
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
 
@@ -72,9 +73,9 @@ class Callbacks:
     when a restart of it is issued, ``on_done(future)`` once it has an outcome.
     """
 
-    on_progress: Optional[Callable[[Progress], Any]] = None
-    on_restart: Optional[Callable[[Progress], Any]] = None
-    on_done: Optional[Callable[["DownloadFuture"], Any]] = None
+    on_progress: Callable[[Progress], Any] | None = None
+    on_restart: Callable[[Progress], Any] | None = None
+    on_done: Callable[[DownloadFuture], Any] | None = None
 
 
 @attrs.define(eq=False)
@@ -88,34 +89,34 @@ class DownloadRecord:
     """
 
     gid: str
-    uris: List[str]
-    options: Dict[str, Any]
+    uris: list[str]
+    options: dict[str, Any]
     current_gid: str
-    batch_id: Optional[str] = None
+    batch_id: str | None = None
     added_at: float = attrs.field(factory=time.time)
-    attempts: List[Attempt] = attrs.field(factory=list)
+    attempts: list[Attempt] = attrs.field(factory=list)
     retry_count: int = 0
-    last: Optional[Progress] = None
+    last: Progress | None = None
     run: int = 0
     failed_run: int = -1
     restart_state: str = IDLE
-    gave_up: Optional[str] = None
+    gave_up: str | None = None
     cancelled: bool = False
-    outcome: Optional[str] = None
-    finished_at: Optional[float] = None
-    rejected_error: Optional[Exception] = None
-    future: Optional["DownloadFuture"] = None
+    outcome: str | None = None
+    finished_at: float | None = None
+    rejected_error: Exception | None = None
+    future: DownloadFuture | None = None
     callbacks: Callbacks = attrs.field(factory=Callbacks)
-    daemon_gids: List[str] = attrs.field(factory=list)
+    daemon_gids: list[str] = attrs.field(factory=list)
     #: True while the add that creates this download is in flight: until it returns, the
     #: daemon not knowing the GID means "not yet", not "lost".
     adding: bool = False
     #: (run, outcome) whose future resolution was queued, so one outcome settles once.
-    settled: Optional[tuple] = None
+    settled: tuple[int, str] | None = None
     progress_callback_queued: bool = False
     removal_queued: bool = False
     #: A few fields of the answer ``last`` was built from; an identical answer needs no work.
-    fingerprint: Optional[tuple] = None
+    fingerprint: tuple[object, ...] | None = None
 
     @property
     def finished(self) -> bool:
@@ -150,7 +151,6 @@ class DownloadRecord:
         return self.uris[0]
 
 
-
 #: How long the counts of a finished batch whose downloads the count rule of the retention
 #: forgot remain answerable (``get_batch_progress`` of a batch that just completed).
 BATCH_GRACE_SECONDS = 60.0
@@ -164,7 +164,7 @@ class Batch:
     """A named group of downloads, in the order they were given."""
 
     batch_id: str
-    gids: List[str]
+    gids: list[str]
     created_at: float = attrs.field(factory=time.monotonic)
 
 
@@ -265,16 +265,16 @@ class Ledger:
     def __init__(
         self,
         keep_finished: int = 1000,
-        keep_seconds: Optional[float] = 3600.0,
-        store: Optional["Store"] = None,
+        keep_seconds: float | None = 3600.0,
+        store: Store | None = None,
     ) -> None:
         self.store = store
         self.lock = threading.RLock()
         self.keep_finished = keep_finished
         self.keep_seconds = keep_seconds
-        self._records: Dict[str, DownloadRecord] = {}
-        self._by_daemon_gid: Dict[str, str] = {}
-        self._batches: "OrderedDict[str, Batch]" = OrderedDict()
+        self._records: dict[str, DownloadRecord] = {}
+        self._by_daemon_gid: dict[str, str] = {}
+        self._batches: OrderedDict[str, Batch] = OrderedDict()
         self._summaries: OrderedDict[str, BatchSummary] = OrderedDict()
         self._last_prune = 0.0
         #: Finished downloads kept, as far as :meth:`note_finished` knows between prunes, and
@@ -295,7 +295,7 @@ class Ledger:
             for daemon_gid in record.daemon_gids:
                 self._by_daemon_gid[daemon_gid] = record.gid
 
-    def add_batch(self, batch: Batch, records: List[DownloadRecord]) -> None:
+    def add_batch(self, batch: Batch, records: list[DownloadRecord]) -> None:
         if self.store is not None:
             self.store.add([_row(r) for r in records], (batch.batch_id, list(batch.gids)))
         with self.lock:
@@ -309,7 +309,7 @@ class Ledger:
                 return True
         return self.store is not None and self.store.batch(batch_id) is not None
 
-    def batch_records(self, batch_id: str, local_only: bool = False) -> Optional[List[DownloadRecord]]:
+    def batch_records(self, batch_id: str, local_only: bool = False) -> list[DownloadRecord] | None:
         """The records of a batch in its order, or None for an unknown (or forgotten) batch.
 
         ``local_only``: from memory alone, without asking the store.
@@ -403,7 +403,7 @@ class Ledger:
         if self.store is not None and records:
             self.store.release([r.gid for r in records])
 
-    def refresh(self, records: List[DownloadRecord]) -> List[DownloadRecord]:
+    def refresh(self, records: list[DownloadRecord]) -> list[DownloadRecord]:
         """Bring in what other processes changed; returns the records that got an outcome."""
         if self.store is None or not records:
             return []
@@ -450,7 +450,8 @@ class Ledger:
         logger.log(
             logging.WARNING if first else logging.DEBUG,
             "could not %s (%s); downloads are still watched in this process's memory",
-            action, error,
+            action,
+            error,
         )
 
     def _store_ok(self) -> None:
@@ -474,13 +475,14 @@ class Ledger:
             for record in fresh:
                 self._keep(record)
             stale = [
-                self._records[row["gid"]] for row in rows
+                self._records[row["gid"]]
+                for row in rows
                 if row["gid"] in self._records and self._records[row["gid"]].finished
             ]
         self.refresh(stale)
         return len(fresh)
 
-    def unfinished(self) -> List[DownloadRecord]:
+    def unfinished(self) -> list[DownloadRecord]:
         with self.lock:
             return [r for r in self._records.values() if r.outcome is None]
 
@@ -510,9 +512,9 @@ class Ledger:
             # Finished downloads of batches still running count too, but cannot go yet.
             finished_total = sum(record.finished for record in self._records.values())
             forgotten = 0
-            gone_gids: List[str] = []
-            gone_batches: List[str] = []
-            runs: Dict[str, int] = {}
+            gone_gids: list[str] = []
+            gone_batches: list[str] = []
+            runs: dict[str, int] = {}
             for done_at, batch_id, gids in units:
                 too_many = finished_total - forgotten > limit
                 too_old = self.keep_seconds is not None and now - done_at > self.keep_seconds
@@ -532,9 +534,7 @@ class Ledger:
                     self._batches.pop(batch_id, None)
                     gone_batches.append(batch_id)
             self._finished_hint = finished_total - forgotten
-            self._prune_at = max(
-                self.keep_finished, self._finished_hint + max(1, self.keep_finished // 10)
-            )
+            self._prune_at = max(self.keep_finished, self._finished_hint + max(1, self.keep_finished // 10))
             self._prune_summaries(now)
         if self.store is not None and (gone_gids or gone_batches):
             self.store.forget(gone_gids, gone_batches, runs=runs)
@@ -599,7 +599,7 @@ class Ledger:
                 record = self._records.get(handle) if handle else None
             return record
 
-    def get(self, gid: str) -> Optional[DownloadRecord]:
+    def get(self, gid: str) -> DownloadRecord | None:
         """The record for a handle GID or for any daemon GID it ever had."""
         with self.lock:
             record = self._records.get(gid)
@@ -637,7 +637,7 @@ class Ledger:
             return len(self._records)
 
 
-def _row(record: DownloadRecord) -> Dict[str, Any]:
+def _row(record: DownloadRecord) -> dict[str, Any]:
     """What a new download looks like in a store."""
     return {
         "gid": record.gid,
@@ -648,7 +648,7 @@ def _row(record: DownloadRecord) -> Dict[str, Any]:
     }
 
 
-def _record(row: "Row") -> DownloadRecord:
+def _record(row: Row) -> DownloadRecord:
     """A working copy of a stored download."""
     record = DownloadRecord(
         gid=row["gid"],

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from typing import Any, Callable, List, Optional, Set
+from typing import Any, Callable
 
 from ..errors import (
     Aria2AuthError,
@@ -73,15 +73,15 @@ class Monitor:
         self.disconnect_grace = disconnect_grace
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._offline_since: Optional[float] = None
+        self._offline_since: float | None = None
         self._offline_pause = 0.0
-        self._trouble_kind: Optional[str] = None
+        self._trouble_kind: str | None = None
         #: The clock of the grace period (a seam: tests count the grace without waiting it out).
         self._clock: Callable[[], float] = time.monotonic
         self._futures_failed_offline = False
-        self._urgent: Set[str] = set()
+        self._urgent: set[str] = set()
         self.ticks = 0
 
     # -- control --------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ class Monitor:
                 self._thread = threading.Thread(target=self._run, name="aria2_sync-monitor", daemon=True)
                 self._thread.start()
 
-    def wake(self, gid: Optional[str] = None) -> None:
+    def wake(self, gid: str | None = None) -> None:
         """Tick now instead of at the end of the current pause; ``gid``: read that one for sure."""
         if gid is not None:
             with self._lock:
@@ -127,7 +127,7 @@ class Monitor:
             self._wake.wait(pause)  # None: nothing to watch, sleep until a download is added
             self._wake.clear()
 
-    def _step(self) -> Optional[float]:
+    def _step(self) -> float | None:
         """One tick, with whatever goes wrong in it handled; returns the pause before the next."""
         try:
             watched = self.tick()
@@ -135,7 +135,7 @@ class Monitor:
             logger.debug("the monitor's connection was closed; the monitor stops")
             self._stop.set()
             return 0.0
-        except Exception as error:  # noqa: BLE001 - the monitor must outlive any trouble in a tick
+        except Exception as error:
             return self._went_offline(error)
         return self.interval if watched else self._idle_pause()
 
@@ -168,7 +168,7 @@ class Monitor:
         self.ledger.prune()  # O(records), about a millisecond per 10,000
         return len(due)
 
-    def _due(self, records: List[DownloadRecord], urgent: Set[str]) -> List[DownloadRecord]:
+    def _due(self, records: list[DownloadRecord], urgent: set[str]) -> list[DownloadRecord]:
         """The records to read this tick (under the ledger's lock).
 
         Every one, unless many are parked (paused, or waiting in the queue): those change
@@ -178,7 +178,8 @@ class Monitor:
         """
         live = [record for record in records if not record.finished]
         parked = [
-            r for r in live
+            r
+            for r in live
             if r.last is not None and r.last.status in ("paused", "waiting") and r.current_gid not in urgent
         ]
         if len(parked) <= PARKED_READ_ALL:
@@ -187,7 +188,7 @@ class Monitor:
         skipped = {id(r) for r in parked if int(r.gid[-4:], 16) % PARKED_SLICES != turn}
         return [r for r in live if id(r) not in skipped]
 
-    def _idle_pause(self) -> Optional[float]:
+    def _idle_pause(self) -> float | None:
         """Nothing to watch: sleep until woken, or until finished records are due to go."""
         if not len(self.ledger):
             return None
@@ -224,7 +225,10 @@ class Monitor:
         keeping = f"keeping {len(self.ledger.unfinished())} downloads and retrying until it answers"
         if isinstance(error, Aria2ConnectionError):
             logger.warning(
-                "lost the connection to aria2 at %s (%s); %s", redact_url(error.rpc_url), error.reason, keeping
+                "lost the connection to aria2 at %s (%s); %s",
+                redact_url(error.rpc_url),
+                error.reason,
+                keeping,
             )
         elif isinstance(error, Aria2AuthError):
             logger.warning("aria2 refuses this client's RPC secret (%s); %s", error, keeping)
@@ -262,7 +266,7 @@ class Monitor:
         The records stay: when the daemon answers again they are re-synced, and
         ``Aria2Client.future(gid)`` gives a fresh future that follows the download.
         """
-        waiting: List[Any] = []
+        waiting: list[Any] = []
         with self.ledger.lock:
             for record in self.ledger.unfinished():
                 if record.future is not None and not record.future.done():

@@ -24,7 +24,8 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Callable
 
 from ..errors import (
     Aria2ConnectionError,
@@ -46,7 +47,7 @@ __all__ = ["RestartEngine", "complete_file_on_disk"]
 _RESTART_KEYS = ["status", "dir", "files", "completedLength", "errorCode"]
 
 
-def complete_file_on_disk(record: DownloadRecord) -> Optional[str]:
+def complete_file_on_disk(record: DownloadRecord) -> str | None:
     """The download's file if it is on this machine, whole, with no control file beside it.
 
     Asked only when the daemon has forgotten a download: a finished file whose result was
@@ -114,7 +115,7 @@ def own_partial_file(record: DownloadRecord, known: FileIdentity | None = None) 
     return None
 
 
-def _target_path(record: DownloadRecord) -> Optional[str]:
+def _target_path(record: DownloadRecord) -> str | None:
     """Where the download writes: where aria2 said it did, else where it was asked to."""
     if record.last is not None and record.last.file_path:
         return record.last.file_path
@@ -133,8 +134,8 @@ class RestartEngine:
         policy: RestartPolicy,
         scheduler: Scheduler,
         add_attempts: int,
-        run_job: Optional[Callable[[Callable[[], None]], None]] = None,
-        on_restarted: Optional[Callable[[DownloadRecord], None]] = None,
+        run_job: Callable[[Callable[[], None]], None] | None = None,
+        on_restarted: Callable[[DownloadRecord], None] | None = None,
     ) -> None:
         self.rpc = rpc
         self.ledger = ledger
@@ -157,14 +158,19 @@ class RestartEngine:
     def _note_left_file(self, record: DownloadRecord, progress: Progress | None) -> None:
         """Remember the file a failed run of ``record`` left, if aria2 wrote bytes to it.
 
-        Called when the failure is first seen. aria2 only writes into a file it created (or resumes with its control file), since
-        ``auto-file-renaming`` is off: a file it reports bytes for is this download's. Once
-        the run has failed aria2 no longer touches it, so its identity (inode, size, times)
-        is noted; a later error 13 on that path (the control file lost) is then ours only if
-        the file is still exactly that one, not another writer's file put there since.
+        Called when the failure is first seen. aria2 only writes into a file it created (or
+        resumes with its control file), since ``auto-file-renaming`` is off: a file it reports
+        bytes for is this download's. Once the run has failed aria2 no longer touches it, so
+        its identity (inode, size, times) is noted; a later error 13 on that path (the control
+        file lost) is then ours only if the file is still exactly that one, not another
+        writer's file put there since.
         """
-        if (progress is None or progress.status != "error" or progress.error_code == "13"
-                or progress.completed_length <= 0):
+        if (
+            progress is None
+            or progress.status != "error"
+            or progress.error_code == "13"
+            or progress.completed_length <= 0
+        ):
             return
         path = progress.file_path or _target_path(record)
         identity = file_identity(path) if path else None
@@ -282,17 +288,24 @@ class RestartEngine:
         if progress.error_code != "13":
             return self.policy.decide(progress, record.retry_count)
         if self.own_leftover(record) is not None:
-            budget = RestartPolicy(max_restarts=self.policy.max_restarts, restartable_codes={13},
-                                   base_delay=self.policy.base_delay, max_delay=self.policy.max_delay)
+            budget = RestartPolicy(
+                max_restarts=self.policy.max_restarts,
+                restartable_codes={13},
+                base_delay=self.policy.base_delay,
+                max_delay=self.policy.max_delay,
+            )
             return budget.decide(progress, record.retry_count)
         decision = self.policy.decide(progress, record.retry_count)
         if decision.restart:
             return decision
-        return RestartDecision(False, reason=(
-            f"{decision.reason}: the target file already exists and nothing shows this download "
-            "wrote it, so it is left untouched (move it away and restart the download, or pass "
-            "allow-overwrite=true to replace it)"
-        ))
+        return RestartDecision(
+            False,
+            reason=(
+                f"{decision.reason}: the target file already exists and nothing shows this download "
+                "wrote it, so it is left untouched (move it away and restart the download, or pass "
+                "allow-overwrite=true to replace it)"
+            ),
+        )
 
     def allowed(self, record: DownloadRecord, progress: Progress) -> bool:
         """Whether the policy (error code and budget) allows restarting this failure now."""
@@ -322,8 +335,13 @@ class RestartEngine:
         the download, so neither the policy nor the budget is asked.
         """
         with self.ledger.lock:
-            if (record.cancelled or record.finished or record.adding or record.run != run
-                    or record.restart_state != IDLE):
+            if (
+                record.cancelled
+                or record.finished
+                or record.adding
+                or record.run != run
+                or record.restart_state != IDLE
+            ):
                 return False
             record.restart_state = RESTARTING
         return self._restart(record, run, counted=False)
@@ -343,7 +361,7 @@ class RestartEngine:
             claimed = True
             old_gid = record.current_gid
             try:
-                status: Optional[Dict[str, Any]] = self.rpc.tell_status(old_gid, _RESTART_KEYS)
+                status: dict[str, Any] | None = self.rpc.tell_status(old_gid, _RESTART_KEYS)
             except Aria2GIDNotFoundError:
                 status = None  # evicted, lost with a daemon, or removed by a restart that then failed
             if status is not None and status.get("status") not in ("error", "removed"):
@@ -365,8 +383,13 @@ class RestartEngine:
             # process's view as it was), then here. If the add below fails, the new run has no
             # daemon-side download, and whoever reads it next finds it gone and recovers it.
             self.ledger.persist(
-                record, run=next_run, retry_count=number, gave_up=None, last=None,
-                outcome=None, finished_at=None,
+                record,
+                run=next_run,
+                retry_count=number,
+                gave_up=None,
+                last=None,
+                outcome=None,
+                finished_at=None,
             )
             with self.ledger.lock:
                 record.retry_count = number
@@ -392,7 +415,7 @@ class RestartEngine:
             with self.ledger.lock:
                 if gid != record.current_gid:
                     self.ledger.rebind(record, gid)
-                cancelled = record.cancelled
+                cancelled = _is_cancelled(record)  # (set by cancel_download meanwhile)
             if cancelled:  # cancel_download ran while the add was in flight
                 self._remove_quietly(gid)
                 return False
@@ -424,7 +447,9 @@ class RestartEngine:
         except Aria2RPCError:
             pass
 
-    def _options_for_restart(self, record: DownloadRecord, status: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    def _options_for_restart(
+        self, record: DownloadRecord, status: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         """The download's own options, with its file pinned so aria2 resumes that very file.
 
         Without ``out``, aria2 names the file after the URL or the server's headers, which may
@@ -470,3 +495,8 @@ class RestartEngine:
             )
             self.rpc.add_uri_once(record.uris, options, gid, attempts=self.add_attempts)
             return gid
+
+
+def _is_cancelled(record: DownloadRecord) -> bool:
+    """Read ``record.cancelled`` afresh: another thread may have set it during a call."""
+    return record.cancelled

@@ -11,12 +11,11 @@ import heapq
 import itertools
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable
 
 from ..logs import logger
 
 __all__ = ["Scheduler"]
-
 
 
 class Scheduler:
@@ -24,10 +23,10 @@ class Scheduler:
 
     def __init__(self, name: str = "aria2_sync-scheduler") -> None:
         self._name = name
-        self._heap: List[Tuple[float, int, Callable[[], None]]] = []
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._closed = False
 
     def call_later(self, delay: float, job: Callable[[], None]) -> bool:
@@ -77,5 +76,5 @@ class Scheduler:
                 _, _, job = heapq.heappop(self._heap)
             try:
                 job()
-            except Exception:  # noqa: BLE001 - a failing job must not kill the thread
+            except Exception:
                 logger.exception("a scheduled aria2_sync job failed")

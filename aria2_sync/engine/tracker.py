@@ -16,7 +16,8 @@ user code never runs on the monitor's thread or under the ledger's lock.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Callable
 
 import attrs
 
@@ -45,7 +46,6 @@ from .workers import Pools
 __all__ = ["Tracker"]
 
 
-
 class Tracker:
     """Applies status reads to the ledger's records and settles their outcomes."""
 
@@ -67,9 +67,7 @@ class Tracker:
 
     # -- observing ------------------------------------------------------------------------------
 
-    def observe(
-        self, record: DownloadRecord, status: Mapping[str, Any], run: int, auto: bool
-    ) -> Progress:
+    def observe(self, record: DownloadRecord, status: Mapping[str, Any], run: int, auto: bool) -> Progress:
         """Apply a ``tellStatus`` answer about run ``run`` of ``record``; return the snapshot."""
         fingerprint = (
             run,
@@ -120,7 +118,9 @@ class Tracker:
                 progress.status,
                 progress.completed_length,
             )
-            notify = changed and record.callbacks.on_progress is not None and not record.progress_callback_queued
+            notify = (
+                changed and record.callbacks.on_progress is not None and not record.progress_callback_queued
+            )
             if notify:
                 record.progress_callback_queued = True  # one queued call per download, at most
             remove = record.cancelled and progress.is_active and not record.removal_queued
@@ -136,8 +136,8 @@ class Tracker:
         return progress
 
     def read(
-        self, rpc: Aria2RPC, records: List[DownloadRecord], auto: bool
-    ) -> List[Tuple[DownloadRecord, int, Optional[Progress]]]:
+        self, rpc: Aria2RPC, records: list[DownloadRecord], auto: bool
+    ) -> list[tuple[DownloadRecord, int, Progress | None]]:
         """Read ``records`` from the daemon in one round trip and apply every answer.
 
         Returns ``(record, run read, snapshot)`` for each; the snapshot is None for a download
@@ -158,7 +158,7 @@ class Tracker:
         for status in statuses:
             if not isinstance(status, (dict, Aria2RPCError)):  # (the rest is checked when built)
                 raise rpc.unreadable("aria2.tellStatus", status_problem(status) or "")
-        results: List[Tuple[DownloadRecord, int, Optional[Progress]]] = []
+        results: list[tuple[DownloadRecord, int, Progress | None]] = []
         for (record, daemon_gid, run), status in zip(snapshot, statuses):
             if isinstance(status, Aria2GIDNotFoundError):
                 self.vanished(record, run)
@@ -228,7 +228,7 @@ class Tracker:
         except Aria2Error as error:
             logger.warning("could not add download GID %s again: %s", record.gid, error)
 
-    def _outcome_of(self, record: DownloadRecord, progress: Progress) -> Optional[str]:
+    def _outcome_of(self, record: DownloadRecord, progress: Progress) -> str | None:
         if progress.status == "complete":
             return COMPLETE
         if progress.status == "removed" or (record.cancelled and progress.status == "error"):
@@ -317,7 +317,7 @@ class Tracker:
 
         self.pools.settle.submit(resolve)
 
-    def _value_of(self, record: DownloadRecord) -> Union[DownloadResult, DownloadFailed, None]:
+    def _value_of(self, record: DownloadRecord) -> DownloadResult | DownloadFailed | None:
         last = record.last
         attempts = tuple(a.to_dict() for a in record.attempts)
         if record.outcome == COMPLETE and last is not None:
@@ -345,10 +345,12 @@ class Tracker:
     # -- batches --------------------------------------------------------------------------------
 
     def batch_progress(
-        self, batch_id: Optional[str], records: List[Tuple[DownloadRecord, Progress]]
+        self, batch_id: str | None, records: list[tuple[DownloadRecord, Progress]]
     ) -> BatchProgress:
         """Count a batch's downloads by what they are, not just by aria2's status word."""
-        counts = dict.fromkeys(("completed", "failed", "active", "waiting", "paused", "retrying", "removed"), 0)
+        counts = dict.fromkeys(
+            ("completed", "failed", "active", "waiting", "paused", "retrying", "removed"), 0
+        )
         with self.ledger.lock:
             unresolved = 0
             for record, progress in records:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable, List
+from typing import Callable
 
 import attrs
 
@@ -29,8 +29,8 @@ class WorkerPool:
     def __init__(self, size: int = 4, name: str = "aria2_sync-worker") -> None:
         self._size = max(1, size)
         self._name = name
-        self._queue: "queue.SimpleQueue[object]" = queue.SimpleQueue()
-        self._threads: List[threading.Thread] = []
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
 
@@ -82,7 +82,7 @@ class WorkerPool:
                 return
             try:
                 job()
-            except Exception:  # noqa: BLE001 - user callbacks may raise anything
+            except Exception:
                 logger.exception("an aria2_sync callback or background job failed")
 
 

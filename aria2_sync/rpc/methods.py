@@ -9,7 +9,8 @@ retry-safe ``addUri`` every add and restart goes through.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import (
     Aria2ConnectionError,
@@ -24,7 +25,7 @@ from .transport import Transport
 __all__ = ["Aria2RPC", "Call", "new_gid"]
 
 #: One call for :meth:`Aria2RPC.multicall`: ``(method name, params)`` without the token.
-Call = Tuple[str, Sequence[Any]]
+Call = tuple[str, Sequence[Any]]
 
 
 def new_gid() -> str:
@@ -39,7 +40,7 @@ def new_gid() -> str:
             return gid
 
 
-def _keys(keys: Optional[Sequence[str]]) -> List[Any]:
+def _keys(keys: Sequence[str] | None) -> list[Any]:
     return [list(keys)] if keys else []
 
 
@@ -52,10 +53,12 @@ class Aria2RPC:
     # -- adding and removing --------------------------------------------------------------------
 
     def add_uri(
-        self, uris: Sequence[str], options: Optional[Mapping[str, Any]] = None,
-        position: Optional[int] = None,
+        self,
+        uris: Sequence[str],
+        options: Mapping[str, Any] | None = None,
+        position: int | None = None,
     ) -> str:
-        params: List[Any] = [list(uris), dict(options or {})]
+        params: list[Any] = [list(uris), dict(options or {})]
         if position is not None:
             params.append(position)
         return str(self.transport.call("aria2.addUri", params))
@@ -70,7 +73,7 @@ class Aria2RPC:
         for that GID, and add again only if the daemon does not have it (design guarantee 4).
         """
         options = {**options, "gid": gid}
-        last_error: Optional[Aria2ConnectionError] = None
+        last_error: Aria2ConnectionError | None = None
         for _ in range(max(1, attempts)):
             try:
                 self.add_uri(uris, options)
@@ -89,17 +92,20 @@ class Aria2RPC:
         raise last_error
 
     def add_many_once(
-        self, items: Sequence[Tuple[Sequence[str], Mapping[str, Any], str]], attempts: int = 4,
+        self,
+        items: Sequence[tuple[Sequence[str], Mapping[str, Any], str]],
+        attempts: int = 4,
         chunk_size: int = 1000,
-    ) -> List[Optional[Aria2RPCError]]:
+    ) -> list[Aria2RPCError | None]:
         """``addUri`` for many ``(uris, options, gid)`` in few round trips, safe to retry.
 
         Returns, per item, None when it was added or the error aria2 refused it with. Adds go in
         ``system.multicall`` chunks of ``chunk_size`` (1000 adds are ~0.3 MB, well under
-        aria2's default 2 MiB request limit; the private daemon allows 64 MiB); after a lost answer, one ``tellStatus``
-        multicall finds which GIDs the lost chunk did add, and only the others are sent again.
+        aria2's default 2 MiB request limit; the private daemon allows 64 MiB); after a lost
+        answer, one ``tellStatus`` multicall finds which GIDs the lost chunk did add, and only
+        the others are sent again.
         """
-        outcome: List[Optional[Aria2RPCError]] = [None] * len(items)
+        outcome: list[Aria2RPCError | None] = [None] * len(items)
         for start in range(0, len(items), chunk_size):
             pending = list(range(start, min(start + chunk_size, len(items))))
             for attempt in range(max(1, attempts)):
@@ -113,9 +119,13 @@ class Aria2RPC:
                     if not error.maybe_applied or attempt == attempts - 1:
                         error.items_done = start  # type: ignore[attr-defined]  # chunks before: added
                         raise
-                    logger.warning("the answer to a batch of %d adds was lost; checking which were added", len(pending))
+                    logger.warning(
+                        "the answer to a batch of %d adds was lost; checking which were added", len(pending)
+                    )
                     present = self.multicall([("aria2.tellStatus", [items[i][2], ["gid"]]) for i in pending])
-                    pending = [i for i, found in zip(pending, present) if isinstance(found, Aria2GIDNotFoundError)]
+                    pending = [
+                        i for i, found in zip(pending, present) if isinstance(found, Aria2GIDNotFoundError)
+                    ]
                     if not pending:
                         break
                     continue
@@ -147,29 +157,27 @@ class Aria2RPC:
     # Answers are checked for their shape here, where the method is known: a status that is a
     # list or a string is an Aria2ProtocolError naming the method, never an AttributeError later.
 
-    def tell_status(self, gid: str, keys: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-        return self.checked_status("aria2.tellStatus", self.transport.call("aria2.tellStatus", [gid, *_keys(keys)]))
+    def tell_status(self, gid: str, keys: Sequence[str] | None = None) -> dict[str, Any]:
+        return self.checked_status(
+            "aria2.tellStatus", self.transport.call("aria2.tellStatus", [gid, *_keys(keys)])
+        )
 
-    def tell_active(self, keys: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
+    def tell_active(self, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return self._statuses("aria2.tellActive", _keys(keys))
 
-    def tell_waiting(
-        self, offset: int, num: int, keys: Optional[Sequence[str]] = None
-    ) -> List[Dict[str, Any]]:
+    def tell_waiting(self, offset: int, num: int, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return self._statuses("aria2.tellWaiting", [offset, num, *_keys(keys)])
 
-    def tell_stopped(
-        self, offset: int, num: int, keys: Optional[Sequence[str]] = None
-    ) -> List[Dict[str, Any]]:
+    def tell_stopped(self, offset: int, num: int, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return self._statuses("aria2.tellStopped", [offset, num, *_keys(keys)])
 
-    def get_option(self, gid: str) -> Dict[str, str]:
+    def get_option(self, gid: str) -> dict[str, str]:
         return self._object("aria2.getOption", self.transport.call("aria2.getOption", [gid]))
 
-    def get_global_stat(self) -> Dict[str, str]:
+    def get_global_stat(self) -> dict[str, str]:
         return self._object("aria2.getGlobalStat", self.transport.call("aria2.getGlobalStat"))
 
-    def get_version(self) -> Dict[str, Any]:
+    def get_version(self) -> dict[str, Any]:
         return self._object("aria2.getVersion", self.transport.call("aria2.getVersion"))
 
     def unreadable(self, method: str, problem: str) -> Aria2ProtocolError:
@@ -207,15 +215,13 @@ class Aria2RPC:
 
     # -- batching -------------------------------------------------------------------------------
 
-    def multicall(
-        self, calls: Sequence[Call], chunk_size: int = 5000
-    ) -> List[Union[Any, Aria2RPCError]]:
+    def multicall(self, calls: Sequence[Call], chunk_size: int = 5000) -> list[Any | Aria2RPCError]:
         """Run ``calls`` in one round trip per ``chunk_size`` calls.
 
         Each entry is a result or an (unraised) error. Chunks keep a request under aria2's
         ``--rpc-max-request-size`` (2 MiB by default) even for very large batches.
         """
-        results: List[Union[Any, Aria2RPCError]] = []
+        results: list[Any | Aria2RPCError] = []
         for start in range(0, len(calls), chunk_size):
             results.extend(self.transport.multicall(calls[start : start + chunk_size]))
         return results

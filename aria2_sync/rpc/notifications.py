@@ -13,9 +13,10 @@ import importlib.util
 import json
 import threading
 import urllib.parse
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from ..errors import redact_url
+from ..logs import logger
 
 __all__ = ["NotificationListener", "websocket_available", "websocket_url"]
 
@@ -31,7 +32,6 @@ EVENTS = frozenset(
         "aria2.onBtDownloadComplete",
     }
 )
-from ..logs import logger
 
 MAX_RECONNECT_PAUSE = 10.0
 
@@ -53,14 +53,12 @@ class NotificationListener:
 
     ``on_event()`` (no GID) after a (re)connection: whatever happened meanwhile is unknown."""
 
-    def __init__(
-        self, rpc_url: str, on_event: Callable[..., Any], read_timeout: float = 1.0
-    ) -> None:
+    def __init__(self, rpc_url: str, on_event: Callable[..., Any], read_timeout: float = 1.0) -> None:
         self.url = websocket_url(rpc_url)
         self._on_event = on_event
         self._read_timeout = read_timeout
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self.events_seen = 0
@@ -84,7 +82,7 @@ class NotificationListener:
         if socket is not None:
             try:
                 socket.abort()  # wakes a thread blocked in recv()
-            except Exception:  # noqa: BLE001 - already closed
+            except Exception:
                 pass
         # A thread never started (an interrupt in ensure_started) has nothing to wait for.
         if thread is not None and thread.ident is not None and thread is not threading.current_thread():
@@ -98,7 +96,7 @@ class NotificationListener:
         while not self._stop.is_set():
             try:
                 socket = websocket.create_connection(self.url, timeout=self._read_timeout)
-            except Exception as error:  # noqa: BLE001 - any failure means "not now"
+            except Exception as error:
                 if not announced_down:
                     logger.info(
                         "aria2 notifications unavailable at %s (%s); polling only until they are",
@@ -127,7 +125,7 @@ class NotificationListener:
                     self._socket = None
                 try:
                     socket.close()
-                except Exception:  # noqa: BLE001 - closing a broken socket
+                except Exception:
                     pass
             self._on_event()  # the socket dropped: something may have happened meanwhile
 
@@ -137,7 +135,7 @@ class NotificationListener:
                 message = socket.recv()
             except websocket.WebSocketTimeoutException:
                 continue
-            except Exception:  # noqa: BLE001 - closed, reset: reconnect
+            except Exception:
                 return
             gid = self._event_gid(message)
             if gid is not None:
@@ -145,7 +143,7 @@ class NotificationListener:
                 self._on_event(gid or None)
 
     @staticmethod
-    def _event_gid(message: Any) -> Optional[str]:
+    def _event_gid(message: Any) -> str | None:
         """The GID a download event is about ("" if it names none); None for anything else."""
         try:
             data = json.loads(message)

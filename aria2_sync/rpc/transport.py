@@ -273,7 +273,11 @@ def _caused_by(error: BaseException, kinds: Any) -> bool:
 def _bad_url(error: BaseException) -> bool:
     return isinstance(
         error,
-        (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema),
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ),
     )
 
 
@@ -377,9 +381,7 @@ class _Channel:
         self.conn: Any = None
         self.cut_off: str | None = None
         self.exchanges = 0
-        self.retries = {
-            read_only: owner._retry(self, read_only=read_only) for read_only in (True, False)
-        }
+        self.retries = {read_only: owner._retry(self, read_only=read_only) for read_only in (True, False)}
         self.session = requests.Session()
         self.session.trust_env = False  # an http_proxy variable must not capture loopback RPC
         self.adapter = HTTPAdapter(max_retries=self.retries[True], pool_connections=1, pool_maxsize=1)
@@ -497,8 +499,7 @@ class Transport:
         ``(max_retries + 1) * exchange_time_limit`` plus the backoff before each retry.
         """
         waits = sum(
-            backoff_delay(n, self.retry_delay, self.max_retry_delay)
-            for n in range(1, self.max_retries + 1)
+            backoff_delay(n, self.retry_delay, self.max_retry_delay) for n in range(1, self.max_retries + 1)
         )
         return (self.max_retries + 1) * self.exchange_time_limit + waits
 
@@ -518,9 +519,7 @@ class Transport:
         body = self._post(method, params, read_only)
         return self._result(body, method, params)
 
-    def multicall(
-        self, calls: Sequence[tuple[str, Sequence[Any]]]
-    ) -> list[Any | Aria2RPCError]:
+    def multicall(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any | Aria2RPCError]:
         """Send ``calls`` in one ``system.multicall`` round trip.
 
         Returns one entry per call, in order: the call's result, or the :class:`Aria2RPCError`
@@ -765,7 +764,9 @@ class Transport:
             logger.debug("%s -> HTTP %s in %.1f ms", method, status, (time.monotonic() - started) * 1e3)
             return self._decode(status, response.headers.get("Content-Type", "no content type"), content)
 
-    def _send(self, channel: _Channel, body: _Body, method: str, retry: ExponentialRetry) -> requests.Response:
+    def _send(
+        self, channel: _Channel, body: _Body, method: str, retry: ExponentialRetry
+    ) -> requests.Response:
         """POST ``body`` through the channel's session, urllib3 retrying by ``retry``.
 
         Returns once the answer's headers are in (its body is streamed by the caller).
@@ -811,9 +812,7 @@ class Transport:
         following.sleep()
         return following
 
-    def _fail(
-        self, channel: _Channel, method: str, error: requests.exceptions.RequestException
-    ) -> NoReturn:
+    def _fail(self, channel: _Channel, method: str, error: requests.exceptions.RequestException) -> NoReturn:
         """Raise the error a call ends with after ``error`` (scrubbed) in its last exchange."""
         if channel.cut_off == _CLOSED or self._closed:
             raise self._closed_error(method, in_flight=channel.exchanges > 0) from None
@@ -883,14 +882,10 @@ class Transport:
             body = None
         if not isinstance(body, dict):
             snippet = self._scrub(content[:200].decode("utf-8", "replace"))[:60].strip()
-            raise Aria2ProtocolError(
-                self.rpc_url, f"HTTP {status}, {content_type}, body {snippet!r}"
-            )
+            raise Aria2ProtocolError(self.rpc_url, f"HTTP {status}, {content_type}, body {snippet!r}")
         return body
 
-    def error_from_rpc(
-        self, error: Any, method: str, params: Sequence[Any] = ()
-    ) -> Aria2RPCError:
+    def error_from_rpc(self, error: Any, method: str, params: Sequence[Any] = ()) -> Aria2RPCError:
         """Map one JSON-RPC error object to the matching :class:`Aria2RPCError` subclass."""
         if not isinstance(error, dict):
             return Aria2RPCError(-1, shorten(self._scrub(str(error))), method)

@@ -5,14 +5,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from .base import Row, Store
 
 __all__ = ["Row", "Store", "open_store"]
 
 
-def open_store(state: Any) -> Optional[Store]:
+def open_store(state: Any) -> Store | None:
     """``state=`` of :class:`~aria2_sync.Aria2Client`: None (memory only), a path, or a Store."""
     if state is None or isinstance(state, Store):
         return state

@@ -19,12 +19,13 @@ mode, a busy timeout). The interface is small so that a networked store can be a
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = ["Row", "Store"]
 
 #: A stored download, as a dict of its columns (see :mod:`aria2_sync.state.sqlite`).
-Row = Dict[str, Any]
+Row = dict[str, Any]
 
 
 class Store:
@@ -37,23 +38,23 @@ class Store:
     #: Identifies this process (and client) in restart leases.
     holder: str
 
-    def add(self, rows: Sequence[Row], batch: Optional[Tuple[str, List[str]]] = None) -> None:
+    def add(self, rows: Sequence[Row], batch: tuple[str, list[str]] | None = None) -> None:
         """Insert new downloads, leased to this holder until :meth:`release` (the add is on)."""
         raise NotImplementedError
 
-    def find(self, gid: str) -> Optional[Row]:
+    def find(self, gid: str) -> Row | None:
         raise NotImplementedError
 
-    def batch(self, batch_id: str) -> Optional[List[Row]]:
+    def batch(self, batch_id: str) -> list[Row] | None:
         raise NotImplementedError
 
-    def rows(self, gids: Sequence[str]) -> Dict[str, Row]:
+    def rows(self, gids: Sequence[str]) -> dict[str, Row]:
         raise NotImplementedError
 
-    def unfinished(self) -> List[Row]:
+    def unfinished(self) -> list[Row]:
         raise NotImplementedError
 
-    def record_failure(self, gid: str, run: int, attempt: Dict[str, Any]) -> List[Dict[str, Any]]:
+    def record_failure(self, gid: str, run: int, attempt: dict[str, Any]) -> list[dict[str, Any]]:
         """Append ``attempt`` unless run ``run``'s failure is already recorded; return them all."""
         raise NotImplementedError
 
@@ -68,7 +69,7 @@ class Store:
         raise NotImplementedError
 
     def forget(
-        self, gids: Iterable[str], batch_ids: Iterable[str] = (), runs: Optional[Dict[str, int]] = None
+        self, gids: Iterable[str], batch_ids: Iterable[str] = (), runs: dict[str, int] | None = None
     ) -> None:
         """Delete rows (with ``runs``: only those still finished at that run) and empty batches."""
         raise NotImplementedError

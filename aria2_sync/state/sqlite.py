@@ -14,13 +14,16 @@ import stat
 import threading
 import time
 import uuid
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from ..errors import Aria2StateError
 from ..logs import logger
 from .base import Row, Store
 
 __all__ = ["SQLiteStore"]
+
+_T = TypeVar("_T")
 
 
 #: The state file holds URL passwords and header tokens in clear: only its owner may read it.
@@ -65,7 +68,11 @@ CREATE TABLE IF NOT EXISTS batches (
 
 #: The JSON columns and the kind of value each holds.
 _JSON_KINDS: dict[str, type] = {
-    "uris": list, "options": dict, "daemon_gids": list, "attempts": list, "last": dict,
+    "uris": list,
+    "options": dict,
+    "daemon_gids": list,
+    "attempts": list,
+    "last": dict,
 }
 _JSON_COLUMNS = tuple(_JSON_KINDS)
 
@@ -90,10 +97,14 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         directory = os.path.dirname(self.path)
         if directory and not os.path.isdir(directory):
-            raise Aria2StateError(f"cannot open the state file {self.path!r}: {directory!r} is not a directory")
+            raise Aria2StateError(
+                f"cannot open the state file {self.path!r}: {directory!r} is not a directory"
+            )
         self._secure_files()
         try:
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -150,7 +161,9 @@ class SQLiteStore(Store):
                     logger.warning(
                         "state file %s: could not restrict %s to mode 0600 (%s); it holds "
                         "download credentials, so restrict it yourself",
-                        self.path, os.path.basename(path), error.strerror,
+                        self.path,
+                        os.path.basename(path),
+                        error.strerror,
                     )
         finally:
             os.close(fd)
@@ -197,11 +210,10 @@ class SQLiteStore(Store):
                 return value
             problem = f"is a JSON {type(value).__name__}, not a {kind.__name__}"
         raise Aria2StateError(
-            f"state file {self.path!r}: {what} {problem}: the file is damaged; move it away "
-            "to start afresh"
+            f"state file {self.path!r}: {what} {problem}: the file is damaged; move it away to start afresh"
         )
 
-    def _run(self, action: str, work: Any, write: bool = False) -> Any:
+    def _run(self, action: str, work: Callable[[sqlite3.Connection], _T], write: bool = False) -> _T:
         with self._lock:
             try:
                 if write:
@@ -227,13 +239,13 @@ class SQLiteStore(Store):
         row["cancelled"] = bool(row["cancelled"])
         return row
 
-    def _select(self, db: sqlite3.Connection, where: str, params: Sequence[Any]) -> List[Row]:
+    def _select(self, db: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[Row]:
         cursor = db.execute(f"SELECT * FROM downloads WHERE {where}", params)
         return [self._decode(cursor, values) for values in cursor.fetchall()]
 
     # -- the interface --------------------------------------------------------------------------
 
-    def add(self, rows: Sequence[Row], batch: Optional[Tuple[str, List[str]]] = None) -> None:
+    def add(self, rows: Sequence[Row], batch: tuple[str, list[str]] | None = None) -> None:
         def work(db: sqlite3.Connection) -> None:
             for row in rows:
                 # Held under a lease until the add is confirmed (Store.release): meanwhile the
@@ -242,9 +254,16 @@ class SQLiteStore(Store):
                 db.execute(
                     "INSERT OR REPLACE INTO downloads (gid, batch_id, uris, options, current_gid, "
                     "added_at, lease_holder, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (row["gid"], row.get("batch_id"), json.dumps(row["uris"]),
-                     json.dumps(row["options"]), row["current_gid"], time.time(),
-                     self.holder, time.time() + ADD_LEASE_SECONDS),
+                    (
+                        row["gid"],
+                        row.get("batch_id"),
+                        json.dumps(row["uris"]),
+                        json.dumps(row["options"]),
+                        row["current_gid"],
+                        time.time(),
+                        self.holder,
+                        time.time() + ADD_LEASE_SECONDS,
+                    ),
                 )
             if batch is not None:
                 db.execute(
@@ -254,20 +273,21 @@ class SQLiteStore(Store):
 
         self._run("add downloads", work, write=True)
 
-    def find(self, gid: str) -> Optional[Row]:
-        def work(db: sqlite3.Connection) -> Optional[Row]:
+    def find(self, gid: str) -> Row | None:
+        def work(db: sqlite3.Connection) -> Row | None:
             found = self._select(db, "gid = ? OR current_gid = ?", (gid, gid))
             if not found:  # an older daemon GID of a download that fell back to a new one
                 found = [
-                    r for r in self._select(db, "daemon_gids LIKE ?", (f'%"{gid}"%',))
+                    r
+                    for r in self._select(db, "daemon_gids LIKE ?", (f'%"{gid}"%',))
                     if gid in r["daemon_gids"]
                 ]
             return found[0] if found else None
 
         return self._run("read a download", work)
 
-    def batch(self, batch_id: str) -> Optional[List[Row]]:
-        def work(db: sqlite3.Connection) -> Optional[List[Row]]:
+    def batch(self, batch_id: str) -> list[Row] | None:
+        def work(db: sqlite3.Connection) -> list[Row] | None:
             stored = db.execute("SELECT gids FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
             if stored is None:
                 return None
@@ -276,9 +296,9 @@ class SQLiteStore(Store):
 
         return self._run("read a batch", work)
 
-    def rows(self, gids: Sequence[str]) -> Dict[str, Row]:
-        def work(db: sqlite3.Connection) -> Dict[str, Row]:
-            found: Dict[str, Row] = {}
+    def rows(self, gids: Sequence[str]) -> dict[str, Row]:
+        def work(db: sqlite3.Connection) -> dict[str, Row]:
+            found: dict[str, Row] = {}
             gids_list = list(gids)
             for start in range(0, len(gids_list), 500):
                 chunk = gids_list[start : start + 500]
@@ -289,18 +309,18 @@ class SQLiteStore(Store):
 
         return self._run("read downloads", work)
 
-    def unfinished(self) -> List[Row]:
+    def unfinished(self) -> list[Row]:
         return self._run("read downloads", lambda db: self._select(db, "outcome IS NULL", ()))
 
-    def record_failure(self, gid: str, run: int, attempt: Dict[str, Any]) -> List[Dict[str, Any]]:
-        def work(db: sqlite3.Connection) -> List[Dict[str, Any]]:
+    def record_failure(self, gid: str, run: int, attempt: dict[str, Any]) -> list[dict[str, Any]]:
+        def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
             row = db.execute(
                 "SELECT run, failed_run, attempts FROM downloads WHERE gid = ?", (gid,)
             ).fetchone()
             if row is None:
                 return [attempt]
             stored_run, failed_run = row[0], row[1]
-            attempts = self._json(row[2], f"the attempts of download {gid}")
+            attempts: list[dict[str, Any]] = self._json(row[2], f"the attempts of download {gid}")
             if stored_run == run and failed_run < run:
                 attempts.append(attempt)
                 db.execute(
@@ -320,7 +340,10 @@ class SQLiteStore(Store):
                 "AND (lease_holder IS NULL OR lease_until < ?)",
                 (self.holder, now + lease_seconds, gid, run, now),
             )
-            if cursor.rowcount == 0 and db.execute("SELECT 1 FROM downloads WHERE gid = ?", (gid,)).fetchone() is None:
+            if (
+                cursor.rowcount == 0
+                and db.execute("SELECT 1 FROM downloads WHERE gid = ?", (gid,)).fetchone() is None
+            ):
                 return True  # not stored (added before the store was opened): nobody else has it
             return cursor.rowcount == 1
 
@@ -330,7 +353,9 @@ class SQLiteStore(Store):
         if not fields:
             return
         columns = ", ".join(f"{name} = ?" for name in fields)
-        values = [json.dumps(v) if name in _JSON_COLUMNS and v is not None else v for name, v in fields.items()]
+        values = [
+            json.dumps(v) if name in _JSON_COLUMNS and v is not None else v for name, v in fields.items()
+        ]
         values = [int(v) if isinstance(v, bool) else v for v in values]
         self._run(
             "update a download",
@@ -352,7 +377,9 @@ class SQLiteStore(Store):
         if gid_list:
             self._run("release downloads", work, write=True)
 
-    def forget(self, gids: Iterable[str], batch_ids: Iterable[str] = (), runs: Optional[Dict[str, int]] = None) -> None:
+    def forget(
+        self, gids: Iterable[str], batch_ids: Iterable[str] = (), runs: dict[str, int] | None = None
+    ) -> None:
         gid_list, batch_list = list(gids), list(batch_ids)
 
         def work(db: sqlite3.Connection) -> None:
@@ -379,5 +406,3 @@ class SQLiteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-

@@ -17,7 +17,8 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 from .._version import __version__
 from ..client import Aria2Client
@@ -55,21 +56,45 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("urls", nargs="*", metavar="URL", help="http(s), ftp or sftp URLs")
     get.add_argument("-d", "--dir", default=".", help="directory to save into (default: here)")
     get.add_argument("-o", "--output", metavar="NAME", help="file name (with a single URL only)")
-    get.add_argument("-i", "--input-file", metavar="FILE",
-                     help="read URLs from FILE, one per line ('-' for stdin; # starts a comment)")
-    get.add_argument("--max-retries", type=_non_negative_int, default=3, metavar="N",
-                     help="restarts per download and transport retries (default: 3)")
-    get.add_argument("--retry-delay", type=_non_negative_float, default=1.0, metavar="S",
-                     help="base of the exponential backoff in seconds (default: 1.0)")
-    get.add_argument("-O", "--aria2-option", action="append", default=[], metavar="KEY=VALUE",
-                     help="an aria2 option for every download, e.g. -O max-connection-per-server=4")
+    get.add_argument(
+        "-i",
+        "--input-file",
+        metavar="FILE",
+        help="read URLs from FILE, one per line ('-' for stdin; # starts a comment)",
+    )
+    get.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        default=3,
+        metavar="N",
+        help="restarts per download and transport retries (default: 3)",
+    )
+    get.add_argument(
+        "--retry-delay",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="S",
+        help="base of the exponential backoff in seconds (default: 1.0)",
+    )
+    get.add_argument(
+        "-O",
+        "--aria2-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an aria2 option for every download, e.g. -O max-connection-per-server=4",
+    )
     _add_rpc_arguments(get)
     get.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
     get.add_argument("-q", "--quiet", action="store_true", help="print nothing but failures")
-    get.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="show progress bars even when stderr is not a terminal")
-    get.add_argument("--no-progress", dest="progress", action="store_false",
-                     help="never show progress bars")
+    get.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show progress bars even when stderr is not a terminal",
+    )
+    get.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")
     get.set_defaults(run=_get)
 
     status = commands.add_parser("status", help="what a running aria2 daemon is doing")
@@ -79,13 +104,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_rpc_arguments(parser: argparse.ArgumentParser, default_url: Optional[str] = None) -> None:
-    parser.add_argument("--rpc-url", default=default_url, metavar="URL",
-                        help="aria2's JSON-RPC URL, e.g. http://127.0.0.1:6800/jsonrpc"
-                        + ("" if default_url else " (default: start a private aria2c)"))
-    parser.add_argument("--rpc-secret", default=None, metavar="S",
-                        help=f"aria2's --rpc-secret (default: ${SECRET_ENV} when a daemon is named "
-                        "with --rpc-url; the variable keeps it out of the process list)")
+def _add_rpc_arguments(parser: argparse.ArgumentParser, default_url: str | None = None) -> None:
+    parser.add_argument(
+        "--rpc-url",
+        default=default_url,
+        metavar="URL",
+        help="aria2's JSON-RPC URL, e.g. http://127.0.0.1:6800/jsonrpc"
+        + ("" if default_url else " (default: start a private aria2c)"),
+    )
+    parser.add_argument(
+        "--rpc-secret",
+        default=None,
+        metavar="S",
+        help=f"aria2's --rpc-secret (default: ${SECRET_ENV} when a daemon is named "
+        "with --rpc-url; the variable keeps it out of the process list)",
+    )
 
 
 def _rpc_secret(args: argparse.Namespace) -> str | None:
@@ -124,7 +157,7 @@ def _non_negative_float(text: str) -> float:
 # -- get -------------------------------------------------------------------------------------------
 
 
-def _read_urls(path: Optional[str]) -> List[str]:
+def _read_urls(path: str | None) -> list[str]:
     if path is None:
         return []
     try:
@@ -153,7 +186,7 @@ class _NoClose:
         pass
 
 
-def _aria2_options(pairs: Sequence[str]) -> Dict[str, str]:
+def _aria2_options(pairs: Sequence[str]) -> dict[str, str]:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -181,9 +214,7 @@ def _get(args: argparse.Namespace) -> int:
         items = [(url, None) for url in urls]
         options = {"dir": directory, **extra}
 
-    settings: Dict[str, Any] = dict(
-        max_retries=args.max_retries, retry_delay=args.retry_delay, verbose=False
-    )
+    settings: dict[str, Any] = dict(max_retries=args.max_retries, retry_delay=args.retry_delay, verbose=False)
     if args.rpc_url:
         client = Aria2Client(args.rpc_url, _rpc_secret(args), **settings)
     else:
@@ -211,8 +242,11 @@ def _get(args: argparse.Namespace) -> int:
         outcomes = [_outcome(url, future) for (url, _), future in zip(items, futures)]
     except KeyboardInterrupt:
         interrupted = True
-        print(f"{PROG}: interrupted; stopping. Partial files are kept and resume when you run "
-              "the same command again.", file=sys.stderr)
+        print(
+            f"{PROG}: interrupted; stopping. Partial files are kept and resume when you run "
+            "the same command again.",
+            file=sys.stderr,
+        )
         return 130
     finally:
         # A private daemon is stopped gracefully (control files saved); on a daemon of yours,
@@ -234,14 +268,20 @@ def _check_directory(directory: str, given: str) -> None:
         raise UsageError(f"-d {given!r} {what}, not a directory")
 
 
-def _outcome(url: str, future: DownloadFuture) -> Dict[str, Any]:
-    entry: Dict[str, Any] = {"url": redact_url(url), "gid": future.gid}
+def _outcome(url: str, future: DownloadFuture) -> dict[str, Any]:
+    entry: dict[str, Any] = {"url": redact_url(url), "gid": future.gid}
     try:
         result: DownloadResult = future.result(timeout=0)
     except DownloadFailed as failure:
-        entry.update(status="failed", path=None, size=0, retry_count=failure.retry_count,
-                     error=redact_text(failure.error_message or failure.reason),
-                     reason=redact_text(failure.reason), error_code=failure.error_code)
+        entry.update(
+            status="failed",
+            path=None,
+            size=0,
+            retry_count=failure.retry_count,
+            error=redact_text(failure.error_message or failure.reason),
+            reason=redact_text(failure.reason),
+            error_code=failure.error_code,
+        )
         return entry
     except concurrent.futures.CancelledError:
         entry.update(status="cancelled", path=None, size=0, retry_count=0, error="cancelled")
@@ -249,12 +289,13 @@ def _outcome(url: str, future: DownloadFuture) -> Dict[str, Any]:
     except Aria2Error as error:
         entry.update(status="failed", path=None, size=0, retry_count=0, error=redact_text(str(error)))
         return entry
-    entry.update(status="complete", path=result.path, size=result.size,
-                 retry_count=result.retry_count, error=None)
+    entry.update(
+        status="complete", path=result.path, size=result.size, retry_count=result.retry_count, error=None
+    )
     return entry
 
 
-def _report(outcomes: List[Dict[str, Any]], args: argparse.Namespace) -> int:
+def _report(outcomes: list[dict[str, Any]], args: argparse.Namespace) -> int:
     failed = [o for o in outcomes if o["status"] != "complete"]
     if args.json:
         document = {
@@ -275,8 +316,10 @@ def _report(outcomes: List[Dict[str, Any]], args: argparse.Namespace) -> int:
         if not args.quiet:
             total = sum(o["size"] for o in outcomes)
             restarts = sum(o["retry_count"] for o in outcomes)
-            print(f"{len(outcomes) - len(failed)} downloaded ({human_size(total)}), "
-                  f"{len(failed)} failed, {restarts} restarts")
+            print(
+                f"{len(outcomes) - len(failed)} downloaded ({human_size(total)}), "
+                f"{len(failed)} failed, {restarts} restarts"
+            )
     return 1 if failed else 0
 
 
@@ -285,15 +328,18 @@ def _report(outcomes: List[Dict[str, Any]], args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     keys = list(STATUS_KEYS)
-    with Aria2Client(args.rpc_url, _rpc_secret(args), verbose=False, monitor=False,
-                     max_retries=1, retry_delay=0.2) as client:
-        answers: List[Any] = client.rpc.multicall([
-            ("aria2.getVersion", []),
-            ("aria2.getGlobalStat", []),
-            ("aria2.tellActive", [keys]),
-            ("aria2.tellWaiting", [0, 1000, keys]),
-            ("aria2.tellStopped", [0, 1000, keys]),
-        ])
+    with Aria2Client(
+        args.rpc_url, _rpc_secret(args), verbose=False, monitor=False, max_retries=1, retry_delay=0.2
+    ) as client:
+        answers: list[Any] = client.rpc.multicall(
+            [
+                ("aria2.getVersion", []),
+                ("aria2.getGlobalStat", []),
+                ("aria2.tellActive", [keys]),
+                ("aria2.tellWaiting", [0, 1000, keys]),
+                ("aria2.tellStopped", [0, 1000, keys]),
+            ]
+        )
     for answer in answers:
         if isinstance(answer, Aria2Error):
             raise answer
@@ -302,31 +348,46 @@ def _status(args: argparse.Namespace) -> int:
         if not isinstance(answer, dict):
             raise client.rpc.unreadable(method, f"a {type(answer).__name__} instead of a JSON object")
     downloads = []
-    for method, items in (("aria2.tellActive", active), ("aria2.tellWaiting", waiting),
-                          ("aria2.tellStopped", stopped)):
+    for method, items in (
+        ("aria2.tellActive", active),
+        ("aria2.tellWaiting", waiting),
+        ("aria2.tellStopped", stopped),
+    ):
         if not isinstance(items, list):
             raise client.rpc.unreadable(method, f"a {type(items).__name__} instead of a list")
         downloads += [Progress.from_aria2(client.rpc.checked_status(method, item)) for item in items]
     if args.json:
-        json.dump({
-            "version": version.get("version"),
-            "download_speed": int(stats.get("downloadSpeed", 0)),
-            "num_active": int(stats.get("numActive", 0)),
-            "num_waiting": int(stats.get("numWaiting", 0)),
-            "num_stopped": int(stats.get("numStopped", 0)),
-            "downloads": [_redacted(p.to_dict()) for p in downloads],
-        }, sys.stdout, indent=2)
+        json.dump(
+            {
+                "version": version.get("version"),
+                "download_speed": int(stats.get("downloadSpeed", 0)),
+                "num_active": int(stats.get("numActive", 0)),
+                "num_waiting": int(stats.get("numWaiting", 0)),
+                "num_stopped": int(stats.get("numStopped", 0)),
+                "downloads": [_redacted(p.to_dict()) for p in downloads],
+            },
+            sys.stdout,
+            indent=2,
+        )
         sys.stdout.write("\n")
         return 0
-    print(f"aria2 {version.get('version')}: {stats.get('numActive')} active, "
-          f"{stats.get('numWaiting')} waiting, {stats.get('numStopped')} stopped, "
-          f"{human_size(int(stats.get('downloadSpeed', 0)))}/s")
+    print(
+        f"aria2 {version.get('version')}: {stats.get('numActive')} active, "
+        f"{stats.get('numWaiting')} waiting, {stats.get('numStopped')} stopped, "
+        f"{human_size(int(stats.get('downloadSpeed', 0)))}/s"
+    )
     for p in downloads:
-        name = os.path.basename(p.file_path) if p.file_path else (p.files[0].uris[0] if p.files and p.files[0].uris else "?")
+        name = (
+            os.path.basename(p.file_path)
+            if p.file_path
+            else (p.files[0].uris[0] if p.files and p.files[0].uris else "?")
+        )
         name = redact_text(name)
         error = f"  error {p.error_code}: {redact_text(p.error_message or '')}" if p.error_code else ""
-        print(f"{p.gid}  {p.status:<8} {p.progress_percent:5.1f}%  {human_size(p.total_length):>10}  "
-              f"{human_size(p.download_speed):>9}/s  {name}{error}")
+        print(
+            f"{p.gid}  {p.status:<8} {p.progress_percent:5.1f}%  {human_size(p.total_length):>10}  "
+            f"{human_size(p.download_speed):>9}/s  {name}{error}"
+        )
     return 0
 
 
@@ -353,7 +414,7 @@ def human_size(size: float) -> str:
 # -- entry point -----------------------------------------------------------------------------------
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     parser = _parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
@@ -372,7 +433,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    return 0  # pragma: no cover - parser.exit does not return
 
 
 if __name__ == "__main__":  # pragma: no cover

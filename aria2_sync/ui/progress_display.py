@@ -17,7 +17,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Dict, List, Optional, TextIO, Tuple
+from typing import Any, TextIO
 
 from ..client import Aria2Client
 from ..engine.futures import DownloadFuture, DownloadResult
@@ -118,8 +118,8 @@ class TqdmDisplay:
 
     def __init__(
         self,
-        stream: Optional[TextIO],
-        notebook: Optional[bool] = False,
+        stream: TextIO | None,
+        notebook: bool | None = False,
         by_count: bool = False,
         max_file_bars: int = MAX_FILE_BARS,
     ) -> None:
@@ -134,12 +134,19 @@ class TqdmDisplay:
         self._by_count = by_count
         self._max_file_bars = max_file_bars
         self._total: Any = None
-        self._bars: Dict[str, Any] = {}
+        self._bars: dict[str, Any] = {}
 
     def _bar(self, desc: str, position: int) -> Any:
         return self._tqdm(
-            total=0, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-            position=position, leave=True, file=self._stream, dynamic_ncols=True,
+            total=0,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            position=position,
+            leave=True,
+            file=self._stream,
+            dynamic_ncols=True,
         )
 
     def update(self, progress: BatchProgress) -> None:
@@ -148,8 +155,12 @@ class TqdmDisplay:
             return
         if self._total is None:
             self._total = self._bar("total", 0)
-        self._set(self._total, progress.total_length, progress.completed_length,
-                  f"{progress.completed_count}/{progress.total_count} files{_notes(progress)}")
+        self._set(
+            self._total,
+            progress.total_length,
+            progress.completed_length,
+            f"{progress.completed_count}/{progress.total_count} files{_notes(progress)}",
+        )
         if progress.total_count > self._max_file_bars:
             return
         for index, item in enumerate(progress.downloads, start=1):
@@ -161,8 +172,12 @@ class TqdmDisplay:
     def _update_count(self, progress: BatchProgress) -> None:
         if self._total is None:
             self._total = self._tqdm(
-                total=progress.total_count, desc="downloads", unit="file", leave=True,
-                file=self._stream, dynamic_ncols=True,
+                total=progress.total_count,
+                desc="downloads",
+                unit="file",
+                leave=True,
+                file=self._stream,
+                dynamic_ncols=True,
             )
         self._set(self._total, progress.total_count, _finished_count(progress), _notes(progress)[2:])
 
@@ -224,12 +239,12 @@ def make_display(enabled: bool, stream: TextIO) -> Any:
 
 def progress(
     target: Any,
-    client: Optional[Aria2Client] = None,
+    client: Aria2Client | None = None,
     *,
     interval: float = 0.5,
-    timeout: Optional[float] = None,
-    notebook: Optional[bool] = None,
-    stream: Optional[TextIO] = None,
+    timeout: float | None = None,
+    notebook: bool | None = None,
+    stream: TextIO | None = None,
 ) -> BatchProgress:
     """Show live progress of downloads until each has an outcome; return the final summary.
 
@@ -288,14 +303,15 @@ def progress(
         display.close()
 
 
-def _check_arguments(
-    client: Any, interval: Any, timeout: Any, notebook: Any, stream: Any
-) -> None:
+def _check_arguments(client: Any, interval: Any, timeout: Any, notebook: Any, stream: Any) -> None:
     if client is not None and not isinstance(client, Aria2Client):
         raise Aria2InputError(f"client must be an Aria2Client or None, not {type(client).__name__}")
     if client is not None and client.closed:
         raise Aria2InputError("client is closed: pass an open client (or none, for futures)")
-    for name, value, allow_none, minimum in (("interval", interval, False, None), ("timeout", timeout, True, 0)):
+    for name, value, allow_none, minimum in (
+        ("interval", interval, False, None),
+        ("timeout", timeout, True, 0),
+    ):
         if value is None and allow_none:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -311,7 +327,7 @@ def _check_arguments(
         raise Aria2InputError(f"stream must be a text stream with write(), not {type(stream).__name__}")
 
 
-def _resolve_target(target: Any, client: Optional[Aria2Client]) -> Tuple[List[DownloadFuture], Optional[str]]:
+def _resolve_target(target: Any, client: Aria2Client | None) -> tuple[list[DownloadFuture], str | None]:
     """The futures to wait for, and the batch id when the target is a batch."""
     if isinstance(target, DownloadFuture):
         futures = [target]
@@ -354,7 +370,7 @@ def _resolve_target(target: Any, client: Optional[Aria2Client]) -> Tuple[List[Do
     return futures, None
 
 
-def _live_display(notebook: Optional[bool], stream: Optional[TextIO], by_count: bool) -> Any:
+def _live_display(notebook: bool | None, stream: TextIO | None, by_count: bool) -> Any:
     if notebook:
         if not (tqdm_available() and ipywidgets_available()):
             raise Aria2InputError(
@@ -369,8 +385,12 @@ def _live_display(notebook: Optional[bool], stream: Optional[TextIO], by_count: 
         # Text bars. Jupyter's output area handles "\r" but not the cursor-up escapes that
         # stacked bars redraw with (every redraw would stay on screen): the total bar only.
         one_bar = in_jupyter and stream is None
-        return TqdmDisplay(stream or sys.stderr, notebook=False, by_count=by_count,
-                           max_file_bars=0 if one_bar else MAX_FILE_BARS)
+        return TqdmDisplay(
+            stream or sys.stderr,
+            notebook=False,
+            by_count=by_count,
+            max_file_bars=0 if one_bar else MAX_FILE_BARS,
+        )
     return TqdmDisplay(None, notebook=None, by_count=by_count)  # widgets in Jupyter
 
 
@@ -383,11 +403,13 @@ class _Watch:
     """The summary of the downloads behind ``futures``: the client's own count when there is a
     client (one round trip, the same rules as a batch), else what the futures say."""
 
-    def __init__(self, futures: List[DownloadFuture], client: Optional[Aria2Client], batch_id: Optional[str]) -> None:
+    def __init__(
+        self, futures: list[DownloadFuture], client: Aria2Client | None, batch_id: str | None
+    ) -> None:
         self.futures = futures
         self.client = client
         self.batch_id = batch_id
-        self._last: Optional[BatchProgress] = None
+        self._last: BatchProgress | None = None
 
     def snapshot(self) -> BatchProgress:
         if self.client is not None:
@@ -397,7 +419,9 @@ class _Watch:
                 else:
                     self._last = self.client.get_downloads_progress([f.gid for f in self.futures])
             except Aria2ConnectionError as error:
-                logger.debug("progress display: cannot read the daemon now (%s); keeping the last values", error)
+                logger.debug(
+                    "progress display: cannot read the daemon now (%s); keeping the last values", error
+                )
             except Aria2ClosedError:
                 logger.debug("progress display: the client was closed; following the futures only")
                 self.client = None
@@ -410,7 +434,9 @@ class _Watch:
         counts = dict.fromkeys(("completed", "failed", "removed", "waiting"), 0)
         downloads = []
         for future in self.futures:
-            kind, item = _outcome(future) if future.done() else ("waiting", Progress(gid=future.gid, status="waiting"))
+            kind, item = (
+                _outcome(future) if future.done() else ("waiting", Progress(gid=future.gid, status="waiting"))
+            )
             counts[kind] += 1
             downloads.append(item)
         return BatchProgress(
@@ -424,23 +450,34 @@ class _Watch:
         )
 
 
-def _outcome(future: DownloadFuture) -> Tuple[str, Progress]:
+def _outcome(future: DownloadFuture) -> tuple[str, Progress]:
     """How a resolved future counts, and a snapshot made from what it tells."""
     if future.cancelled():
         return "removed", Progress(gid=future.gid, status="removed")
     error = future.exception()
     if error is None:
         result: DownloadResult = future.result()
-        files = (FileInfo(path=result.path or "", length=result.size, completed_length=result.size, uris=(result.url,)),)
+        files = (
+            FileInfo(
+                path=result.path or "", length=result.size, completed_length=result.size, uris=(result.url,)
+            ),
+        )
         return "completed", Progress(
-            gid=result.gid, status="complete", total_length=result.size,
-            completed_length=result.size, files=files, retry_count=result.retry_count,
+            gid=result.gid,
+            status="complete",
+            total_length=result.size,
+            completed_length=result.size,
+            files=files,
+            retry_count=result.retry_count,
         )
     if isinstance(error, DownloadFailed):
         return "failed", Progress(
-            gid=future.gid, status="error", error_code=error.error_code,
+            gid=future.gid,
+            status="error",
+            error_code=error.error_code,
             error_message=error.error_message,
             files=(FileInfo(path="", length=0, completed_length=0, uris=(error.url,)),),
-            retry_count=error.retry_count, gave_up_reason=error.reason,
+            retry_count=error.retry_count,
+            gave_up_reason=error.reason,
         )
     return "failed", Progress(gid=future.gid, status="unknown", gave_up_reason=str(error))

@@ -31,7 +31,8 @@ that process's client (see the notes in :mod:`examples.web_downloads`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -46,7 +47,7 @@ _EXTENSION = "aria2_sync"
 downloads = Blueprint("downloads", __name__)
 
 
-def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; the settings are checked here, so a bad one fails at start-up.
 
     ``config`` holds Flask config keys (``ARIA2_SYNC_*`` and any of Flask's own); without

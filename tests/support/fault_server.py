@@ -24,13 +24,13 @@ import sys
 import threading
 import time
 import urllib.parse
-from typing import Any, Deque, Literal, Optional, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 try:  # Linux only: lets ResetAfter wait until the peer has ACKed the body bytes.
     import fcntl
     import termios
 
-    _TIOCOUTQ: Optional[int] = termios.TIOCOUTQ
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ
 except (ImportError, AttributeError):  # pragma: no cover - non-Linux
     fcntl = None  # type: ignore[assignment]
     _TIOCOUTQ = None
@@ -188,7 +188,7 @@ class ManagedServer:
     def __init__(self) -> None:
         self._server = TrackingHTTPServer(self._handler_class, owner=self)
         self._lifecycle_lock = threading.Lock()
-        self._accept_thread: Optional[threading.Thread] = None
+        self._accept_thread: threading.Thread | None = None
         self._stopped = False
 
     @property
@@ -313,7 +313,7 @@ class OnRangeRequest:
     itself rather than that probe, wrap the fault in this.
     """
 
-    fault: Union[Status, ResetAfter, Stall, Slow]
+    fault: Status | ResetAfter | Stall | Slow
 
 
 Fault = Union[Status, ResetAfter, Stall, Slow, OnRangeRequest]
@@ -340,10 +340,10 @@ class RequestRecord:
 
     method: str
     path: str
-    range_header: Optional[str]
+    range_header: str | None
     status: int
     bytes_sent: int
-    fault: Optional[Fault]
+    fault: Fault | None
     client_port: int
     complete: bool
 
@@ -354,11 +354,11 @@ class _LiveRecord:
 
     method: str
     path: str
-    range_header: Optional[str]
+    range_header: str | None
     client_port: int
     status: int = 0
     bytes_sent: int = 0
-    fault: Optional[Fault] = None
+    fault: Fault | None = None
     complete: bool = False
 
     def snapshot(self) -> RequestRecord:
@@ -410,7 +410,7 @@ def deterministic_content(name: str, size: int) -> bytes:
 UNSATISFIABLE: Literal["unsatisfiable"] = "unsatisfiable"
 
 
-def parse_range(header: Optional[str], size: int) -> Union[None, tuple[int, int], Literal["unsatisfiable"]]:
+def parse_range(header: str | None, size: int) -> None | tuple[int, int] | Literal["unsatisfiable"]:
     """Interpret a ``Range`` header against a body of ``size`` bytes.
 
     Returns None to serve the full body (no header, or one we may ignore per
@@ -463,7 +463,7 @@ class _FileHandler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: TrackingHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Silent: test output must not be cluttered by access logs."""
 
     def do_GET(self) -> None:
@@ -496,11 +496,9 @@ class _FileHandler(http.server.BaseHTTPRequestHandler):
                 return
             size = len(data)
             rng = parse_range(range_header, size)
-            fault: Optional[Fault] = None
+            fault: Fault | None = None
             if not head:
-                fault = owner._take_fault(
-                    name, rng != UNSATISFIABLE, self._rec, ranged=rng is not None
-                )
+                fault = owner._take_fault(name, rng != UNSATISFIABLE, self._rec, ranged=rng is not None)
             if isinstance(fault, Status):
                 self._send_small(fault.code, f"{fault.code} injected fault\n".encode(), fault.headers)
                 return
@@ -548,7 +546,7 @@ class _FileHandler(http.server.BaseHTTPRequestHandler):
             self._owner._add_bytes(self._rec, -len(piece))
             raise
 
-    def _send_body(self, view: memoryview, fault: Optional[Fault]) -> None:
+    def _send_body(self, view: memoryview, fault: Fault | None) -> None:
         stop = self.server.stop_event
         if fault is None or isinstance(fault, ResetAfter):
             limit = len(view) if fault is None else min(fault.nbytes, len(view))
@@ -633,7 +631,7 @@ class FaultServer(ManagedServer):
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._files: dict[str, bytes] = {}
-        self._faults: dict[str, Deque[Fault]] = {}
+        self._faults: dict[str, collections.deque[Fault]] = {}
         self._default_faults: dict[str, Fault] = {}
         self._records: dict[str, list[_LiveRecord]] = {}
         super().__init__()
@@ -652,7 +650,7 @@ class FaultServer(ManagedServer):
     def _norm(name: str) -> str:
         return name[1:] if name.startswith("/") else name
 
-    def add_file(self, name: str, size: Optional[int] = None, data: Optional[bytes] = None) -> str:
+    def add_file(self, name: str, size: int | None = None, data: bytes | None = None) -> str:
         """Register (or replace) ``/name`` and return its URL.
 
         Give either ``data`` or ``size``; with only ``size`` the content is
@@ -676,7 +674,7 @@ class FaultServer(ManagedServer):
         with self._cond:
             return self._files[self._norm(name)]
 
-    def _data_for(self, name: str) -> Optional[bytes]:
+    def _data_for(self, name: str) -> bytes | None:
         with self._cond:
             return self._files.get(name)
 
@@ -690,7 +688,7 @@ class FaultServer(ManagedServer):
         with self._cond:
             self._faults.setdefault(self._norm(name), collections.deque()).extend(faults)
 
-    def set_default_fault(self, name: str, fault: Optional[Fault]) -> None:
+    def set_default_fault(self, name: str, fault: Fault | None) -> None:
         """Apply ``fault`` to every GET of ``name`` while its queue is empty (None: off)."""
         if fault is not None and not isinstance(fault, _FAULT_TYPES):
             raise TypeError(f"not a fault: {fault!r}")
@@ -700,7 +698,7 @@ class FaultServer(ManagedServer):
             else:
                 self._default_faults[self._norm(name)] = fault
 
-    def clear_faults(self, name: Optional[str] = None) -> None:
+    def clear_faults(self, name: str | None = None) -> None:
         """Drop queued and default faults of ``name`` (of every file if None)."""
         with self._cond:
             if name is None:
@@ -717,7 +715,7 @@ class FaultServer(ManagedServer):
 
     def _take_fault(
         self, name: str, satisfiable: bool, record: _LiveRecord, ranged: bool = False
-    ) -> Optional[Fault]:
+    ) -> Fault | None:
         """Pop the fault for this GET (queue first, then default) and note it in ``record``."""
         with self._cond:
             queue = self._faults.get(name)

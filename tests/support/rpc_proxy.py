@@ -16,7 +16,7 @@ import socketserver
 import threading
 import urllib.parse
 from email.message import Message
-from typing import Callable, Optional
+from typing import Callable
 
 from .fault_server import ManagedServer, TrackingHTTPServer
 
@@ -28,8 +28,17 @@ _MAX_BODY = 64 * 1024 * 1024
 
 #: Hop-by-hop / framing headers that must not be copied to the upstream request.
 _SKIP_REQUEST_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
-     "proxy-connection", "te", "trailer", "upgrade"}
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    }
 )
 
 
@@ -47,7 +56,7 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         proxy: RpcProxy = self.server.owner
-        upstream: Optional[http.client.HTTPConnection] = None
+        upstream: http.client.HTTPConnection | None = None
         try:
             while not self.server.stop_event.is_set():
                 request = self._read_request()
@@ -77,7 +86,7 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
 
     # -- client side -----------------------------------------------------------
 
-    def _read_request(self) -> Optional[tuple[str, str, str, Message, bytes]]:
+    def _read_request(self) -> tuple[str, str, str, Message, bytes] | None:
         """Read one request; None on EOF, idle timeout or a malformed request."""
         try:
             line = self.rfile.readline(_MAX_LINE + 1)
@@ -134,7 +143,9 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
             return False
         return version == "HTTP/1.1" or "keep-alive" in tokens
 
-    def _relay(self, status: int, reason: str, version: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def _relay(
+        self, status: int, reason: str, version: int, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
         """Send the upstream answer unchanged, except that the body is always length-delimited."""
         out = [f"HTTP/{'1.0' if version == 10 else '1.1'} {status} {reason}\r\n"]
         for key, value in headers:
@@ -148,7 +159,8 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
         try:
             self.wfile.write(
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("iso-8859-1") + body
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("iso-8859-1")
+                + body
             )
         except OSError:
             pass
@@ -176,7 +188,11 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
         connection. A fresh connection failing is a real error.
         """
         parsed = urllib.parse.urlsplit(target)
-        path = target if not parsed.scheme else (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+        path = (
+            target
+            if not parsed.scheme
+            else (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+        )
         fwd_headers = {k: v for k, v in headers.items() if k.lower() not in _SKIP_REQUEST_HEADERS}
         reused = upstream.sock is not None
         for attempt in (0, 1):
@@ -300,7 +316,9 @@ class RpcProxy(ManagedServer):
     # -- used by the handler ---------------------------------------------------
 
     def _new_upstream(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self._upstream_host, self._upstream_port, timeout=self.upstream_timeout)
+        return http.client.HTTPConnection(
+            self._upstream_host, self._upstream_port, timeout=self.upstream_timeout
+        )
 
     def _register_request(self, body: bytes) -> bool:
         """Count the request and decide now (in arrival order) whether to drop its answer."""

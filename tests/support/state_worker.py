@@ -17,8 +17,14 @@ from aria2_sync import Aria2Client
 
 def _client(db: str, rpc_url: str) -> Aria2Client:
     return Aria2Client(
-        rpc_url, os.environ.get("ARIA2_RPC_SECRET"), verbose=False, state=db,
-        retry_delay=0.0, poll_interval=0.02, notifications=False, max_retries=5,
+        rpc_url,
+        os.environ.get("ARIA2_RPC_SECRET"),
+        verbose=False,
+        state=db,
+        retry_delay=0.0,
+        poll_interval=0.02,
+        notifications=False,
+        max_retries=5,
     )
 
 
@@ -33,12 +39,17 @@ def main(argv):
         threading.Event().wait(120)  # keep watching until the test kills this process
         return 0
     progress = client.wait_for_batch(arg, timeout=120)
-    print(json.dumps({
-        "is_completed": progress.is_completed,
-        "completed": progress.completed_count,
-        "failed": progress.failed_count,
-        "retry_counts": {p.gid: p.retry_count for p in progress.downloads},
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "is_completed": progress.is_completed,
+                "completed": progress.completed_count,
+                "failed": progress.failed_count,
+                "retry_counts": {p.gid: p.retry_count for p in progress.downloads},
+            }
+        ),
+        flush=True,
+    )
     client.close()
     return 0
 

@@ -6,7 +6,8 @@ the token is that a create request must be ``application/json`` (see
 ``override_settings`` works in tests.
 """
 
-from typing import Callable, Mapping
+from collections.abc import Mapping
+from typing import Callable
 
 from django.conf import settings as django_settings
 from django.core.exceptions import RequestDataTooBig
