@@ -20,17 +20,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from .._version import __version__
-from ..client import Aria2Client
-from ..engine.futures import DownloadFuture, DownloadResult
-from ..errors import (
-    Aria2Error,
-    Aria2InputError,
-    DownloadFailed,
-    redact_text,
-    redact_url,
-)
+from .. import Aria2Client, __version__
+from ..errors import Aria2Error, Aria2InputError, redact_text
 from ..models import STATUS_KEYS, Progress
+from .formatting import human_size, outcome_entry
 from .progress_display import make_display
 
 __all__ = ["main"]
@@ -239,7 +232,7 @@ def _get(args: argparse.Namespace) -> int:
                     break
         finally:
             display.close()
-        outcomes = [_outcome(url, future) for (url, _), future in zip(items, futures)]
+        outcomes = [outcome_entry(url, future) for (url, _), future in zip(items, futures)]
     except KeyboardInterrupt:
         interrupted = True
         print(
@@ -266,33 +259,6 @@ def _check_directory(directory: str, given: str) -> None:
     if not os.path.isdir(probe):
         what = "is a file" if probe == directory else f"goes through {probe!r}, which is a file"
         raise UsageError(f"-d {given!r} {what}, not a directory")
-
-
-def _outcome(url: str, future: DownloadFuture) -> dict[str, Any]:
-    entry: dict[str, Any] = {"url": redact_url(url), "gid": future.gid}
-    try:
-        result: DownloadResult = future.result(timeout=0)
-    except DownloadFailed as failure:
-        entry.update(
-            status="failed",
-            path=None,
-            size=0,
-            retry_count=failure.retry_count,
-            error=redact_text(failure.error_message or failure.reason),
-            reason=redact_text(failure.reason),
-            error_code=failure.error_code,
-        )
-        return entry
-    except concurrent.futures.CancelledError:
-        entry.update(status="cancelled", path=None, size=0, retry_count=0, error="cancelled")
-        return entry
-    except Aria2Error as error:
-        entry.update(status="failed", path=None, size=0, retry_count=0, error=redact_text(str(error)))
-        return entry
-    entry.update(
-        status="complete", path=result.path, size=result.size, retry_count=result.retry_count, error=None
-    )
-    return entry
 
 
 def _report(outcomes: list[dict[str, Any]], args: argparse.Namespace) -> int:
@@ -400,15 +366,6 @@ def _redacted(value: Any) -> Any:
     if isinstance(value, list):
         return [_redacted(item) for item in value]
     return value
-
-
-def human_size(size: float) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(size) < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"  # pragma: no cover
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -12,38 +12,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
-import logging
 import math
 import sys
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
-from ..client import Aria2Client
-from ..engine.futures import DownloadFuture, DownloadResult
-from ..errors import (
-    Aria2ClosedError,
-    Aria2ConnectionError,
-    Aria2InputError,
-    DownloadFailed,
-    redact_url,
-)
-from ..models import BatchProgress, FileInfo, Progress
+from .. import Aria2Client, DownloadFuture
+from ..errors import Aria2ClosedError, Aria2ConnectionError, Aria2InputError, redact_url
+from ..logs import logger
+from ..models import BatchProgress, Progress
+from .formatting import human_size, outcome_snapshot
 
 __all__ = ["progress", "make_display", "NullDisplay", "LineDisplay", "TqdmDisplay"]
 
-logger = logging.getLogger(__name__)
-
 #: Per-file bars beyond this many downloads would flood a terminal; the total bar stays.
 MAX_FILE_BARS = 8
-
-
-def _size(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
 
 
 def _finished_count(progress: BatchProgress) -> int:
@@ -91,8 +75,8 @@ class LineDisplay:
         else:
             line = (
                 f"{progress.completed_count}/{progress.total_count} files, "
-                f"{_size(progress.completed_length)}/{_size(progress.total_length)} "
-                f"({progress.progress_percent:.0f}%), {_size(progress.download_speed)}/s"
+                f"{human_size(progress.completed_length)}/{human_size(progress.total_length)} "
+                f"({progress.progress_percent:.0f}%), {human_size(progress.download_speed)}/s"
             )
         line += _notes(progress)
         self.stream.write("\r" + line.ljust(self._width))
@@ -435,7 +419,9 @@ class _Watch:
         downloads = []
         for future in self.futures:
             kind, item = (
-                _outcome(future) if future.done() else ("waiting", Progress(gid=future.gid, status="waiting"))
+                outcome_snapshot(future)
+                if future.done()
+                else ("waiting", Progress(gid=future.gid, status="waiting"))
             )
             counts[kind] += 1
             downloads.append(item)
@@ -448,36 +434,3 @@ class _Watch:
             removed_count=counts["removed"],
             is_completed=all(future.done() for future in self.futures),
         )
-
-
-def _outcome(future: DownloadFuture) -> tuple[str, Progress]:
-    """How a resolved future counts, and a snapshot made from what it tells."""
-    if future.cancelled():
-        return "removed", Progress(gid=future.gid, status="removed")
-    error = future.exception()
-    if error is None:
-        result: DownloadResult = future.result()
-        files = (
-            FileInfo(
-                path=result.path or "", length=result.size, completed_length=result.size, uris=(result.url,)
-            ),
-        )
-        return "completed", Progress(
-            gid=result.gid,
-            status="complete",
-            total_length=result.size,
-            completed_length=result.size,
-            files=files,
-            retry_count=result.retry_count,
-        )
-    if isinstance(error, DownloadFailed):
-        return "failed", Progress(
-            gid=future.gid,
-            status="error",
-            error_code=error.error_code,
-            error_message=error.error_message,
-            files=(FileInfo(path="", length=0, completed_length=0, uris=(error.url,)),),
-            retry_count=error.retry_count,
-            gave_up_reason=error.reason,
-        )
-    return "failed", Progress(gid=future.gid, status="unknown", gave_up_reason=str(error))
