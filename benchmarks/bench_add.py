@@ -104,7 +104,7 @@ def run(quick: bool) -> Result:
                 aria2.rpc_url, aria2.secret, verbose=False, monitor=False, notifications=False
             )
             sent = []  # (entered, left) of each request
-            real_post = client._transport._post
+            real_post = client.rpc.transport._post
 
             def counting_post(*args, **kwargs):  # type: ignore[no-untyped-def]
                 entered = time.perf_counter()
@@ -113,7 +113,7 @@ def run(quick: bool) -> Result:
                 finally:
                     sent.append((entered, time.perf_counter()))
 
-            client._transport._post = counting_post  # type: ignore[method-assign]
+            client.rpc.transport._post = counting_post  # type: ignore[method-assign]
             try:
                 started = time.perf_counter()
                 client.add_batch_downloads(items, options={"pause": "true"})

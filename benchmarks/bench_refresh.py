@@ -44,7 +44,7 @@ def run(quick: bool) -> Result:
         try:
             items = [(server.url(f"r{i}.bin"), f"{aria2.download_dir}/r{i}.bin") for i in range(count)]
             batch_id = client.add_batch_downloads(items, options={"pause": "true"})
-            gids = [record.current_gid for record in client._ledger.batch_records(batch_id)]
+            gids = [future.gid for future in client.batch_futures(batch_id)]
             monitor = client._monitor
             assert monitor is not None
             # Let the first (background) tick happen, then the monitor sleeps for an hour.

@@ -82,18 +82,19 @@ class _LogTimes(logging.Handler):
 
 
 def _hook_adds(client: Any, add_times: dict[str, list[float]]) -> None:
-    transport = client._transport
-    real_post = transport._post
+    """Note when each ``addUri`` that names a GID is answered (restarts add through here)."""
+    transport = client.rpc.transport
+    real_call = transport.call
 
-    def post(payload: dict[str, Any], method: str, read_only: bool) -> Any:
-        answer = real_post(payload, method, read_only)
+    def call(method: str, params: Any = (), **kwargs: Any) -> Any:
+        answer = real_call(method, params, **kwargs)
         if method == "aria2.addUri":
-            options = payload["params"][-1] if payload.get("params") else {}
+            options = params[-1] if params else {}
             if isinstance(options, dict) and "gid" in options:
                 add_times[options["gid"]].append(time.monotonic())
         return answer
 
-    transport._post = post
+    transport.call = call
 
 
 def run(quick: bool) -> Result:
