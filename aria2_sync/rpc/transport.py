@@ -289,6 +289,14 @@ class Transport:
         """
         self._channels.close()
 
+    def join(self, timeout: float = 5.0) -> None:
+        """After :meth:`close`, wait up to ``timeout`` s for the watchdog thread to end.
+
+        It ends as soon as the calls that :meth:`close` cut off have returned, so a caller that
+        has waited for its own threads (the client's monitor and pools) leaves no thread behind.
+        """
+        self._channels.join(timeout)
+
     # -- internals ------------------------------------------------------------------------------
 
     def _result(self, body: dict[str, Any], method: str, params: Sequence[Any]) -> Any:
@@ -343,14 +351,6 @@ class Transport:
             max_retry_delay=self.max_retry_delay,
         )
 
-    def join(self, timeout: float = 5.0) -> None:
-        """After :meth:`close`, wait up to ``timeout`` s for the watchdog thread to end.
-
-        It ends as soon as the calls that :meth:`close` cut off have returned, so a caller that
-        has waited for its own threads (the client's monitor and pools) leaves no thread behind.
-        """
-        self._channels.join(timeout)
-
     def _post(
         self,
         method: str,
@@ -371,7 +371,7 @@ class Transport:
             body.data = ""  # no frame of a traceback keeps the secret
 
     def _exchanges(self, channel: Channel, body: _Body, method: str, read_only: bool) -> dict[str, Any]:
-        """Exchange until an answer, retrying what the rules allow (see the module docstring).
+        """Exchange until an answer, retrying what the rules of :mod:`aria2_sync.rpc.retry` allow.
 
         urllib3's Retry (the channel's, mounted on its adapter) retries everything that fails
         before the answer's headers. The body is read after urllib3 returns: an answer that
