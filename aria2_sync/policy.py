@@ -1,6 +1,7 @@
 """When to restart a failed download, how often, and how long to wait first.
 
-aria2 reports why a download failed with an error code (aria2-facts, "EXIT STATUS"). Some codes
+aria2 reports why a download failed with an error code (``errorCode`` in ``tellStatus``, the
+same codes as aria2c's exit status; :data:`ERROR_CODE_NAMES` names them). Some codes
 are weather (a reset connection, a timeout, an overloaded server) and worth another try; others
 are facts that another try will not change (404, disk full, file exists, bad option). Restarting
 those wastes the budget and hides the real problem, so by default they are not restarted.

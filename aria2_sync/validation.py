@@ -25,6 +25,7 @@ __all__ = [
     "check_uris",
     "check_options",
     "check_daemon_options",
+    "check_secret",
     "split_save_path",
     "download_options",
     "check_local_directory",
@@ -229,6 +230,24 @@ def check_daemon_options(
             raise Aria2InputError(f"aria2c option {key!r} takes a str, int, float or bool")
         out[key] = _one_line(key, str(value))
     return out
+
+
+def check_secret(secret: object) -> None:
+    """Refuse a secret that could not be written as one config line.
+
+    The secret goes into ``rpc-secret=<secret>`` in aria2c's config file: a newline would start
+    a line of the caller's choosing (``on-download-complete=<command>``), and whitespace or
+    control characters are trimmed or mangled by aria2c's parser. The message never quotes it.
+    """
+    if secret is None:
+        return
+    if not isinstance(secret, str) or not secret:
+        raise Aria2InputError("secret must be a non-empty str (or None for a random one)")
+    if any(char.isspace() or not char.isprintable() for char in secret):
+        raise Aria2InputError(
+            "secret must not contain whitespace or control characters (newlines, tabs, ...): "
+            "use printable characters only, or None for a random one"
+        )
 
 
 def split_save_path(save_path: Any) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from aria2_sync import (
     Progress,
 )
 from aria2_sync.logs import _VerboseHandler
-from aria2_sync.rpc import transport as transport_module
+from aria2_sync.rpc import retry as retry_module
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for_status
 from tests.support.fault_server import Slow
 from tests.support.rpc_proxy import RpcProxy
@@ -109,7 +109,7 @@ def test_global_stats_and_version(client, fault_server, tmp_path):
 
 
 def test_a_stopped_daemon_raises_a_connection_error_not_none(daemon, client_factory, monkeypatch):
-    monkeypatch.setattr(transport_module, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(retry_module, "_sleep", lambda seconds: None)
     client = client_factory(max_retries=2)
     daemon.stop()
     with pytest.raises(Aria2ConnectionError) as info:

@@ -24,8 +24,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from aria2_sync.daemon import files as files_module
+from aria2_sync.daemon import ownership as ownership_module
 from aria2_sync.daemon import process as daemon_module
-from aria2_sync.daemon.process import OWNER_LOCK, TEMP_PREFIX, Aria2Daemon, free_port
+from aria2_sync.daemon import sweep as sweep_module
+from aria2_sync.daemon.ownership import free_port
+from aria2_sync.daemon.process import Aria2Daemon
+from aria2_sync.daemon.sweep import OWNER_LOCK, TEMP_PREFIX
 from aria2_sync.errors import Aria2DaemonError, Aria2InputError
 from aria2_sync.rpc.transport import Transport
 from tests.conftest import wait_for
@@ -138,7 +143,7 @@ def test_a_listener_that_appears_after_the_port_check_is_caught_before_the_secre
 ):
     # The squatter wins the race against the quick check: aria2c starts, fails to bind
     # 127.0.0.1, stays up on [::1]; the socket-owner proof must refuse to send the secret.
-    monkeypatch.setattr(daemon_module, "_port_in_use", lambda host, port: False, raising=False)
+    monkeypatch.setattr(ownership_module, "port_in_use", lambda host, port: False, raising=False)
     daemon = Aria2Daemon(port=squatter.port, download_dir=tmp_path / "dl")
     launched = []
     original = Aria2Daemon._wait_ready
@@ -162,9 +167,9 @@ def test_a_listener_that_appears_after_the_port_check_is_caught_before_the_secre
 def test_with_a_free_port_the_retry_moves_past_a_squatted_one(tmp_path, squatter, private_tmp, monkeypatch):
     ports = iter([squatter.port])
     monkeypatch.setattr(
-        daemon_module, "free_port", lambda host="127.0.0.1": next(ports, None) or free_port(host)
+        ownership_module, "free_port", lambda host="127.0.0.1": next(ports, None) or free_port(host)
     )
-    monkeypatch.setattr(daemon_module, "_port_in_use", lambda host, port: False, raising=False)
+    monkeypatch.setattr(ownership_module, "port_in_use", lambda host, port: False, raising=False)
     daemon = Aria2Daemon(download_dir=tmp_path / "dl").start()
     try:
         assert daemon.port != squatter.port
@@ -182,7 +187,7 @@ class WrongConfig(Aria2Daemon):
     """A daemon whose aria2c gets another secret than the one its probe sends."""
 
     def _write_config(self):
-        daemon_module._write_private_atomically(self.config_file, "rpc-secret=not-the-one\n")
+        files_module.write_private_atomically(self.config_file, "rpc-secret=not-the-one\n")
         return self.config_file
 
 
@@ -196,7 +201,7 @@ def test_unauthorized_at_startup_fails_at_once_instead_of_waiting(tmp_path, priv
 
 
 def test_without_proc_aria2c_is_told_to_exit_when_ipv4_is_taken(tmp_path, squatter, private_tmp, monkeypatch):
-    monkeypatch.setattr(daemon_module, "_can_prove_listener_owner", lambda: False)
+    monkeypatch.setattr(ownership_module, "can_prove_listener_owner", lambda: False)
     daemon = Aria2Daemon(port=squatter.port, download_dir=tmp_path / "dl")
     daemon.port = squatter.port
     assert "--disable-ipv6=true" in daemon._command("conf")
@@ -535,7 +540,7 @@ def test_the_sweep_touches_only_our_unlocked_marked_real_folders(tmp_path, priva
     real = folder("real-target")
     (private_tmp / (TEMP_PREFIX + "link")).symlink_to(real)
 
-    assert daemon_module._sweep_orphaned_dirs(str(private_tmp)) == 1
+    assert sweep_module.sweep_orphaned_dirs(str(private_tmp)) == 1
     assert not orphan.exists()
     for kept in (no_marker, other_prefix, theirs, marker_link, real, private_tmp / (TEMP_PREFIX + "link")):
         assert os.path.lexists(kept), kept
@@ -549,7 +554,7 @@ def test_a_private_folder_holds_its_owner_lock_while_the_daemon_lives(tmp_path, 
         with open(marker) as handle:
             assert handle.read().strip() == str(os.getpid())
         assert stat.S_IMODE(os.stat(daemon.state_dir).st_mode) == 0o700
-        assert daemon_module._sweep_orphaned_dirs(str(private_tmp)) == 0
+        assert sweep_module.sweep_orphaned_dirs(str(private_tmp)) == 0
         assert os.path.isdir(daemon.state_dir)
     finally:
         daemon.stop()
@@ -558,17 +563,17 @@ def test_a_private_folder_holds_its_owner_lock_while_the_daemon_lives(tmp_path, 
 
 def test_socket_owner_proof_sees_a_foreign_listener(tmp_path):
     """The proof itself: our process's listener is ours, a child's is not."""
-    if not daemon_module._can_prove_listener_owner():
+    if not ownership_module.can_prove_listener_owner():
         pytest.skip("no /proc")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        assert daemon_module._rpc_listener_owner(os.getpid(), port) == "none"
+        assert ownership_module.rpc_listener_owner(os.getpid(), port) == "none"
         sock.listen()
-        assert daemon_module._rpc_listener_owner(os.getpid(), port) == "ours"
+        assert ownership_module.rpc_listener_owner(os.getpid(), port) == "ours"
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
         try:
-            assert daemon_module._rpc_listener_owner(child.pid, port) == "foreign"
+            assert ownership_module.rpc_listener_owner(child.pid, port) == "foreign"
         finally:
             child.kill()
             child.wait(5)
@@ -576,8 +581,8 @@ def test_socket_owner_proof_sees_a_foreign_listener(tmp_path):
 
 def test_a_proc_that_does_not_tell_falls_back_instead_of_waiting_for_ever(monkeypatch):
     """A sandbox whose /proc lists no sockets must not make every start wait for a proof."""
-    monkeypatch.setattr(daemon_module, "_rpc_listener_owner", lambda pid, port: "none")
-    assert daemon_module._proof_self_test() is False
+    monkeypatch.setattr(ownership_module, "rpc_listener_owner", lambda pid, port: "none")
+    assert ownership_module._proof_self_test() is False
 
 
 def test_stop_interrupted_by_ctrl_c_still_ends_aria2c_and_removes_the_folder(

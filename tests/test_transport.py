@@ -19,7 +19,7 @@ from aria2_sync import (
     Aria2RPCError,
     Aria2TimeoutError,
 )
-from aria2_sync.rpc import transport as transport_module
+from aria2_sync.rpc import retry as retry_module
 from aria2_sync.rpc.methods import Aria2RPC
 from aria2_sync.rpc.transport import ExponentialRetry, Transport
 from tests.conftest import wait_for
@@ -62,7 +62,7 @@ def make_transport():
 @pytest.fixture
 def recorded_sleeps(monkeypatch):
     sleeps: list[float] = []
-    monkeypatch.setattr(transport_module, "_sleep", sleeps.append)
+    monkeypatch.setattr(retry_module, "_sleep", sleeps.append)
     return sleeps
 
 

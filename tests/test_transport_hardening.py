@@ -27,7 +27,7 @@ from aria2_sync import (
     Aria2RPCError,
     Aria2TimeoutError,
 )
-from aria2_sync.rpc import transport as transport_module
+from aria2_sync.rpc import retry as retry_module
 from aria2_sync.rpc.transport import DEFAULT_MAX_ANSWER_BYTES, ExponentialRetry, Transport
 
 SECRET = "Zq7-hardening-secret-value"
@@ -286,7 +286,7 @@ def test_the_watchdog_thread_ends_with_the_transport(serve):
     assert any(t.name == "aria2_sync-rpc-watchdog" for t in threading.enumerate())
     transport.close()
     wait_until(
-        lambda: transport._watchdog is None,
+        lambda: transport._channels._watchdog is None,
         what="the watchdog to end",
     )
 
@@ -607,7 +607,7 @@ def closed_port_url() -> str:
 def test_retries_go_through_the_urllib3_retry_mounted_on_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
     url = closed_port_url()
     sleeps: list[float] = []
-    monkeypatch.setattr(transport_module, "_sleep", sleeps.append)
+    monkeypatch.setattr(retry_module, "_sleep", sleeps.append)
     increments: list[str] = []
     real_increment = ExponentialRetry.increment
 
@@ -625,7 +625,7 @@ def test_retries_go_through_the_urllib3_retry_mounted_on_the_session(monkeypatch
         assert increments == ["NewConnectionError"] * 4
         assert sleeps == [1.0, 2.0, 4.0]
 
-        (channel,) = transport._idle
+        (channel,) = transport._channels._idle
         assert channel.session.get_adapter(url) is channel.adapter
         retry = channel.adapter.max_retries
         assert isinstance(retry, ExponentialRetry) and retry.channel is channel
@@ -652,9 +652,11 @@ def test_a_retry_after_a_long_backoff_still_has_its_deadline(
     transport = Transport(server.url, SECRET, timeout=0.5, max_retries=1, retry_delay=0.01)
 
     def backoff_outlasting_the_watchdog(seconds: float) -> None:
-        wait_until(lambda: transport._watchdog is None, what="the watchdog to go quiet during the backoff")
+        wait_until(
+            lambda: transport._channels._watchdog is None, what="the watchdog to go quiet during the backoff"
+        )
 
-    monkeypatch.setattr(transport_module, "_sleep", backoff_outlasting_the_watchdog)
+    monkeypatch.setattr(retry_module, "_sleep", backoff_outlasting_the_watchdog)
     try:
         # The dripped answer takes ~17 s: only the retry's deadline ends it sooner.
         error = in_thread(lambda: transport.call("aria2.tellStatus", [GID])).finish(bound=12.0)

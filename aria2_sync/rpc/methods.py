@@ -70,7 +70,7 @@ class Aria2RPC:
 
         ``addUri`` is not idempotent, so the transport does not retry it after a lost answer.
         Because the GID is ours, the question "did the lost call add it?" has an answer: ask
-        for that GID, and add again only if the daemon does not have it (design guarantee 4).
+        for that GID, and add again only if the daemon does not have it.
         """
         options = {**options, "gid": gid}
         last_error: Aria2ConnectionError | None = None
