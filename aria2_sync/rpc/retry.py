@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
@@ -33,7 +34,16 @@ from ..logs import logger
 if TYPE_CHECKING:  # annotations only: typing.Self is not there at run time on Python < 3.11
     from typing import Self
 
-__all__ = ["ExponentialRetry", "RetryChannel", "backoff_delay", "describe_network_error", "retry_for"]
+__all__ = [
+    "ExponentialRetry",
+    "RetryChannel",
+    "backoff_delay",
+    "caused_by",
+    "describe_network_error",
+    "is_bad_url",
+    "retry_for",
+    "was_never_sent",
+]
 
 #: The thread's transport-closing event while it waits out a backoff (see :func:`_sleep`).
 _waiting = threading.local()
@@ -194,3 +204,27 @@ def causes(error: BaseException) -> Iterator[BaseException]:
         if not isinstance(nxt, BaseException):
             nxt = next((a for a in getattr(current, "args", ()) if isinstance(a, BaseException)), None)
         current = nxt or current.__cause__ or current.__context__
+
+
+def caused_by(error: BaseException, kinds: Any) -> bool:
+    """Whether ``error`` or anything it wraps is of ``kinds``."""
+    return any(isinstance(cause, kinds) for cause in causes(error))
+
+
+def is_bad_url(error: BaseException) -> bool:
+    """Whether ``requests`` refused the RPC URL itself (nothing to retry)."""
+    return isinstance(
+        error,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ),
+    )
+
+
+def was_never_sent(error: BaseException) -> bool:
+    """True when a ``requests`` error proves the request never reached the daemon."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    return caused_by(error, (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError))

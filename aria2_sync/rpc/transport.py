@@ -35,7 +35,7 @@ from typing import Any, NoReturn, Union
 
 import requests
 import urllib3.exceptions
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import ReadTimeoutError
 
 from ..errors import (
     Aria2AuthError,
@@ -51,7 +51,15 @@ from ..errors import (
 )
 from ..logs import logger
 from .channel import Channel, ChannelPool, read_capped
-from .retry import ExponentialRetry, backoff_delay, causes, describe_network_error, retry_for
+from .retry import (
+    ExponentialRetry,
+    backoff_delay,
+    caused_by,
+    describe_network_error,
+    is_bad_url,
+    retry_for,
+    was_never_sent,
+)
 
 __all__ = ["Transport", "Timeout", "READ_ONLY_METHODS", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RETRY_DELAY"]
 
@@ -109,28 +117,6 @@ def shorten(text: str, limit: int = MESSAGE_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text) - limit} characters cut)"
-
-
-def _caused_by(error: BaseException, kinds: Any) -> bool:
-    return any(isinstance(cause, kinds) for cause in causes(error))
-
-
-def _bad_url(error: BaseException) -> bool:
-    return isinstance(
-        error,
-        (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ),
-    )
-
-
-def _was_never_sent(error: BaseException) -> bool:
-    """True when a ``requests`` error proves the request never reached the daemon."""
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return True
-    return _caused_by(error, (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError))
 
 
 def _scrub_exception(error: BaseException) -> None:
@@ -455,10 +441,10 @@ class Transport:
         if (
             timed_out
             or isinstance(error, requests.exceptions.ReadTimeout)
-            or _caused_by(error, ReadTimeoutError)
+            or caused_by(error, ReadTimeoutError)
         ):
             return Aria2TimeoutError(self.rpc_url, self.exchange_time_limit, attempts=attempts)
-        if _bad_url(error):
+        if is_bad_url(error):
             return Aria2InputError(
                 f"rpc_url {redact_url(self.rpc_url)!r} is not a usable URL: give one like "
                 "http://127.0.0.1:6800/jsonrpc"
@@ -467,7 +453,7 @@ class Transport:
             self.rpc_url,
             describe_network_error(error),
             attempts=attempts,
-            maybe_applied=not _was_never_sent(error),
+            maybe_applied=not was_never_sent(error),
         )
 
     def _decode(self, status: int, content_type: str, content: bytes) -> dict[str, Any]:
