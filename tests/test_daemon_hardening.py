@@ -604,3 +604,10 @@ def test_stop_interrupted_by_ctrl_c_still_ends_aria2c_and_removes_the_folder(
         assert not os.path.exists(folder) and not daemon.running
     finally:
         kill_if_alive(pid)
+
+
+def test_a_random_secret_can_be_passed_as_a_command_line_word():
+    # token_urlsafe begins with "-" one time in 64: argparse then takes it for an option.
+    secrets = {Aria2Daemon().secret for _ in range(300)}
+    assert len(secrets) == 300
+    assert all(len(s) >= 32 and s[0].isalnum() and s.isascii() for s in secrets)

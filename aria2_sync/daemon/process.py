@@ -100,7 +100,9 @@ class Aria2Daemon:
         self._fixed_port = port
         self.port: int | None = port
         check_secret(secret)
-        self.secret = secret if secret is not None else secrets.token_urlsafe(24)
+        # Hex: a random secret must never start with "-", or `aria2-sync --rpc-secret <it>` (and
+        # any command line it is pasted into) would read it as an option.
+        self.secret = secret if secret is not None else secrets.token_hex(24)
         for name, value in (("download_dir", download_dir), ("state_dir", state_dir)):
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise Aria2InputError(f"{name} must be a path, not {type(value).__name__}")
