@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from aria2_sync import Aria2GIDNotFoundError, Aria2ProtocolError
+from aria2_sync import Aria2GIDNotFoundError, Aria2ProtocolError, RestartPolicy
 from aria2_sync import daemon as daemon_module
 from aria2_sync.daemon import Aria2Daemon
 from aria2_sync.transport import Transport
@@ -39,6 +39,27 @@ def _batch_when(client, batch_id, predicate, what):
         return batch if predicate(batch) else None
 
     return wait_for(reached, what=what)
+
+
+# -- 2. one restart at a time ----------------------------------------------------------------------
+
+
+def test_a_failure_read_many_times_schedules_one_restart(client_factory, fault_server, tmp_path):
+    """Kills g2-guard-one-schedule: every read of a failed download goes to the restart engine,
+    but only the first schedules a restart (the others find one pending). Counted on the
+    scheduler, one reader after another, so no race decides the outcome (the sixteen pollers
+    of test_restarts.py kill this mutation only when their threads happen to collide)."""
+    hour = RestartPolicy(base_delay=3600.0, max_delay=3600.0)
+    client = client_factory(monitor=False, restart_policy=hour)
+    url = fault_server.add_file("once.bin", size=200_000)
+    fault_server.add_faults("once.bin", ResetAfter(50_000))
+    gid = client.add_download(url, str(tmp_path / "once.bin"), GIVE_UP_AT_ONCE)
+    wait_for_status(client, gid, "error")  # (reads that do not act on failures)
+    for _ in range(5):
+        progress = client.get_progress(gid)  # each acts on the failure it sees
+        assert progress.status == "error" and progress.restart_pending
+    assert client._scheduler.pending() == 1
+    assert len(client.get_retry_info(gid)["attempts"]) == 1
 
 
 # -- 3. resume, never re-fetch --------------------------------------------------------------------
