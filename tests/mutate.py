@@ -10,11 +10,12 @@ touched), runs the named tests, and reports which mutations were killed::
     python tests/mutate.py grace      # the mutations whose name contains "grace"
     python tests/mutate.py --list     # names and guarantees only
     python tests/mutate.py --check    # only check that every mutation still applies (no tests)
+    python tests/mutate.py --show 30 g7-   # also print the end of each run's report (why it died)
 
 It exits 0 when every mutation selected was killed, 1 when one survived, 2 when a mutation no
 longer applies (its ``before`` text is not in the file exactly once: update the entry with the
 code) or a test run gave no verdict (pytest could not run the tests: a wrong test id, a collection
-error), and 3 when the named tests already fail on the unmutated code (a kill would mean nothing).
+error; or skipped them all, e.g. the /proc tests where /proc does not tell), and 3 when the named tests already fail on the unmutated code (a kill would mean nothing).
 ``tests/MUTATIONS.rst`` lists the same table for readers.
 """
 
@@ -537,7 +538,7 @@ def baseline(mutations: Sequence[Mutation]) -> int:
         scratch = Path(scratch_dir)
         _scratch_copy(scratch)
         code, summary = _run_tests(scratch, tests)
-    print(f"unmutated ({time.monotonic() - started:.0f} s, {len(tests)} test ids): {summary}")
+    print(f"unmutated ({time.monotonic() - started:.0f} s, {len(tests)} test ids): {summary}", flush=True)
     if code != 0:
         print("the killing tests must pass on the unmutated code first", file=sys.stderr)
         return 3
@@ -560,6 +561,9 @@ def run(mutations: Sequence[Mutation]) -> int:
             code, summary = _run_tests(scratch, mutation.tests)
         if code == TESTS_FAILED:
             verdict = "killed"
+        elif code == 0 and "skipped" in summary and "passed" not in summary:
+            verdict = "SKIPPED"  # the killing tests cannot run here (e.g. no /proc): no verdict
+            no_verdict.append(mutation.name)
         elif code == 0:
             verdict = "SURVIVED"
             survived.append(mutation.name)
@@ -572,7 +576,7 @@ def run(mutations: Sequence[Mutation]) -> int:
     if survived:
         print("survived: " + ", ".join(survived))
     if no_verdict:
-        print("no verdict (the tests could not run): " + ", ".join(no_verdict))
+        print("no verdict (the tests could not run, or were skipped): " + ", ".join(no_verdict))
     return 1 if survived else 2 if no_verdict else 0
 
 
