@@ -24,19 +24,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .daemon.process import Aria2Daemon
     from .rpc.notifications import NotificationListener
 
+from .engine.cancel import Cancellation
 from .engine.futures import DownloadFuture
-from .engine.ledger import (
-    CANCELLED,
-    COMPLETE,
-    IDLE,
-    REJECTED,
-    SCHEDULED,
-    Batch,
-    Callbacks,
-    DownloadRecord,
-    Ledger,
-)
+from .engine.ledger import Batch, Ledger
 from .engine.monitor import Monitor
+from .engine.record import Callbacks, DownloadRecord
 from .engine.restarts import RestartEngine
 from .engine.scheduler import Scheduler
 from .engine.tracker import Tracker
@@ -293,15 +285,15 @@ class Aria2Client:
             self._scheduler,
             max_retries + 1,
             run_job=self._pools.jobs.submit,
-            on_restarted=self._restarted,
+            run_callback=self._pools.callbacks.submit,
         )
+        self._cancellation = Cancellation(self.rpc, self._ledger, self._pools.jobs)
         self._tracker = Tracker(
             self._ledger,
             self._restarts,
             self._pools,
             auto_restart=lambda: self.auto_restart_failed,
-            canceller=self._cancel_for_future,
-            remover=self._remove_cancelled,
+            cancellation=self._cancellation,
         )
         # The monitor has its own connection and a short retry budget of its own: a lost answer
         # to its (read-only) tick is absorbed in well under a second, while a daemon that is
@@ -325,6 +317,8 @@ class Aria2Client:
                 interval=float(poll_interval),
                 disconnect_grace=float(disconnect_grace),
             )
+        if self._monitor is not None:
+            self._restarts.wake = self._monitor.wake
         self._notifications = self._make_listener(notifications)
 
     @classmethod
@@ -433,7 +427,7 @@ class Aria2Client:
         """
         steps: list[tuple[str, Callable[[], None]]] = []
         if cancel:
-            steps.append(("remove the unfinished downloads", self._cancel_unfinished))
+            steps.append(("remove the unfinished downloads", self._cancellation.cancel_all_closing))
         if self._notifications is not None:
             steps.append(("stop the notification listener", self._notifications.close))
         monitor = self._monitor
@@ -466,30 +460,9 @@ class Aria2Client:
         return steps
 
     def _fail_pending_futures(self) -> None:
-        with self._ledger.lock:
-            pending = [r.future for r in self._ledger if r.future is not None and not r.future.done()]
-        for future in pending:
+        pending = [r.unsettled_future() for r in self._ledger]
+        for future in filter(None, pending):
             future._settle_exception(_closed_error(future.gid))
-
-    def _cancel_unfinished(self) -> None:
-        records = self._ledger.unfinished()
-        with self._ledger.lock:
-            for record in records:
-                record.cancelled = True
-            gids = [record.current_gid for record in records]
-        try:
-            self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
-        except Aria2Error as error:
-            logger.warning("could not remove %d downloads while closing: %s", len(gids), error)
-        for record in records:
-            with self._ledger.lock:
-                if record.finished:
-                    continue
-                record.finish(CANCELLED)
-                future = record.future
-            self._ledger.persist_outcome(record)
-            if future is not None:
-                future._settle_cancelled()  # directly: the pools are about to stop
 
     def __enter__(self) -> Aria2Client:
         return self
@@ -670,9 +643,8 @@ class Aria2Client:
         downloads exist, their GIDs must reach the caller, and the monitor watches them from
         this process's memory all the same.
         """
-        with self._ledger.lock:
-            for record in records:
-                record.adding = False
+        for record in records:
+            record.added()
         if self._closed:
             return  # closed during the add: nothing watches any more, and the store is shut
         gids = [record.gid for record in records]
@@ -868,8 +840,7 @@ class Aria2Client:
             except Aria2GIDNotFoundError:
                 return None
         self._refresh([record])
-        with self._ledger.lock:
-            daemon_gid, run = record.current_gid, record.run
+        daemon_gid, run = record.where()
         try:
             status = self.rpc.tell_status(daemon_gid, STATUS_KEYS)
         except Aria2GIDNotFoundError:
@@ -1014,23 +985,20 @@ class Aria2Client:
         record = self._ledger.get(check_gid(gid))
         if record is None:
             return None
-        with self._ledger.lock:
-            budget = self.restart_policy.max_restarts
-            return {
-                "gid": record.gid,
-                "retry_count": record.retry_count,
-                "max_retries": budget,
-                "can_retry": (
-                    not record.cancelled and record.gave_up is None and record.retry_count < budget
-                ),
-                "url": record.url,
-                "uris": list(record.uris),
-                "options": copy.deepcopy(record.options),
-                "current_gid": record.current_gid,
-                "restart_pending": record.restart_pending,
-                "gave_up_reason": record.gave_up,
-                "attempts": [attempt.to_dict() for attempt in record.attempts],
-            }
+        budget = self.restart_policy.max_restarts
+        return {
+            "gid": record.gid,
+            "retry_count": record.retry_count,
+            "max_retries": budget,
+            "can_retry": record.may_retry(budget),
+            "url": record.url,
+            "uris": list(record.uris),
+            "options": copy.deepcopy(record.options),
+            "current_gid": record.current_gid,
+            "restart_pending": record.restart_pending,
+            "gave_up_reason": record.gave_up,
+            "attempts": [attempt.to_dict() for attempt in record.attempts],
+        }
 
     # -- restarting -----------------------------------------------------------------------------
 
@@ -1047,13 +1015,11 @@ class Aria2Client:
             raise Aria2InputError(
                 f"GID {gid} was not added by this client: only its own downloads can be restarted"
             )
-        with self._ledger.lock:
-            run = record.run
+        run = record.run
         progress = self.get_progress(record.gid, auto_restart=False)
         if progress is None or progress.status not in ("error", "removed", "unknown"):
             return False
-        with self._ledger.lock:
-            record.cancelled = False  # an explicit restart revives a cancelled download
+        record.uncancel()  # an explicit restart revives a cancelled download
         self._ledger.persist(record, cancelled=False, outcome=None)  # (shared state: first there)
         return self._restarts.restart(record, run)
 
@@ -1074,24 +1040,15 @@ class Aria2Client:
                 raise Aria2UnknownBatchError(batch_id)
         else:
             pool = list(self._ledger)
-        with self._ledger.lock:
-            candidates = [
-                record
-                for record in pool
-                if not record.cancelled
-                and record.outcome not in (COMPLETE, REJECTED)
-                and not record.restart_pending
-            ]
+        candidates = [record for record in pool if record.restart_candidate()]
         restarted = 0
         for record, run, progress in self._tracker.read(self.rpc, candidates, auto=False):
-            with self._ledger.lock:
-                current = record.run == run
-            if progress is None or not current or progress.status != "error":
+            if progress is None or record.run != run or progress.status != "error":
                 continue  # unreadable, restarted meanwhile (a stale read), or not failed
-            if not force and not self._restarts.allowed(record, progress):
-                continue
-            if self._restarts.restart(record, run):
-                restarted += 1
+            if force:
+                restarted += self._restarts.restart(record, run)
+            else:
+                restarted += self._restarts.restart_if_allowed(record, run, progress)
         return restarted
 
     def cancel_batch(self, batch_id: str) -> int:
@@ -1102,22 +1059,7 @@ class Aria2Client:
         records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
             raise Aria2UnknownBatchError(batch_id)
-        with self._ledger.lock:
-            live = [r for r in records if not r.finished]
-            for record in live:
-                record.cancelled = True
-                if record.restart_state == SCHEDULED:
-                    record.restart_state = IDLE
-            gids = [record.current_gid for record in live]
-        for record in live:
-            self._ledger.persist(record, cancelled=True)
-        answers = self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
-        denied = next((a for a in answers if isinstance(a, Aria2AuthError)), None)
-        if denied is not None:
-            raise denied
-        for record in live:
-            self._finish_cancelled(record)
-        return len(live)
+        return self._cancellation.cancel_many(records)
 
     def get_global_stats(self) -> GlobalStats:
         """The daemon's overall speeds and queue sizes."""
@@ -1151,97 +1093,4 @@ class Aria2Client:
         and removing it is the caller's decision (``Progress.file_paths`` names them).
         """
         daemon_gid = self._daemon_gid(gid)
-        record = self._ledger.get(daemon_gid)
-        if record is not None:
-            with self._ledger.lock:
-                record.cancelled = True  # no restart may bring it back
-                # This call removes it: the monitor must not send a removal of its own, which
-                # would make this one fail as if the download had already stopped.
-                record.removal_queued = True
-                if record.restart_state == SCHEDULED:
-                    record.restart_state = IDLE  # its job will find it cancelled and do nothing
-            self._ledger.persist(record, cancelled=True)
-        try:
-            return self._force_remove(record, daemon_gid)
-        finally:
-            if record is not None:
-                with self._ledger.lock:
-                    record.removal_queued = False
-
-    def _force_remove(self, record: DownloadRecord | None, daemon_gid: str) -> bool:
-        try:
-            self.rpc.force_remove(daemon_gid)
-        except Aria2GIDNotFoundError:
-            if record is None or record.finished:
-                raise
-            # Between a restart's removal and its add (the restart sees the flag and removes
-            # what it adds), or gone from the daemon: either way it will not run again.
-            self._finish_cancelled(record)
-            return True
-        except Aria2RPCError:
-            # Already stopped (complete, error, removed): nothing is running to cancel.
-            status = self.rpc.tell_status(daemon_gid, ["status"])
-            if status.get("status") in ("complete", "error", "removed"):
-                if record is not None and status.get("status") != "complete":
-                    self._finish_cancelled(record)
-                return False
-            raise
-        if record is not None:
-            self._finish_cancelled(record)
-        return True
-
-    def _finish_cancelled(self, record: DownloadRecord) -> None:
-        with self._ledger.lock:
-            if record.finished:
-                return
-            record.finish(CANCELLED)
-        self._ledger.persist_outcome(record)
-        self._tracker.settle(record)
-
-    def _cancel_for_future(self, gid: str) -> bool:
-        """``DownloadFuture.cancel()`` asks here first: False if the download has an outcome.
-
-        Marks the download cancelled at once (no restart may bring it back) and sends the
-        removal in the background, so ``cancel()`` never waits on the network.
-        """
-        record = self._ledger.get(gid)
-        if record is None:
-            return True
-        with self._ledger.lock:
-            if record.finished and record.outcome != CANCELLED:
-                return False
-            record.cancelled = True
-            if record.restart_state == SCHEDULED:
-                record.restart_state = IDLE
-            record.removal_queued = True
-        self._ledger.persist(record, cancelled=True)
-        self._pools.jobs.submit(lambda: self._remove_cancelled(record))
-        return True
-
-    def _remove_cancelled(self, record: DownloadRecord) -> None:
-        """Remove a cancelled download from aria2 (again when the daemon was unreachable)."""
-        with self._ledger.lock:
-            record.removal_queued = False
-            daemon_gid = record.current_gid
-        try:
-            self.rpc.force_remove(daemon_gid)
-        except Aria2ConnectionError as error:
-            logger.warning(
-                "could not remove cancelled download GID %s now (%s); will when aria2 answers",
-                record.gid,
-                error.reason,
-            )
-            return
-        except Aria2RPCError:
-            pass  # already stopped or gone: cancelled all the same
-        self._finish_cancelled(record)
-
-    def _restarted(self, record: DownloadRecord) -> None:
-        on_restart = record.callbacks.on_restart
-        if on_restart is not None:
-            progress = self._tracker.annotate(
-                record, record.last or Progress(gid=record.gid, status="waiting")
-            )
-            self._pools.callbacks.submit(lambda: on_restart(progress))
-        if self._monitor is not None:
-            self._monitor.wake()
+        return self._cancellation.cancel_download(self._ledger.get(daemon_gid), daemon_gid)

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from aria2_sync import Aria2Client, Aria2ClosedError, Aria2RPCError, DownloadFailed
-from aria2_sync.engine.ledger import COMPLETE, Batch, DownloadRecord, Ledger
+from aria2_sync import Aria2Client, Aria2ClosedError, Aria2RPCError, DownloadFailed, Progress
+from aria2_sync.engine.ledger import Batch, Ledger
+from aria2_sync.engine.record import DownloadRecord, Outcome
 from aria2_sync.engine.workers import Pools
 from aria2_sync.logs import _VerboseHandler
 from aria2_sync.state.sqlite import SQLiteStore
@@ -375,8 +376,8 @@ def test_quick_batches_never_keep_more_finished_records_than_the_bound():
         ledger.add_batch(Batch(f"b{number}", [r.gid for r in records]), records)
         batch_ids.append(f"b{number}")
         for record in records:
-            with ledger.lock:
-                record.finish(COMPLETE)
+            seen = record.observed(0, Progress(gid=record.gid, status="complete"), (), auto_restart=True)
+            assert seen.outcome is Outcome.COMPLETE
             ledger.persist_outcome(record)
             peak = max(peak, _finished_in_memory(ledger))
     assert peak <= 50

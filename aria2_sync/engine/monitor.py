@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from ..errors import (
     Aria2AuthError,
@@ -32,7 +32,8 @@ from ..errors import (
 )
 from ..logs import logger
 from ..rpc.methods import Aria2RPC
-from .ledger import DownloadRecord, Ledger
+from .ledger import Ledger
+from .record import DownloadRecord
 from .tracker import Tracker
 from .workers import WorkerPool
 
@@ -155,8 +156,7 @@ class Monitor:
             self.tracker.settle(record)
         with self._lock:
             urgent, self._urgent = self._urgent, set()
-        with self.ledger.lock:
-            due = self._due(records, urgent)
+        due = self._due(records, urgent)
         try:
             # A refused secret raises here: the daemon is there, but it is an outage all the same.
             self.tracker.read(self.rpc, due, self._auto_restart())
@@ -169,7 +169,7 @@ class Monitor:
         return len(due)
 
     def _due(self, records: list[DownloadRecord], urgent: set[str]) -> list[DownloadRecord]:
-        """The records to read this tick (under the ledger's lock).
+        """The records to read this tick.
 
         Every one, unless many are parked (paused, or waiting in the queue): those change
         only when something happens to them, and reading 10,000 of them twice a second would
@@ -266,11 +266,7 @@ class Monitor:
         The records stay: when the daemon answers again they are re-synced, and
         ``Aria2Client.future(gid)`` gives a fresh future that follows the download.
         """
-        waiting: list[Any] = []
-        with self.ledger.lock:
-            for record in self.ledger.unfinished():
-                if record.future is not None and not record.future.done():
-                    waiting.append(record.future)
+        waiting = [f for f in (r.unsettled_future() for r in self.ledger.unfinished()) if f is not None]
         if not waiting:
             return
         if not self._futures_failed_offline:
