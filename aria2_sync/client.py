@@ -30,9 +30,8 @@ from .engine.ledger import Batch, Ledger
 from .engine.monitor import Monitor
 from .engine.record import Callbacks, DownloadRecord
 from .engine.restarts import RestartEngine
-from .engine.scheduler import Scheduler
+from .engine.runtime import Runtime
 from .engine.tracker import Tracker
-from .engine.workers import Pools
 from .errors import (
     Aria2AuthError,
     Aria2ClosedError,
@@ -276,8 +275,9 @@ class Aria2Client:
         self.rpc = Aria2RPC(self._transport)
         self._ledger = Ledger(keep_finished=keep_finished, keep_seconds=keep_seconds, store=store)
         self._adopted = False
-        self._scheduler = Scheduler()
-        self._pools = Pools()
+        self._runtime = Runtime()
+        self._scheduler = self._runtime.scheduler
+        self._pools = self._runtime.pools
         self._restarts = RestartEngine(
             self.rpc,
             self._ledger,
@@ -316,10 +316,14 @@ class Aria2Client:
                 auto_restart=lambda: self.auto_restart_failed,
                 interval=float(poll_interval),
                 disconnect_grace=float(disconnect_grace),
+                thread_factory=self._runtime.thread,
             )
         if self._monitor is not None:
             self._restarts.wake = self._monitor.wake
         self._notifications = self._make_listener(notifications)
+        self._runtime.attach(self._monitor, self._notifications)
+        self._runtime.also_wait(self._transport.join)
+        self._runtime.also_wait(self._monitor_transport.join)
 
     @classmethod
     def local(
@@ -404,6 +408,10 @@ class Aria2Client:
         pending otherwise fail with :class:`Aria2ClosedError` (nothing would resolve them). A
         private daemon started by :meth:`local` is stopped (gracefully: partial files stay
         resumable).
+
+        The client's threads are waited for at most 5 seconds in all
+        (:data:`~aria2_sync.engine.runtime.CLOSE_TIMEOUT`), even when a callback or the daemon
+        hangs: a thread still busy then is a daemon thread, left to end on its own.
         """
         with self._close_lock:
             if self._closed:
@@ -428,25 +436,12 @@ class Aria2Client:
         steps: list[tuple[str, Callable[[], None]]] = []
         if cancel:
             steps.append(("remove the unfinished downloads", self._cancellation.cancel_all_closing))
-        if self._notifications is not None:
-            steps.append(("stop the notification listener", self._notifications.close))
-        monitor = self._monitor
-        if monitor is not None:
-            steps.append(("tell the monitor to stop", lambda: monitor.close(timeout=0)))
+        steps += self._runtime.stopping_steps()
         steps += [
-            ("tell the scheduler to stop", lambda: self._scheduler.close(timeout=0)),
             ("drop the scheduled restarts", self._restarts.unschedule_all),
-            ("tell the worker threads to stop", self._pools.stop),
             ("close the connection", self._transport.close),
             ("close the monitor's connection", self._monitor_transport.close),
-        ]
-        if monitor is not None:
-            steps.append(("wait for the monitor", monitor.close))
-        steps += [
-            ("wait for the scheduler", self._scheduler.close),
-            ("wait for the worker threads", self._pools.join),
-            ("wait for the connection's watchdog", self._transport.join),
-            ("wait for the monitor connection's watchdog", self._monitor_transport.join),
+            ("wait for the threads", self._runtime.join),
             ("fail the pending futures", self._fail_pending_futures),
         ]
         store = self._ledger.store
@@ -811,10 +806,7 @@ class Aria2Client:
                 # life of this one) left unfinished: restarts go on even if nobody asks.
                 self._adopted = True
                 self._ledger.adopt_unfinished()
-            self._monitor.ensure_started()
-            self._monitor.wake()
-            if self._notifications is not None:
-                self._notifications.ensure_started()
+            self._runtime.watch()
 
     def _check_open(self) -> None:
         if self._closed:

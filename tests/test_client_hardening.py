@@ -22,8 +22,9 @@ import pytest
 
 from aria2_sync import Aria2Client, Aria2ClosedError, Aria2RPCError, DownloadFailed, Progress
 from aria2_sync.engine.ledger import Batch, Ledger
+from aria2_sync.engine.monitor import Monitor
 from aria2_sync.engine.record import DownloadRecord, Outcome
-from aria2_sync.engine.workers import Pools
+from aria2_sync.engine.runtime import Runtime
 from aria2_sync.logs import _VerboseHandler
 from aria2_sync.state.sqlite import SQLiteStore
 from tests.conftest import wait_for
@@ -473,23 +474,22 @@ def test_close_closes_the_connections_before_waiting_for_threads(daemon, monkeyp
         monkeypatch.setattr(
             owner, attribute, lambda *a, _r=real, _n=name, **k: (order.append(_n), _r(*a, **k))
         )
-    real_join = Pools.join
+    real_join = Runtime.join
+    monkeypatch.setattr(Runtime, "join", lambda self: (order.append("threads joined"), real_join(self)))
+    real_monitor_close = Monitor.close
     monkeypatch.setattr(
-        Pools, "join", lambda self, *a, **k: (order.append("pools joined"), real_join(self, *a, **k))
-    )
-    real_monitor_close = client._monitor.close
-    monkeypatch.setattr(
-        client._monitor,
+        Monitor,
         "close",
-        lambda timeout=5.0: (
+        lambda self, timeout=5.0: (
             order.append(f"monitor {'signalled' if timeout == 0 else 'joined'}"),
-            real_monitor_close(timeout),
+            real_monitor_close(self, timeout),
         ),
     )
     client.close()
-    assert order.index("transport") < order.index("monitor joined")
-    assert order.index("monitor transport") < order.index("pools joined")
+    assert order.index("transport") < order.index("threads joined")
+    assert order.index("monitor transport") < order.index("threads joined")
     assert order.index("monitor signalled") < order.index("transport")
+    assert "monitor joined" not in order  # waited for with every other thread, by one deadline
 
 
 # -- 12: constructors validate before any side effect -------------------------------------------------

@@ -35,7 +35,7 @@ from ..rpc.methods import Aria2RPC
 from .ledger import Ledger
 from .record import DownloadRecord
 from .tracker import Tracker
-from .workers import WorkerPool
+from .workers import ThreadFactory, WorkerPool, daemon_thread
 
 __all__ = ["Monitor"]
 
@@ -64,6 +64,7 @@ class Monitor:
         auto_restart: Callable[[], bool],
         interval: float = 0.5,
         disconnect_grace: float = 60.0,
+        thread_factory: ThreadFactory = daemon_thread,
     ) -> None:
         self.rpc = rpc
         self.ledger = ledger
@@ -72,6 +73,7 @@ class Monitor:
         self._auto_restart = auto_restart
         self.interval = interval
         self.disconnect_grace = disconnect_grace
+        self._new_thread = thread_factory
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -92,7 +94,7 @@ class Monitor:
         kept the previous one from starting, which then left a thread object never started."""
         with self._lock:
             if (self._thread is None or self._thread.ident is None) and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="aria2_sync-monitor", daemon=True)
+                self._thread = self._new_thread("aria2_sync-monitor", self._run)
                 self._thread.start()
 
     def wake(self, gid: str | None = None) -> None:

@@ -136,11 +136,12 @@ class RestartEngine:
         policy: RestartPolicy,
         scheduler: Scheduler,
         add_attempts: int,
-        run_job: Callable[[Callable[[], None]], None] | None = None,
-        run_callback: Callable[[Callable[[], None]], None] | None = None,
+        run_job: Callable[[Callable[[], None]], object] | None = None,
+        run_callback: Callable[[Callable[[], None]], object] | None = None,
         wake: Callable[[], None] | None = None,
     ) -> None:
-        """``run_job`` runs due restarts (the client's job pool; inline without one),
+        """``run_job`` runs due restarts (the client's job pool, whose ``submit`` says False
+        once it is closed; inline without one),
         ``run_callback`` runs ``on_restart`` callbacks (the callback pool), ``wake`` asks the
         monitor to look at once after a restart was issued."""
         self.rpc = rpc
@@ -233,11 +234,20 @@ class RestartEngine:
             decision.delay,
             describe_error(progress),
         )
+
         # The scheduler thread only keeps time; the restart itself runs as a job (on the client's
-        # worker pool), so a slow daemon never delays other downloads' due restarts.
-        scheduled = self.scheduler.call_later(
-            decision.delay, lambda: self._run_job(lambda: self._run_scheduled(record, run))
-        )
+        # worker pool), so a slow daemon never delays other downloads' due restarts. A restart
+        # due at once goes straight to the pool.
+        def job() -> None:
+            self._run_scheduled(record, run)
+
+        def due() -> None:
+            self._run_job(job)
+
+        if decision.delay <= 0:
+            scheduled = self._run_job(job) is not False
+        else:
+            scheduled = self.scheduler.call_later(decision.delay, due)
         if not scheduled:  # the client is closing: leave no record waiting for a job
             record.unschedule()
 
