@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from aria2_sync import Aria2Client, Aria2ClosedError, Aria2RPCError, DownloadFailed, Progress
+from aria2_sync.engine.core import Engine
 from aria2_sync.engine.ledger import Batch, Ledger
 from aria2_sync.engine.monitor import Monitor
 from aria2_sync.engine.record import DownloadRecord, Outcome
@@ -453,7 +454,7 @@ def test_close_runs_every_step_and_reraises_the_first_error(tmp_path, monkeypatc
         def broken(*_: Any) -> None:
             raise RuntimeError("a step that fails")
 
-        monkeypatch.setattr(client, "_fail_pending_futures", broken)
+        monkeypatch.setattr(Engine, "fail_pending_futures", broken)
         with pytest.raises(RuntimeError, match="a step that fails"):
             client.close()
         assert not daemon.running

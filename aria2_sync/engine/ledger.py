@@ -26,7 +26,9 @@ import attrs
 from ..errors import Aria2StateError
 from ..logs import logger
 from ..models import BatchProgress
-from .record import Attempt, DownloadRecord, Outcome
+from .record import DownloadRecord
+from .states import Attempt, Outcome
+from .storesync import new_row, outcome_fields, record_from_row
 
 __all__ = ["Batch", "BatchSummary", "Ledger"]
 
@@ -166,7 +168,7 @@ class Ledger:
 
     def add(self, record: DownloadRecord) -> None:
         if self.store is not None:
-            self.store.add([record.row()])
+            self.store.add([new_row(record)])
         self._keep(record)
 
     def _keep(self, record: DownloadRecord) -> None:
@@ -179,7 +181,7 @@ class Ledger:
 
     def add_batch(self, batch: Batch, records: list[DownloadRecord]) -> None:
         if self.store is not None:
-            self.store.add([r.row() for r in records], (batch.batch_id, list(batch.gids)))
+            self.store.add([new_row(r) for r in records], (batch.batch_id, list(batch.gids)))
         with self._lock:
             for record in records:
                 self._keep(record)
@@ -206,7 +208,7 @@ class Ledger:
         if rows is None:
             return None
         with self._lock:  # first seen here: another process (or an earlier life) added it
-            records = [self._records.get(row["gid"]) or DownloadRecord.from_row(row) for row in rows]
+            records = [self._records.get(row["gid"]) or record_from_row(row) for row in rows]
             for record in records:
                 if record.gid not in self._records:
                     self._keep(record)
@@ -237,7 +239,7 @@ class Ledger:
         """
         if self.store is not None:
             try:
-                self.store.update(record.gid, **record.outcome_fields())
+                self.store.update(record.gid, **outcome_fields(record))
             except Aria2StateError as error:
                 # The outcome stands in this process (its future must still be resolved);
                 # other processes read it from the daemon themselves.
@@ -331,7 +333,7 @@ class Ledger:
             return 0
         self._store_ok()
         with self._lock:
-            fresh = [DownloadRecord.from_row(row) for row in rows if row["gid"] not in self._records]
+            fresh = [record_from_row(row) for row in rows if row["gid"] not in self._records]
             for record in fresh:
                 self._keep(record)
             stale = [
@@ -474,7 +476,7 @@ class Ledger:
         with self._lock:
             record = self._records.get(row["gid"])
             if record is None:
-                record = DownloadRecord.from_row(row)
+                record = record_from_row(row)
                 self._keep(record)
             return record
 

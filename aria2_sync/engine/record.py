@@ -24,14 +24,14 @@ meanwhile) says so by its return value; one called where it can never be legal r
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, TypeVar
 
 import attrs
 
 from ..models import Progress
+from .states import Attempt, Callbacks, IllegalTransition, Observation, Outcome, RestartState
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..policy import RestartDecision
@@ -49,70 +49,19 @@ __all__ = [
 ]
 
 
-class RestartState(str, enum.Enum):
-    """Where a download's restart stands: none, one waiting out its backoff, one running."""
-
-    IDLE = "idle"
-    SCHEDULED = "scheduled"
-    RESTARTING = "restarting"
-
-
-class Outcome(str, enum.Enum):
-    """The final outcome of one run of a download (its value is what a store keeps)."""
-
-    COMPLETE = "complete"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-
-
-class IllegalTransition(RuntimeError):
-    """A transition asked for from a state it can never start from (a bug of the engine)."""
-
-
-@attrs.frozen
-class Attempt:
-    """One failed run of a download: when it failed, how, and how far it had got."""
-
-    time: float
-    error_code: str | None
-    error_message: str | None
-    completed_length: int
-    gid: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-
-@attrs.frozen
-class Callbacks:
-    """Functions a UI attaches to one download; each is called on the client's worker pool.
-
-    ``on_progress(progress)`` when a watched download's snapshot changes, ``on_restart(progress)``
-    when a restart of it is issued, ``on_done(future)`` once it has an outcome.
-    """
-
-    on_progress: Callable[[Progress], Any] | None = None
-    on_restart: Callable[[Progress], Any] | None = None
-    on_done: Callable[[DownloadFuture], Any] | None = None
-
-
-@attrs.frozen
-class Observation:
-    """What applying one status read to a record calls for (:meth:`DownloadRecord.observed`).
-
-    ``progress`` is the snapshot to hand out; ``outcome`` the outcome this read gave the run
-    (None if none); ``notify``: queue one ``on_progress`` call; ``remove``: send a removal
-    (the download was cancelled while the daemon could not hear it, and runs again).
-    """
-
-    progress: Progress
-    outcome: Outcome | None = None
-    notify: bool = False
-    remove: bool = False
-
-
 _T = TypeVar("_T")
+_V = TypeVar("_V")
+
+
+class _Read(Generic[_V]):
+    """A read-only view of a private field of the record (its transitions alone change it)."""
+
+    def __init__(self, field: str) -> None:
+        self._field = field
+
+    def __get__(self, record: object, owner: type | None = None) -> _V:
+        return getattr(record, self._field)  # type: ignore[no-any-return]
+
 
 #: aria2 statuses of a download that is running or parked.
 _MOVING = ("active", "waiting", "paused")
@@ -159,9 +108,7 @@ class DownloadRecord:
 
     # -- questions ------------------------------------------------------------------------------
 
-    @property
-    def current_gid(self) -> str:
-        return self._current_gid
+    current_gid: ClassVar[_Read[str]] = _Read("_current_gid")
 
     @property
     def daemon_gids(self) -> tuple[str, ...]:
@@ -171,49 +118,17 @@ class DownloadRecord:
     def attempts(self) -> tuple[Attempt, ...]:
         return tuple(self._attempts)
 
-    @property
-    def retry_count(self) -> int:
-        return self._retry_count
-
-    @property
-    def run(self) -> int:
-        return self._run
-
-    @property
-    def failed_run(self) -> int:
-        return self._failed_run
-
-    @property
-    def gave_up(self) -> str | None:
-        return self._gave_up
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    @property
-    def adding(self) -> bool:
-        return self._adding
-
-    @property
-    def last(self) -> Progress | None:
-        return self._last
-
-    @property
-    def outcome(self) -> Outcome | None:
-        return self._outcome
-
-    @property
-    def finished_at(self) -> float | None:
-        return self._finished_at
-
-    @property
-    def restart_state(self) -> RestartState:
-        return self._restart_state
-
-    @property
-    def future(self) -> DownloadFuture | None:
-        return self._future
+    retry_count: ClassVar[_Read[int]] = _Read("_retry_count")
+    run: ClassVar[_Read[int]] = _Read("_run")
+    failed_run: ClassVar[_Read[int]] = _Read("_failed_run")
+    gave_up: ClassVar[_Read[str | None]] = _Read("_gave_up")
+    cancelled: ClassVar[_Read[bool]] = _Read("_cancelled")
+    adding: ClassVar[_Read[bool]] = _Read("_adding")
+    last: ClassVar[_Read[Progress | None]] = _Read("_last")
+    outcome: ClassVar[_Read[Outcome | None]] = _Read("_outcome")
+    finished_at: ClassVar[_Read[float | None]] = _Read("_finished_at")
+    restart_state: ClassVar[_Read[RestartState]] = _Read("_restart_state")
+    future: ClassVar[_Read[DownloadFuture | None]] = _Read("_future")
 
     @property
     def finished(self) -> bool:
@@ -319,10 +234,6 @@ class DownloadRecord:
             if self._future is not future or self._outcome is not outcome or self._run != run:
                 return None
             return value_of(self), self.callbacks.on_done
-
-    def removable(self) -> bool:
-        """Whether the prune may forget it: finished, with no restart pending."""
-        return self.finished and not self.restart_pending
 
     # -- transitions: adding --------------------------------------------------------------------
 
@@ -656,50 +567,11 @@ class DownloadRecord:
                 return True
             return False
 
-    @classmethod
-    def from_row(cls, row: Row) -> DownloadRecord:
-        """A working copy of a stored download."""
-        record = cls(
-            gid=row["gid"],
-            uris=list(row["uris"]),
-            options=dict(row["options"]),
-            current_gid=row["current_gid"],
-            batch_id=row.get("batch_id"),
-            attempts=[Attempt(**a) for a in row.get("attempts") or []],
-            retry_count=row.get("retry_count", 0),
-            run=row.get("run", 0),
-            failed_run=row.get("failed_run", -1),
-            gave_up=row.get("gave_up"),
-            cancelled=bool(row.get("cancelled")),
-            daemon_gids=list(row.get("daemon_gids") or []),
-            last=Progress.from_dict(row["last"]) if row.get("last") else None,
-        )
-        if row.get("outcome") is not None:
-            record._outcome = Outcome(row["outcome"])
-            age = max(0.0, time.time() - (row.get("finished_at") or time.time()))
-            record._finished_at = time.monotonic() - age
-        return record
-
-    def row(self) -> dict[str, Any]:
-        """What a new download looks like in a store."""
-        return {
-            "gid": self.gid,
-            "batch_id": self.batch_id,
-            "uris": list(self.uris),
-            "options": dict(self.options),
-            "current_gid": self._current_gid,
-        }
-
-    def outcome_fields(self) -> dict[str, Any]:
-        """The fields a store keeps of an outcome (JSON-able)."""
+    def restored(self, outcome: Outcome, age: float) -> None:
+        """It had ``outcome`` ``age`` seconds ago, as a store says (a record just read from it)."""
         with self._lock:
-            return {
-                "outcome": self._outcome.value if self._outcome is not None else None,
-                "finished_at": time.time(),
-                "gave_up": self._gave_up,
-                "cancelled": self._cancelled,
-                "last": self._last.to_dict() if self._last is not None else None,
-            }
+            self._finish(outcome)
+            self._finished_at = time.monotonic() - age
 
     # -- engine plumbing ------------------------------------------------------------------------
 
