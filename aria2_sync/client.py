@@ -6,15 +6,12 @@ method short: validate at the edge, then delegate. It is safe to share one clien
 
 from __future__ import annotations
 
-import concurrent.futures
-import copy
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    TypedDict,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,60 +21,29 @@ from .engine.adds import Adder
 from .engine.config import ClientConfig, check_number
 from .engine.core import Engine
 from .engine.futures import DownloadFuture
+from .engine.operations import Operations, RetryInfo
 from .engine.record import Callbacks, DownloadRecord
 from .errors import (
     Aria2ClosedError,
-    Aria2GIDNotFoundError,
     Aria2InputError,
     Aria2UnknownBatchError,
     redact_url,
 )
 from .logs import enable_verbose_output, logger
-from .models import STATUS_KEYS, BatchProgress, GlobalStats, Progress
+from .models import BatchProgress, GlobalStats, Progress
 from .policy import RestartPolicy
-from .rpc.methods import new_gid
 from .rpc.transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout
 from .state import Store, open_store
 from .validation import (
     PathArg,
     UrlArg,
     check_gid,
-    check_local_directory,
-    check_uris,
-    download_options,
 )
 
 __all__ = ["Aria2Client", "RetryInfo"]
 
 
 DEFAULT_RPC_URL = "http://localhost:6800/jsonrpc"
-
-
-class RetryInfo(TypedDict):
-    """What :meth:`Aria2Client.get_retry_info` returns (a plain dict)."""
-
-    gid: str
-    retry_count: int
-    max_retries: int
-    can_retry: bool
-    url: str
-    uris: list[str]
-    options: dict[str, Any]
-    current_gid: str
-    restart_pending: bool
-    gave_up_reason: str | None
-    attempts: list[dict[str, Any]]
-
-
-def _batch_item(index: int, item: Any) -> tuple[Any, Any]:
-    """``(url, save_path)`` from one batch item: a pair, a 1-tuple, or a plain URL."""
-    if isinstance(item, str):
-        return item, None
-    if isinstance(item, (tuple, list)) and len(item) in (1, 2):
-        return item[0], item[1] if len(item) == 2 else None
-    raise Aria2InputError(
-        f"item {index} of the batch must be a (url, save_path) pair or a URL, got {item!r:.60}"
-    )
 
 
 def _check_batch_id(batch_id: Any) -> str:
@@ -163,6 +129,7 @@ class Aria2Client:
         self.rpc = engine.rpc
         self._ledger, self._tracker, self._restarts = engine.ledger, engine.tracker, engine.restarts
         self._cancellation, self._adder = engine.cancellation, Adder(engine)
+        self._operations = Operations(engine)
         self._transport, self._monitor_transport = engine.transport, engine.monitor_transport
         self._monitor, self._notifications = engine.monitor, engine.listener
         self._scheduler, self._pools = engine.runtime.scheduler, engine.runtime.pools
@@ -358,19 +325,13 @@ class Aria2Client:
             future = DownloadFuture(gid)
             future._settle_exception(error)
             return future
-        return self._future_of(record)
+        return self._engine.future_of(record)
 
     def _add_one(
         self, url: UrlArg, save_path: PathArg | None, options: Mapping[str, Any] | None, callbacks: Callbacks
     ) -> DownloadRecord:
         self._check_open()
-        uris = check_uris(url)
-        merged = self._download_options(save_path, options)
-        gid = new_gid()
-        record = DownloadRecord(
-            gid=gid, uris=uris, options=merged, current_gid=gid, callbacks=callbacks, adding=True
-        )
-        return self._adder.add_one(record)
+        return self._adder.add_new(url, save_path, options, callbacks)
 
     def add_batch_downloads(
         self,
@@ -387,51 +348,7 @@ class Aria2Client:
         future raises :class:`DownloadFailed` with aria2's reason.
         """
         self._check_open()
-        batch_id = self._new_batch_id(batch_id)
-        if isinstance(urls_with_paths, (str, bytes)) or not isinstance(urls_with_paths, Iterable):
-            raise Aria2InputError("urls_with_paths must be a list of (url, save_path) pairs")
-        records = []
-        checked_dirs: set[str] = set()
-        for index, item in enumerate(urls_with_paths):
-            url, save_path = _batch_item(index, item)
-            try:
-                uris = check_uris(url)
-                merged = self._download_options(save_path, options, checked_dirs)
-            except Aria2InputError as error:
-                raise Aria2InputError(f"item {index} of the batch: {error}") from None
-            gid = new_gid()
-            records.append(
-                DownloadRecord(
-                    gid=gid, uris=uris, options=merged, current_gid=gid, batch_id=batch_id, adding=True
-                )
-            )
-        return self._adder.add_batch(batch_id, records)
-
-    def _download_options(
-        self,
-        save_path: PathArg | None,
-        options: Mapping[str, Any] | None,
-        checked_dirs: set[str] | None = None,
-    ) -> dict[str, Any]:
-        """The aria2 options of one download; ``checked_dirs`` spares a batch the file-system
-        check of a directory its items share."""
-        merged = download_options(save_path, options)
-        directory = merged.get("dir")
-        if self._config.daemon_is_local and isinstance(directory, str):
-            if checked_dirs is None or directory not in checked_dirs:
-                check_local_directory(directory)
-                if checked_dirs is not None:
-                    checked_dirs.add(directory)
-        return merged
-
-    def _new_batch_id(self, batch_id: str | None) -> str:
-        if batch_id is None:
-            return os.urandom(16).hex()
-        if not isinstance(batch_id, str) or not batch_id.strip():
-            raise Aria2InputError("batch_id must be a non-empty str (or None for a generated one)")
-        if self._ledger.has_batch(batch_id):
-            raise Aria2InputError(f"batch_id {batch_id!r} is already in use: choose another")
-        return batch_id
+        return self._adder.add_new_batch(urls_with_paths, batch_id, options)
 
     def _watch(self) -> None:
         self._engine.watch()
@@ -452,27 +369,7 @@ class Aria2Client:
         """
         gid = check_gid(gid)
         auto = self.auto_restart_failed if auto_restart is None else bool(auto_restart)
-        self._ledger.prune_if_due()
-        record = self._ledger.get(gid)
-        if record is None:
-            try:
-                return Progress.from_aria2(self.rpc.tell_status(gid, STATUS_KEYS), gid=gid)
-            except Aria2GIDNotFoundError:
-                return None
-        self._refresh([record])
-        daemon_gid, run = record.where()
-        try:
-            status = self.rpc.tell_status(daemon_gid, STATUS_KEYS)
-        except Aria2GIDNotFoundError:
-            self._tracker.vanished(record, run)
-            return self._last_known(record)
-        return self._tracker.observe(record, status, run, auto)
-
-    def _refresh(self, records: list[DownloadRecord]) -> None:
-        self._engine.refresh(records)
-
-    def _last_known(self, record: DownloadRecord) -> Progress:
-        return record.last_known()
+        return self._operations.progress(gid, auto)
 
     def future(self, gid: str) -> DownloadFuture:
         """The future of a download this client added (the same object on every call).
@@ -481,32 +378,14 @@ class Aria2Client:
         :class:`Aria2ClosedError` at once (nothing would resolve it), and a GID this process
         does not hold in memory raises :class:`Aria2ClosedError` (the state file is closed).
         """
-        gid = check_gid(gid)
-        if self._closed:
-            record = self._ledger.get_local(gid)
-            if record is None:
-                raise Aria2ClosedError(f"this client is closed: it can no longer look up GID {gid}")
-            return self._future_of(record)
-        record = self._ledger.get(gid)
-        if record is None:
-            raise Aria2InputError(f"GID {gid} was not added by this client (or was forgotten)")
-        self._watch()
-        return self._future_of(record)
-
-    def _future_of(self, record: DownloadRecord) -> DownloadFuture:
-        return self._engine.future_of(record)
+        return self._operations.future(check_gid(gid))
 
     def get_batch_progress(self, batch_id: str) -> BatchProgress | None:
         """Where batch ``batch_id`` stands, in one round trip whatever its size; None if unknown.
 
         Failures seen here are acted on like in :meth:`get_progress` (restarts scheduled).
         """
-        self._ledger.prune_if_due()
-        records = self._ledger.batch_records(_check_batch_id(batch_id))
-        if records is None:
-            summary = self._ledger.batch_summary(batch_id)
-            return summary.progress() if summary is not None else None
-        return self._group_progress(batch_id, records)
+        return self._operations.batch_progress(_check_batch_id(batch_id))
 
     def get_downloads_progress(self, gids: Iterable[str]) -> BatchProgress:
         """Any group of this client's downloads, counted like a batch, in one round trip.
@@ -523,18 +402,7 @@ class Aria2Client:
             if record is None:
                 raise Aria2InputError(f"GID {gid} was not added by this client (or was forgotten)")
             records.append(record)
-        return self._group_progress(None, records)
-
-    def _group_progress(self, batch_id: str | None, records: list[DownloadRecord]) -> BatchProgress:
-        self._refresh([r for r in records if not r.finished])
-        live = [r for r in records if not r.finished]
-        fresh = {
-            record.gid: progress
-            for record, _, progress in self._tracker.read(self.rpc, live, self.auto_restart_failed)
-            if progress is not None
-        }
-        pairs = [(record, fresh.get(record.gid) or self._last_known(record)) for record in records]
-        return self._tracker.batch_progress(batch_id, pairs)
+        return self._operations.group_progress(None, records)
 
     def batch_futures(self, batch_id: str) -> list[DownloadFuture]:
         """One future per download of the batch, in the batch's order.
@@ -542,17 +410,7 @@ class Aria2Client:
         After :meth:`close`, those without an outcome fail with :class:`Aria2ClosedError` at
         once; a batch this process does not hold in memory raises :class:`Aria2ClosedError`.
         """
-        batch_id = _check_batch_id(batch_id)
-        if self._closed:
-            records = self._ledger.batch_records(batch_id, local_only=True)
-            if records is None:
-                raise Aria2ClosedError(f"this client is closed: it can no longer look up batch {batch_id!r}")
-        else:
-            records = self._ledger.batch_records(batch_id)
-            if records is None:
-                raise Aria2UnknownBatchError(batch_id)
-            self._watch()
-        return [self._future_of(record) for record in records]
+        return self._operations.batch_futures(_check_batch_id(batch_id))
 
     def wait_for_batch(self, batch_id: str, timeout: float | None = None) -> BatchProgress | None:
         """Block until every download of the batch has an outcome, or ``timeout`` seconds pass.
@@ -563,22 +421,7 @@ class Aria2Client:
         """
         if timeout is not None:
             check_number("timeout", timeout, minimum=0)
-        batch_id = _check_batch_id(batch_id)
-        if not self._closed and self._ledger.batch_summary(batch_id) is not None:
-            return self.get_batch_progress(batch_id)  # finished, and only its counts are left
-        futures = self.batch_futures(batch_id)
-        concurrent.futures.wait(futures, timeout=timeout)
-        if self._closed:
-            return self._known_batch_progress(batch_id)
-        return self.get_batch_progress(batch_id)
-
-    def _known_batch_progress(self, batch_id: str) -> BatchProgress | None:
-        """A batch's progress from memory alone (a closed client asks nothing of the daemon)."""
-        records = self._ledger.batch_records(batch_id, local_only=True)
-        if records is None:
-            summary = self._ledger.batch_summary(batch_id)
-            return summary.progress() if summary is not None else None
-        return self._tracker.batch_progress(batch_id, [(r, self._last_known(r)) for r in records])
+        return self._operations.wait_for_batch(_check_batch_id(batch_id), timeout)
 
     def get_retry_info(self, gid: str) -> RetryInfo | None:
         """The restart history of a download this client added, or None for another GID.
@@ -590,24 +433,7 @@ class Aria2Client:
         ``time``, ``error_code``, ``error_message``, ``completed_length`` and ``gid``.
         """
         record = self._ledger.get(check_gid(gid))
-        if record is None:
-            return None
-        budget = self.restart_policy.max_restarts
-        return {
-            "gid": record.gid,
-            "retry_count": record.retry_count,
-            "max_retries": budget,
-            "can_retry": record.may_retry(budget),
-            "url": record.url,
-            "uris": list(record.uris),
-            "options": copy.deepcopy(record.options),
-            "current_gid": record.current_gid,
-            "restart_pending": record.restart_pending,
-            "gave_up_reason": record.gave_up,
-            "attempts": [attempt.to_dict() for attempt in record.attempts],
-        }
-
-    # -- restarting -----------------------------------------------------------------------------
+        return None if record is None else self._operations.retry_info(record)
 
     def restart_download(self, gid: str) -> bool:
         """Restart failed (or removed) download ``gid`` now, resuming its partial file.
@@ -622,13 +448,7 @@ class Aria2Client:
             raise Aria2InputError(
                 f"GID {gid} was not added by this client: only its own downloads can be restarted"
             )
-        run = record.run
-        progress = self.get_progress(record.gid, auto_restart=False)
-        if progress is None or progress.status not in ("error", "removed", "unknown"):
-            return False
-        record.uncancel()  # an explicit restart revives a cancelled download
-        self._ledger.persist(record, cancelled=False, outcome=None)  # (shared state: first there)
-        return self._restarts.restart(record, run)
+        return self._operations.restart(record)
 
     #: The seed guide's example calls this name; it is :meth:`restart_download`.
     _restart_failed_download = restart_download
@@ -647,16 +467,7 @@ class Aria2Client:
                 raise Aria2UnknownBatchError(batch_id)
         else:
             pool = list(self._ledger)
-        candidates = [record for record in pool if record.restart_candidate()]
-        restarted = 0
-        for record, run, progress in self._tracker.read(self.rpc, candidates, auto=False):
-            if progress is None or record.run != run or progress.status != "error":
-                continue  # unreadable, restarted meanwhile (a stale read), or not failed
-            if force:
-                restarted += self._restarts.restart(record, run)
-            else:
-                restarted += self._restarts.restart_if_allowed(record, run, progress)
-        return restarted
+        return self._operations.restart_failed(pool, force)
 
     def cancel_batch(self, batch_id: str) -> int:
         """Cancel every unfinished download of a batch (one round trip); returns how many.

@@ -16,6 +16,8 @@ the daemon not knowing the GID then means "not yet", not "lost". After the add:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import (
@@ -24,18 +26,32 @@ from ..errors import (
     Aria2ConnectionError,
     Aria2Error,
     Aria2GIDNotFoundError,
+    Aria2InputError,
     Aria2RPCError,
     redact_text,
     redact_url,
 )
 from ..logs import logger
+from ..rpc.methods import new_gid
+from ..validation import PathArg, UrlArg, check_local_directory, check_uris, download_options
 from .ledger import Batch
-from .record import DownloadRecord
+from .record import Callbacks, DownloadRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import Engine
 
 __all__ = ["Adder"]
+
+
+def _batch_item(index: int, item: Any) -> tuple[Any, Any]:
+    """``(url, save_path)`` from one batch item: a pair, a 1-tuple, or a plain URL."""
+    if isinstance(item, str):
+        return item, None
+    if isinstance(item, (tuple, list)) and len(item) in (1, 2):
+        return item[0], item[1] if len(item) == 2 else None
+    raise Aria2InputError(
+        f"item {index} of the batch must be a (url, save_path) pair or a URL, got {item!r:.60}"
+    )
 
 
 class Adder:
@@ -53,6 +69,75 @@ class Adder:
     @property
     def _attempts(self) -> int:
         return self.engine.config.max_retries + 1
+
+    # -- from the caller's arguments --------------------------------------------------------------
+
+    def add_new(
+        self, url: UrlArg, save_path: PathArg | None, options: Mapping[str, Any] | None, callbacks: Callbacks
+    ) -> DownloadRecord:
+        """Check one download's arguments, give it a GID and add it (:meth:`add_one`)."""
+        uris = check_uris(url)
+        merged = self.download_options(save_path, options)
+        gid = new_gid()
+        record = DownloadRecord(
+            gid=gid, uris=uris, options=merged, current_gid=gid, callbacks=callbacks, adding=True
+        )
+        return self.add_one(record)
+
+    def add_new_batch(
+        self,
+        urls_with_paths: Iterable[str | Sequence[Any]],
+        batch_id: str | None,
+        options: Mapping[str, Any] | None,
+    ) -> str:
+        """Check every item of a batch before anything is sent, then add them (:meth:`add_batch`)."""
+        batch_id = self.new_batch_id(batch_id)
+        if isinstance(urls_with_paths, (str, bytes)) or not isinstance(urls_with_paths, Iterable):
+            raise Aria2InputError("urls_with_paths must be a list of (url, save_path) pairs")
+        records = []
+        checked_dirs: set[str] = set()
+        for index, item in enumerate(urls_with_paths):
+            url, save_path = _batch_item(index, item)
+            try:
+                uris = check_uris(url)
+                merged = self.download_options(save_path, options, checked_dirs)
+            except Aria2InputError as error:
+                raise Aria2InputError(f"item {index} of the batch: {error}") from None
+            gid = new_gid()
+            records.append(
+                DownloadRecord(
+                    gid=gid, uris=uris, options=merged, current_gid=gid, batch_id=batch_id, adding=True
+                )
+            )
+        return self.add_batch(batch_id, records)
+
+    def download_options(
+        self,
+        save_path: PathArg | None,
+        options: Mapping[str, Any] | None,
+        checked_dirs: set[str] | None = None,
+    ) -> dict[str, Any]:
+        """The aria2 options of one download; ``checked_dirs`` spares a batch the file-system
+        check of a directory its items share (checked only on a daemon on this machine)."""
+        merged = download_options(save_path, options)
+        directory = merged.get("dir")
+        if self.engine.config.daemon_is_local and isinstance(directory, str):
+            if checked_dirs is None or directory not in checked_dirs:
+                check_local_directory(directory)
+                if checked_dirs is not None:
+                    checked_dirs.add(directory)
+        return merged
+
+    def new_batch_id(self, batch_id: str | None) -> str:
+        if batch_id is None:
+            return os.urandom(16).hex()
+        if not isinstance(batch_id, str) or not batch_id.strip():
+            raise Aria2InputError("batch_id must be a non-empty str (or None for a generated one)")
+        if self.ledger.has_batch(batch_id):
+            raise Aria2InputError(f"batch_id {batch_id!r} is already in use: choose another")
+        return batch_id
+
+    # -- to the daemon ------------------------------------------------------------------------------
 
     def add_one(self, record: DownloadRecord) -> DownloadRecord:
         """Add ``record`` (made ``adding``, with its options checked) to the daemon.
