@@ -40,7 +40,7 @@ from .validation import (
     check_gid,
 )
 
-__all__ = ["Aria2Client", "RetryInfo"]
+__all__ = ["Aria2Client", "RetryInfo", "engine_of"]
 
 
 DEFAULT_RPC_URL = "http://localhost:6800/jsonrpc"
@@ -127,12 +127,14 @@ class Aria2Client:
             raise
         engine = self._engine
         self.rpc = engine.rpc
-        self._ledger, self._tracker, self._restarts = engine.ledger, engine.tracker, engine.restarts
-        self._cancellation, self._adder = engine.cancellation, Adder(engine)
-        self._operations = Operations(engine)
-        self._transport, self._monitor_transport = engine.transport, engine.monitor_transport
-        self._monitor, self._notifications = engine.monitor, engine.listener
-        self._scheduler, self._pools = engine.runtime.scheduler, engine.runtime.pools
+        self._ledger, self._cancellation = engine.ledger, engine.cancellation
+        self._adder, self._operations = Adder(engine), Operations(engine)
+        # (read by the scripts in benchmarks/; engine_of(client) is the way to look at the parts)
+        self._transport, self._monitor, self._notifications = (
+            engine.transport,
+            engine.monitor,
+            engine.listener,
+        )
         if config.verbose:  # last: nothing after it can fail
             enable_verbose_output()
             self._verbose_on = True
@@ -512,3 +514,15 @@ class Aria2Client:
         """
         daemon_gid = self._daemon_gid(gid)
         return self._cancellation.cancel_download(self._ledger.get(daemon_gid), daemon_gid)
+
+
+def engine_of(client: Aria2Client) -> Engine:
+    """The :class:`~aria2_sync.engine.core.Engine` behind ``client``, to look at its parts.
+
+    The one introspection door for tests, benchmarks and diagnostics: the ledger
+    (``.ledger``), the threads (``.runtime``: ``.scheduler``, ``.pools``, ``.threads()``), the
+    monitor (``.monitor``), the connections (``.transport``, ``.monitor_transport``) and the
+    notification listener (``.listener``). Looking is fine; changing them is not supported.
+    Not exported from ``aria2_sync``.
+    """
+    return client._engine

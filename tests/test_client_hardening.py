@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from aria2_sync import Aria2Client, Aria2ClosedError, Aria2RPCError, DownloadFailed, Progress
+from aria2_sync.client import engine_of
 from aria2_sync.engine.core import Engine
 from aria2_sync.engine.ledger import Batch, Ledger
 from aria2_sync.engine.monitor import Monitor
@@ -338,7 +339,7 @@ def test_a_refused_add_whose_check_fails_is_forgotten_and_named(
         with pytest.raises(Aria2RPCError) as caught:
             client.submit(fault_server.add_file("r.bin", size=10), str(tmp_path / "r.bin"))
         assert caught.value.method == "aria2.addUri" and "refused for the test" in str(caught.value)
-        assert len(client._ledger) == 0  # no record left adding, nothing for the monitor to read
+        assert len(engine_of(client).ledger) == 0  # no record left adding, nothing for the monitor to read
 
 
 def test_a_batch_whose_refusals_cannot_be_checked_fails_those_items(daemon, proxy, fault_server, tmp_path):
@@ -350,7 +351,7 @@ def test_a_batch_whose_refusals_cannot_be_checked_fails_those_items(daemon, prox
         for future in client.batch_futures(batch_id):
             with pytest.raises(DownloadFailed, match="refused for the test"):
                 future.result(timeout=BOUND)
-        assert not client._ledger.unfinished()
+        assert not engine_of(client).ledger.unfinished()
 
 
 # -- 11.7: keep_finished is a hard bound ------------------------------------------------------------
@@ -398,7 +399,7 @@ def test_finished_batches_past_the_bound_keep_their_counts(daemon, fault_server,
             )
             assert client.wait_for_batch(batch_id, timeout=BOUND).is_completed
             batch_ids.append(batch_id)
-        wait_for(lambda: _finished_in_memory(client._ledger) <= 4, what="the retention")
+        wait_for(lambda: _finished_in_memory(engine_of(client).ledger) <= 4, what="the retention")
         first = client.get_batch_progress(batch_ids[0])
         assert first.is_completed and (first.total_count, first.completed_count) == (3, 3)
         assert client.wait_for_batch(batch_ids[0]).completed_count == 3
@@ -435,9 +436,9 @@ def test_an_interrupt_before_a_thread_starts_does_not_break_close(
         interrupted_start(thread)
         with pytest.raises(KeyboardInterrupt):
             if thread == "aria2_sync-scheduler":
-                client._scheduler.call_later(60, lambda: None)
+                engine_of(client).runtime.scheduler.call_later(60, lambda: None)
             elif thread == "aria2_sync-job":
-                client._pools.jobs.submit(lambda: None)
+                engine_of(client).runtime.pools.jobs.submit(lambda: None)
             else:
                 client.add_download(fault_server.add_file("i.bin", size=10), str(tmp_path / "i.bin"))
         client.close()  # no "cannot join thread before it is started"
@@ -448,7 +449,7 @@ def test_an_interrupt_before_a_thread_starts_does_not_break_close(
 
 def test_close_runs_every_step_and_reraises_the_first_error(tmp_path, monkeypatch):
     client = Aria2Client.local(tmp_path, verbose=False, notifications=False, state=tmp_path / "s.db")
-    daemon, store = client.daemon, client._ledger.store
+    daemon, store = client.daemon, engine_of(client).ledger.store
     try:
 
         def broken(*_: Any) -> None:
@@ -468,8 +469,8 @@ def test_close_closes_the_connections_before_waiting_for_threads(daemon, monkeyp
     client = _client(daemon)
     order: list[str] = []
     for name, owner, attribute in [
-        ("transport", client._transport, "close"),
-        ("monitor transport", client._monitor_transport, "close"),
+        ("transport", engine_of(client).transport, "close"),
+        ("monitor transport", engine_of(client).monitor_transport, "close"),
     ]:
         real = getattr(owner, attribute)
         monkeypatch.setattr(
