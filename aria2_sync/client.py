@@ -29,7 +29,7 @@ from .errors import (
     Aria2UnknownBatchError,
     redact_url,
 )
-from .logs import enable_verbose_output, logger
+from .logs import enable_verbose_output
 from .models import BatchProgress, GlobalStats, Progress
 from .policy import RestartPolicy
 from .rpc.transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout
@@ -220,7 +220,7 @@ class Aria2Client:
         return self._owned_daemon
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
         return f"<Aria2Client {redact_url(self.rpc_url)} {state}, {len(self._ledger)} downloads>"
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -238,18 +238,7 @@ class Aria2Client:
         (:data:`~aria2_sync.engine.runtime.CLOSE_TIMEOUT`), even when a callback or the daemon
         hangs: a thread still busy then is a daemon thread, left to end on its own.
         """
-        if not self._engine.mark_closed():
-            return
-        errors: list[BaseException] = []
-        steps = self._engine.closing_steps(cancel, self._own_store, self._verbose_on, self._owned_daemon)
-        for step, action in steps:
-            try:
-                action()
-            except BaseException as error:
-                logger.warning("while closing the client, could not %s: %s", step, error)
-                errors.append(error)
-        if errors:
-            raise errors[0]
+        self._engine.close(cancel, self._own_store, self._verbose_on, self._owned_daemon)
 
     def __enter__(self) -> Aria2Client:
         return self
@@ -259,10 +248,6 @@ class Aria2Client:
 
     @property
     def closed(self) -> bool:
-        return self._engine.closed
-
-    @property
-    def _closed(self) -> bool:
         return self._engine.closed
 
     # -- adding ---------------------------------------------------------------------------------
@@ -352,11 +337,8 @@ class Aria2Client:
         self._check_open()
         return self._adder.add_new_batch(urls_with_paths, batch_id, options)
 
-    def _watch(self) -> None:
-        self._engine.watch()
-
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise Aria2ClosedError("this client is closed: create a new Aria2Client")
 
     # -- reading --------------------------------------------------------------------------------

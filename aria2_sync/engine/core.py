@@ -21,7 +21,7 @@ import threading
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import Aria2ClosedError
-from ..logs import disable_verbose_output
+from ..logs import disable_verbose_output, logger
 from ..models import Progress
 from ..rpc.methods import Aria2RPC
 from ..rpc.transport import Transport
@@ -172,6 +172,21 @@ class Engine:
                 return False
             self.closed = True
             return True
+
+    def close(self, cancel: bool, own_store: bool, verbose_on: bool, daemon: Aria2Daemon | None) -> None:
+        """Close once (later calls do nothing): every step of :meth:`closing_steps` runs, even
+        after one failed (or was interrupted); each failure is logged, the first is raised."""
+        if not self.mark_closed():
+            return
+        errors: list[BaseException] = []
+        for step, action in self.closing_steps(cancel, own_store, verbose_on, daemon):
+            try:
+                action()
+            except BaseException as error:
+                logger.warning("while closing the client, could not %s: %s", step, error)
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
     def closing_steps(
         self,
