@@ -6,99 +6,44 @@ method short: validate at the edge, then delegate. It is safe to share one clien
 
 from __future__ import annotations
 
-import concurrent.futures
-import copy
-import math
 import os
-import threading
-import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    TypedDict,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from .daemon.process import Aria2Daemon
-    from .rpc.notifications import NotificationListener
 
+from .engine.adds import Adder
+from .engine.config import ClientConfig, check_number
+from .engine.core import Engine
 from .engine.futures import DownloadFuture
-from .engine.ledger import (
-    CANCELLED,
-    COMPLETE,
-    IDLE,
-    REJECTED,
-    SCHEDULED,
-    Batch,
-    Callbacks,
-    DownloadRecord,
-    Ledger,
-)
-from .engine.monitor import Monitor
-from .engine.restarts import RestartEngine
-from .engine.scheduler import Scheduler
-from .engine.tracker import Tracker
-from .engine.workers import Pools
+from .engine.operations import Operations, RetryInfo
+from .engine.record import Callbacks, DownloadRecord
 from .errors import (
-    Aria2AuthError,
     Aria2ClosedError,
-    Aria2ConnectionError,
-    Aria2Error,
-    Aria2GIDNotFoundError,
     Aria2InputError,
-    Aria2RPCError,
     Aria2UnknownBatchError,
-    redact_text,
     redact_url,
 )
-from .logs import disable_verbose_output, enable_verbose_output, logger
-from .models import STATUS_KEYS, BatchProgress, GlobalStats, Progress
+from .logs import enable_verbose_output
+from .models import BatchProgress, GlobalStats, Progress
 from .policy import RestartPolicy
-from .rpc.methods import Aria2RPC, new_gid
-from .rpc.transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout, Transport
+from .rpc.transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout
 from .state import Store, open_store
 from .validation import (
     PathArg,
     UrlArg,
     check_gid,
-    check_local_directory,
-    check_uris,
-    download_options,
 )
 
-__all__ = ["Aria2Client", "RetryInfo"]
+__all__ = ["Aria2Client", "RetryInfo", "engine_of"]
 
 
 DEFAULT_RPC_URL = "http://localhost:6800/jsonrpc"
-
-
-class RetryInfo(TypedDict):
-    """What :meth:`Aria2Client.get_retry_info` returns (a plain dict)."""
-
-    gid: str
-    retry_count: int
-    max_retries: int
-    can_retry: bool
-    url: str
-    uris: list[str]
-    options: dict[str, Any]
-    current_gid: str
-    restart_pending: bool
-    gave_up_reason: str | None
-    attempts: list[dict[str, Any]]
-
-
-def _batch_item(index: int, item: Any) -> tuple[Any, Any]:
-    """``(url, save_path)`` from one batch item: a pair, a 1-tuple, or a plain URL."""
-    if isinstance(item, str):
-        return item, None
-    if isinstance(item, (tuple, list)) and len(item) in (1, 2):
-        return item[0], item[1] if len(item) == 2 else None
-    raise Aria2InputError(
-        f"item {index} of the batch must be a (url, save_path) pair or a URL, got {item!r:.60}"
-    )
 
 
 def _check_batch_id(batch_id: Any) -> str:
@@ -107,66 +52,6 @@ def _check_batch_id(batch_id: Any) -> str:
             f"batch_id must be the str add_batch_downloads returned, not {type(batch_id).__name__}"
         )
     return batch_id
-
-
-def _check_number(name: str, value: Any, *, minimum: float, integer: bool = False) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        kind = "an int" if integer else "a number"
-        raise Aria2InputError(f"{name} must be {kind}, not {type(value).__name__}")
-    if not math.isfinite(value):
-        raise Aria2InputError(f"{name} must be a finite number, got {value!r}")
-    if value < minimum:
-        raise Aria2InputError(f"{name} must be >= {minimum:g}, got {value!r}")
-
-
-def _check_timeout(timeout: Any) -> Timeout:
-    values = timeout if isinstance(timeout, tuple) else (timeout,)
-    if isinstance(timeout, tuple) and len(values) != 2:
-        raise Aria2InputError("timeout must be a number or a (connect, read) pair of numbers")
-    for value in values:
-        _check_number("timeout", value, minimum=0)
-        if value == 0:
-            raise Aria2InputError("timeout must be > 0 seconds")
-    return timeout  # type: ignore[no-any-return]  # (checked above: a number or a pair of them)
-
-
-def _closed_error(gid: str) -> Aria2ClosedError:
-    return Aria2ClosedError(
-        f"the client was closed before download {gid} finished; it may still be running in the daemon"
-    )
-
-
-def _check_state(state: Any) -> None:
-    """``state=`` is None, a path or a Store (checked before a file is opened)."""
-    if state is None or isinstance(state, (str, os.PathLike, Store)):
-        return
-    raise Aria2InputError(
-        f"state must be None, a path to an SQLite file, or a Store, not {type(state).__name__}"
-    )
-
-
-def _check_notifications(wanted: Any, monitor: Any) -> None:
-    """``notifications=True`` needs the websocket-client package (when there is a monitor)."""
-    if not wanted or not monitor:
-        return
-    from .rpc.notifications import websocket_available
-
-    if not websocket_available():
-        raise Aria2InputError(
-            "notifications=True needs the websocket-client package: pip install 'aria2_sync[notifications]'"
-        )
-
-
-def _check_rpc_url(rpc_url: Any) -> str:
-    if not isinstance(rpc_url, str) or not rpc_url.strip():
-        raise Aria2InputError("rpc_url must be a non-empty str like http://127.0.0.1:6800/jsonrpc")
-    if not rpc_url.lower().startswith(("http://", "https://")):
-        raise Aria2InputError(
-            f"rpc_url {redact_url(rpc_url)!r} must start with http:// or https:// "
-            "(aria2's JSON-RPC endpoint, e.g. http://127.0.0.1:6800/jsonrpc)"
-        )
-    return rpc_url.strip()
 
 
 class Aria2Client:
@@ -208,124 +93,83 @@ class Aria2Client:
         notifications: bool | None = None,
         state: None | str | os.PathLike[str] | Store = None,
     ) -> None:
-        # Every argument is checked before anything is changed (verbose output, a store opened,
-        # a thread, a connection): a bad argument leaves nothing behind.
-        self.rpc_url = _check_rpc_url(rpc_url)
-        host = (urllib.parse.urlsplit(self.rpc_url).hostname or "").lower()
-        # Paths are checked here only when the daemon shares this machine's file system.
-        self._daemon_is_local = host in ("localhost", "::1") or host.startswith("127.")
-        if rpc_secret is not None and not isinstance(rpc_secret, str):
-            raise Aria2InputError(f"rpc_secret must be a str or None, not {type(rpc_secret).__name__}")
-        _check_number("max_retries", max_retries, minimum=0, integer=True)
-        _check_number("retry_delay", retry_delay, minimum=0)
-        _check_number("max_retry_delay", max_retry_delay, minimum=0)
-        _check_number("poll_interval", poll_interval, minimum=0.01)
-        _check_number("disconnect_grace", disconnect_grace, minimum=0)
-        _check_number("keep_finished", keep_finished, minimum=0, integer=True)
-        if keep_seconds is not None:
-            _check_number("keep_seconds", keep_seconds, minimum=0)
-        self.max_retries = max_retries
-        self.retry_delay = float(retry_delay)
-        self.auto_restart_failed = bool(auto_restart_failed)
-        self.verbose = bool(verbose)
-        self.timeout = _check_timeout(timeout)
-        self.restart_policy = self._make_policy(restart_policy, max_restarts, max_retry_delay)
-        _check_state(state)
-        _check_notifications(notifications, monitor)
-        self._closed = False
-        self._close_lock = threading.Lock()
+        config = ClientConfig.build(
+            rpc_url,
+            rpc_secret,
+            max_retries,
+            retry_delay,
+            auto_restart_failed,
+            verbose,
+            timeout=timeout,
+            max_retry_delay=max_retry_delay,
+            max_restarts=max_restarts,
+            restart_policy=restart_policy,
+            monitor=monitor,
+            poll_interval=poll_interval,
+            disconnect_grace=disconnect_grace,
+            keep_finished=keep_finished,
+            keep_seconds=keep_seconds,
+            notifications=notifications,
+            state=state,
+        )
+        self._config = config
+        #: Live: read at every decision about a failure (the module ``engine.config`` says why).
+        self.auto_restart_failed = config.auto_restart_failed
         self._verbose_on = False
         self._owned_daemon: Aria2Daemon | None = None
         self._own_store = state is not None and not isinstance(state, Store)
         store = open_store(state)
         try:
-            self._build(
-                rpc_secret,
-                max_retries,
-                max_retry_delay,
-                keep_finished,
-                keep_seconds,
-                store,
-                monitor,
-                poll_interval,
-                disconnect_grace,
-                notifications,
-            )
+            self._engine = Engine(config, rpc_secret, store, lambda: self.auto_restart_failed)
         except BaseException:
             if self._own_store and store is not None:
                 store.close()
             raise
-        if self.verbose:  # last: nothing after it can fail
+        engine = self._engine
+        self.rpc = engine.rpc
+        self._ledger, self._cancellation = engine.ledger, engine.cancellation
+        self._adder, self._operations = Adder(engine), Operations(engine)
+        # (read by the scripts in benchmarks/; engine_of(client) is the way to look at the parts)
+        self._transport, self._monitor, self._notifications = (
+            engine.transport,
+            engine.monitor,
+            engine.listener,
+        )
+        if config.verbose:  # last: nothing after it can fail
             enable_verbose_output()
             self._verbose_on = True
 
-    def _build(
-        self,
-        rpc_secret: str | None,
-        max_retries: int,
-        max_retry_delay: float,
-        keep_finished: int,
-        keep_seconds: float | None,
-        store: Store | None,
-        monitor: bool,
-        poll_interval: float,
-        disconnect_grace: float,
-        notifications: bool | None,
-    ) -> None:
-        """The constructor's parts, made from checked arguments (none starts a thread)."""
-        self._transport = Transport(
-            self.rpc_url,
-            rpc_secret or None,
-            timeout=self.timeout,
-            max_retries=max_retries,
-            retry_delay=self.retry_delay,
-            max_retry_delay=float(max_retry_delay),
-        )
-        self.rpc = Aria2RPC(self._transport)
-        self._ledger = Ledger(keep_finished=keep_finished, keep_seconds=keep_seconds, store=store)
-        self._adopted = False
-        self._scheduler = Scheduler()
-        self._pools = Pools()
-        self._restarts = RestartEngine(
-            self.rpc,
-            self._ledger,
-            self.restart_policy,
-            self._scheduler,
-            max_retries + 1,
-            run_job=self._pools.jobs.submit,
-            on_restarted=self._restarted,
-        )
-        self._tracker = Tracker(
-            self._ledger,
-            self._restarts,
-            self._pools,
-            auto_restart=lambda: self.auto_restart_failed,
-            canceller=self._cancel_for_future,
-            remover=self._remove_cancelled,
-        )
-        # The monitor has its own connection and a short retry budget of its own: a lost answer
-        # to its (read-only) tick is absorbed in well under a second, while a daemon that is
-        # really gone is noticed just as fast; it must not sit in the client's long backoff.
-        self._monitor_transport = Transport(
-            self.rpc_url,
-            rpc_secret or None,
-            timeout=self.timeout,
-            max_retries=min(2, max_retries),
-            retry_delay=min(self.retry_delay, 0.05),
-            max_retry_delay=0.2,
-        )
-        self._monitor: Monitor | None = None
-        if monitor:
-            self._monitor = Monitor(
-                Aria2RPC(self._monitor_transport),
-                self._ledger,
-                self._tracker,
-                self._pools.settle,
-                auto_restart=lambda: self.auto_restart_failed,
-                interval=float(poll_interval),
-                disconnect_grace=float(disconnect_grace),
-            )
-        self._notifications = self._make_listener(notifications)
+    # -- the configuration, fixed at construction (``aria2_sync.engine.config`` says why) -------
+
+    @property
+    def rpc_url(self) -> str:
+        """The daemon's JSON-RPC URL."""
+        return self._config.rpc_url
+
+    @property
+    def max_retries(self) -> int:
+        """Transport retries per call, and the default restart budget."""
+        return self._config.max_retries
+
+    @property
+    def retry_delay(self) -> float:
+        """Base of the exponential backoff, in seconds."""
+        return self._config.retry_delay
+
+    @property
+    def verbose(self) -> bool:
+        """Whether the seed guide's log lines go to stderr."""
+        return self._config.verbose
+
+    @property
+    def timeout(self) -> Timeout:
+        """Bound of each HTTP exchange with the daemon (s, or a (connect, read) pair)."""
+        return self._config.timeout
+
+    @property
+    def restart_policy(self) -> RestartPolicy:
+        """Which failures are restarted, how often, after what wait."""
+        return self._config.restart_policy
 
     @classmethod
     def local(
@@ -375,32 +219,11 @@ class Aria2Client:
         """The private daemon this client started (:meth:`local`), else None."""
         return self._owned_daemon
 
-    def _make_policy(
-        self, policy: RestartPolicy | None, max_restarts: int | None, max_delay: float
-    ) -> RestartPolicy:
-        if policy is not None:
-            if not isinstance(policy, RestartPolicy):
-                raise Aria2InputError(f"restart_policy must be a RestartPolicy, not {type(policy).__name__}")
-            if max_restarts is not None:
-                raise Aria2InputError("give max_restarts or restart_policy, not both")
-            return policy
-        budget = self.max_retries if max_restarts is None else max_restarts
-        return RestartPolicy(max_restarts=budget, base_delay=self.retry_delay, max_delay=max_delay)
-
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
         return f"<Aria2Client {redact_url(self.rpc_url)} {state}, {len(self._ledger)} downloads>"
 
     # -- lifecycle ------------------------------------------------------------------------------
-
-    def _make_listener(self, wanted: bool | None) -> NotificationListener | None:
-        if wanted is False or self._monitor is None:
-            return None
-        from .rpc.notifications import NotificationListener, websocket_available
-
-        if not websocket_available():
-            return None  # (notifications=True without the package was refused up front)
-        return NotificationListener(self.rpc_url, on_event=self._monitor.wake)
 
     def close(self, cancel: bool = False) -> None:
         """Stop the monitor, scheduled restarts and worker threads; release connections.
@@ -410,86 +233,12 @@ class Aria2Client:
         pending otherwise fail with :class:`Aria2ClosedError` (nothing would resolve them). A
         private daemon started by :meth:`local` is stopped (gracefully: partial files stay
         resumable).
+
+        The client's threads are waited for at most 5 seconds in all
+        (:data:`~aria2_sync.engine.runtime.CLOSE_TIMEOUT`), even when a callback or the daemon
+        hangs: a thread still busy then is a daemon thread, left to end on its own.
         """
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-        errors: list[BaseException] = []
-        for step, action in self._closing_steps(cancel):
-            try:
-                action()
-            except BaseException as error:
-                logger.warning("while closing the client, could not %s: %s", step, error)
-                errors.append(error)
-        if errors:
-            raise errors[0]
-
-    def _closing_steps(self, cancel: bool) -> list[tuple[str, Callable[[], None]]]:
-        """What :meth:`close` does, in order; each step runs even if one before it failed.
-
-        The threads are told to stop first, then the connections are closed, which releases a
-        thread blocked in a call to the daemon, and only then are the threads waited for.
-        """
-        steps: list[tuple[str, Callable[[], None]]] = []
-        if cancel:
-            steps.append(("remove the unfinished downloads", self._cancel_unfinished))
-        if self._notifications is not None:
-            steps.append(("stop the notification listener", self._notifications.close))
-        monitor = self._monitor
-        if monitor is not None:
-            steps.append(("tell the monitor to stop", lambda: monitor.close(timeout=0)))
-        steps += [
-            ("tell the scheduler to stop", lambda: self._scheduler.close(timeout=0)),
-            ("drop the scheduled restarts", self._restarts.unschedule_all),
-            ("tell the worker threads to stop", self._pools.stop),
-            ("close the connection", self._transport.close),
-            ("close the monitor's connection", self._monitor_transport.close),
-        ]
-        if monitor is not None:
-            steps.append(("wait for the monitor", monitor.close))
-        steps += [
-            ("wait for the scheduler", self._scheduler.close),
-            ("wait for the worker threads", self._pools.join),
-            ("wait for the connection's watchdog", self._transport.join),
-            ("wait for the monitor connection's watchdog", self._monitor_transport.join),
-            ("fail the pending futures", self._fail_pending_futures),
-        ]
-        store = self._ledger.store
-        if self._own_store and store is not None:
-            steps.append(("close the state file", store.close))
-        if self._verbose_on:
-            steps.append(("end the verbose output", disable_verbose_output))
-        daemon = self._owned_daemon
-        if daemon is not None:
-            steps.append(("stop the private daemon", daemon.stop))
-        return steps
-
-    def _fail_pending_futures(self) -> None:
-        with self._ledger.lock:
-            pending = [r.future for r in self._ledger if r.future is not None and not r.future.done()]
-        for future in pending:
-            future._settle_exception(_closed_error(future.gid))
-
-    def _cancel_unfinished(self) -> None:
-        records = self._ledger.unfinished()
-        with self._ledger.lock:
-            for record in records:
-                record.cancelled = True
-            gids = [record.current_gid for record in records]
-        try:
-            self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
-        except Aria2Error as error:
-            logger.warning("could not remove %d downloads while closing: %s", len(gids), error)
-        for record in records:
-            with self._ledger.lock:
-                if record.finished:
-                    continue
-                record.finish(CANCELLED)
-                future = record.future
-            self._ledger.persist_outcome(record)
-            if future is not None:
-                future._settle_cancelled()  # directly: the pools are about to stop
+        self._engine.close(cancel, self._own_store, self._verbose_on, self._owned_daemon)
 
     def __enter__(self) -> Aria2Client:
         return self
@@ -499,7 +248,7 @@ class Aria2Client:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._engine.closed
 
     # -- adding ---------------------------------------------------------------------------------
 
@@ -563,137 +312,13 @@ class Aria2Client:
             future = DownloadFuture(gid)
             future._settle_exception(error)
             return future
-        return self._future_of(record)
+        return self._engine.future_of(record)
 
     def _add_one(
         self, url: UrlArg, save_path: PathArg | None, options: Mapping[str, Any] | None, callbacks: Callbacks
     ) -> DownloadRecord:
         self._check_open()
-        uris = check_uris(url)
-        merged = self._download_options(save_path, options)
-        gid = new_gid()
-        record = DownloadRecord(
-            gid=gid, uris=uris, options=merged, current_gid=gid, callbacks=callbacks, adding=True
-        )
-        # Into the ledger before the add: if the answer is lost and cannot be checked, the
-        # download may exist, and it must stay tracked (the monitor settles it either way).
-        # Until the add returns, ``adding`` tells the monitor not to take "not found" as lost.
-        self._ledger.add(record)
-        try:
-            self.rpc.add_uri_once(uris, merged, gid, attempts=self.max_retries + 1)
-        except Aria2ConnectionError as error:
-            if not error.maybe_applied:
-                self._forget_failed_add([gid])
-                if self._closed:
-                    raise self._closed_meanwhile(error, None) from error
-                raise
-            self._after_add([record])  # unknown outcome: from here on, recovery may take over
-            error.gid = gid
-            error.message += (
-                f" The download may have been added as GID {gid}: this client keeps watching it "
-                "(get_progress(gid) tells; cancel_download(gid) stops it), so do not add it again."
-            )
-            if self._closed:
-                raise self._closed_meanwhile(error, gid) from error
-            raise
-        except Aria2ClosedError as error:
-            if not error.maybe_applied:
-                self._forget_failed_add([gid])
-                raise
-            self._after_add([record])  # cut off in flight by close(): the download may exist
-            raise self._closed_meanwhile(error, gid) from error
-        except Aria2RPCError as error:
-            if not self._refused_add_exists(gid, error):
-                self._forget_failed_add([gid])
-                raise
-            # Refused because the GID is taken, by this very download: added meanwhile by
-            # someone acting on the shared state. It exists; nothing to undo or redo.
-        except Aria2Error as error:
-            self._forget_failed_add([gid])
-            if self._closed:
-                raise self._closed_meanwhile(error, None) from error
-            raise
-        # From here on the daemon has the download: nothing may lose its GID (see add_download).
-        self._after_add([record])
-        logger.info("added download: %s -> GID %s", redact_url(uris[0]), gid)
-        return record
-
-    def _refused_add_exists(self, gid: str, refusal: Aria2RPCError) -> bool:
-        """Whether a download whose add was refused exists all the same (the GID was taken).
-
-        A check that cannot be made counts as "no" (the refusal stands, and is what the caller
-        hears about); what went wrong with the check is added to the refusal's message.
-        """
-        if isinstance(refusal, Aria2AuthError):
-            return False
-        try:
-            return self._exists(gid)
-        except Aria2Error as error:
-            refusal.message += f" (could not check whether GID {gid} exists anyway: {error})"
-            return False
-
-    def _forget_failed_add(self, gids: list[str], batch_id: str | None = None) -> None:
-        """Drop the records of adds that did not happen; a store that cannot be told is logged
-        (the add's own error is what the caller must hear)."""
-        try:
-            if batch_id is not None:
-                self._ledger.forget_batch(batch_id)
-            else:
-                for gid in gids:
-                    self._ledger.forget(gid)
-        except Exception as error:
-            logger.warning(
-                "could not remove the record of a failed add from the state file (%s)",
-                redact_text(str(error)),
-            )
-
-    def _closed_meanwhile(self, error: Aria2Error, gid: str | None) -> Aria2ClosedError:
-        """The error of an add interrupted by :meth:`close` (``gid``: it may exist)."""
-        maybe = (
-            f" Download {gid} may have been added and may be running in the daemon."
-            if gid is not None
-            else ""
-        )
-        closed = Aria2ClosedError(
-            f"the client was closed during the add ({error}).{maybe}",
-            maybe_applied=gid is not None,
-            gid=gid,
-        )
-        closed.__cause__ = error
-        return closed
-
-    def _after_add(self, records: list[DownloadRecord]) -> None:
-        """The daemon has these downloads: mark them added, watch them, keep the retention.
-
-        Each step that touches the state file may fail (locked by another process for too
-        long, a damaged row elsewhere in it); that is logged at WARNING and never raised: the
-        downloads exist, their GIDs must reach the caller, and the monitor watches them from
-        this process's memory all the same.
-        """
-        with self._ledger.lock:
-            for record in records:
-                record.adding = False
-        if self._closed:
-            return  # closed during the add: nothing watches any more, and the store is shut
-        gids = [record.gid for record in records]
-        # (other processes may now take them for lost if they are)
-        self._store_step("releasing its lease", gids, lambda: self._ledger.release(*records))
-        self._store_step("starting to watch it", gids, self._watch)
-        self._store_step("applying the retention", gids, self._ledger.prune_if_due)
-
-    def _store_step(self, what: str, gids: list[str], action: Callable[[], Any]) -> None:
-        try:
-            action()
-        except Exception as error:
-            shown = ", ".join(gids[:3]) + (f" and {len(gids) - 3} more" if len(gids) > 3 else "")
-            logger.warning(
-                "download %s added, but the state file failed while %s (%s: %s); this "
-                "client keeps watching it in memory",
-                shown,
-                what,
-                type(error).__name__,
-                redact_text(str(error)),
-            )
+        return self._adder.add_new(url, save_path, options, callbacks)
 
     def add_batch_downloads(
         self,
@@ -710,142 +335,10 @@ class Aria2Client:
         future raises :class:`DownloadFailed` with aria2's reason.
         """
         self._check_open()
-        batch_id = self._new_batch_id(batch_id)
-        if isinstance(urls_with_paths, (str, bytes)) or not isinstance(urls_with_paths, Iterable):
-            raise Aria2InputError("urls_with_paths must be a list of (url, save_path) pairs")
-        records = []
-        checked_dirs: set[str] = set()
-        for index, item in enumerate(urls_with_paths):
-            url, save_path = _batch_item(index, item)
-            try:
-                uris = check_uris(url)
-                merged = self._download_options(save_path, options, checked_dirs)
-            except Aria2InputError as error:
-                raise Aria2InputError(f"item {index} of the batch: {error}") from None
-            gid = new_gid()
-            records.append(
-                DownloadRecord(
-                    gid=gid, uris=uris, options=merged, current_gid=gid, batch_id=batch_id, adding=True
-                )
-            )
-        # Into the ledger before the adds, for the same reason as in add_download.
-        self._ledger.add_batch(Batch(batch_id, [r.gid for r in records]), records)
-        try:
-            refusals = self.rpc.add_many_once(
-                [(r.uris, r.options, r.gid) for r in records], attempts=self.max_retries + 1
-            )
-        except Aria2ConnectionError as error:
-            if not error.maybe_applied and getattr(error, "items_done", 0) == 0:
-                self._forget_failed_add([], batch_id)  # nothing reached the daemon
-                if self._closed:
-                    raise self._closed_meanwhile(error, None) from error
-                raise
-            self._after_add(records)
-            error.batch_id = batch_id
-            error.message += (
-                f" Part of batch {batch_id} may have been added: this client keeps it and adds "
-                "the rest when the daemon answers (get_batch_progress tells; close(cancel=True) "
-                "stops it), so do not add it again."
-            )
-            raise
-        except Aria2ClosedError as error:
-            if not error.maybe_applied:
-                self._forget_failed_add([], batch_id)
-                raise
-            # Cut off in flight by close(): the downloads may exist. The batch id is the
-            # caller's handle on them; its futures fail with Aria2ClosedError at once.
-            self._after_add(records)
-            return batch_id
-        except Aria2Error as error:
-            self._forget_failed_add([], batch_id)
-            if self._closed:
-                raise self._closed_meanwhile(error, None) from error
-            raise
-        denied = next((r for r in refusals if isinstance(r, Aria2AuthError)), None)
-        if denied is not None:  # a wrong secret refuses every item: that is the call's error
-            self._forget_failed_add([], batch_id)
-            raise denied
-        # From here on the daemon has (some of) the downloads: nothing may lose the batch's id.
-        refused = self._really_refused([(r, e) for r, e in zip(records, refusals) if e is not None])
-        for record, refusal in refused:
-            self._tracker.reject(record, refusal)
-        self._after_add(records)
-        logger.info(
-            "added batch %s: %d downloads%s",
-            batch_id,
-            len(records) - len(refused),
-            f", {len(refused)} refused by aria2" if refused else "",
-        )
-        return batch_id
-
-    def _really_refused(
-        self, refused: list[tuple[DownloadRecord, Exception]]
-    ) -> list[tuple[DownloadRecord, Exception]]:
-        """The refused items of a batch that do not exist all the same (see add_download).
-
-        A GID refused because it already exists is not a refusal; when that cannot be checked,
-        every refusal stands (each item fails with aria2's reason; nothing stays half-added).
-        """
-        if not refused:
-            return refused
-        try:
-            present = self.rpc.multicall([("aria2.tellStatus", [r.gid, ["gid"]]) for r, _ in refused])
-        except Aria2Error as error:
-            logger.warning(
-                "could not check whether %d refused downloads exist anyway (%s); they count as refused",
-                len(refused),
-                error,
-            )
-            return refused
-        return [(r, e) for (r, e), found in zip(refused, present) if isinstance(found, Aria2RPCError)]
-
-    def _download_options(
-        self,
-        save_path: PathArg | None,
-        options: Mapping[str, Any] | None,
-        checked_dirs: set[str] | None = None,
-    ) -> dict[str, Any]:
-        """The aria2 options of one download; ``checked_dirs`` spares a batch the file-system
-        check of a directory its items share."""
-        merged = download_options(save_path, options)
-        directory = merged.get("dir")
-        if self._daemon_is_local and isinstance(directory, str):
-            if checked_dirs is None or directory not in checked_dirs:
-                check_local_directory(directory)
-                if checked_dirs is not None:
-                    checked_dirs.add(directory)
-        return merged
-
-    def _exists(self, gid: str) -> bool:
-        try:
-            self.rpc.tell_status(gid, ["gid"])
-            return True
-        except Aria2GIDNotFoundError:
-            return False
-
-    def _new_batch_id(self, batch_id: str | None) -> str:
-        if batch_id is None:
-            return os.urandom(16).hex()
-        if not isinstance(batch_id, str) or not batch_id.strip():
-            raise Aria2InputError("batch_id must be a non-empty str (or None for a generated one)")
-        if self._ledger.has_batch(batch_id):
-            raise Aria2InputError(f"batch_id {batch_id!r} is already in use: choose another")
-        return batch_id
-
-    def _watch(self) -> None:
-        if self._monitor is not None and not self._closed:
-            if not self._adopted:
-                # With a shared store, this process also watches what others (or an earlier
-                # life of this one) left unfinished: restarts go on even if nobody asks.
-                self._adopted = True
-                self._ledger.adopt_unfinished()
-            self._monitor.ensure_started()
-            self._monitor.wake()
-            if self._notifications is not None:
-                self._notifications.ensure_started()
+        return self._adder.add_new_batch(urls_with_paths, batch_id, options)
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise Aria2ClosedError("this client is closed: create a new Aria2Client")
 
     # -- reading --------------------------------------------------------------------------------
@@ -860,31 +353,7 @@ class Aria2Client:
         """
         gid = check_gid(gid)
         auto = self.auto_restart_failed if auto_restart is None else bool(auto_restart)
-        self._ledger.prune_if_due()
-        record = self._ledger.get(gid)
-        if record is None:
-            try:
-                return Progress.from_aria2(self.rpc.tell_status(gid, STATUS_KEYS), gid=gid)
-            except Aria2GIDNotFoundError:
-                return None
-        self._refresh([record])
-        with self._ledger.lock:
-            daemon_gid, run = record.current_gid, record.run
-        try:
-            status = self.rpc.tell_status(daemon_gid, STATUS_KEYS)
-        except Aria2GIDNotFoundError:
-            self._tracker.vanished(record, run)
-            return self._last_known(record)
-        return self._tracker.observe(record, status, run, auto)
-
-    def _refresh(self, records: list[DownloadRecord]) -> None:
-        """Take in what other processes sharing the store changed (nothing without a store)."""
-        for record in self._ledger.refresh(records):
-            self._tracker.settle(record)
-
-    def _last_known(self, record: DownloadRecord) -> Progress:
-        """What we know of a download the daemon no longer reports (the monitor re-adds it)."""
-        return self._tracker.annotate(record, record.last or Progress(gid=record.gid, status="unknown"))
+        return self._operations.progress(gid, auto)
 
     def future(self, gid: str) -> DownloadFuture:
         """The future of a download this client added (the same object on every call).
@@ -893,42 +362,14 @@ class Aria2Client:
         :class:`Aria2ClosedError` at once (nothing would resolve it), and a GID this process
         does not hold in memory raises :class:`Aria2ClosedError` (the state file is closed).
         """
-        gid = check_gid(gid)
-        if self._closed:
-            record = self._ledger.get_local(gid)
-            if record is None:
-                raise Aria2ClosedError(f"this client is closed: it can no longer look up GID {gid}")
-            return self._future_of(record)
-        record = self._ledger.get(gid)
-        if record is None:
-            raise Aria2InputError(f"GID {gid} was not added by this client (or was forgotten)")
-        self._watch()
-        return self._future_of(record)
-
-    def _future_of(self, record: DownloadRecord) -> DownloadFuture:
-        """The record's future; on a closed client, failed at once if it has no outcome.
-
-        ``_closed`` is set before :meth:`close` fails the pending futures, and the future is
-        stored in the record before ``_closed`` is read here: whichever runs last fails it.
-        """
-        future = self._tracker.future_for(record)
-        if self._closed and not future.done():
-            future._settle_exception(_closed_error(future.gid))
-        return future
-
-    # -- batches --------------------------------------------------------------------------------
+        return self._operations.future(check_gid(gid))
 
     def get_batch_progress(self, batch_id: str) -> BatchProgress | None:
         """Where batch ``batch_id`` stands, in one round trip whatever its size; None if unknown.
 
         Failures seen here are acted on like in :meth:`get_progress` (restarts scheduled).
         """
-        self._ledger.prune_if_due()
-        records = self._ledger.batch_records(_check_batch_id(batch_id))
-        if records is None:
-            summary = self._ledger.batch_summary(batch_id)
-            return summary.progress() if summary is not None else None
-        return self._group_progress(batch_id, records)
+        return self._operations.batch_progress(_check_batch_id(batch_id))
 
     def get_downloads_progress(self, gids: Iterable[str]) -> BatchProgress:
         """Any group of this client's downloads, counted like a batch, in one round trip.
@@ -945,18 +386,7 @@ class Aria2Client:
             if record is None:
                 raise Aria2InputError(f"GID {gid} was not added by this client (or was forgotten)")
             records.append(record)
-        return self._group_progress(None, records)
-
-    def _group_progress(self, batch_id: str | None, records: list[DownloadRecord]) -> BatchProgress:
-        self._refresh([r for r in records if not r.finished])
-        live = [r for r in records if not r.finished]
-        fresh = {
-            record.gid: progress
-            for record, _, progress in self._tracker.read(self.rpc, live, self.auto_restart_failed)
-            if progress is not None
-        }
-        pairs = [(record, fresh.get(record.gid) or self._last_known(record)) for record in records]
-        return self._tracker.batch_progress(batch_id, pairs)
+        return self._operations.group_progress(None, records)
 
     def batch_futures(self, batch_id: str) -> list[DownloadFuture]:
         """One future per download of the batch, in the batch's order.
@@ -964,17 +394,7 @@ class Aria2Client:
         After :meth:`close`, those without an outcome fail with :class:`Aria2ClosedError` at
         once; a batch this process does not hold in memory raises :class:`Aria2ClosedError`.
         """
-        batch_id = _check_batch_id(batch_id)
-        if self._closed:
-            records = self._ledger.batch_records(batch_id, local_only=True)
-            if records is None:
-                raise Aria2ClosedError(f"this client is closed: it can no longer look up batch {batch_id!r}")
-        else:
-            records = self._ledger.batch_records(batch_id)
-            if records is None:
-                raise Aria2UnknownBatchError(batch_id)
-            self._watch()
-        return [self._future_of(record) for record in records]
+        return self._operations.batch_futures(_check_batch_id(batch_id))
 
     def wait_for_batch(self, batch_id: str, timeout: float | None = None) -> BatchProgress | None:
         """Block until every download of the batch has an outcome, or ``timeout`` seconds pass.
@@ -984,23 +404,8 @@ class Aria2Client:
         (or was), it returns at once with what is known, without asking the daemon.
         """
         if timeout is not None:
-            _check_number("timeout", timeout, minimum=0)
-        batch_id = _check_batch_id(batch_id)
-        if not self._closed and self._ledger.batch_summary(batch_id) is not None:
-            return self.get_batch_progress(batch_id)  # finished, and only its counts are left
-        futures = self.batch_futures(batch_id)
-        concurrent.futures.wait(futures, timeout=timeout)
-        if self._closed:
-            return self._known_batch_progress(batch_id)
-        return self.get_batch_progress(batch_id)
-
-    def _known_batch_progress(self, batch_id: str) -> BatchProgress | None:
-        """A batch's progress from memory alone (a closed client asks nothing of the daemon)."""
-        records = self._ledger.batch_records(batch_id, local_only=True)
-        if records is None:
-            summary = self._ledger.batch_summary(batch_id)
-            return summary.progress() if summary is not None else None
-        return self._tracker.batch_progress(batch_id, [(r, self._last_known(r)) for r in records])
+            check_number("timeout", timeout, minimum=0)
+        return self._operations.wait_for_batch(_check_batch_id(batch_id), timeout)
 
     def get_retry_info(self, gid: str) -> RetryInfo | None:
         """The restart history of a download this client added, or None for another GID.
@@ -1012,27 +417,7 @@ class Aria2Client:
         ``time``, ``error_code``, ``error_message``, ``completed_length`` and ``gid``.
         """
         record = self._ledger.get(check_gid(gid))
-        if record is None:
-            return None
-        with self._ledger.lock:
-            budget = self.restart_policy.max_restarts
-            return {
-                "gid": record.gid,
-                "retry_count": record.retry_count,
-                "max_retries": budget,
-                "can_retry": (
-                    not record.cancelled and record.gave_up is None and record.retry_count < budget
-                ),
-                "url": record.url,
-                "uris": list(record.uris),
-                "options": copy.deepcopy(record.options),
-                "current_gid": record.current_gid,
-                "restart_pending": record.restart_pending,
-                "gave_up_reason": record.gave_up,
-                "attempts": [attempt.to_dict() for attempt in record.attempts],
-            }
-
-    # -- restarting -----------------------------------------------------------------------------
+        return None if record is None else self._operations.retry_info(record)
 
     def restart_download(self, gid: str) -> bool:
         """Restart failed (or removed) download ``gid`` now, resuming its partial file.
@@ -1047,15 +432,7 @@ class Aria2Client:
             raise Aria2InputError(
                 f"GID {gid} was not added by this client: only its own downloads can be restarted"
             )
-        with self._ledger.lock:
-            run = record.run
-        progress = self.get_progress(record.gid, auto_restart=False)
-        if progress is None or progress.status not in ("error", "removed", "unknown"):
-            return False
-        with self._ledger.lock:
-            record.cancelled = False  # an explicit restart revives a cancelled download
-        self._ledger.persist(record, cancelled=False, outcome=None)  # (shared state: first there)
-        return self._restarts.restart(record, run)
+        return self._operations.restart(record)
 
     #: The seed guide's example calls this name; it is :meth:`restart_download`.
     _restart_failed_download = restart_download
@@ -1074,25 +451,7 @@ class Aria2Client:
                 raise Aria2UnknownBatchError(batch_id)
         else:
             pool = list(self._ledger)
-        with self._ledger.lock:
-            candidates = [
-                record
-                for record in pool
-                if not record.cancelled
-                and record.outcome not in (COMPLETE, REJECTED)
-                and not record.restart_pending
-            ]
-        restarted = 0
-        for record, run, progress in self._tracker.read(self.rpc, candidates, auto=False):
-            with self._ledger.lock:
-                current = record.run == run
-            if progress is None or not current or progress.status != "error":
-                continue  # unreadable, restarted meanwhile (a stale read), or not failed
-            if not force and not self._restarts.allowed(record, progress):
-                continue
-            if self._restarts.restart(record, run):
-                restarted += 1
-        return restarted
+        return self._operations.restart_failed(pool, force)
 
     def cancel_batch(self, batch_id: str) -> int:
         """Cancel every unfinished download of a batch (one round trip); returns how many.
@@ -1102,22 +461,7 @@ class Aria2Client:
         records = self._ledger.batch_records(_check_batch_id(batch_id))
         if records is None:
             raise Aria2UnknownBatchError(batch_id)
-        with self._ledger.lock:
-            live = [r for r in records if not r.finished]
-            for record in live:
-                record.cancelled = True
-                if record.restart_state == SCHEDULED:
-                    record.restart_state = IDLE
-            gids = [record.current_gid for record in live]
-        for record in live:
-            self._ledger.persist(record, cancelled=True)
-        answers = self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
-        denied = next((a for a in answers if isinstance(a, Aria2AuthError)), None)
-        if denied is not None:
-            raise denied
-        for record in live:
-            self._finish_cancelled(record)
-        return len(live)
+        return self._cancellation.cancel_many(records)
 
     def get_global_stats(self) -> GlobalStats:
         """The daemon's overall speeds and queue sizes."""
@@ -1151,97 +495,16 @@ class Aria2Client:
         and removing it is the caller's decision (``Progress.file_paths`` names them).
         """
         daemon_gid = self._daemon_gid(gid)
-        record = self._ledger.get(daemon_gid)
-        if record is not None:
-            with self._ledger.lock:
-                record.cancelled = True  # no restart may bring it back
-                # This call removes it: the monitor must not send a removal of its own, which
-                # would make this one fail as if the download had already stopped.
-                record.removal_queued = True
-                if record.restart_state == SCHEDULED:
-                    record.restart_state = IDLE  # its job will find it cancelled and do nothing
-            self._ledger.persist(record, cancelled=True)
-        try:
-            return self._force_remove(record, daemon_gid)
-        finally:
-            if record is not None:
-                with self._ledger.lock:
-                    record.removal_queued = False
+        return self._cancellation.cancel_download(self._ledger.get(daemon_gid), daemon_gid)
 
-    def _force_remove(self, record: DownloadRecord | None, daemon_gid: str) -> bool:
-        try:
-            self.rpc.force_remove(daemon_gid)
-        except Aria2GIDNotFoundError:
-            if record is None or record.finished:
-                raise
-            # Between a restart's removal and its add (the restart sees the flag and removes
-            # what it adds), or gone from the daemon: either way it will not run again.
-            self._finish_cancelled(record)
-            return True
-        except Aria2RPCError:
-            # Already stopped (complete, error, removed): nothing is running to cancel.
-            status = self.rpc.tell_status(daemon_gid, ["status"])
-            if status.get("status") in ("complete", "error", "removed"):
-                if record is not None and status.get("status") != "complete":
-                    self._finish_cancelled(record)
-                return False
-            raise
-        if record is not None:
-            self._finish_cancelled(record)
-        return True
 
-    def _finish_cancelled(self, record: DownloadRecord) -> None:
-        with self._ledger.lock:
-            if record.finished:
-                return
-            record.finish(CANCELLED)
-        self._ledger.persist_outcome(record)
-        self._tracker.settle(record)
+def engine_of(client: Aria2Client) -> Engine:
+    """The :class:`~aria2_sync.engine.core.Engine` behind ``client``, to look at its parts.
 
-    def _cancel_for_future(self, gid: str) -> bool:
-        """``DownloadFuture.cancel()`` asks here first: False if the download has an outcome.
-
-        Marks the download cancelled at once (no restart may bring it back) and sends the
-        removal in the background, so ``cancel()`` never waits on the network.
-        """
-        record = self._ledger.get(gid)
-        if record is None:
-            return True
-        with self._ledger.lock:
-            if record.finished and record.outcome != CANCELLED:
-                return False
-            record.cancelled = True
-            if record.restart_state == SCHEDULED:
-                record.restart_state = IDLE
-            record.removal_queued = True
-        self._ledger.persist(record, cancelled=True)
-        self._pools.jobs.submit(lambda: self._remove_cancelled(record))
-        return True
-
-    def _remove_cancelled(self, record: DownloadRecord) -> None:
-        """Remove a cancelled download from aria2 (again when the daemon was unreachable)."""
-        with self._ledger.lock:
-            record.removal_queued = False
-            daemon_gid = record.current_gid
-        try:
-            self.rpc.force_remove(daemon_gid)
-        except Aria2ConnectionError as error:
-            logger.warning(
-                "could not remove cancelled download GID %s now (%s); will when aria2 answers",
-                record.gid,
-                error.reason,
-            )
-            return
-        except Aria2RPCError:
-            pass  # already stopped or gone: cancelled all the same
-        self._finish_cancelled(record)
-
-    def _restarted(self, record: DownloadRecord) -> None:
-        on_restart = record.callbacks.on_restart
-        if on_restart is not None:
-            progress = self._tracker.annotate(
-                record, record.last or Progress(gid=record.gid, status="waiting")
-            )
-            self._pools.callbacks.submit(lambda: on_restart(progress))
-        if self._monitor is not None:
-            self._monitor.wake()
+    The one introspection door for tests, benchmarks and diagnostics: the ledger
+    (``.ledger``), the threads (``.runtime``: ``.scheduler``, ``.pools``, ``.threads()``), the
+    monitor (``.monitor``), the connections (``.transport``, ``.monitor_transport``) and the
+    notification listener (``.listener``). Looking is fine; changing them is not supported.
+    Not exported from ``aria2_sync``.
+    """
+    return client._engine

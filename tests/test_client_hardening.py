@@ -20,9 +20,13 @@ from typing import Any
 
 import pytest
 
-from aria2_sync import Aria2Client, Aria2ClosedError, Aria2RPCError, DownloadFailed
-from aria2_sync.engine.ledger import COMPLETE, Batch, DownloadRecord, Ledger
-from aria2_sync.engine.workers import Pools
+from aria2_sync import Aria2Client, Aria2ClosedError, Aria2RPCError, DownloadFailed, Progress
+from aria2_sync.client import engine_of
+from aria2_sync.engine.core import Engine
+from aria2_sync.engine.ledger import Batch, Ledger
+from aria2_sync.engine.monitor import Monitor
+from aria2_sync.engine.record import DownloadRecord, Outcome
+from aria2_sync.engine.runtime import Runtime
 from aria2_sync.logs import _VerboseHandler
 from aria2_sync.state.sqlite import SQLiteStore
 from tests.conftest import wait_for
@@ -335,7 +339,7 @@ def test_a_refused_add_whose_check_fails_is_forgotten_and_named(
         with pytest.raises(Aria2RPCError) as caught:
             client.submit(fault_server.add_file("r.bin", size=10), str(tmp_path / "r.bin"))
         assert caught.value.method == "aria2.addUri" and "refused for the test" in str(caught.value)
-        assert len(client._ledger) == 0  # no record left adding, nothing for the monitor to read
+        assert len(engine_of(client).ledger) == 0  # no record left adding, nothing for the monitor to read
 
 
 def test_a_batch_whose_refusals_cannot_be_checked_fails_those_items(daemon, proxy, fault_server, tmp_path):
@@ -347,7 +351,7 @@ def test_a_batch_whose_refusals_cannot_be_checked_fails_those_items(daemon, prox
         for future in client.batch_futures(batch_id):
             with pytest.raises(DownloadFailed, match="refused for the test"):
                 future.result(timeout=BOUND)
-        assert not client._ledger.unfinished()
+        assert not engine_of(client).ledger.unfinished()
 
 
 # -- 11.7: keep_finished is a hard bound ------------------------------------------------------------
@@ -375,8 +379,8 @@ def test_quick_batches_never_keep_more_finished_records_than_the_bound():
         ledger.add_batch(Batch(f"b{number}", [r.gid for r in records]), records)
         batch_ids.append(f"b{number}")
         for record in records:
-            with ledger.lock:
-                record.finish(COMPLETE)
+            seen = record.observed(0, Progress(gid=record.gid, status="complete"), (), auto_restart=True)
+            assert seen.outcome is Outcome.COMPLETE
             ledger.persist_outcome(record)
             peak = max(peak, _finished_in_memory(ledger))
     assert peak <= 50
@@ -395,7 +399,7 @@ def test_finished_batches_past_the_bound_keep_their_counts(daemon, fault_server,
             )
             assert client.wait_for_batch(batch_id, timeout=BOUND).is_completed
             batch_ids.append(batch_id)
-        wait_for(lambda: _finished_in_memory(client._ledger) <= 4, what="the retention")
+        wait_for(lambda: _finished_in_memory(engine_of(client).ledger) <= 4, what="the retention")
         first = client.get_batch_progress(batch_ids[0])
         assert first.is_completed and (first.total_count, first.completed_count) == (3, 3)
         assert client.wait_for_batch(batch_ids[0]).completed_count == 3
@@ -432,9 +436,9 @@ def test_an_interrupt_before_a_thread_starts_does_not_break_close(
         interrupted_start(thread)
         with pytest.raises(KeyboardInterrupt):
             if thread == "aria2_sync-scheduler":
-                client._scheduler.call_later(60, lambda: None)
+                engine_of(client).runtime.scheduler.call_later(60, lambda: None)
             elif thread == "aria2_sync-job":
-                client._pools.jobs.submit(lambda: None)
+                engine_of(client).runtime.pools.jobs.submit(lambda: None)
             else:
                 client.add_download(fault_server.add_file("i.bin", size=10), str(tmp_path / "i.bin"))
         client.close()  # no "cannot join thread before it is started"
@@ -445,13 +449,13 @@ def test_an_interrupt_before_a_thread_starts_does_not_break_close(
 
 def test_close_runs_every_step_and_reraises_the_first_error(tmp_path, monkeypatch):
     client = Aria2Client.local(tmp_path, verbose=False, notifications=False, state=tmp_path / "s.db")
-    daemon, store = client.daemon, client._ledger.store
+    daemon, store = client.daemon, engine_of(client).ledger.store
     try:
 
         def broken(*_: Any) -> None:
             raise RuntimeError("a step that fails")
 
-        monkeypatch.setattr(client, "_fail_pending_futures", broken)
+        monkeypatch.setattr(Engine, "fail_pending_futures", broken)
         with pytest.raises(RuntimeError, match="a step that fails"):
             client.close()
         assert not daemon.running
@@ -465,30 +469,29 @@ def test_close_closes_the_connections_before_waiting_for_threads(daemon, monkeyp
     client = _client(daemon)
     order: list[str] = []
     for name, owner, attribute in [
-        ("transport", client._transport, "close"),
-        ("monitor transport", client._monitor_transport, "close"),
+        ("transport", engine_of(client).transport, "close"),
+        ("monitor transport", engine_of(client).monitor_transport, "close"),
     ]:
         real = getattr(owner, attribute)
         monkeypatch.setattr(
             owner, attribute, lambda *a, _r=real, _n=name, **k: (order.append(_n), _r(*a, **k))
         )
-    real_join = Pools.join
+    real_join = Runtime.join
+    monkeypatch.setattr(Runtime, "join", lambda self: (order.append("threads joined"), real_join(self)))
+    real_monitor_close = Monitor.close
     monkeypatch.setattr(
-        Pools, "join", lambda self, *a, **k: (order.append("pools joined"), real_join(self, *a, **k))
-    )
-    real_monitor_close = client._monitor.close
-    monkeypatch.setattr(
-        client._monitor,
+        Monitor,
         "close",
-        lambda timeout=5.0: (
+        lambda self, timeout=5.0: (
             order.append(f"monitor {'signalled' if timeout == 0 else 'joined'}"),
-            real_monitor_close(timeout),
+            real_monitor_close(self, timeout),
         ),
     )
     client.close()
-    assert order.index("transport") < order.index("monitor joined")
-    assert order.index("monitor transport") < order.index("pools joined")
+    assert order.index("transport") < order.index("threads joined")
+    assert order.index("monitor transport") < order.index("threads joined")
     assert order.index("monitor signalled") < order.index("transport")
+    assert "monitor joined" not in order  # waited for with every other thread, by one deadline
 
 
 # -- 12: constructors validate before any side effect -------------------------------------------------

@@ -22,6 +22,7 @@ from aria2_sync import (
     as_completed,
     wait,
 )
+from aria2_sync.client import engine_of
 from aria2_sync.daemon.process import Aria2Daemon
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status
 from tests.support.fault_server import ResetAfter, Slow
@@ -190,7 +191,7 @@ def test_an_add_racing_the_monitor_is_not_taken_for_a_lost_download(client_facto
     client = client_factory(retry_delay=0.02, poll_interval=0.02)
     first = client.submit(fault_server.add_file("warm.bin", size=10), str(tmp_path / "warm.bin"))
     first.result(timeout=10)
-    monitor = client._monitor
+    monitor = engine_of(client).monitor
     real = client.rpc.add_many_once
 
     def add_after_two_ticks(*args, **kwargs):
@@ -219,9 +220,9 @@ def test_a_finished_batch_past_the_retention_keeps_its_counts(client_factory, fa
     url = fault_server.add_file("k.bin", size=100)
     batch_id = client.add_batch_downloads([(url, str(tmp_path / f"k{i}.bin")) for i in range(6)])
     assert client.wait_for_batch(batch_id, timeout=20).is_completed
-    client._ledger.prune()  # what the monitor does at every tick
+    engine_of(client).ledger.prune()  # what the monitor does at every tick
     assert client.get_batch_progress(batch_id).is_completed  # still there for whoever polls it
-    assert sum(r.finished for r in client._ledger) <= 3  # a hard bound; the counts remain
+    assert sum(r.finished for r in engine_of(client).ledger) <= 3  # a hard bound; the counts remain
     progress = client.get_batch_progress(batch_id)
     assert (progress.total_count, progress.completed_count) == (6, 6)
 
@@ -270,7 +271,9 @@ def test_retention_works_without_the_monitor(client_factory, fault_server, tmp_p
     gids = [client.add_download(url, str(tmp_path / f"nm{i}.bin")) for i in range(5)]
     for gid in gids:
         wait_for(lambda gid=gid: client.get_progress(gid).status == "complete", what="completion")
-    wait_for(lambda: client.get_progress(gids[-1]) and len(client._ledger) <= 2, what="pruning on calls")
+    wait_for(
+        lambda: client.get_progress(gids[-1]) and len(engine_of(client).ledger) <= 2, what="pruning on calls"
+    )
 
 
 def test_idle_request_rate_does_not_grow_with_watched_downloads(proxied, fault_server, tmp_path):
@@ -281,7 +284,7 @@ def test_idle_request_rate_does_not_grow_with_watched_downloads(proxied, fault_s
         client.add_batch_downloads(
             [(url, str(tmp_path / f"idle-{count}-{i}.bin")) for i in range(count)], options={"pause": True}
         )
-        monitor = client._monitor
+        monitor = engine_of(client).monitor
         wait_for(lambda: monitor.ticks > 0, what="a first tick")
         start_ticks, start_requests = monitor.ticks, proxy.request_count
         wait_for(lambda: monitor.ticks >= start_ticks + 20, what="20 monitor ticks")
@@ -322,7 +325,7 @@ def test_the_batch_survives_a_daemon_crash_and_restart(tmp_path, fault_server, c
                 lambda: all(g in session.read_text() for g in gids), what="the session file to list the batch"
             )
             first.kill()
-            wait_for(lambda: client._monitor.offline, what="the monitor to notice")
+            wait_for(lambda: engine_of(client).monitor.offline, what="the monitor to notice")
             for name in list(fault_server._default_faults):
                 fault_server.set_default_fault(name, None)  # the second life of the daemon is fast
             second = Aria2Daemon(
@@ -402,14 +405,14 @@ def test_futures_fail_only_after_the_grace_period(daemon_factory, fault_server, 
         future = client.submit(url, str(tmp_path / "g.bin"))
         wait_for_status(client, future.gid, "active")
         daemon.kill()
-        monitor = client._monitor
+        monitor = engine_of(client).monitor
         wait_for(lambda: monitor.offline, what="the monitor to notice the outage")
         gone_since = clock.now
         # Many ticks while the daemon is gone, all within the grace period by the clock: for a
         # 2 s grace the future waits; without a grace it fails at the first of them.
         clock.now = gone_since + (grace * 0.95 if grace else 0.01)
         _ticks(monitor, 5)
-        _drain(client._pools.settle)
+        _drain(engine_of(client).runtime.pools.settle)
         if grace:
             assert not future.done(), "failed before the grace period was over"
             clock.now = gone_since + grace + 0.01
@@ -497,7 +500,7 @@ def test_finished_downloads_are_forgotten_past_the_retention(client_factory, fau
     url = fault_server.add_file("r.bin", size=100)
     futures = [client.submit(url, str(tmp_path / f"r{i}.bin")) for i in range(6)]
     assert not wait(futures, timeout=20).not_done
-    wait_for(lambda: len(client._ledger) <= 3, what="the ledger to forget old downloads")
+    wait_for(lambda: len(engine_of(client).ledger) <= 3, what="the ledger to forget old downloads")
     assert client.get_retry_info(futures[0].gid) is None  # forgotten
     assert client.get_progress(futures[0].gid).status == "complete"  # the daemon still knows it
 
@@ -555,7 +558,7 @@ def test_notifications_wake_the_monitor_long_before_its_next_poll(client_factory
     # aria2's notifications (error, then complete) can get this future resolved in time.
     result = future.result(timeout=20)
     assert result.retry_count == 1
-    assert client._notifications.events_seen >= 1  # at least the completion was pushed
+    assert engine_of(client).listener.events_seen >= 1  # at least the completion was pushed
 
 
 def test_notifications_on_demand_need_the_extra(monkeypatch, daemon):
@@ -565,7 +568,7 @@ def test_notifications_on_demand_need_the_extra(monkeypatch, daemon):
     with pytest.raises(Aria2InputError, match="websocket-client"):
         Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, notifications=True)
     quiet = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False)  # default: polling only
-    assert quiet._notifications is None
+    assert engine_of(quiet).listener is None
     quiet.close()
 
 
@@ -577,7 +580,7 @@ def test_the_notification_socket_reconnects_after_the_daemon_comes_back(tmp_path
             first.rpc_url, first.secret, verbose=False, notifications=True, poll_interval=0.05
         )
         client.add_download(fault_server.add_file("n.bin", size=10), str(tmp_path / "n.bin"))
-        listener = client._notifications
+        listener = engine_of(client).listener
         assert listener.connected.wait(10)
         first.kill()
         wait_for(lambda: not listener.connected.is_set(), what="the socket to drop")
@@ -601,7 +604,7 @@ def test_a_daemon_refusing_the_secret_is_an_outage_not_silence(
     fault_server.set_default_fault("sec.bin", Slow(100_000))
     with caplog.at_level(logging.DEBUG, logger="aria2_sync"):  # DEBUG: keeps the secret check on
         future = client.submit(url, str(tmp_path / "sec.bin"))
-        client._monitor_transport._secret = "rotated-elsewhere"  # as if the daemon's secret changed
+        engine_of(client).monitor_transport._secret = "rotated-elsewhere"  # as if the daemon's secret changed
         error = future.exception(timeout=30)
     assert isinstance(error, Aria2Error) and "Unauthorized" in str(error)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

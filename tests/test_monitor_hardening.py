@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from aria2_sync import Aria2Client, Aria2Error, Aria2ProtocolError
+from aria2_sync.client import engine_of
 from aria2_sync.rpc.methods import Aria2RPC
 from aria2_sync.rpc.transport import Transport
 
@@ -61,7 +62,7 @@ class FakeClock:
 
 def drive_ticks(client: Aria2Client, count: int, bound: float = 30.0) -> None:
     """Make the monitor tick ``count`` more times (waking it instead of waiting out its pauses)."""
-    monitor = client._monitor
+    monitor = engine_of(client).monitor
     assert monitor is not None
     target = monitor.ticks + count
     deadline = time.monotonic() + bound
@@ -90,7 +91,7 @@ def watched(client_factory, fault_server, tmp_path):
     client = client_factory(poll_interval=0.05, disconnect_grace=30.0, notifications=False)
     url = fault_server.add_file("p.bin", size=10_000)
     future = client.submit(url, str(tmp_path / "p.bin"), options={"pause": "true"})
-    monitor = client._monitor
+    monitor = engine_of(client).monitor
     assert monitor is not None
     wait_until(lambda: monitor.ticks > 0, what="a first tick")
     clock = FakeClock()
@@ -100,7 +101,7 @@ def watched(client_factory, fault_server, tmp_path):
 
 def test_a_proxy_answering_html_is_one_outage_that_fails_futures_after_the_grace(watched, html_proxy, caplog):
     client, future, clock = watched
-    monitor = client._monitor
+    monitor = engine_of(client).monitor
     real_rpc = monitor.rpc
     with caplog.at_level(logging.DEBUG, logger="aria2_sync"):
         monitor.rpc = Aria2RPC(Transport(html_proxy, max_retries=0))
@@ -129,7 +130,7 @@ def test_a_proxy_answering_html_is_one_outage_that_fails_futures_after_the_grace
 
 def test_a_bug_in_a_tick_logs_its_traceback_once_and_is_an_outage(watched, caplog, monkeypatch):
     client, future, clock = watched
-    monitor = client._monitor
+    monitor = engine_of(client).monitor
 
     def broken_read(*args: object, **kwargs: object) -> None:
         raise KeyError("a bug in a tick")
@@ -150,7 +151,7 @@ def test_a_bug_in_a_tick_logs_its_traceback_once_and_is_an_outage(watched, caplo
 
 def test_the_monitor_stops_quietly_when_its_connection_is_closed(watched, caplog):
     client = watched[0]
-    monitor = client._monitor
+    monitor = engine_of(client).monitor
     with caplog.at_level(logging.DEBUG, logger="aria2_sync"):
         monitor.rpc.transport.close()
         monitor.wake()
@@ -184,7 +185,7 @@ def test_an_interrupted_monitor_start_starts_on_next_use(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = client_factory(poll_interval=0.05, notifications=False)
-    monitor = client._monitor
+    monitor = engine_of(client).monitor
     assert monitor is not None
     interrupted = interrupt_first_start(monkeypatch, "aria2_sync-monitor")
     with pytest.raises(KeyboardInterrupt):
@@ -201,7 +202,7 @@ def test_closing_after_an_interrupted_monitor_start_joins_nothing(
     client_factory: Callable[..., Aria2Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = client_factory(poll_interval=0.05, notifications=False)
-    monitor = client._monitor
+    monitor = engine_of(client).monitor
     assert monitor is not None
     interrupt_first_start(monkeypatch, "aria2_sync-monitor")
     with pytest.raises(KeyboardInterrupt):

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from aria2_sync import Aria2AuthError, Aria2ConnectionError, Aria2GIDNotFoundError, RestartPolicy, wait
+from aria2_sync.client import engine_of
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status
 from tests.support.fault_server import OnRangeRequest, ResetAfter, Status
 from tests.test_client import daemon_gids
@@ -24,7 +25,7 @@ def bring_scheduled_restarts_due(client) -> int:
     Lets a test hold a restart pending for as long as it likes (a long ``base_delay``), look at
     that moment without racing a clock, and then let it run.
     """
-    scheduler = client._scheduler
+    scheduler = engine_of(client).runtime.scheduler
     with scheduler._cond:
         jobs = [(0.0, order, job) for _, order, job in scheduler._heap]
         scheduler._heap[:] = jobs
@@ -79,7 +80,7 @@ def test_a_404_is_not_restarted(client, fault_server, tmp_path):
     progress = wait_until_finished(client, gid)
     assert progress.status == "error" and progress.error_code == "3"
     assert "not restartable" in progress.gave_up_reason and not progress.restart_pending
-    assert client._scheduler.pending() == 0
+    assert engine_of(client).runtime.scheduler.pending() == 0
     assert client.get_progress(gid).retry_count == 0
     assert fault_server.request_count("nope.bin") == 1
     info = client.get_retry_info(gid)
@@ -97,7 +98,7 @@ def test_a_spent_budget_stops_at_exactly_max_restarts(client_factory, fault_serv
     assert "reached max retries (2)" in progress.gave_up_reason
     info = client.get_retry_info(gid)
     assert info["can_retry"] is False and info["max_retries"] == 2 and len(info["attempts"]) == 3
-    assert client._scheduler.pending() == 0
+    assert engine_of(client).runtime.scheduler.pending() == 0
     assert daemon_gids(client) == [gid]
     assert any(
         "reached max retries" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
@@ -159,7 +160,7 @@ def test_without_auto_restart_errors_wait_for_restart_all(client_factory, fault_
     for _ in range(5):
         progress = client.get_progress(gid)
         assert progress.status == "error" and not progress.restart_pending and progress.retry_count == 0
-    assert client._scheduler.pending() == 0
+    assert engine_of(client).runtime.scheduler.pending() == 0
 
     assert client.restart_all_failed_downloads() == 1  # not the 404, not the other client's download
     done = wait_for_status(client, gid, "complete")
@@ -203,7 +204,7 @@ def test_a_batch_is_not_completed_while_a_restart_is_pending(client_factory, fau
     assert sorted(p.status for p in pending.downloads) == ["complete", "error"]
     failed = next(p for p in pending.downloads if p.status == "error")
     assert failed.restart_pending and failed.gave_up_reason is None
-    assert client._scheduler.pending() == 1
+    assert engine_of(client).runtime.scheduler.pending() == 1
     for _ in range(3):  # however often it is asked, and through every entry point
         assert client.get_batch_progress(batch_id).is_completed is False
         assert client.get_downloads_progress([p.gid for p in pending.downloads]).is_completed is False
@@ -236,9 +237,11 @@ def test_restart_waits_out_its_backoff_without_blocking_the_poller(client_factor
     assert client.restart_download(gid) is True
     assert wait_for_status(client, gid, "complete").retry_count == 1
     # ... and when the scheduled one comes due, it finds nothing to do.
-    assert client._scheduler.pending() == 1
+    assert engine_of(client).runtime.scheduler.pending() == 1
     assert bring_scheduled_restarts_due(client) == 1
-    wait_for(lambda: client._scheduler.pending() == 0, what="the scheduled restart to come due")
+    wait_for(
+        lambda: engine_of(client).runtime.scheduler.pending() == 0, what="the scheduled restart to come due"
+    )
     wait_for(lambda: not client.get_progress(gid).restart_pending, what="the scheduled job to finish")
     assert client.get_progress(gid).retry_count == 1
     assert daemon_gids(client) == [gid]
@@ -258,7 +261,7 @@ def test_cancel_and_close_leave_no_restart_pending(client_factory, fault_server,
     assert not wait([cancelled], timeout=10).not_done
     assert cancelled.cancelled()
     client.close()
-    assert all(not record.restart_pending for record in client._ledger)
+    assert all(not record.restart_pending for record in engine_of(client).ledger)
 
 
 def test_a_restart_whose_add_fails_is_recovered(client_factory, fault_server, tmp_path, monkeypatch):
@@ -290,7 +293,7 @@ def test_restart_all_raises_an_auth_error_instead_of_restarting_nothing(
     client = client_factory(auto_restart_failed=False)
     gid = client.add_download(fault_server.base_url + "/x.bin", str(tmp_path / "x.bin"), GIVE_UP_AT_ONCE)
     wait_for_status(client, gid, "error")
-    client._transport._secret = "not-the-secret"
+    engine_of(client).transport._secret = "not-the-secret"
     with pytest.raises(Aria2AuthError):
         client.restart_all_failed_downloads()
 
@@ -417,7 +420,7 @@ def _failed_with_a_restart_scheduled(client, fault_server, tmp_path, name):
     fault_server.add_faults(name, ResetAfter(50_000))
     gid = client.add_download(url, str(tmp_path / name), GIVE_UP_AT_ONCE)
     wait_for(lambda: client.get_progress(gid).restart_pending, what="a scheduled restart")
-    assert client._scheduler.pending() == 1
+    assert engine_of(client).runtime.scheduler.pending() == 1
     return gid
 
 
@@ -435,8 +438,11 @@ def test_a_scheduled_restart_coming_due_during_an_explicit_one_does_nothing(
             assert held.held.wait(20), "the explicit restart did not reach its removal"
             # The explicit restart is in flight; now the scheduled one comes due and runs.
             assert bring_scheduled_restarts_due(client) == 1
-            wait_for(lambda: client._scheduler.pending() == 0, what="the scheduled restart to come due")
-            _drain(client._pools.jobs)
+            wait_for(
+                lambda: engine_of(client).runtime.scheduler.pending() == 0,
+                what="the scheduled restart to come due",
+            )
+            _drain(engine_of(client).runtime.pools.jobs)
             assert held.adds == [], "the scheduled restart ran while the explicit one was in flight"
         finally:
             held.release.set()

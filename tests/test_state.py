@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from aria2_sync import Aria2Client, Aria2InputError, Aria2StateError, SQLiteStore
+from aria2_sync.client import engine_of
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for
 from tests.support.fault_server import OnRangeRequest, ResetAfter, Slow
 from tests.test_client import daemon_gids
@@ -200,7 +201,7 @@ def test_the_store_is_bounded_like_the_memory(daemon, fault_server, tmp_path):
         futures = [client.submit(url, str(tmp_path / f"b{i}.bin")) for i in range(5)]
         for future in futures:
             future.result(timeout=20)
-        wait_for(lambda: len(client._ledger) <= 2, what="the retention")
+        wait_for(lambda: len(engine_of(client).ledger) <= 2, what="the retention")
         with sqlite3.connect(db) as connection:
             wait_for(
                 lambda: connection.execute("SELECT COUNT(*) FROM downloads").fetchone()[0] <= 2,
@@ -229,8 +230,8 @@ def test_a_download_being_added_is_not_taken_for_lost_by_another_process(daemon,
         def add_while_b_watches(uris, options, gid, attempts=4):
             # The row is in the store, the daemon does not have the GID yet, and B watches it.
             seen["future"] = b.future(gid)
-            start = b._monitor.ticks
-            wait_for(lambda: b._monitor.ticks >= start + 3, what="B's monitor to look at it")
+            start = engine_of(b).monitor.ticks
+            wait_for(lambda: engine_of(b).monitor.ticks >= start + 3, what="B's monitor to look at it")
             return real(uris, options, gid, attempts)
 
         a.rpc.add_uri_once = add_while_b_watches
@@ -302,8 +303,8 @@ def test_a_restart_claimed_by_one_process_is_not_done_again_by_the_other(daemon,
             assert bring_scheduled_restarts_due(a) == 1
             assert held_a.held.wait(20), "A's restart did not reach its removal"
             assert bring_scheduled_restarts_due(b) == 1
-            wait_for(lambda: b._scheduler.pending() == 0, what="B's restart to come due")
-            _drain(b._pools.jobs)
+            wait_for(lambda: engine_of(b).runtime.scheduler.pending() == 0, what="B's restart to come due")
+            _drain(engine_of(b).runtime.pools.jobs)
             assert held_b.adds == [], "B restarted a download whose restart A had claimed"
             held_a.release.set()
             wait_for(lambda: held_a.adds, what="A's re-add")

@@ -5,7 +5,8 @@ be replaced (a restart that had to take a new GID); the ledger keeps the caller'
 handle, remembers every daemon-side GID it had, and keeps what is needed to add it again: URIs,
 options, attempt history. Counters belong here, to the logical download, never to a daemon GID.
 
-Thread-safe: one lock guards the maps; a record's mutable fields are changed only under it.
+Thread-safe: one lock guards the maps, and the records kept share it (their transitions take
+it); nobody outside the engine takes it.
 """
 
 from __future__ import annotations
@@ -15,140 +16,21 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..state.base import Row, Store
-    from .futures import DownloadFuture
+    from ..state.base import Store
 
 import attrs
 
 from ..errors import Aria2StateError
 from ..logs import logger
-from ..models import BatchProgress, Progress
+from ..models import BatchProgress
+from .record import DownloadRecord
+from .states import Attempt, Outcome
+from .storesync import new_row, outcome_fields, record_from_row
 
-__all__ = [
-    "Attempt",
-    "Batch",
-    "BatchSummary",
-    "Callbacks",
-    "DownloadRecord",
-    "Ledger",
-    "IDLE",
-    "SCHEDULED",
-    "RESTARTING",
-    "COMPLETE",
-    "FAILED",
-    "CANCELLED",
-    "REJECTED",
-]
-
-
-@attrs.frozen
-class Attempt:
-    """One failed run of a download: when it failed, how, and how far it had got."""
-
-    time: float
-    error_code: str | None
-    error_message: str | None
-    completed_length: int
-    gid: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-
-#: Restart states of a record: nothing going on, a restart waiting out its backoff, one running.
-IDLE, SCHEDULED, RESTARTING = "idle", "scheduled", "restarting"
-
-#: Final outcomes of a logical download. A record without one is still being watched.
-COMPLETE, FAILED, CANCELLED, REJECTED = "complete", "failed", "cancelled", "rejected"
-
-
-@attrs.frozen
-class Callbacks:
-    """Functions a UI attaches to one download; each is called on the client's worker pool.
-
-    ``on_progress(progress)`` when a watched download's snapshot changes, ``on_restart(progress)``
-    when a restart of it is issued, ``on_done(future)`` once it has an outcome.
-    """
-
-    on_progress: Callable[[Progress], Any] | None = None
-    on_restart: Callable[[Progress], Any] | None = None
-    on_done: Callable[[DownloadFuture], Any] | None = None
-
-
-@attrs.define(eq=False)
-class DownloadRecord:
-    """Mutable state of one logical download (guarded by the ledger's lock).
-
-    ``run`` numbers the daemon-side runs of the download (0 for the first add, +1 per restart);
-    ``failed_run`` is the last run whose failure was recorded, so that one failure seen by many
-    pollers is counted once. ``gave_up`` says why a failure of the current run will not be
-    restarted (None while it may be).
-    """
-
-    gid: str
-    uris: list[str]
-    options: dict[str, Any]
-    current_gid: str
-    batch_id: str | None = None
-    added_at: float = attrs.field(factory=time.time)
-    attempts: list[Attempt] = attrs.field(factory=list)
-    retry_count: int = 0
-    last: Progress | None = None
-    run: int = 0
-    failed_run: int = -1
-    restart_state: str = IDLE
-    gave_up: str | None = None
-    cancelled: bool = False
-    outcome: str | None = None
-    finished_at: float | None = None
-    rejected_error: Exception | None = None
-    future: DownloadFuture | None = None
-    callbacks: Callbacks = attrs.field(factory=Callbacks)
-    daemon_gids: list[str] = attrs.field(factory=list)
-    #: True while the add that creates this download is in flight: until it returns, the
-    #: daemon not knowing the GID means "not yet", not "lost".
-    adding: bool = False
-    #: (run, outcome) whose future resolution was queued, so one outcome settles once.
-    settled: tuple[int, str] | None = None
-    progress_callback_queued: bool = False
-    removal_queued: bool = False
-    #: A few fields of the answer ``last`` was built from; an identical answer needs no work.
-    fingerprint: tuple[object, ...] | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.outcome is not None
-
-    def finish(self, outcome: str) -> None:
-        self.outcome = outcome
-        self.finished_at = time.monotonic()
-
-    def reopen(self) -> None:
-        """Back to watched: a finished (failed or cancelled) download was restarted.
-
-        A future that already told its outcome stays as it was; the next one asked for
-        (``Aria2Client.future``) follows the new run.
-        """
-        self.outcome = None
-        self.finished_at = None
-        self.settled = None
-        if self.future is not None and self.future.done():
-            self.future = None
-
-    @property
-    def failure_recorded(self) -> bool:
-        return self.failed_run == self.run
-
-    @property
-    def restart_pending(self) -> bool:
-        return self.restart_state != IDLE
-
-    @property
-    def url(self) -> str:
-        return self.uris[0]
+__all__ = ["Batch", "BatchSummary", "Ledger"]
 
 
 #: How long the counts of a finished batch whose downloads the count rule of the retention
@@ -231,9 +113,9 @@ def _summarize(batch_id: str, records: list[DownloadRecord], done_at: float) -> 
     return BatchSummary(
         batch_id=batch_id,
         total=len(records),
-        completed=outcomes.count(COMPLETE),
-        failed=outcomes.count(FAILED) + outcomes.count(REJECTED),
-        removed=outcomes.count(CANCELLED),
+        completed=outcomes.count(Outcome.COMPLETE),
+        failed=outcomes.count(Outcome.FAILED) + outcomes.count(Outcome.REJECTED),
+        removed=outcomes.count(Outcome.CANCELLED),
         total_length=sum(p.total_length for p in lasts),
         completed_length=sum(p.completed_length for p in lasts),
         done_at=done_at,
@@ -269,7 +151,8 @@ class Ledger:
         store: Store | None = None,
     ) -> None:
         self.store = store
-        self.lock = threading.RLock()
+        #: Guards the maps, and the records kept (they share it): private to the engine.
+        self._lock = threading.RLock()
         self.keep_finished = keep_finished
         self.keep_seconds = keep_seconds
         self._records: dict[str, DownloadRecord] = {}
@@ -285,11 +168,12 @@ class Ledger:
 
     def add(self, record: DownloadRecord) -> None:
         if self.store is not None:
-            self.store.add([_row(record)])
+            self.store.add([new_row(record)])
         self._keep(record)
 
     def _keep(self, record: DownloadRecord) -> None:
-        with self.lock:
+        with self._lock:
+            record._share_lock(self._lock)
             self._records[record.gid] = record
             self._by_daemon_gid[record.current_gid] = record.gid
             for daemon_gid in record.daemon_gids:
@@ -297,14 +181,14 @@ class Ledger:
 
     def add_batch(self, batch: Batch, records: list[DownloadRecord]) -> None:
         if self.store is not None:
-            self.store.add([_row(r) for r in records], (batch.batch_id, list(batch.gids)))
-        with self.lock:
+            self.store.add([new_row(r) for r in records], (batch.batch_id, list(batch.gids)))
+        with self._lock:
             for record in records:
                 self._keep(record)
             self._batches[batch.batch_id] = batch
 
     def has_batch(self, batch_id: str) -> bool:
-        with self.lock:
+        with self._lock:
             if batch_id in self._batches or self.batch_summary(batch_id) is not None:
                 return True
         return self.store is not None and self.store.batch(batch_id) is not None
@@ -314,7 +198,7 @@ class Ledger:
 
         ``local_only``: from memory alone, without asking the store.
         """
-        with self.lock:
+        with self._lock:
             batch = self._batches.get(batch_id)
             if batch is not None:
                 return [self._records[gid] for gid in batch.gids if gid in self._records]
@@ -323,8 +207,8 @@ class Ledger:
         rows = self.store.batch(batch_id)
         if rows is None:
             return None
-        with self.lock:  # first seen here: another process (or an earlier life) added it
-            records = [self._records.get(row["gid"]) or _record(row) for row in rows]
+        with self._lock:  # first seen here: another process (or an earlier life) added it
+            records = [self._records.get(row["gid"]) or record_from_row(row) for row in rows]
             for record in records:
                 if record.gid not in self._records:
                     self._keep(record)
@@ -333,7 +217,7 @@ class Ledger:
 
     def batch_summary(self, batch_id: str) -> BatchSummary | None:
         """The counts of a finished batch whose downloads were forgotten lately, else None."""
-        with self.lock:
+        with self._lock:
             summary = self._summaries.get(batch_id)
             if summary is not None and time.monotonic() - summary.done_at > BATCH_GRACE_SECONDS:
                 del self._summaries[batch_id]
@@ -355,14 +239,7 @@ class Ledger:
         """
         if self.store is not None:
             try:
-                self.store.update(
-                    record.gid,
-                    outcome=record.outcome,
-                    finished_at=time.time(),
-                    gave_up=record.gave_up,
-                    cancelled=record.cancelled,
-                    last=record.last.to_dict() if record.last is not None else None,
-                )
+                self.store.update(record.gid, **outcome_fields(record))
             except Aria2StateError as error:
                 # The outcome stands in this process (its future must still be resolved);
                 # other processes read it from the daemon themselves.
@@ -380,7 +257,7 @@ class Ledger:
         """
         if not record.finished:
             return
-        with self.lock:
+        with self._lock:
             self._finished_hint += 1
             over = self._finished_hint > self._prune_at
         if over:
@@ -391,8 +268,7 @@ class Ledger:
         if self.store is None:
             return
         attempts = self.store.record_failure(record.gid, run, attempt.to_dict())
-        with self.lock:
-            record.attempts = [Attempt(**a) for a in attempts]
+        record.shared_attempts([Attempt(**a) for a in attempts])
 
     def claim(self, record: DownloadRecord, run: int) -> bool:
         """Reserve the restart of run ``run`` for this process; False if another has it."""
@@ -414,30 +290,16 @@ class Ledger:
             return []  # this process goes on with what it knows
         self._store_ok()
         settled = []
-        with self.lock:
+        with self._lock:
             for record in records:
                 row = rows.get(record.gid)
-                if row is None or row["run"] < record.run or record.restart_pending:
-                    continue  # not stored, or this process is ahead (its writes are on the way)
-                if row["current_gid"] != record.current_gid:
-                    record.daemon_gids = list(row["daemon_gids"])
-                    self.rebind(record, row["current_gid"], persist=False)
-                moved_on = row["run"] > record.run
-                record.run = row["run"]
-                record.failed_run = row["failed_run"]
-                record.retry_count = row["retry_count"]
-                record.attempts = [Attempt(**a) for a in row["attempts"]]
-                record.gave_up = row["gave_up"]
-                # A cancel is sticky until an explicit restart lifts it (in the store first).
-                record.cancelled = bool(row["cancelled"]) or (record.cancelled and not moved_on)
-                if record.finished and moved_on:
-                    record.reopen()  # restarted by another process after it finished here
-                    record.last = None
-                    record.fingerprint = None
-                if row["outcome"] is not None and not record.finished:
-                    if row["last"] is not None:
-                        record.last = Progress.from_dict(row["last"])
-                    record.finish(row["outcome"])
+                if row is None:
+                    continue  # not stored
+                gid_before = record.current_gid
+                outcome = record.take_shared(row)
+                if record.current_gid != gid_before:
+                    self._by_daemon_gid[record.current_gid] = record.gid
+                if outcome:
                     settled.append(record)
         for record in settled:
             self.note_finished(record)
@@ -445,7 +307,7 @@ class Ledger:
 
     def _store_trouble(self, action: str, error: Aria2StateError) -> None:
         """Log a store that cannot be read once (WARNING), then quietly until it works again."""
-        with self.lock:
+        with self._lock:
             first, self._store_failing = not self._store_failing, True
         logger.log(
             logging.WARNING if first else logging.DEBUG,
@@ -456,7 +318,7 @@ class Ledger:
 
     def _store_ok(self) -> None:
         if self._store_failing:
-            with self.lock:
+            with self._lock:
                 self._store_failing = False
             logger.warning("the state file can be read again")
 
@@ -470,8 +332,8 @@ class Ledger:
             self._store_trouble("look for downloads other processes left unfinished", error)
             return 0
         self._store_ok()
-        with self.lock:
-            fresh = [_record(row) for row in rows if row["gid"] not in self._records]
+        with self._lock:
+            fresh = [record_from_row(row) for row in rows if row["gid"] not in self._records]
             for record in fresh:
                 self._keep(record)
             stale = [
@@ -483,13 +345,13 @@ class Ledger:
         return len(fresh)
 
     def unfinished(self) -> list[DownloadRecord]:
-        with self.lock:
+        with self._lock:
             return [r for r in self._records.values() if r.outcome is None]
 
     def prune_if_due(self, interval: float = 1.0) -> None:
         """:meth:`prune` at most once per ``interval`` seconds (cheap to call on every API call)."""
         now = time.monotonic()
-        with self.lock:
+        with self._lock:
             if now - self._last_prune < interval:
                 return
             self._last_prune = now
@@ -507,7 +369,7 @@ class Ledger:
         """
         now = time.monotonic() if now is None else now
         limit = self.keep_finished - (self.keep_finished // 10 if low_water else 0)
-        with self.lock:
+        with self._lock:
             units = self._finished_units()
             # Finished downloads of batches still running count too, but cannot go yet.
             finished_total = sum(record.finished for record in self._records.values())
@@ -567,7 +429,7 @@ class Ledger:
 
     def forget_batch(self, batch_id: str) -> None:
         """Drop a batch and its records now (adds that certainly did not happen)."""
-        with self.lock:
+        with self._lock:
             batch = self._batches.pop(batch_id, None)
             self._summaries.pop(batch_id, None)
             gids = list(batch.gids) if batch else []
@@ -578,7 +440,7 @@ class Ledger:
 
     def forget(self, gid: str) -> None:
         """Drop one record now (an add that certainly did not happen)."""
-        with self.lock:
+        with self._lock:
             self._forget(gid)
         if self.store is not None:
             self.store.forget([gid])
@@ -592,7 +454,7 @@ class Ledger:
 
     def get_local(self, gid: str) -> DownloadRecord | None:
         """The record for a GID from memory alone (without asking the store)."""
-        with self.lock:
+        with self._lock:
             record = self._records.get(gid)
             if record is None:
                 handle = self._by_daemon_gid.get(gid)
@@ -601,7 +463,7 @@ class Ledger:
 
     def get(self, gid: str) -> DownloadRecord | None:
         """The record for a handle GID or for any daemon GID it ever had."""
-        with self.lock:
+        with self._lock:
             record = self._records.get(gid)
             if record is None:
                 handle = self._by_daemon_gid.get(gid)
@@ -611,62 +473,25 @@ class Ledger:
         row = self.store.find(gid)
         if row is None:
             return None
-        with self.lock:
+        with self._lock:
             record = self._records.get(row["gid"])
             if record is None:
-                record = _record(row)
+                record = record_from_row(row)
                 self._keep(record)
             return record
 
     def rebind(self, record: DownloadRecord, daemon_gid: str, persist: bool = True) -> None:
         """Point ``record`` at a new daemon-side GID; the old one keeps resolving to it."""
-        with self.lock:
-            record.current_gid = daemon_gid
+        with self._lock:
+            record.rehomed(daemon_gid)
             self._by_daemon_gid[daemon_gid] = record.gid
-            if daemon_gid not in record.daemon_gids:
-                record.daemon_gids.append(daemon_gid)
         if persist:
             self.persist(record, current_gid=daemon_gid, daemon_gids=list(record.daemon_gids))
 
     def __iter__(self) -> Iterator[DownloadRecord]:
-        with self.lock:
+        with self._lock:
             return iter(list(self._records.values()))
 
     def __len__(self) -> int:
-        with self.lock:
+        with self._lock:
             return len(self._records)
-
-
-def _row(record: DownloadRecord) -> dict[str, Any]:
-    """What a new download looks like in a store."""
-    return {
-        "gid": record.gid,
-        "batch_id": record.batch_id,
-        "uris": list(record.uris),
-        "options": dict(record.options),
-        "current_gid": record.current_gid,
-    }
-
-
-def _record(row: Row) -> DownloadRecord:
-    """A working copy of a stored download."""
-    record = DownloadRecord(
-        gid=row["gid"],
-        uris=list(row["uris"]),
-        options=dict(row["options"]),
-        current_gid=row["current_gid"],
-        batch_id=row.get("batch_id"),
-        attempts=[Attempt(**a) for a in row.get("attempts") or []],
-        retry_count=row.get("retry_count", 0),
-        run=row.get("run", 0),
-        failed_run=row.get("failed_run", -1),
-        gave_up=row.get("gave_up"),
-        cancelled=bool(row.get("cancelled")),
-        daemon_gids=list(row.get("daemon_gids") or []),
-        last=Progress.from_dict(row["last"]) if row.get("last") else None,
-    )
-    if row.get("outcome") is not None:
-        record.outcome = row["outcome"]
-        age = max(0.0, time.time() - (row.get("finished_at") or time.time()))
-        record.finished_at = time.monotonic() - age
-    return record

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from ..errors import (
     Aria2AuthError,
@@ -32,9 +32,10 @@ from ..errors import (
 )
 from ..logs import logger
 from ..rpc.methods import Aria2RPC
-from .ledger import DownloadRecord, Ledger
+from .ledger import Ledger
+from .record import DownloadRecord
 from .tracker import Tracker
-from .workers import WorkerPool
+from .workers import ThreadFactory, WorkerPool, daemon_thread
 
 __all__ = ["Monitor"]
 
@@ -63,6 +64,7 @@ class Monitor:
         auto_restart: Callable[[], bool],
         interval: float = 0.5,
         disconnect_grace: float = 60.0,
+        thread_factory: ThreadFactory = daemon_thread,
     ) -> None:
         self.rpc = rpc
         self.ledger = ledger
@@ -71,6 +73,7 @@ class Monitor:
         self._auto_restart = auto_restart
         self.interval = interval
         self.disconnect_grace = disconnect_grace
+        self._new_thread = thread_factory
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,7 +94,7 @@ class Monitor:
         kept the previous one from starting, which then left a thread object never started."""
         with self._lock:
             if (self._thread is None or self._thread.ident is None) and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="aria2_sync-monitor", daemon=True)
+                self._thread = self._new_thread("aria2_sync-monitor", self._run)
                 self._thread.start()
 
     def wake(self, gid: str | None = None) -> None:
@@ -155,8 +158,7 @@ class Monitor:
             self.tracker.settle(record)
         with self._lock:
             urgent, self._urgent = self._urgent, set()
-        with self.ledger.lock:
-            due = self._due(records, urgent)
+        due = self._due(records, urgent)
         try:
             # A refused secret raises here: the daemon is there, but it is an outage all the same.
             self.tracker.read(self.rpc, due, self._auto_restart())
@@ -169,7 +171,7 @@ class Monitor:
         return len(due)
 
     def _due(self, records: list[DownloadRecord], urgent: set[str]) -> list[DownloadRecord]:
-        """The records to read this tick (under the ledger's lock).
+        """The records to read this tick.
 
         Every one, unless many are parked (paused, or waiting in the queue): those change
         only when something happens to them, and reading 10,000 of them twice a second would
@@ -266,11 +268,7 @@ class Monitor:
         The records stay: when the daemon answers again they are re-synced, and
         ``Aria2Client.future(gid)`` gives a fresh future that follows the download.
         """
-        waiting: list[Any] = []
-        with self.ledger.lock:
-            for record in self.ledger.unfinished():
-                if record.future is not None and not record.future.done():
-                    waiting.append(record.future)
+        waiting = [f for f in (r.unsettled_future() for r in self.ledger.unfinished()) if f is not None]
         if not waiting:
             return
         if not self._futures_failed_offline:

@@ -1,14 +1,14 @@
 """Restarting downloads that ended in aria2's ``error`` state.
 
-The rules (design guarantees 1-3 and 6), and how they are kept:
+The rules, and how they are kept:
 
 * **The handle stays valid.** A restart re-adds the download under the SAME GID
   (``removeDownloadResult`` frees it, then ``addUri`` with ``gid``). Only when the daemon refuses
   that GID (an evicted unfinished result locks it) does the download get a new one, and the
   ledger keeps the old GID resolving to it.
 * **One restart at a time.** Each record has a restart state (idle, scheduled, restarting)
-  changed only under the ledger's lock; a failure is recorded once per run of the download,
-  however many threads see it.
+  changed only by its transitions (:mod:`aria2_sync.engine.record`); a failure is recorded once
+  per run of the download, however many threads see it.
 * **Resume, never re-fetch.** Nothing is deleted: the ``.aria2`` control file stays, and the
   restart pins ``dir`` and ``out`` to the file aria2 was writing, so aria2 continues it with a
   Range request. ``continue=true`` is never added (it corrupts preallocated files).
@@ -22,10 +22,11 @@ from __future__ import annotations
 import os
 import stat
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable
+
+import attrs
 
 from ..errors import (
     Aria2ConnectionError,
@@ -37,7 +38,8 @@ from ..logs import logger
 from ..models import Progress
 from ..policy import RestartDecision, RestartPolicy, describe_error
 from ..rpc.methods import Aria2RPC, new_gid
-from .ledger import IDLE, RESTARTING, SCHEDULED, Attempt, DownloadRecord, Ledger
+from .ledger import Ledger
+from .record import DownloadRecord
 from .scheduler import Scheduler
 
 __all__ = ["RestartEngine", "complete_file_on_disk"]
@@ -134,16 +136,23 @@ class RestartEngine:
         policy: RestartPolicy,
         scheduler: Scheduler,
         add_attempts: int,
-        run_job: Callable[[Callable[[], None]], None] | None = None,
-        on_restarted: Callable[[DownloadRecord], None] | None = None,
+        run_job: Callable[[Callable[[], None]], object] | None = None,
+        run_callback: Callable[[Callable[[], None]], object] | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
+        """``run_job`` runs due restarts (the client's job pool, whose ``submit`` says False
+        once it is closed; inline without one),
+        ``run_callback`` runs ``on_restart`` callbacks (the callback pool), ``wake`` asks the
+        monitor to look at once after a restart was issued."""
         self.rpc = rpc
         self.ledger = ledger
         self.policy = policy
         self.scheduler = scheduler
         self.add_attempts = add_attempts
         self._run_job = run_job or (lambda job: job())
-        self._on_restarted = on_restarted
+        self._run_callback = run_callback or (lambda job: job())
+        #: Set by whoever builds the monitor (which comes after this engine).
+        self.wake = wake
         # Handle GID -> (path, identity) of the file aria2 was seen writing for that download:
         # the proof that a leftover it later refuses (error 13) is its own. Bounded: the oldest
         # entries go first (a download forgotten here is simply not overwritten).
@@ -202,37 +211,19 @@ class RestartEngine:
         is scheduled if the policy allows one and none is pending. A report about an older run
         (a poller that read the status just before a restart) is ignored.
         """
-        attempt = None
-        with self.ledger.lock:
-            if record.cancelled or record.run != run:
-                return
-        with self.ledger.lock:
-            if record.cancelled or record.run != run:
-                return
-            if not record.failure_recorded:
-                record.failed_run = run
-                record.gave_up = None
-                attempt = Attempt(
-                    time=time.time(),
-                    error_code=progress.error_code,
-                    error_message=progress.error_message,
-                    completed_length=progress.completed_length,
-                    gid=record.current_gid,
-                )
-                record.attempts.append(attempt)
+        if not record.is_current(run):
+            return
+        attempt = record.failed(run, progress)
         if attempt is not None:
             # The first sight of this failure: the file is as the run left it (looked at later,
             # it may have been swapped for another writer's while the status stayed the same).
             self._note_left_file(record, progress)
             self.ledger.record_failure(record, run, attempt)  # shared once, whoever saw it
-        with self.ledger.lock:
-            if not auto or record.restart_state != IDLE or record.gave_up is not None or record.run != run:
-                return
-            decision = self._decide(record, progress)
-            if not decision.restart:
-                record.gave_up = decision.reason
-            else:
-                record.restart_state = SCHEDULED
+        if not auto:
+            return
+        decision = record.schedule_restart(run, lambda: self.decide(record, progress))
+        if decision is None:
+            return
         if not decision.restart:
             self.ledger.persist(record, gave_up=decision.reason)
             logger.warning("download GID %s: %s", record.gid, decision.reason)
@@ -243,58 +234,56 @@ class RestartEngine:
             decision.delay,
             describe_error(progress),
         )
+
         # The scheduler thread only keeps time; the restart itself runs as a job (on the client's
-        # worker pool), so a slow daemon never delays other downloads' due restarts.
-        scheduled = self.scheduler.call_later(
-            decision.delay, lambda: self._run_job(lambda: self._run_scheduled(record, run))
-        )
+        # worker pool), so a slow daemon never delays other downloads' due restarts. A restart
+        # due at once goes straight to the pool.
+        def job() -> None:
+            self._run_scheduled(record, run)
+
+        def due() -> None:
+            self._run_job(job)
+
+        if decision.delay <= 0:
+            scheduled = self._run_job(job) is not False
+        else:
+            scheduled = self.scheduler.call_later(decision.delay, due)
         if not scheduled:  # the client is closing: leave no record waiting for a job
-            with self.ledger.lock:
-                if record.restart_state == SCHEDULED:
-                    record.restart_state = IDLE
+            record.unschedule()
 
     def _run_scheduled(self, record: DownloadRecord, run: int) -> None:
-        with self.ledger.lock:
-            if record.restart_state != SCHEDULED or record.run != run:
-                # An explicit restart took over (and reset the state itself), or this job is
-                # for a run that is over: a SCHEDULED state now belongs to a newer job.
-                return
-            if record.cancelled:
-                record.restart_state = IDLE
-                return
-            record.restart_state = RESTARTING
+        if not record.begin_scheduled_restart(run):
+            return  # taken over by an explicit restart, a run that is over, or cancelled
         try:
             self._restart(record, run, counted=True)
         except Aria2ConnectionError as error:
             logger.warning("could not restart download GID %s: %s", record.gid, error.reason)
         except Aria2RPCError as error:
-            with self.ledger.lock:
-                record.gave_up = f"aria2 refused the restart: {error}"
+            record.give_up(f"aria2 refused the restart: {error}", replace=True)
             logger.warning("could not restart download GID %s: %s", record.gid, error)
 
     def unschedule_all(self) -> None:
         """Forget every scheduled restart (the client is closing): no record stays SCHEDULED."""
-        with self.ledger.lock:
-            for record in self.ledger:
-                if record.restart_state == SCHEDULED:
-                    record.restart_state = IDLE
+        for record in self.ledger:
+            record.unschedule()
 
     # -- restarting -----------------------------------------------------------------------------
 
-    def _decide(self, record: DownloadRecord, progress: Progress) -> RestartDecision:
-        """The policy's word, except for a file-exists error on this download's own leftover
-        (a crash before its first control-file save): that one is restarted, budget allowing,
-        overwriting the leftover."""
+    def decide(self, record: DownloadRecord, progress: Progress) -> RestartDecision:
+        """Whether this failure may be restarted now, and after what delay (a question only).
+
+        The policy's word, except for a file-exists error on this download's own leftover
+        (a crash before its first control-file save): without a ``predicate``, that one is
+        restarted, budget allowing, overwriting the leftover; a user's ``predicate`` is asked
+        about it like about any failure.
+        """
         if progress.error_code != "13":
             return self.policy.decide(progress, record.retry_count)
         if self.own_leftover(record) is not None:
-            budget = RestartPolicy(
-                max_restarts=self.policy.max_restarts,
-                restartable_codes={13},
-                base_delay=self.policy.base_delay,
-                max_delay=self.policy.max_delay,
-            )
-            return budget.decide(progress, record.retry_count)
+            policy = self.policy
+            if policy.predicate is None:
+                policy = attrs.evolve(policy, restartable_codes={13})
+            return policy.decide(progress, record.retry_count)
         decision = self.policy.decide(progress, record.retry_count)
         if decision.restart:
             return decision
@@ -307,13 +296,14 @@ class RestartEngine:
             ),
         )
 
-    def allowed(self, record: DownloadRecord, progress: Progress) -> bool:
-        """Whether the policy (error code and budget) allows restarting this failure now."""
-        with self.ledger.lock:
-            decision = self._decide(record, progress)
-            if not decision.restart and record.gave_up is None:
-                record.gave_up = decision.reason
-            return decision.restart
+    def restart_if_allowed(self, record: DownloadRecord, run: int, progress: Progress) -> bool:
+        """Restart failed run ``run`` now if the policy allows it; else give up on it (the
+        reason kept unless one is there). True if restarted."""
+        decision = self.decide(record, progress)
+        if not decision.restart:
+            record.give_up(decision.reason)
+            return False
+        return self.restart(record, run)
 
     def restart(self, record: DownloadRecord, run: int) -> bool:
         """Restart run ``run`` of ``record`` now, in this thread.
@@ -322,10 +312,8 @@ class RestartEngine:
         a restart of it is already running, or it turns out not to be failed. Takes over a
         restart that was waiting out its backoff. Raises the error that stopped it.
         """
-        with self.ledger.lock:
-            if record.cancelled or record.run != run or record.restart_state == RESTARTING:
-                return False
-            record.restart_state = RESTARTING
+        if not record.begin_restart(run):
+            return False
         return self._restart(record, run, counted=True)
 
     def recover(self, record: DownloadRecord, run: int) -> bool:
@@ -334,16 +322,8 @@ class RestartEngine:
         The daemon restarted without its session, or a restart lost its add: not a failure of
         the download, so neither the policy nor the budget is asked.
         """
-        with self.ledger.lock:
-            if (
-                record.cancelled
-                or record.finished
-                or record.adding
-                or record.run != run
-                or record.restart_state != IDLE
-            ):
-                return False
-            record.restart_state = RESTARTING
+        if not record.begin_recovery(run):
+            return False
         return self._restart(record, run, counted=False)
 
     def _restart(self, record: DownloadRecord, run: int, *, counted: bool) -> bool:
@@ -374,11 +354,10 @@ class RestartEngine:
                     self.rpc.remove_download_result(old_gid)
                 except Aria2GIDNotFoundError:
                     pass
-            with self.ledger.lock:
-                if record.cancelled:
-                    return False  # cancelled while we were reading: do not bring it back
-                number = record.retry_count + (1 if counted else 0)
-                next_run = record.run + 1
+            planned = record.next_run(counted)
+            if planned is None:
+                return False  # cancelled while we were reading: do not bring it back
+            number, next_run = planned
             # The old run is over from here on: shared first (a failing write leaves this
             # process's view as it was), then here. If the add below fails, the new run has no
             # daemon-side download, and whoever reads it next finds it gone and recovers it.
@@ -391,13 +370,7 @@ class RestartEngine:
                 outcome=None,
                 finished_at=None,
             )
-            with self.ledger.lock:
-                record.retry_count = number
-                record.run = next_run
-                record.gave_up = None
-                record.last = None
-                if record.finished:
-                    record.reopen()
+            record.moved_to_run(number, next_run)
             if counted:
                 logger.warning(
                     "restarting failed download (attempt %d/%d): %s",
@@ -412,11 +385,9 @@ class RestartEngine:
                     redact_url(record.url),
                 )
             gid = self._add_again(record, options, old_gid)
-            with self.ledger.lock:
-                if gid != record.current_gid:
-                    self.ledger.rebind(record, gid)
-                cancelled = _is_cancelled(record)  # (set by cancel_download meanwhile)
-            if cancelled:  # cancel_download ran while the add was in flight
+            if gid != record.current_gid:
+                self.ledger.rebind(record, gid)
+            if record.cancelled:  # cancelled while the add was in flight
                 self._remove_quietly(gid)
                 return False
             resumed = int((status or {}).get("completedLength") or 0)
@@ -426,18 +397,23 @@ class RestartEngine:
                 gid,
                 resumed,
             )
-            if self._on_restarted is not None:
-                self._on_restarted(record)
+            self._restarted(record)
             return True
         finally:
-            with self.ledger.lock:
-                record.restart_state = IDLE
+            record.restart_done()
             if claimed:
                 self.ledger.release(record)
 
+    def _restarted(self, record: DownloadRecord) -> None:
+        on_restart = record.callbacks.on_restart
+        if on_restart is not None:
+            progress = record.last_known("waiting")
+            self._run_callback(lambda: on_restart(progress))
+        if self.wake is not None:
+            self.wake()
+
     def _stand_down(self, record: DownloadRecord) -> None:
-        with self.ledger.lock:
-            record.restart_state = IDLE  # so that refresh may bring the other process's view
+        record.restart_done()  # so that refresh may bring the other process's view
         self.ledger.refresh([record])
         logger.debug("restart of GID %s is another process's; following it", record.gid)
 
@@ -495,8 +471,3 @@ class RestartEngine:
             )
             self.rpc.add_uri_once(record.uris, options, gid, attempts=self.add_attempts)
             return gid
-
-
-def _is_cancelled(record: DownloadRecord) -> bool:
-    """Read ``record.cancelled`` afresh: another thread may have set it during a call."""
-    return record.cancelled

@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 from ..logs import logger
+from .workers import ThreadFactory, daemon_thread
 
 __all__ = ["Scheduler"]
 
@@ -21,8 +22,11 @@ __all__ = ["Scheduler"]
 class Scheduler:
     """Runs jobs after a delay, in order of due time, one at a time, on a daemon thread."""
 
-    def __init__(self, name: str = "aria2_sync-scheduler") -> None:
+    def __init__(
+        self, name: str = "aria2_sync-scheduler", thread_factory: ThreadFactory = daemon_thread
+    ) -> None:
         self._name = name
+        self._new_thread = thread_factory
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
@@ -37,7 +41,7 @@ class Scheduler:
             heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._order), job))
             if self._thread is None or self._thread.ident is None:
                 # (again if an interrupt came between the thread's creation and its start)
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread = self._new_thread(self._name, self._run)
                 self._thread.start()
             self._cond.notify()
             return True

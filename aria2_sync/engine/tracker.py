@@ -10,7 +10,7 @@ rules live in one place:
   its future, callbacks and batch counts follow from that outcome.
 
 Futures are settled on one pool and callbacks run on another (see :class:`~aria2_sync.engine.workers.Pools`):
-user code never runs on the monitor's thread or under the ledger's lock.
+user code never runs on the monitor's thread or under a record's lock.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any, Callable
-
-import attrs
 
 from ..errors import (
     Aria2AuthError,
@@ -38,8 +36,10 @@ from ..models import (
     status_problem,
 )
 from ..rpc.methods import Aria2RPC
+from .cancel import Cancellation
 from .futures import DownloadFuture, DownloadResult
-from .ledger import CANCELLED, COMPLETE, FAILED, REJECTED, DownloadRecord, Ledger
+from .ledger import Ledger
+from .record import DownloadRecord, Outcome
 from .restarts import RestartEngine, complete_file_on_disk
 from .workers import Pools
 
@@ -55,15 +55,14 @@ class Tracker:
         restarts: RestartEngine,
         pools: Pools,
         auto_restart: Callable[[], bool],
-        canceller: Callable[[str], bool],
-        remover: Callable[[DownloadRecord], None],
+        cancellation: Cancellation,
     ) -> None:
         self.ledger = ledger
         self.restarts = restarts
         self.pools = pools
         self._auto_restart = auto_restart
-        self._canceller = canceller
-        self._remover = remover
+        self.cancellation = cancellation
+        cancellation.attach(self)
 
     # -- observing ------------------------------------------------------------------------------
 
@@ -78,62 +77,21 @@ class Tracker:
             status.get("connections"),
             status.get("errorCode"),
         )
-        with self.ledger.lock:
-            last = record.last
-            if (
-                fingerprint == record.fingerprint
-                and last is not None
-                and fingerprint[1] in ("active", "waiting", "paused")
-                and not record.cancelled
-                and not record.restart_pending
-                and not last.restart_pending
-            ):
-                # The same answer as last time, for a download simply moving along or parked:
-                # rebuilding its snapshot is most of the cost of a refresh, and changes nothing.
-                # (Failures and cancels are always looked at again: they may need acting on.)
-                return last
+        last = record.unchanged(fingerprint)
+        if last is not None:
+            return last
         progress = Progress.from_aria2(status, gid=record.gid)
         if progress.status == "error":
             self.restarts.note_failure(record, progress, run, auto=auto)
-        with self.ledger.lock:
-            progress = self.annotate(record, progress)
-            if record.run != run:
-                return progress  # read before a restart: a run that is over
-            if record.finished:
-                # Racing a reader whose answer already settled this run: an older answer must
-                # not replace the final one. One from before the end (still running) is not
-                # handed out either, so that counts by outcome and the statuses listed beside
-                # them agree.
-                final = record.last
-                if final is not None and final.status in ("complete", "error") and progress.is_active:
-                    return final
-                return progress
-            previous = record.last
-            record.last = progress
-            record.fingerprint = fingerprint
-            outcome = self._outcome_of(record, progress)
-            if outcome is not None:
-                record.finish(outcome)
-            changed = previous is None or (previous.status, previous.completed_length) != (
-                progress.status,
-                progress.completed_length,
-            )
-            notify = (
-                changed and record.callbacks.on_progress is not None and not record.progress_callback_queued
-            )
-            if notify:
-                record.progress_callback_queued = True  # one queued call per download, at most
-            remove = record.cancelled and progress.is_active and not record.removal_queued
-            if remove:
-                record.removal_queued = True  # cancelled while the daemon could not hear it
-        if notify:
+        seen = record.observed(run, progress, fingerprint, self._auto_restart())
+        if seen.notify:
             self.pools.callbacks.submit(lambda: self._report_progress(record))
-        if remove:
-            self.pools.jobs.submit(lambda: self._remover(record))
-        if outcome is not None:
+        if seen.remove:
+            self.pools.jobs.submit(lambda: self.cancellation.remove(record))
+        if seen.outcome is not None:
             self.ledger.persist_outcome(record)
             self.settle(record)
-        return progress
+        return seen.progress
 
     def read(
         self, rpc: Aria2RPC, records: list[DownloadRecord], auto: bool
@@ -147,8 +105,7 @@ class Tracker:
         ``aria2.tellStatus`` when an answer is not shaped like a status (that answer and the
         ones after it are not applied).
         """
-        with self.ledger.lock:
-            snapshot = [(record, record.current_gid, record.run) for record in records]
+        snapshot = [(record, *record.where()) for record in records]
         statuses = rpc.multicall(
             [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
         )
@@ -176,9 +133,7 @@ class Tracker:
 
     def _report_progress(self, record: DownloadRecord) -> None:
         """Call ``on_progress`` with the latest snapshot (queued calls coalesce into one)."""
-        with self.ledger.lock:
-            record.progress_callback_queued = False
-            progress, on_progress = record.last, record.callbacks.on_progress
+        progress, on_progress = record.progress_reported()
         if progress is not None and on_progress is not None:
             on_progress(progress)
 
@@ -189,15 +144,10 @@ class Tracker:
         when an add whose answer was lost never arrived. A file complete on disk is taken as the
         finished download; anything else is added again.
         """
-        with self.ledger.lock:
-            if record.adding or record.restart_pending or record.run != run or record.finished:
-                return
-            if record.cancelled:
-                record.finish(CANCELLED)  # gone and not wanted: nothing to bring back
-                cancelled = True
-            else:
-                cancelled = False
-        if cancelled:
+        cancelled = record.vanished(run)
+        if cancelled is None:
+            return
+        if cancelled:  # gone and not wanted: nothing to bring back
             self.ledger.persist_outcome(record)
             self.settle(record)
             return
@@ -207,19 +157,16 @@ class Tracker:
         path = complete_file_on_disk(record)
         if path is not None:
             size = os.path.getsize(path)
-            with self.ledger.lock:
-                if record.run != run or record.finished:
-                    return
-                record.last = Progress(
-                    gid=record.gid,
-                    status="complete",
-                    total_length=size,
-                    completed_length=size,
-                    dir=os.path.dirname(path),
-                    files=(FileInfo(path=path, length=size, completed_length=size),),
-                    retry_count=record.retry_count,
-                )
-                record.finish(COMPLETE)
+            complete = Progress(
+                gid=record.gid,
+                status="complete",
+                total_length=size,
+                completed_length=size,
+                dir=os.path.dirname(path),
+                files=(FileInfo(path=path, length=size, completed_length=size),),
+            )
+            if not record.completed_on_disk(run, path, complete):
+                return
             self.ledger.persist_outcome(record)
             self.settle(record)
             return
@@ -228,42 +175,13 @@ class Tracker:
         except Aria2Error as error:
             logger.warning("could not add download GID %s again: %s", record.gid, error)
 
-    def _outcome_of(self, record: DownloadRecord, progress: Progress) -> str | None:
-        if progress.status == "complete":
-            return COMPLETE
-        if progress.status == "removed" or (record.cancelled and progress.status == "error"):
-            return CANCELLED
-        if progress.status == "error" and not record.restart_pending:
-            if record.gave_up is not None or not self._auto_restart():
-                return FAILED
-        return None
-
     def annotate(self, record: DownloadRecord, progress: Progress) -> Progress:
         """The snapshot with the client's view added: the handle GID, restarts, reasons."""
-        with self.ledger.lock:
-            reason = record.gave_up
-            if reason is None and record.outcome == FAILED:
-                reason = "automatic restart is off; call restart_download() to try again"
-            return attrs.evolve(
-                progress,
-                gid=record.gid,
-                retry_count=record.retry_count,
-                restart_pending=record.restart_pending,
-                gave_up_reason=reason,
-            )
+        return record.annotate(progress)
 
     def reject(self, record: DownloadRecord, error: Exception) -> None:
         """Mark a download aria2 refused to add (it never existed in the daemon)."""
-        with self.ledger.lock:
-            record.rejected_error = error
-            record.gave_up = f"aria2 refused to add it: {error}"
-            record.last = Progress(
-                gid=record.gid,
-                status="error",
-                error_message=str(error),
-                gave_up_reason=record.gave_up,
-            )
-            record.finish(REJECTED)
+        record.rejected(error)
         self.ledger.persist_outcome(record)
         self.settle(record)
 
@@ -276,14 +194,9 @@ class Tracker:
         an outage's grace period, or before an explicit restart) is replaced by a new one that
         follows the download as it is now.
         """
-        with self.ledger.lock:
-            future = record.future
-            if future is None or (future.done() and not record.finished):
-                future = record.future = DownloadFuture(record.gid, self._canceller)
-                record.settled = None
-                settle_now = record.finished
-            else:
-                settle_now = False
+        future, settle_now = record.future_or_new(
+            lambda: DownloadFuture(record.gid, self.cancellation.for_future)
+        )
         if settle_now:
             self.settle(record)
         return future
@@ -294,19 +207,17 @@ class Tracker:
         The value is taken and checked again when the job runs: an outcome the download has
         left meanwhile (it was restarted) is not reported.
         """
-        with self.ledger.lock:
-            future, outcome, run = record.future, record.outcome, record.run
-            if future is None or outcome is None or record.settled == (run, outcome):
-                return
-            record.settled = (run, outcome)
+        claimed = record.claim_settlement()
+        if claimed is None:
+            return
+        future, outcome, run = claimed
 
         def resolve() -> None:
-            with self.ledger.lock:
-                if record.future is not future or record.outcome != outcome or record.run != run:
-                    return  # stale: the download moved on before this job ran
-                value = self._value_of(record)
-                on_done = record.callbacks.on_done
-            if outcome == CANCELLED:
+            resolution = record.resolution(future, outcome, run, self._value_of)
+            if resolution is None:
+                return  # stale: the download moved on before this job ran
+            value, on_done = resolution
+            if outcome is Outcome.CANCELLED:
                 future._settle_cancelled()
             elif isinstance(value, DownloadResult):
                 future._settle_result(value)
@@ -320,7 +231,7 @@ class Tracker:
     def _value_of(self, record: DownloadRecord) -> DownloadResult | DownloadFailed | None:
         last = record.last
         attempts = tuple(a.to_dict() for a in record.attempts)
-        if record.outcome == COMPLETE and last is not None:
+        if record.outcome is Outcome.COMPLETE and last is not None:
             return DownloadResult(
                 gid=record.gid,
                 path=last.file_path,
@@ -329,7 +240,7 @@ class Tracker:
                 retry_count=record.retry_count,
                 attempts=attempts,
             )
-        if record.outcome in (FAILED, REJECTED):
+        if record.outcome in (Outcome.FAILED, Outcome.REJECTED):
             reason = record.gave_up or "automatic restart is off"
             return DownloadFailed(
                 record.gid,
@@ -351,22 +262,22 @@ class Tracker:
         counts = dict.fromkeys(
             ("completed", "failed", "active", "waiting", "paused", "retrying", "removed"), 0
         )
-        with self.ledger.lock:
-            unresolved = 0
-            for record, progress in records:
-                unresolved += not record.finished or record.restart_pending
-                if record.outcome == COMPLETE:
-                    counts["completed"] += 1
-                elif record.outcome in (FAILED, REJECTED):
-                    counts["failed"] += 1
-                elif record.outcome == CANCELLED:
-                    counts["removed"] += 1
-                elif record.restart_pending or progress.status == "error":
-                    counts["retrying"] += 1
-                elif progress.status in ("active", "waiting", "paused"):
-                    counts[progress.status] += 1
-                else:
-                    counts["waiting"] += 1  # added, not yet seen by the daemon's status
+        unresolved = 0
+        for record, progress in records:
+            outcome, pending = record.standing()
+            unresolved += outcome is None or pending
+            if outcome is Outcome.COMPLETE:
+                counts["completed"] += 1
+            elif outcome in (Outcome.FAILED, Outcome.REJECTED):
+                counts["failed"] += 1
+            elif outcome is Outcome.CANCELLED:
+                counts["removed"] += 1
+            elif pending or progress.status == "error":
+                counts["retrying"] += 1
+            elif progress.status in ("active", "waiting", "paused"):
+                counts[progress.status] += 1
+            else:
+                counts["waiting"] += 1  # added, not yet seen by the daemon's status
         return BatchProgress(
             batch_id=batch_id,
             downloads=tuple(progress for _, progress in records),

@@ -17,7 +17,16 @@ import attrs
 
 from ..logs import logger
 
-__all__ = ["WorkerPool", "Pools"]
+__all__ = ["WorkerPool", "Pools", "ThreadFactory", "daemon_thread"]
+
+#: Makes a daemon thread (not started) named ``name`` running ``target``: the client's
+#: :class:`~aria2_sync.engine.runtime.Runtime` passes its own, which keeps every thread it made.
+ThreadFactory = Callable[[str, Callable[[], None]], threading.Thread]
+
+
+def daemon_thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    """The default :data:`ThreadFactory`: a plain daemon thread."""
+    return threading.Thread(target=target, name=name, daemon=True)
 
 
 _STOP = object()
@@ -26,28 +35,32 @@ _STOP = object()
 class WorkerPool:
     """Runs submitted callables on ``size`` daemon threads, first come first served."""
 
-    def __init__(self, size: int = 4, name: str = "aria2_sync-worker") -> None:
+    def __init__(
+        self, size: int = 4, name: str = "aria2_sync-worker", thread_factory: ThreadFactory = daemon_thread
+    ) -> None:
         self._size = max(1, size)
         self._name = name
+        self._new_thread = thread_factory
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(self, job: Callable[[], None]) -> None:
-        """Queue ``job``; ignored once the pool is closed."""
+    def submit(self, job: Callable[[], None]) -> bool:
+        """Queue ``job``; ignored (False) once the pool is closed."""
         with self._lock:
             if self._closed:
-                return
+                return False
             if not self._threads:  # first use: start the (few) workers
                 self._threads = [
-                    threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True)
+                    self._new_thread(f"{self._name}-{number}", self._work)
                     for number in range(1, self._size + 1)
                 ]
             for thread in self._threads:
                 if thread.ident is None:  # (again if an interrupt stopped the first start)
                     thread.start()
         self._queue.put(job)
+        return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the workers after the jobs already queued; wait ``timeout`` for all of them."""
@@ -98,6 +111,15 @@ class Pools:
     callbacks: WorkerPool = attrs.field(factory=lambda: WorkerPool(4, "aria2_sync-callback"))
     settle: WorkerPool = attrs.field(factory=lambda: WorkerPool(2, "aria2_sync-settle"))
     jobs: WorkerPool = attrs.field(factory=lambda: WorkerPool(2, "aria2_sync-job"))
+
+    @classmethod
+    def made_by(cls, thread_factory: ThreadFactory) -> Pools:
+        """The three pools, their threads made by ``thread_factory``."""
+        return cls(
+            callbacks=WorkerPool(4, "aria2_sync-callback", thread_factory),
+            settle=WorkerPool(2, "aria2_sync-settle", thread_factory),
+            jobs=WorkerPool(2, "aria2_sync-job", thread_factory),
+        )
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop all three, waiting at most ``timeout`` seconds in all."""

@@ -1,0 +1,170 @@
+"""Cancelling downloads: the one place that marks, removes and settles a cancelled download.
+
+A cancel has three parts, always in this order:
+
+1. the record is marked cancelled (:meth:`DownloadRecord.cancel`): from then on no restart may
+   bring it back, and a scheduled one is dropped; with a shared store the mark is written
+   through, so other processes do not restart it either;
+2. the daemon is told (``aria2.forceRemove``): now for ``cancel_download`` and
+   ``cancel_batch``, in the background for ``DownloadFuture.cancel()`` (which must not wait on
+   the network), and again by the tracker when a download cancelled while the daemon could not
+   hear it shows up running;
+3. the record gets the outcome CANCELLED and its future is cancelled (once, whoever gets there
+   first: the removal's answer, or a status read that shows it removed).
+
+Files stay on disk: only what aria2 wrote for the download could ever be removed, and removing
+it is the caller's decision.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import Aria2AuthError, Aria2ConnectionError, Aria2Error, Aria2GIDNotFoundError, Aria2RPCError
+from ..logs import logger
+from .ledger import Ledger
+from .record import DownloadRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..rpc.methods import Aria2RPC
+    from .tracker import Tracker
+    from .workers import WorkerPool
+
+__all__ = ["Cancellation"]
+
+
+class Cancellation:
+    """Cancels the downloads of one ledger on one daemon (see the module's docstring)."""
+
+    def __init__(self, rpc: Aria2RPC, ledger: Ledger, jobs: WorkerPool) -> None:
+        self.rpc = rpc
+        self.ledger = ledger
+        self.jobs = jobs
+        self._tracker: Tracker | None = None
+
+    def attach(self, tracker: Tracker) -> None:
+        """The tracker that settles the futures of cancelled downloads (it asks here in turn)."""
+        self._tracker = tracker
+
+    def _mark(self, record: DownloadRecord, *, removing: bool = False, unless_finished: bool = False) -> bool:
+        if not record.cancel(removing=removing, unless_finished=unless_finished):
+            return False
+        self.ledger.persist(record, cancelled=True)
+        return True
+
+    def finish(self, record: DownloadRecord) -> None:
+        """Give ``record`` the outcome CANCELLED (unless it has one) and settle its future."""
+        if not record.finish_cancelled():
+            return
+        self.ledger.persist_outcome(record)
+        if self._tracker is not None:
+            self._tracker.settle(record)
+
+    # -- one download ---------------------------------------------------------------------------
+
+    def cancel_download(self, record: DownloadRecord | None, daemon_gid: str) -> bool:
+        """Stop a download now. True if it was running, False if it had stopped.
+
+        ``record`` is None for a GID this client did not add (it is removed all the same).
+        """
+        if record is not None:
+            # No restart may bring it back, and this call removes it: the monitor must not send
+            # a removal of its own, which would make this one fail as if it had already stopped.
+            self._mark(record, removing=True)
+        try:
+            return self._force_remove(record, daemon_gid)
+        finally:
+            if record is not None:
+                record.removal_sent()
+
+    def _force_remove(self, record: DownloadRecord | None, daemon_gid: str) -> bool:
+        try:
+            self.rpc.force_remove(daemon_gid)
+        except Aria2GIDNotFoundError:
+            if record is None or record.finished:
+                raise
+            # Between a restart's removal and its add (the restart sees the flag and removes
+            # what it adds), or gone from the daemon: either way it will not run again.
+            self.finish(record)
+            return True
+        except Aria2RPCError:
+            # Already stopped (complete, error, removed): nothing is running to cancel.
+            status = self.rpc.tell_status(daemon_gid, ["status"])
+            if status.get("status") in ("complete", "error", "removed"):
+                if record is not None and status.get("status") != "complete":
+                    self.finish(record)
+                return False
+            raise
+        if record is not None:
+            self.finish(record)
+        return True
+
+    def for_future(self, gid: str) -> bool:
+        """``DownloadFuture.cancel()`` asks here first: False if the download has an outcome.
+
+        Marks the download cancelled at once and sends the removal in the background, so
+        ``cancel()`` never waits on the network.
+        """
+        record = self.ledger.get(gid)
+        if record is None:
+            return True
+        if not self._mark(record, removing=True, unless_finished=True):
+            return False
+        self.jobs.submit(lambda: self.remove(record))
+        return True
+
+    def remove(self, record: DownloadRecord) -> None:
+        """Remove a cancelled download from aria2 (again when the daemon was unreachable)."""
+        daemon_gid = record.removal_sent()
+        try:
+            self.rpc.force_remove(daemon_gid)
+        except Aria2ConnectionError as error:
+            logger.warning(
+                "could not remove cancelled download GID %s now (%s); will when aria2 answers",
+                record.gid,
+                error.reason,
+            )
+            return
+        except Aria2RPCError:
+            pass  # already stopped or gone: cancelled all the same
+        self.finish(record)
+
+    # -- many -----------------------------------------------------------------------------------
+
+    def cancel_many(self, records: list[DownloadRecord]) -> int:
+        """Cancel the unfinished ones of ``records`` in one round trip; returns how many.
+
+        Raises :class:`Aria2AuthError` if the daemon refuses the secret.
+        """
+        live = [r for r in records if not r.finished]
+        for record in live:
+            self._mark(record)
+        answers = self.rpc.multicall([("aria2.forceRemove", [record.current_gid]) for record in live])
+        denied = next((a for a in answers if isinstance(a, Aria2AuthError)), None)
+        if denied is not None:
+            raise denied
+        for record in live:
+            self.finish(record)
+        return len(live)
+
+    def cancel_all_closing(self) -> None:
+        """Cancel every unfinished download of the ledger while the client closes.
+
+        The futures are cancelled directly (the pools are about to stop); a daemon that cannot
+        be told is logged, not raised.
+        """
+        records = self.ledger.unfinished()
+        for record in records:
+            record.cancel()
+        gids = [record.current_gid for record in records]
+        try:
+            self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
+        except Aria2Error as error:
+            logger.warning("could not remove %d downloads while closing: %s", len(gids), error)
+        for record in records:
+            if not record.finish_cancelled():
+                continue
+            self.ledger.persist_outcome(record)
+            future = record.future
+            if future is not None:
+                future._settle_cancelled()

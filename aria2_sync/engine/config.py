@@ -1,0 +1,186 @@
+"""The checked, frozen configuration of one client, built from ``Aria2Client``'s keyword arguments.
+
+What is fixed and what is live after construction:
+
+* **Fixed** (read once, when the client is built): everything in :class:`ClientConfig`. The
+  transports, the restart engine, the monitor and the ledger are made from it, so changing it
+  later could not reach them; the client's attributes of the same names (``rpc_url``,
+  ``max_retries``, ``retry_delay``, ``verbose``, ``timeout``, ``restart_policy``) are
+  read-only views of it.
+* **Live**: ``Aria2Client.auto_restart_failed`` alone. Every decision about a failure reads it
+  at that moment, so setting it on a running client turns automatic restarts on or off from the
+  next failure seen on.
+
+The secret is not part of the configuration (it must never appear in a repr): it goes straight
+to the transports.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import urllib.parse
+from typing import Any
+
+import attrs
+
+from ..errors import Aria2InputError, redact_url
+from ..policy import RestartPolicy
+from ..rpc.transport import Timeout
+from ..state import Store
+
+__all__ = ["ClientConfig", "check_number"]
+
+
+def check_number(name: str, value: Any, *, minimum: float, integer: bool = False) -> None:
+    """Raise :class:`Aria2InputError` unless ``value`` is a finite number (an int) >= ``minimum``."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "an int" if integer else "a number"
+        raise Aria2InputError(f"{name} must be {kind}, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise Aria2InputError(f"{name} must be a finite number, got {value!r}")
+    if value < minimum:
+        raise Aria2InputError(f"{name} must be >= {minimum:g}, got {value!r}")
+
+
+def _check_timeout(timeout: Any) -> Timeout:
+    values = timeout if isinstance(timeout, tuple) else (timeout,)
+    if isinstance(timeout, tuple) and len(values) != 2:
+        raise Aria2InputError("timeout must be a number or a (connect, read) pair of numbers")
+    for value in values:
+        check_number("timeout", value, minimum=0)
+        if value == 0:
+            raise Aria2InputError("timeout must be > 0 seconds")
+    return timeout  # type: ignore[no-any-return]  # (checked above: a number or a pair of them)
+
+
+def _check_rpc_url(rpc_url: Any) -> str:
+    if not isinstance(rpc_url, str) or not rpc_url.strip():
+        raise Aria2InputError("rpc_url must be a non-empty str like http://127.0.0.1:6800/jsonrpc")
+    if not rpc_url.lower().startswith(("http://", "https://")):
+        raise Aria2InputError(
+            f"rpc_url {redact_url(rpc_url)!r} must start with http:// or https:// "
+            "(aria2's JSON-RPC endpoint, e.g. http://127.0.0.1:6800/jsonrpc)"
+        )
+    return rpc_url.strip()
+
+
+def _check_state(state: Any) -> None:
+    """``state=`` is None, a path or a Store (checked before a file is opened)."""
+    if state is None or isinstance(state, (str, os.PathLike, Store)):
+        return
+    raise Aria2InputError(
+        f"state must be None, a path to an SQLite file, or a Store, not {type(state).__name__}"
+    )
+
+
+def _check_notifications(wanted: Any, monitor: Any) -> None:
+    """``notifications=True`` needs the websocket-client package (when there is a monitor)."""
+    if not wanted or not monitor:
+        return
+    from ..rpc.notifications import websocket_available
+
+    if not websocket_available():
+        raise Aria2InputError(
+            "notifications=True needs the websocket-client package: pip install 'aria2_sync[notifications]'"
+        )
+
+
+def _policy(
+    policy: RestartPolicy | None, max_restarts: int | None, max_retries: int, base: float, max_delay: float
+) -> RestartPolicy:
+    if policy is not None:
+        if not isinstance(policy, RestartPolicy):
+            raise Aria2InputError(f"restart_policy must be a RestartPolicy, not {type(policy).__name__}")
+        if max_restarts is not None:
+            raise Aria2InputError("give max_restarts or restart_policy, not both")
+        return policy
+    budget = max_retries if max_restarts is None else max_restarts
+    return RestartPolicy(max_restarts=budget, base_delay=base, max_delay=max_delay)
+
+
+@attrs.frozen
+class ClientConfig:
+    """Every setting of a client, checked (see the module's docstring for fixed and live).
+
+    Built by :meth:`build` from ``Aria2Client``'s arguments, which are checked in the order the
+    constructor lists them, before anything is changed (no output configured, no file opened,
+    no thread or connection made): a bad argument leaves nothing behind. ``daemon_is_local``
+    says whether the daemon shares this machine's file system (a loopback ``rpc_url``): only
+    then are download directories checked here.
+    """
+
+    rpc_url: str
+    max_retries: int
+    retry_delay: float
+    auto_restart_failed: bool
+    verbose: bool
+    timeout: Timeout
+    max_retry_delay: float
+    restart_policy: RestartPolicy
+    monitor: bool
+    poll_interval: float
+    disconnect_grace: float
+    keep_finished: int
+    keep_seconds: float | None
+    notifications: bool | None
+    daemon_is_local: bool
+
+    @classmethod
+    def build(
+        cls,
+        rpc_url: Any,
+        rpc_secret: Any,
+        max_retries: Any,
+        retry_delay: Any,
+        auto_restart_failed: Any,
+        verbose: Any,
+        *,
+        timeout: Any,
+        max_retry_delay: Any,
+        max_restarts: Any,
+        restart_policy: Any,
+        monitor: Any,
+        poll_interval: Any,
+        disconnect_grace: Any,
+        keep_finished: Any,
+        keep_seconds: Any,
+        notifications: Any,
+        state: Any,
+    ) -> ClientConfig:
+        """Check the arguments (raising :class:`Aria2InputError` for the first bad one) and
+        freeze them; ``rpc_secret`` and ``state`` are checked here and kept elsewhere."""
+        url = _check_rpc_url(rpc_url)
+        host = (urllib.parse.urlsplit(url).hostname or "").lower()
+        if rpc_secret is not None and not isinstance(rpc_secret, str):
+            raise Aria2InputError(f"rpc_secret must be a str or None, not {type(rpc_secret).__name__}")
+        check_number("max_retries", max_retries, minimum=0, integer=True)
+        check_number("retry_delay", retry_delay, minimum=0)
+        check_number("max_retry_delay", max_retry_delay, minimum=0)
+        check_number("poll_interval", poll_interval, minimum=0.01)
+        check_number("disconnect_grace", disconnect_grace, minimum=0)
+        check_number("keep_finished", keep_finished, minimum=0, integer=True)
+        if keep_seconds is not None:
+            check_number("keep_seconds", keep_seconds, minimum=0)
+        checked_timeout = _check_timeout(timeout)
+        policy = _policy(restart_policy, max_restarts, max_retries, float(retry_delay), max_retry_delay)
+        _check_state(state)
+        _check_notifications(notifications, monitor)
+        return cls(
+            rpc_url=url,
+            max_retries=max_retries,
+            retry_delay=float(retry_delay),
+            auto_restart_failed=bool(auto_restart_failed),
+            verbose=bool(verbose),
+            timeout=checked_timeout,
+            max_retry_delay=float(max_retry_delay),
+            restart_policy=policy,
+            monitor=bool(monitor),
+            poll_interval=float(poll_interval),
+            disconnect_grace=float(disconnect_grace),
+            keep_finished=keep_finished,
+            keep_seconds=keep_seconds,
+            notifications=notifications,
+            daemon_is_local=host in ("localhost", "::1") or host.startswith("127."),
+        )

@@ -1,0 +1,228 @@
+"""One client's engine: its parts wired together once, the way they are stopped, what they share.
+
+``Aria2Client`` checks its arguments (:class:`~aria2_sync.engine.config.ClientConfig`) and
+hands over to an :class:`Engine`, which owns:
+
+* two connections to the daemon (the client's, and the monitor's with a short retry budget);
+* the :class:`~aria2_sync.engine.ledger.Ledger` of records (with the shared store, if any);
+* the :class:`~aria2_sync.engine.runtime.Runtime` (every thread and pool);
+* the :class:`~aria2_sync.engine.restarts.RestartEngine`, the
+  :class:`~aria2_sync.engine.cancel.Cancellation`, the
+  :class:`~aria2_sync.engine.tracker.Tracker` and the
+  :class:`~aria2_sync.engine.monitor.Monitor` (and its notification listener).
+
+Dependencies point one way: the tracker uses the restart engine and the cancellation; the
+monitor uses the tracker; nothing here calls back into the client.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import Aria2ClosedError
+from ..logs import disable_verbose_output, logger
+from ..models import Progress
+from ..rpc.methods import Aria2RPC
+from ..rpc.transport import Transport
+from .cancel import Cancellation
+from .ledger import Ledger
+from .monitor import Monitor
+from .record import DownloadRecord
+from .restarts import RestartEngine
+from .runtime import Runtime
+from .tracker import Tracker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..daemon.process import Aria2Daemon
+    from ..rpc.notifications import NotificationListener
+    from ..state import Store
+    from .config import ClientConfig
+    from .futures import DownloadFuture
+
+__all__ = ["Engine", "closed_error"]
+
+
+def closed_error(gid: str) -> Aria2ClosedError:
+    """What the future of a download fails with once its client is closed."""
+    return Aria2ClosedError(
+        f"the client was closed before download {gid} finished; it may still be running in the daemon"
+    )
+
+
+class Engine:
+    """The parts of one client (see the module's docstring); made without starting a thread."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        rpc_secret: str | None,
+        store: Store | None,
+        auto_restart: Callable[[], bool],
+    ) -> None:
+        self.config = config
+        self.auto_restart = auto_restart
+        self.transport = Transport(
+            config.rpc_url,
+            rpc_secret or None,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+            retry_delay=config.retry_delay,
+            max_retry_delay=config.max_retry_delay,
+        )
+        self.rpc = Aria2RPC(self.transport)
+        self.ledger = Ledger(
+            keep_finished=config.keep_finished, keep_seconds=config.keep_seconds, store=store
+        )
+        self.runtime = Runtime()
+        pools = self.runtime.pools
+        self.restarts = RestartEngine(
+            self.rpc,
+            self.ledger,
+            config.restart_policy,
+            self.runtime.scheduler,
+            config.max_retries + 1,
+            run_job=pools.jobs.submit,
+            run_callback=pools.callbacks.submit,
+        )
+        self.cancellation = Cancellation(self.rpc, self.ledger, pools.jobs)
+        self.tracker = Tracker(self.ledger, self.restarts, pools, auto_restart, self.cancellation)
+        # The monitor has its own connection and a short retry budget of its own: a lost answer
+        # to its (read-only) tick is absorbed in well under a second, while a daemon that is
+        # really gone is noticed just as fast; it must not sit in the client's long backoff.
+        self.monitor_transport = Transport(
+            config.rpc_url,
+            rpc_secret or None,
+            timeout=config.timeout,
+            max_retries=min(2, config.max_retries),
+            retry_delay=min(config.retry_delay, 0.05),
+            max_retry_delay=0.2,
+        )
+        self.monitor: Monitor | None = None
+        if config.monitor:
+            self.monitor = Monitor(
+                Aria2RPC(self.monitor_transport),
+                self.ledger,
+                self.tracker,
+                pools.settle,
+                auto_restart=auto_restart,
+                interval=config.poll_interval,
+                disconnect_grace=config.disconnect_grace,
+                thread_factory=self.runtime.thread,
+            )
+            self.restarts.wake = self.monitor.wake
+        self.listener = self._make_listener(config.notifications)
+        self.runtime.attach(self.monitor, self.listener)
+        self.runtime.also_wait(self.transport.join)
+        self.runtime.also_wait(self.monitor_transport.join)
+        self.closed = False
+        self._close_lock = threading.Lock()
+        self._adopted = False
+
+    def _make_listener(self, wanted: bool | None) -> NotificationListener | None:
+        if wanted is False or self.monitor is None:
+            return None
+        from ..rpc.notifications import NotificationListener, websocket_available
+
+        if not websocket_available():
+            return None  # (notifications=True without the package was refused up front)
+        return NotificationListener(self.config.rpc_url, on_event=self.monitor.wake)
+
+    # -- watching -------------------------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Make sure the monitor watches (nothing without one, or once closed).
+
+        The first time, with a shared store, this process also takes on what others (or an
+        earlier life of this one) left unfinished: restarts go on even if nobody asks.
+        """
+        if self.monitor is None or self.closed:
+            return
+        if not self._adopted:
+            self._adopted = True
+            self.ledger.adopt_unfinished()
+        self.runtime.watch()
+
+    def refresh(self, records: list[DownloadRecord]) -> None:
+        """Take in what other processes sharing the store changed (nothing without a store)."""
+        for record in self.ledger.refresh(records):
+            self.tracker.settle(record)
+
+    def last_known(self, record: DownloadRecord) -> Progress:
+        """What we know of a download the daemon no longer reports (the monitor re-adds it)."""
+        return record.last_known()
+
+    def future_of(self, record: DownloadRecord) -> DownloadFuture:
+        """The record's future; on a closed client, failed at once if it has no outcome.
+
+        ``closed`` is set before closing fails the pending futures, and the future is stored
+        in the record before ``closed`` is read here: whichever runs last fails it.
+        """
+        future = self.tracker.future_for(record)
+        if self.closed and not future.done():
+            future._settle_exception(closed_error(future.gid))
+        return future
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def mark_closed(self) -> bool:
+        """Mark the engine closed; False if it already was (closing is done once)."""
+        with self._close_lock:
+            if self.closed:
+                return False
+            self.closed = True
+            return True
+
+    def close(self, cancel: bool, own_store: bool, verbose_on: bool, daemon: Aria2Daemon | None) -> None:
+        """Close once (later calls do nothing): every step of :meth:`closing_steps` runs, even
+        after one failed (or was interrupted); each failure is logged, the first is raised."""
+        if not self.mark_closed():
+            return
+        errors: list[BaseException] = []
+        for step, action in self.closing_steps(cancel, own_store, verbose_on, daemon):
+            try:
+                action()
+            except BaseException as error:
+                logger.warning("while closing the client, could not %s: %s", step, error)
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+    def closing_steps(
+        self,
+        cancel: bool,
+        own_store: bool,
+        verbose_on: bool,
+        daemon: Aria2Daemon | None,
+    ) -> list[tuple[str, Callable[[], None]]]:
+        """What closing does, in order; each step runs even if one before it failed.
+
+        The threads are told to stop first, then the connections are closed, which releases a
+        thread blocked in a call to the daemon, and only then are the threads waited for (by
+        one deadline). Futures still pending then fail; the state file (if this client opened
+        it), the verbose output and a private daemon go last.
+        """
+        steps: list[tuple[str, Callable[[], None]]] = []
+        if cancel:
+            steps.append(("remove the unfinished downloads", self.cancellation.cancel_all_closing))
+        steps += self.runtime.stopping_steps()
+        steps += [
+            ("drop the scheduled restarts", self.restarts.unschedule_all),
+            ("close the connection", self.transport.close),
+            ("close the monitor's connection", self.monitor_transport.close),
+            ("wait for the threads", self.runtime.join),
+            ("fail the pending futures", self.fail_pending_futures),
+        ]
+        store = self.ledger.store
+        if own_store and store is not None:
+            steps.append(("close the state file", store.close))
+        if verbose_on:
+            steps.append(("end the verbose output", disable_verbose_output))
+        if daemon is not None:
+            steps.append(("stop the private daemon", daemon.stop))
+        return steps
+
+    def fail_pending_futures(self) -> None:
+        pending = [r.unsettled_future() for r in self.ledger]
+        for future in filter(None, pending):
+            future._settle_exception(closed_error(future.gid))

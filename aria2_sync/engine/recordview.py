@@ -1,0 +1,209 @@
+"""What the rest of the engine may ask of a download record: its fields, read-only, and questions.
+
+:class:`RecordView` holds a record's state and answers questions about it; its subclass
+:class:`~aria2_sync.engine.record.DownloadRecord` adds the transitions, the only code that
+changes that state. A question that reads several fields reads them together, under the
+record's lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, TypeVar
+
+import attrs
+
+from ..models import Progress
+from .states import Attempt, Callbacks, Outcome, RestartState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .futures import DownloadFuture
+
+__all__ = ["RecordView"]
+
+_T = TypeVar("_T")
+_V = TypeVar("_V")
+
+
+class _Read(Generic[_V]):
+    """A read-only view of a private field of the record (its transitions alone change it)."""
+
+    def __init__(self, field: str) -> None:
+        self._field = field
+
+    def __get__(self, record: object, owner: type | None = None) -> _V:
+        return getattr(record, self._field)  # type: ignore[no-any-return]
+
+
+#: aria2 statuses of a download that is running or parked.
+_MOVING = ("active", "waiting", "paused")
+
+
+@attrs.define(eq=False)
+class RecordView:
+    """One logical download as the rest may see it: what it is, where it stands (read-only).
+
+    ``run`` numbers the daemon-side runs of the download (0 for the first add, +1 per restart);
+    ``failed_run`` is the last run whose failure was recorded, so that one failure seen by many
+    pollers is counted once. ``gave_up`` says why a failure of the current run will not be
+    restarted (None while it may be). ``adding`` is True while the add that creates the download
+    is in flight: until it returns, the daemon not knowing the GID means "not yet", not "lost".
+    """
+
+    gid: str
+    uris: list[str]
+    options: dict[str, Any]
+    _current_gid: str
+    batch_id: str | None = None
+    added_at: float = attrs.field(factory=time.time)
+    callbacks: Callbacks = attrs.field(factory=Callbacks)
+    _adding: bool = False
+    _attempts: list[Attempt] = attrs.field(factory=list)
+    _retry_count: int = 0
+    _run: int = 0
+    _failed_run: int = -1
+    _gave_up: str | None = None
+    _cancelled: bool = False
+    _daemon_gids: list[str] = attrs.field(factory=list)
+    _last: Progress | None = None
+    _outcome: Outcome | None = attrs.field(default=None, init=False)
+    _finished_at: float | None = attrs.field(default=None, init=False)
+    _restart_state: RestartState = attrs.field(default=RestartState.IDLE, init=False)
+    _future: DownloadFuture | None = attrs.field(default=None, init=False)
+    #: (run, outcome) whose future resolution was queued, so one outcome settles once.
+    _settled: tuple[int, Outcome] | None = attrs.field(default=None, init=False)
+    _progress_callback_queued: bool = attrs.field(default=False, init=False)
+    _removal_queued: bool = attrs.field(default=False, init=False)
+    #: A few fields of the answer ``last`` was built from; an identical answer needs no work.
+    _fingerprint: tuple[object, ...] | None = attrs.field(default=None, init=False)
+    _lock: threading.RLock = attrs.field(factory=threading.RLock, init=False, repr=False)
+
+    # -- questions ------------------------------------------------------------------------------
+
+    current_gid: ClassVar[_Read[str]] = _Read("_current_gid")
+
+    @property
+    def daemon_gids(self) -> tuple[str, ...]:
+        return tuple(self._daemon_gids)
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        return tuple(self._attempts)
+
+    retry_count: ClassVar[_Read[int]] = _Read("_retry_count")
+    run: ClassVar[_Read[int]] = _Read("_run")
+    failed_run: ClassVar[_Read[int]] = _Read("_failed_run")
+    gave_up: ClassVar[_Read[str | None]] = _Read("_gave_up")
+    cancelled: ClassVar[_Read[bool]] = _Read("_cancelled")
+    adding: ClassVar[_Read[bool]] = _Read("_adding")
+    last: ClassVar[_Read[Progress | None]] = _Read("_last")
+    outcome: ClassVar[_Read[Outcome | None]] = _Read("_outcome")
+    finished_at: ClassVar[_Read[float | None]] = _Read("_finished_at")
+    restart_state: ClassVar[_Read[RestartState]] = _Read("_restart_state")
+    future: ClassVar[_Read[DownloadFuture | None]] = _Read("_future")
+
+    @property
+    def finished(self) -> bool:
+        return self._outcome is not None
+
+    @property
+    def failure_recorded(self) -> bool:
+        return self._failed_run == self._run
+
+    @property
+    def restart_pending(self) -> bool:
+        return self._restart_state is not RestartState.IDLE
+
+    @property
+    def url(self) -> str:
+        return self.uris[0]
+
+    def is_current(self, run: int) -> bool:
+        """Whether ``run`` is the download's run now and the download is still wanted."""
+        with self._lock:
+            return not self._cancelled and self._run == run
+
+    def where(self) -> tuple[str, int]:
+        """``(current daemon GID, run)``, read together."""
+        with self._lock:
+            return self._current_gid, self._run
+
+    def may_retry(self, budget: int) -> bool:
+        """Whether a restart may still come of itself: not cancelled, not given up, budget left."""
+        with self._lock:
+            return not self._cancelled and self._gave_up is None and self._retry_count < budget
+
+    def restart_candidate(self) -> bool:
+        """Whether ``restart_all_failed_downloads`` may consider it (not cancelled, not
+        complete or rejected, no restart pending)."""
+        with self._lock:
+            return (
+                not self._cancelled
+                and self._outcome not in (Outcome.COMPLETE, Outcome.REJECTED)
+                and not self.restart_pending
+            )
+
+    def unchanged(self, fingerprint: tuple[object, ...]) -> Progress | None:
+        """The last snapshot if a read with ``fingerprint`` changes nothing, else None.
+
+        True of the same answer as last time for a download simply moving along or parked:
+        rebuilding its snapshot is most of the cost of a refresh, and changes nothing.
+        Failures and cancels are always looked at again: they may need acting on.
+        """
+        with self._lock:
+            last = self._last
+            if (
+                fingerprint == self._fingerprint
+                and last is not None
+                and fingerprint[1] in _MOVING
+                and not self._cancelled
+                and not self.restart_pending
+                and not last.restart_pending
+            ):
+                return last
+            return None
+
+    def annotate(self, progress: Progress) -> Progress:
+        """The snapshot with the client's view added: the handle GID, restarts, reasons."""
+        with self._lock:
+            reason = self._gave_up
+            if reason is None and self._outcome is Outcome.FAILED:
+                reason = "automatic restart is off; call restart_download() to try again"
+            return attrs.evolve(
+                progress,
+                gid=self.gid,
+                retry_count=self._retry_count,
+                restart_pending=self.restart_pending,
+                gave_up_reason=reason,
+            )
+
+    def last_known(self, status: str = "unknown") -> Progress:
+        """The last snapshot (annotated), or an empty one with ``status``."""
+        with self._lock:
+            return self.annotate(self._last or Progress(gid=self.gid, status=status))
+
+    def unsettled_future(self) -> DownloadFuture | None:
+        """The future, if there is one and it has no outcome yet."""
+        with self._lock:
+            future = self._future
+        return future if future is not None and not future.done() else None
+
+    def standing(self) -> tuple[Outcome | None, bool]:
+        """``(outcome, restart pending)``, read together."""
+        with self._lock:
+            return self._outcome, self.restart_pending
+
+    def resolution(
+        self,
+        future: DownloadFuture,
+        outcome: Outcome,
+        run: int,
+        value_of: Callable[[Any], _T],
+    ) -> tuple[_T, Callable[[DownloadFuture], Any] | None] | None:
+        """``(value_of(self), on_done)`` if ``future`` still stands for ``outcome`` of run
+        ``run``, read together; None if the download moved on since it was claimed."""
+        with self._lock:
+            if self._future is not future or self._outcome is not outcome or self._run != run:
+                return None
+            return value_of(self), self.callbacks.on_done
