@@ -3,7 +3,6 @@
 Start with :class:`Aria2Client`; every error it raises is an :class:`Aria2Error`.
 """
 
-import logging as _logging
 from typing import Any as _Any
 
 from ._version import __version__
@@ -89,7 +88,3 @@ __all__ = [
     "find_aria2c",
     "progress",
 ]
-
-# Libraries log but never configure output: without this, Python's last-resort handler would
-# print our warnings to stderr in applications that did not set logging up.
-_logging.getLogger("aria2_sync").addHandler(_logging.NullHandler())

@@ -16,6 +16,9 @@ from typing import TextIO
 
 LOGGER_NAME = "aria2_sync"
 logger = logging.getLogger(LOGGER_NAME)
+# Libraries log but never configure output: without this, Python's last-resort handler would
+# print our warnings to stderr in applications that did not set logging up.
+logger.addHandler(logging.NullHandler())
 
 
 class _VerboseHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -18,7 +18,7 @@ it is the caller's decision.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import Aria2AuthError, Aria2ConnectionError, Aria2Error, Aria2GIDNotFoundError, Aria2RPCError
 from ..logs import logger
@@ -27,10 +27,19 @@ from .record import DownloadRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..rpc.methods import Aria2RPC
-    from .tracker import Tracker
     from .workers import WorkerPool
 
 __all__ = ["Cancellation"]
+
+
+class Settler(Protocol):
+    """What cancellation needs of the tracker: settling a cancelled download's future.
+
+    A protocol rather than the tracker's class, because the tracker asks this module in turn:
+    the two would otherwise import each other.
+    """
+
+    def settle(self, record: DownloadRecord) -> None: ...
 
 
 class Cancellation:
@@ -40,9 +49,9 @@ class Cancellation:
         self.rpc = rpc
         self.ledger = ledger
         self.jobs = jobs
-        self._tracker: Tracker | None = None
+        self._tracker: Settler | None = None
 
-    def attach(self, tracker: Tracker) -> None:
+    def attach(self, tracker: Settler) -> None:
         """The tracker that settles the futures of cancelled downloads (it asks here in turn)."""
         self._tracker = tracker
 
