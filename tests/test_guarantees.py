@@ -16,6 +16,7 @@ import time
 import pytest
 
 from aria2_sync import Aria2GIDNotFoundError, Aria2ProtocolError, RestartPolicy
+from aria2_sync.client import engine_of
 from aria2_sync.daemon import files, ownership
 from aria2_sync.daemon.process import Aria2Daemon
 from aria2_sync.rpc.transport import Transport
@@ -58,7 +59,7 @@ def test_a_failure_read_many_times_schedules_one_restart(client_factory, fault_s
     for _ in range(5):
         progress = client.get_progress(gid)  # each acts on the failure it sees
         assert progress.status == "error" and progress.restart_pending
-    assert client._scheduler.pending() == 1
+    assert engine_of(client).runtime.scheduler.pending() == 1
     assert len(client.get_retry_info(gid)["attempts"]) == 1
 
 
@@ -165,7 +166,7 @@ def test_finished_downloads_are_forgotten_after_keep_seconds(client_factory, fau
     url = fault_server.add_file("kept.bin", size=10_000)
     gid = client.add_download(url, str(tmp_path / "kept.bin"))
     wait_for_status(client, gid, "complete")
-    ledger = client._ledger
+    ledger = engine_of(client).ledger
     assert ledger.prune(time.monotonic() + 3500) == 0  # younger than keep_seconds: kept
     assert ledger.get(gid) is not None
     assert ledger.prune(time.monotonic() + 3700) == 1  # older: forgotten
