@@ -8,50 +8,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-)
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .daemon.process import Aria2Daemon
 
 from .engine.adds import Adder
-from .engine.config import ClientConfig, check_number
-from .engine.core import Engine
+from .engine.config import ClientConfig, ConfigField, check_batch_id, check_number
+from .engine.core import Engine, failed_future, start_with_private_daemon
 from .engine.futures import DownloadFuture
 from .engine.operations import Operations, RetryInfo
 from .engine.record import Callbacks, DownloadRecord
-from .errors import (
-    Aria2ClosedError,
-    Aria2InputError,
-    Aria2UnknownBatchError,
-    redact_url,
-)
-from .logs import enable_verbose_output
+from .errors import Aria2ClosedError, Aria2InputError, Aria2UnknownBatchError, redact_url
 from .models import BatchProgress, GlobalStats, Progress
 from .policy import RestartPolicy
 from .rpc.transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout
-from .state import Store, open_store
-from .validation import (
-    PathArg,
-    UrlArg,
-    check_gid,
-)
+from .state import Store
+from .validation import PathArg, UrlArg, check_gid
 
 __all__ = ["Aria2Client", "RetryInfo", "engine_of"]
 
 
 DEFAULT_RPC_URL = "http://localhost:6800/jsonrpc"
-
-
-def _check_batch_id(batch_id: Any) -> str:
-    if not isinstance(batch_id, str):
-        raise Aria2InputError(
-            f"batch_id must be the str add_batch_downloads returned, not {type(batch_id).__name__}"
-        )
-    return batch_id
 
 
 class Aria2Client:
@@ -93,83 +71,31 @@ class Aria2Client:
         notifications: bool | None = None,
         state: None | str | os.PathLike[str] | Store = None,
     ) -> None:
-        config = ClientConfig.build(
-            rpc_url,
-            rpc_secret,
-            max_retries,
-            retry_delay,
-            auto_restart_failed,
-            verbose,
-            timeout=timeout,
-            max_retry_delay=max_retry_delay,
-            max_restarts=max_restarts,
-            restart_policy=restart_policy,
-            monitor=monitor,
-            poll_interval=poll_interval,
-            disconnect_grace=disconnect_grace,
-            keep_finished=keep_finished,
-            keep_seconds=keep_seconds,
-            notifications=notifications,
-            state=state,
+        # fmt: off
+        self._config = config = ClientConfig.build(
+            rpc_url, rpc_secret, max_retries, retry_delay, auto_restart_failed, verbose,
+            timeout=timeout, max_retry_delay=max_retry_delay, max_restarts=max_restarts,
+            restart_policy=restart_policy, monitor=monitor, poll_interval=poll_interval,
+            disconnect_grace=disconnect_grace, keep_finished=keep_finished, keep_seconds=keep_seconds,
+            notifications=notifications, state=state,
         )
-        self._config = config
+        # fmt: on
         #: Live: read at every decision about a failure (the module ``engine.config`` says why).
         self.auto_restart_failed = config.auto_restart_failed
-        self._verbose_on = False
-        self._owned_daemon: Aria2Daemon | None = None
-        self._own_store = state is not None and not isinstance(state, Store)
-        store = open_store(state)
-        try:
-            self._engine = Engine(config, rpc_secret, store, lambda: self.auto_restart_failed)
-        except BaseException:
-            if self._own_store and store is not None:
-                store.close()
-            raise
-        engine = self._engine
-        self.rpc = engine.rpc
-        self._ledger, self._cancellation = engine.ledger, engine.cancellation
+        self._engine = engine = Engine.open(config, rpc_secret, state, lambda: self.auto_restart_failed)
+        self.rpc, self._ledger, self._cancellation = engine.rpc, engine.ledger, engine.cancellation
         self._adder, self._operations = Adder(engine), Operations(engine)
-        # (read by the scripts in benchmarks/; engine_of(client) is the way to look at the parts)
-        self._transport, self._monitor, self._notifications = (
-            engine.transport,
-            engine.monitor,
-            engine.listener,
-        )
         if config.verbose:  # last: nothing after it can fail
-            enable_verbose_output()
-            self._verbose_on = True
+            engine.enable_verbose()
 
     # -- the configuration, fixed at construction (``aria2_sync.engine.config`` says why) -------
 
-    @property
-    def rpc_url(self) -> str:
-        """The daemon's JSON-RPC URL."""
-        return self._config.rpc_url
-
-    @property
-    def max_retries(self) -> int:
-        """Transport retries per call, and the default restart budget."""
-        return self._config.max_retries
-
-    @property
-    def retry_delay(self) -> float:
-        """Base of the exponential backoff, in seconds."""
-        return self._config.retry_delay
-
-    @property
-    def verbose(self) -> bool:
-        """Whether the seed guide's log lines go to stderr."""
-        return self._config.verbose
-
-    @property
-    def timeout(self) -> Timeout:
-        """Bound of each HTTP exchange with the daemon (s, or a (connect, read) pair)."""
-        return self._config.timeout
-
-    @property
-    def restart_policy(self) -> RestartPolicy:
-        """Which failures are restarted, how often, after what wait."""
-        return self._config.restart_policy
+    rpc_url = ConfigField[str]("The daemon's JSON-RPC URL.")
+    max_retries = ConfigField[int]("Transport retries per call, and the default restart budget.")
+    retry_delay = ConfigField[float]("Base of the exponential backoff, in seconds.")
+    verbose = ConfigField[bool]("Whether the seed guide's log lines go to stderr.")
+    timeout = ConfigField[Timeout]("Bound of each HTTP exchange with the daemon (s, or (connect, read)).")
+    restart_policy = ConfigField[RestartPolicy]("Which failures are restarted, how often, after what wait.")
 
     @classmethod
     def local(
@@ -192,32 +118,22 @@ class Aria2Client:
             with Aria2Client.local("downloads") as client:
                 client.submit("https://example.com/file.zip").result()
         """
-        from .daemon.process import (
-            Aria2Daemon,  # (imported here: only local() needs process handling)
-        )
-
-        for reserved in ("rpc_url", "rpc_secret"):
-            if reserved in client_options:
-                raise Aria2InputError(f"{reserved} is chosen by Aria2Client.local: leave it out")
-        daemon = Aria2Daemon(
-            aria2c=aria2c,
+        client, daemon = start_with_private_daemon(
+            lambda url, secret: cls(url, secret, **client_options),
+            client_options,
             download_dir=download_dir,
+            aria2c=aria2c,
+            aria2_options=aria2_options,
             state_dir=state_dir,
-            options=aria2_options,
             supervise=supervise,
-        ).start()
-        try:
-            client = cls(daemon.rpc_url, daemon.secret, **client_options)
-        except BaseException:
-            daemon.stop()
-            raise
-        client._owned_daemon = daemon
+        )
+        client._engine.daemon = daemon
         return client
 
     @property
     def daemon(self) -> Aria2Daemon | None:
         """The private daemon this client started (:meth:`local`), else None."""
-        return self._owned_daemon
+        return self._engine.daemon
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -238,7 +154,7 @@ class Aria2Client:
         (:data:`~aria2_sync.engine.runtime.CLOSE_TIMEOUT`), even when a callback or the daemon
         hangs: a thread still busy then is a daemon thread, left to end on its own.
         """
-        self._engine.close(cancel, self._own_store, self._verbose_on, self._owned_daemon)
+        self._engine.close(cancel)
 
     def __enter__(self) -> Aria2Client:
         return self
@@ -295,23 +211,17 @@ class Aria2Client:
         logged, not raised. If the client is closed while the add is in flight, the future
         returned fails with :class:`Aria2ClosedError` at once (the download may exist in aria2).
         """
-        for name, callback in (
-            ("on_progress", on_progress),
-            ("on_restart", on_restart),
-            ("on_done", on_done),
-        ):
+        named = {"on_progress": on_progress, "on_restart": on_restart, "on_done": on_done}
+        for name, callback in named.items():
             if callback is not None and not callable(callback):
                 raise Aria2InputError(f"{name} must be callable or None")
         callbacks = Callbacks(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
         try:
             record = self._add_one(url, save_path, options, callbacks)
         except Aria2ClosedError as error:
-            gid = error.gid
-            if gid is None:
+            if error.gid is None:
                 raise  # closed before anything was sent
-            future = DownloadFuture(gid)
-            future._settle_exception(error)
-            return future
+            return failed_future(error.gid, error)
         return self._engine.future_of(record)
 
     def _add_one(
@@ -369,7 +279,7 @@ class Aria2Client:
 
         Failures seen here are acted on like in :meth:`get_progress` (restarts scheduled).
         """
-        return self._operations.batch_progress(_check_batch_id(batch_id))
+        return self._operations.batch_progress(check_batch_id(batch_id))
 
     def get_downloads_progress(self, gids: Iterable[str]) -> BatchProgress:
         """Any group of this client's downloads, counted like a batch, in one round trip.
@@ -394,7 +304,7 @@ class Aria2Client:
         After :meth:`close`, those without an outcome fail with :class:`Aria2ClosedError` at
         once; a batch this process does not hold in memory raises :class:`Aria2ClosedError`.
         """
-        return self._operations.batch_futures(_check_batch_id(batch_id))
+        return self._operations.batch_futures(check_batch_id(batch_id))
 
     def wait_for_batch(self, batch_id: str, timeout: float | None = None) -> BatchProgress | None:
         """Block until every download of the batch has an outcome, or ``timeout`` seconds pass.
@@ -405,7 +315,7 @@ class Aria2Client:
         """
         if timeout is not None:
             check_number("timeout", timeout, minimum=0)
-        return self._operations.wait_for_batch(_check_batch_id(batch_id), timeout)
+        return self._operations.wait_for_batch(check_batch_id(batch_id), timeout)
 
     def get_retry_info(self, gid: str) -> RetryInfo | None:
         """The restart history of a download this client added, or None for another GID.
@@ -445,12 +355,7 @@ class Aria2Client:
         downloads added by other clients are never touched. ``batch_id`` limits it to one batch.
         One round trip reads all statuses. Returns how many downloads were restarted.
         """
-        if batch_id is not None:
-            pool = self._ledger.batch_records(_check_batch_id(batch_id))
-            if pool is None:
-                raise Aria2UnknownBatchError(batch_id)
-        else:
-            pool = list(self._ledger)
+        pool = list(self._ledger) if batch_id is None else self._batch_records(batch_id)
         return self._operations.restart_failed(pool, force)
 
     def cancel_batch(self, batch_id: str) -> int:
@@ -458,10 +363,13 @@ class Aria2Client:
 
         Their futures are cancelled; files stay on disk, resumable. Finished ones are left.
         """
-        records = self._ledger.batch_records(_check_batch_id(batch_id))
+        return self._cancellation.cancel_many(self._batch_records(batch_id))
+
+    def _batch_records(self, batch_id: str) -> list[DownloadRecord]:
+        records = self._ledger.batch_records(check_batch_id(batch_id))
         if records is None:
             raise Aria2UnknownBatchError(batch_id)
-        return self._cancellation.cancel_many(records)
+        return records
 
     def get_global_stats(self) -> GlobalStats:
         """The daemon's overall speeds and queue sizes."""

@@ -36,9 +36,10 @@ def main() -> None:
     count, window = int(count), float(window)
     trace = sys.argv[7:8] == ["trace"]
     from aria2_sync import Aria2Client
+    from aria2_sync.client import engine_of
 
     client = Aria2Client(rpc_url, os.environ["ARIA2_RPC_SECRET"], verbose=False)
-    monitor = client._monitor
+    monitor = engine_of(client).monitor
     tick_times = []
     real_tick = monitor.tick
 
@@ -90,7 +91,7 @@ def main() -> None:
     rss_after = rss_bytes()
     progress = client.get_batch_progress(batch_id)
     paused = progress.paused_count if progress is not None else -1
-    notifications = client._notifications is not None
+    notifications = engine_of(client).listener is not None
     client.close()
     with open(out, "w") as handle:
         json.dump(

@@ -3,7 +3,7 @@
 Set-up: one aria2c, one FaultServer, 1000 downloads added paused (``pause=true``) by our client in
 one batch, so all 1000 stay watched and the daemon's state is the same for every contender.
 
-* ours: ``client._monitor.tick()`` (the monitor's whole refresh: the multicall, the snapshots,
+* ours: ``engine_of(client).monitor.tick()`` (the monitor's whole refresh: the multicall, the snapshots,
   the state machine), called in the foreground while the monitor thread sleeps
   (``poll_interval=3600``). ``get_batch_progress`` of the batch is reported beside it.
 * baselines: one ``aria2.tellStatus`` per GID on one ``requests.Session`` (the reference
@@ -29,6 +29,7 @@ def run(quick: bool) -> Result:
     import requests
 
     from aria2_sync import Aria2Client
+    from aria2_sync.client import engine_of
     from aria2_sync.models import STATUS_KEYS
 
     count = 1000
@@ -45,7 +46,7 @@ def run(quick: bool) -> Result:
             items = [(server.url(f"r{i}.bin"), f"{aria2.download_dir}/r{i}.bin") for i in range(count)]
             batch_id = client.add_batch_downloads(items, options={"pause": "true"})
             gids = [future.gid for future in client.batch_futures(batch_id)]
-            monitor = client._monitor
+            monitor = engine_of(client).monitor
             assert monitor is not None
             # Let the first (background) tick happen, then the monitor sleeps for an hour.
             deadline = time.monotonic() + 10

@@ -99,6 +99,7 @@ def _hook_adds(client: Any, add_times: dict[str, list[float]]) -> None:
 
 def run(quick: bool) -> Result:
     from aria2_sync import Aria2Client
+    from aria2_sync.client import engine_of
     from tests.support.fault_server import ResetAfter
 
     samples_per_mode = 5 if quick else 15
@@ -141,7 +142,7 @@ def run(quick: bool) -> Result:
                     name = f"warmup-{mode}.bin"
                     server.add_file(name, size=64 * KiB)
                     client.submit(server.url(name), os.path.join(aria2.download_dir, name)).result(timeout=30)
-                listener = clients["notify"]._notifications
+                listener = engine_of(clients["notify"]).listener
                 assert listener is not None, "websocket-client is not installed"
                 if not listener.connected.wait(10):
                     raise RuntimeError("the notification socket did not connect")

@@ -6,7 +6,7 @@ What is fixed and what is live after construction:
   transports, the restart engine, the monitor and the ledger are made from it, so changing it
   later could not reach them; the client's attributes of the same names (``rpc_url``,
   ``max_retries``, ``retry_delay``, ``verbose``, ``timeout``, ``restart_policy``) are
-  read-only views of it.
+  read-only views of it (:class:`ConfigField`).
 * **Live**: ``Aria2Client.auto_restart_failed`` alone. Every decision about a failure reads it
   at that moment, so setting it on a running client turns automatic restarts on or off from the
   next failure seen on.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import urllib.parse
-from typing import Any
+from typing import Any, Generic, NoReturn, Protocol, TypeVar, overload
 
 import attrs
 
@@ -29,7 +29,9 @@ from ..policy import RestartPolicy
 from ..rpc.transport import Timeout
 from ..state import Store
 
-__all__ = ["ClientConfig", "check_number"]
+__all__ = ["ClientConfig", "ConfigField", "check_batch_id", "check_number"]
+
+T = TypeVar("T")
 
 
 def check_number(name: str, value: Any, *, minimum: float, integer: bool = False) -> None:
@@ -42,6 +44,15 @@ def check_number(name: str, value: Any, *, minimum: float, integer: bool = False
         raise Aria2InputError(f"{name} must be a finite number, got {value!r}")
     if value < minimum:
         raise Aria2InputError(f"{name} must be >= {minimum:g}, got {value!r}")
+
+
+def check_batch_id(batch_id: Any) -> str:
+    """``batch_id`` itself if it is a str (any str: an unknown one is the caller's question)."""
+    if not isinstance(batch_id, str):
+        raise Aria2InputError(
+            f"batch_id must be the str add_batch_downloads returned, not {type(batch_id).__name__}"
+        )
+    return batch_id
 
 
 def _check_timeout(timeout: Any) -> Timeout:
@@ -183,4 +194,50 @@ class ClientConfig:
             keep_seconds=keep_seconds,
             notifications=notifications,
             daemon_is_local=host in ("localhost", "::1") or host.startswith("127."),
+        )
+
+
+class Configured(Protocol):
+    """What a :class:`ConfigField` reads from: an object holding its :class:`ClientConfig`."""
+
+    _config: ClientConfig
+
+
+class ConfigField(Generic[T]):
+    """A read-only attribute that shows the :class:`ClientConfig` field of the same name.
+
+    Written once per attribute in ``Aria2Client`` (``rpc_url = ConfigField[str]("doc")``) instead
+    of a property each. It behaves as a property without a setter: ``help()`` lists it with its
+    docstring, and setting or deleting it raises :class:`AttributeError` (for mypy too, which
+    refuses the assignment), because the parts made from the configuration could not follow.
+    """
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self.name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> ConfigField[T]: ...
+
+    @overload
+    def __get__(self, instance: Configured, owner: type[Any] | None = None) -> T: ...
+
+    def __get__(self, instance: Configured | None, owner: type[Any] | None = None) -> T | ConfigField[T]:
+        if instance is None:
+            return self
+        return getattr(instance._config, self.name)  # type: ignore[no-any-return]
+
+    def __set__(self, instance: object, value: NoReturn) -> NoReturn:
+        raise AttributeError(self._fixed(instance, "setter"))
+
+    def __delete__(self, instance: object) -> NoReturn:
+        raise AttributeError(self._fixed(instance, "deleter"))
+
+    def _fixed(self, instance: object, what: str) -> str:
+        return (
+            f"property {self.name!r} of {type(instance).__name__!r} object has no {what}: "
+            "it is fixed when the client is built"
         )

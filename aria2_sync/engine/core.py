@@ -17,15 +17,19 @@ monitor uses the tracker; nothing here calls back into the client.
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from ..errors import Aria2ClosedError
-from ..logs import disable_verbose_output, logger
+from ..errors import Aria2ClosedError, Aria2InputError
+from ..logs import disable_verbose_output, enable_verbose_output, logger
 from ..models import Progress
 from ..rpc.methods import Aria2RPC
 from ..rpc.transport import Transport
+from ..state import Store, open_store
 from .cancel import Cancellation
+from .futures import DownloadFuture
 from .ledger import Ledger
 from .monitor import Monitor
 from .record import DownloadRecord
@@ -36,11 +40,12 @@ from .tracker import Tracker
 if TYPE_CHECKING:  # pragma: no cover
     from ..daemon.process import Aria2Daemon
     from ..rpc.notifications import NotificationListener
-    from ..state import Store
+    from ..validation import PathArg
     from .config import ClientConfig
-    from .futures import DownloadFuture
 
-__all__ = ["Engine", "closed_error"]
+__all__ = ["Engine", "closed_error", "failed_future", "start_with_private_daemon"]
+
+C = TypeVar("C")
 
 
 def closed_error(gid: str) -> Aria2ClosedError:
@@ -48,6 +53,16 @@ def closed_error(gid: str) -> Aria2ClosedError:
     return Aria2ClosedError(
         f"the client was closed before download {gid} finished; it may still be running in the daemon"
     )
+
+
+def failed_future(gid: str, error: BaseException) -> DownloadFuture:
+    """A future of download ``gid`` that has already failed with ``error``.
+
+    For an add cut short by closing: the download may exist in aria2, but nothing will watch it.
+    """
+    future = DownloadFuture(gid)
+    future._settle_exception(error)
+    return future
 
 
 class Engine:
@@ -115,9 +130,40 @@ class Engine:
         self.runtime.attach(self.monitor, self.listener)
         self.runtime.also_wait(self.transport.join)
         self.runtime.also_wait(self.monitor_transport.join)
+        #: What closing also releases: the state file if this engine opened it (:meth:`open`),
+        #: the verbose output (:meth:`enable_verbose`), a private daemon (set by its starter).
+        self.own_store = False
+        self.verbose_on = False
+        self.daemon: Aria2Daemon | None = None
         self.closed = False
         self._close_lock = threading.Lock()
         self._adopted = False
+
+    @classmethod
+    def open(
+        cls,
+        config: ClientConfig,
+        rpc_secret: str | None,
+        state: None | str | os.PathLike[str] | Store,
+        auto_restart: Callable[[], bool],
+    ) -> Engine:
+        """Open ``state`` (a path: a state file this engine then owns and closes) and build the
+        engine on it; if building fails, a file opened here is closed again."""
+        own_store = state is not None and not isinstance(state, Store)
+        store = open_store(state)
+        try:
+            engine = cls(config, rpc_secret, store, auto_restart)
+        except BaseException:
+            if own_store and store is not None:
+                store.close()
+            raise
+        engine.own_store = own_store
+        return engine
+
+    def enable_verbose(self) -> None:
+        """Print the seed guide's log lines on stderr until this engine is closed."""
+        enable_verbose_output()
+        self.verbose_on = True
 
     def _make_listener(self, wanted: bool | None) -> NotificationListener | None:
         if wanted is False or self.monitor is None:
@@ -173,13 +219,13 @@ class Engine:
             self.closed = True
             return True
 
-    def close(self, cancel: bool, own_store: bool, verbose_on: bool, daemon: Aria2Daemon | None) -> None:
+    def close(self, cancel: bool) -> None:
         """Close once (later calls do nothing): every step of :meth:`closing_steps` runs, even
         after one failed (or was interrupted); each failure is logged, the first is raised."""
         if not self.mark_closed():
             return
         errors: list[BaseException] = []
-        for step, action in self.closing_steps(cancel, own_store, verbose_on, daemon):
+        for step, action in self.closing_steps(cancel):
             try:
                 action()
             except BaseException as error:
@@ -188,13 +234,7 @@ class Engine:
         if errors:
             raise errors[0]
 
-    def closing_steps(
-        self,
-        cancel: bool,
-        own_store: bool,
-        verbose_on: bool,
-        daemon: Aria2Daemon | None,
-    ) -> list[tuple[str, Callable[[], None]]]:
+    def closing_steps(self, cancel: bool) -> list[tuple[str, Callable[[], None]]]:
         """What closing does, in order; each step runs even if one before it failed.
 
         The threads are told to stop first, then the connections are closed, which releases a
@@ -214,15 +254,51 @@ class Engine:
             ("fail the pending futures", self.fail_pending_futures),
         ]
         store = self.ledger.store
-        if own_store and store is not None:
+        if self.own_store and store is not None:
             steps.append(("close the state file", store.close))
-        if verbose_on:
+        if self.verbose_on:
             steps.append(("end the verbose output", disable_verbose_output))
-        if daemon is not None:
-            steps.append(("stop the private daemon", daemon.stop))
+        if self.daemon is not None:
+            steps.append(("stop the private daemon", self.daemon.stop))
         return steps
 
     def fail_pending_futures(self) -> None:
         pending = [r.unsettled_future() for r in self.ledger]
         for future in filter(None, pending):
             future._settle_exception(closed_error(future.gid))
+
+
+def start_with_private_daemon(
+    build: Callable[[str, str], C],
+    client_options: Mapping[str, Any],
+    *,
+    download_dir: PathArg | None,
+    aria2c: PathArg | None,
+    aria2_options: Mapping[str, Any] | None,
+    state_dir: PathArg | None,
+    supervise: bool,
+) -> tuple[C, Aria2Daemon]:
+    """Start a private aria2c, then ``build(rpc_url, secret)`` a client on it; the pair.
+
+    ``client_options`` (the caller's other keyword arguments) may not choose the URL or the
+    secret (:class:`Aria2InputError`, before anything starts). If ``build`` fails, the daemon is
+    stopped again and the error raised: nothing is left running.
+    """
+    from ..daemon.process import Aria2Daemon  # (imported here: only this needs process handling)
+
+    for reserved in ("rpc_url", "rpc_secret"):
+        if reserved in client_options:
+            raise Aria2InputError(f"{reserved} is chosen by Aria2Client.local: leave it out")
+    daemon = Aria2Daemon(
+        aria2c=aria2c,
+        download_dir=download_dir,
+        state_dir=state_dir,
+        options=aria2_options,
+        supervise=supervise,
+    ).start()
+    try:
+        client = build(daemon.rpc_url, daemon.secret)
+    except BaseException:
+        daemon.stop()
+        raise
+    return client, daemon
