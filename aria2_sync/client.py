@@ -1,7 +1,7 @@
 """``Aria2Client``: the seed guide's API, synchronous.
 
-The facade owns the pieces below it (transport, RPC wrappers, ledger) and keeps each public
-method short: validate at the edge, then delegate. It is safe to share one client between threads.
+A thin facade: each public method checks its arguments, then hands over to the client's engine
+(:mod:`aria2_sync.engine.core`), which owns the parts. One client may be shared between threads.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from .validation import PathArg, UrlArg, check_gid
 
 __all__ = ["Aria2Client", "RetryInfo", "engine_of"]
 
-
 DEFAULT_RPC_URL = "http://localhost:6800/jsonrpc"
 
 
@@ -39,15 +38,14 @@ class Aria2Client:
     restart budget of a failed download; ``retry_delay`` is the base of the exponential backoff
     (the n-th retry waits ``retry_delay * 2**(n-1)`` s). ``verbose=True`` prints the seed guide's
     log lines on stderr through the ``aria2_sync`` logger. ``timeout`` bounds every HTTP exchange
-    with the daemon (seconds, or a ``(connect, read)`` pair).
+    with the daemon (seconds, or a ``(connect, read)`` pair). Restarts of failed downloads follow
+    ``restart_policy`` (a :class:`RestartPolicy`); without one, the budget is ``max_restarts``
+    (default: ``max_retries``, as the seed guide says) and the k-th restart of a download waits
+    ``retry_delay * 2**(k-1)`` s.
 
     ``state`` keeps the bookkeeping in a shared SQLite file (a path) or another
     :class:`~aria2_sync.state.base.Store`, so that batches, retry counters and restarts work across
     processes (web workers) and across restarts of this one; None keeps it in memory.
-
-    Restarts of failed downloads follow ``restart_policy`` (a :class:`RestartPolicy`); without
-    one, the budget is ``max_restarts`` (default: ``max_retries``, as the seed guide says) and
-    the k-th restart of a download waits ``retry_delay * 2**(k-1)`` s.
     """
 
     def __init__(
@@ -73,11 +71,10 @@ class Aria2Client:
     ) -> None:
         # fmt: off
         self._config = config = ClientConfig.build(
-            rpc_url, rpc_secret, max_retries, retry_delay, auto_restart_failed, verbose,
-            timeout=timeout, max_retry_delay=max_retry_delay, max_restarts=max_restarts,
-            restart_policy=restart_policy, monitor=monitor, poll_interval=poll_interval,
-            disconnect_grace=disconnect_grace, keep_finished=keep_finished, keep_seconds=keep_seconds,
-            notifications=notifications, state=state,
+            rpc_url, rpc_secret, max_retries, retry_delay, auto_restart_failed, verbose, timeout=timeout,
+            max_retry_delay=max_retry_delay, max_restarts=max_restarts, restart_policy=restart_policy,
+            monitor=monitor, poll_interval=poll_interval, disconnect_grace=disconnect_grace,
+            keep_finished=keep_finished, keep_seconds=keep_seconds, notifications=notifications, state=state,
         )
         # fmt: on
         #: Live: read at every decision about a failure (the module ``engine.config`` says why).
@@ -144,15 +141,12 @@ class Aria2Client:
     def close(self, cancel: bool = False) -> None:
         """Stop the monitor, scheduled restarts and worker threads; release connections.
 
-        Idempotent. Downloads in the daemon keep running unless ``cancel=True``, which first
-        removes every unfinished download of this client (and cancels its future). Futures still
-        pending otherwise fail with :class:`Aria2ClosedError` (nothing would resolve them). A
-        private daemon started by :meth:`local` is stopped (gracefully: partial files stay
-        resumable).
-
-        The client's threads are waited for at most 5 seconds in all
-        (:data:`~aria2_sync.engine.runtime.CLOSE_TIMEOUT`), even when a callback or the daemon
-        hangs: a thread still busy then is a daemon thread, left to end on its own.
+        Idempotent. Downloads in the daemon keep running unless ``cancel=True``, which first removes every
+        unfinished download of this client (and cancels its future). Other pending futures fail with
+        :class:`Aria2ClosedError` (nothing would resolve them). A private daemon started by :meth:`local` is
+        stopped gracefully (partial files stay resumable). The threads are waited for at most 5 s in all
+        (:data:`~aria2_sync.engine.runtime.CLOSE_TIMEOUT`), even when a callback or the daemon hangs: a
+        thread still busy then is a daemon thread, left to end on its own.
         """
         self._engine.close(cancel)
 
@@ -181,14 +175,15 @@ class Aria2Client:
         and the daemon's download directory (or ``options['dir']``). ``options`` are aria2
         per-download options (``{"max-connection-per-server": 4}``); the dict is not modified.
 
-        Once aria2 has the download, this returns its GID whatever goes wrong afterwards: a
-        state file (``state=``) that cannot be updated then (locked too long, damaged) is
-        logged at WARNING, and this client keeps watching the download in memory, so a caller
-        never retries (and duplicates) a download that exists. An error raised here means the
-        download was not added, except an :class:`Aria2ConnectionError` whose ``gid`` is set
-        (the answer was lost: it may exist, and is watched).
+        Once aria2 has the download, its GID is returned whatever goes wrong next: a state file
+        (``state=``) that cannot be updated (locked too long, damaged) is logged at WARNING and the
+        download watched in memory, so a caller never retries (duplicates) a download that exists.
+        An error raised here means the download was not added, except an
+        :class:`Aria2ConnectionError` whose ``gid`` is set (the answer was lost: it may exist, and
+        is watched).
         """
-        return self._add_one(url, save_path, options, Callbacks()).gid
+        self._check_open()
+        return self._adder.add_new(url, save_path, options, Callbacks()).gid
 
     def submit(
         self,
@@ -216,19 +211,14 @@ class Aria2Client:
             if callback is not None and not callable(callback):
                 raise Aria2InputError(f"{name} must be callable or None")
         callbacks = Callbacks(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
+        self._check_open()
         try:
-            record = self._add_one(url, save_path, options, callbacks)
+            record = self._adder.add_new(url, save_path, options, callbacks)
         except Aria2ClosedError as error:
             if error.gid is None:
                 raise  # closed before anything was sent
             return failed_future(error.gid, error)
         return self._engine.future_of(record)
-
-    def _add_one(
-        self, url: UrlArg, save_path: PathArg | None, options: Mapping[str, Any] | None, callbacks: Callbacks
-    ) -> DownloadRecord:
-        self._check_open()
-        return self._adder.add_new(url, save_path, options, callbacks)
 
     def add_batch_downloads(
         self,
@@ -238,11 +228,11 @@ class Aria2Client:
     ) -> str:
         """Add many downloads in a few round trips and return the batch's id.
 
-        ``urls_with_paths`` holds ``(url, save_path)`` pairs (``save_path`` may be None), or
-        plain URLs. ``options`` apply to every download. All items are checked before anything
-        is sent; then the adds go in ``system.multicall`` chunks (1000 per round trip). An item
-        aria2 refuses is not dropped: it counts as failed in :meth:`get_batch_progress`, and its
-        future raises :class:`DownloadFailed` with aria2's reason.
+        ``urls_with_paths`` holds ``(url, save_path)`` pairs (``save_path`` may be None) or plain
+        URLs; ``options`` apply to every download. All items are checked before anything is sent,
+        then the adds go in ``system.multicall`` chunks (1000 per round trip). An item aria2 refuses
+        is not dropped: it counts as failed in :meth:`get_batch_progress`, and its future raises
+        :class:`DownloadFailed` with aria2's reason.
         """
         self._check_open()
         return self._adder.add_new_batch(urls_with_paths, batch_id, options)
@@ -256,10 +246,9 @@ class Aria2Client:
     def get_progress(self, gid: str, auto_restart: bool | None = None) -> Progress | None:
         """A snapshot of download ``gid``, or None if neither this client nor the daemon knows it.
 
-        When the download has failed and auto restart is on (``auto_restart=None`` means the
-        client's ``auto_restart_failed``), a restart is scheduled if the policy allows one; the
-        call itself never waits for it. Raises :class:`Aria2ConnectionError` when the daemon
-        cannot be reached (never a silent None).
+        When the download has failed and auto restart is on (``auto_restart=None``: the client's
+        ``auto_restart_failed``), a restart is scheduled if the policy allows one (never waited for
+        here). Raises :class:`Aria2ConnectionError` if the daemon cannot be reached (no silent None).
         """
         gid = check_gid(gid)
         auto = self.auto_restart_failed if auto_restart is None else bool(auto_restart)
@@ -268,9 +257,8 @@ class Aria2Client:
     def future(self, gid: str) -> DownloadFuture:
         """The future of a download this client added (the same object on every call).
 
-        After :meth:`close`, a future that has no outcome yet fails with
-        :class:`Aria2ClosedError` at once (nothing would resolve it), and a GID this process
-        does not hold in memory raises :class:`Aria2ClosedError` (the state file is closed).
+        After :meth:`close`, a future without an outcome fails at once with :class:`Aria2ClosedError`
+        (nothing would resolve it); a GID not in this process's memory raises it (the state file is closed).
         """
         return self._operations.future(check_gid(gid))
 
@@ -290,12 +278,7 @@ class Aria2Client:
         """
         if isinstance(gids, (str, bytes)) or not isinstance(gids, Iterable):
             raise Aria2InputError("gids must be a list of GIDs")
-        records = []
-        for gid in gids:
-            record = self._ledger.get(check_gid(gid))
-            if record is None:
-                raise Aria2InputError(f"GID {gid} was not added by this client (or was forgotten)")
-            records.append(record)
+        records = [self._own_record(gid, " (or was forgotten)") for gid in gids]
         return self._operations.group_progress(None, records)
 
     def batch_futures(self, batch_id: str) -> list[DownloadFuture]:
@@ -310,8 +293,8 @@ class Aria2Client:
         """Block until every download of the batch has an outcome, or ``timeout`` seconds pass.
 
         Returns the batch's progress either way (check ``is_completed``). Waits on the futures,
-        which the monitor resolves; nothing here polls. If the client is closed meanwhile
-        (or was), it returns at once with what is known, without asking the daemon.
+        which the monitor resolves (no polling); on a client closed meanwhile (or before), it
+        returns at once with what is known, without asking the daemon.
         """
         if timeout is not None:
             check_number("timeout", timeout, minimum=0)
@@ -332,17 +315,17 @@ class Aria2Client:
     def restart_download(self, gid: str) -> bool:
         """Restart failed (or removed) download ``gid`` now, resuming its partial file.
 
-        An explicit request: it is done whatever the error code and the budget say, and counts
-        as a restart. Returns False when there is nothing to restart (the download is running or
-        complete, or a restart of it is already running). Raises :class:`Aria2InputError` for a
-        GID this client did not add.
+        An explicit request, done whatever the error code and the budget say; it counts as a restart.
+        Returns False when there is nothing to restart (running or complete, or already being restarted).
+        Raises :class:`Aria2InputError` for a GID this client did not add.
         """
+        return self._operations.restart(self._own_record(gid, ": only its own downloads can be restarted"))
+
+    def _own_record(self, gid: str, why: str) -> DownloadRecord:
         record = self._ledger.get(check_gid(gid))
         if record is None:
-            raise Aria2InputError(
-                f"GID {gid} was not added by this client: only its own downloads can be restarted"
-            )
-        return self._operations.restart(record)
+            raise Aria2InputError(f"GID {gid} was not added by this client{why}")
+        return record
 
     #: The seed guide's example calls this name; it is :meth:`restart_download`.
     _restart_failed_download = restart_download
@@ -409,10 +392,9 @@ class Aria2Client:
 def engine_of(client: Aria2Client) -> Engine:
     """The :class:`~aria2_sync.engine.core.Engine` behind ``client``, to look at its parts.
 
-    The one introspection door for tests, benchmarks and diagnostics: the ledger
-    (``.ledger``), the threads (``.runtime``: ``.scheduler``, ``.pools``, ``.threads()``), the
-    monitor (``.monitor``), the connections (``.transport``, ``.monitor_transport``) and the
-    notification listener (``.listener``). Looking is fine; changing them is not supported.
-    Not exported from ``aria2_sync``.
+    The one introspection door for tests, benchmarks and diagnostics (not exported from
+    ``aria2_sync``): ``.ledger``, ``.runtime`` (the threads: ``.scheduler``, ``.pools``,
+    ``.threads()``), ``.monitor``, the connections ``.transport`` and ``.monitor_transport``, and
+    the notification ``.listener``. Looking is fine; changing them is not supported.
     """
     return client._engine
