@@ -316,7 +316,7 @@ def download_options(
         merged["dir"], merged["out"] = split_save_path(save_path)
     elif "dir" in merged and isinstance(merged["dir"], str):
         merged["dir"] = os.path.abspath(os.path.expanduser(merged["dir"]))
-    if "out" in merged:
+    if "out" in merged and save_path is None:  # (a save_path's own base name is inside dir)
         merged["out"] = _inside_dir("out", merged["out"])
     if "index-out" in merged:
         merged["index-out"] = _index_out(merged["index-out"])
