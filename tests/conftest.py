@@ -254,6 +254,19 @@ def wait_for_status(client: Aria2Client, gid: str, statuses, timeout: float = 15
     return wait_for(reached, timeout, what=f"GID {gid} to reach {sorted(statuses)}")
 
 
+def wait_until_finished(client: Aria2Client, gid: str, timeout: float = 30.0):
+    """Poll like a user would (this drives auto restarts) until the download is complete or
+    given up; return its last snapshot."""
+
+    def finished():
+        progress = client.get_progress(gid)
+        if progress.status == "complete" or progress.gave_up_reason:
+            return progress
+        return None
+
+    return wait_for(finished, timeout, what=f"GID {gid} to complete or be given up")
+
+
 #: Fixtures that start a real aria2c or a local HTTP server: a test using any is ``integration``.
 _INTEGRATION_FIXTURES = frozenset({"daemon", "daemon_factory", "client", "client_factory", "fault_server"})
 

@@ -10,22 +10,10 @@ from __future__ import annotations
 
 import os
 
-from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status
+from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status, wait_until_finished
 from tests.support.fault_server import ResetAfter
 
 OTHER = b"OTHER-WRITER-CONTENT"
-
-
-def wait_until_settled(client, gid, timeout=30.0):
-    """Poll like a user (this drives restarts) until the download is complete or given up."""
-
-    def settled():
-        progress = client.get_progress(gid)
-        if progress.status == "complete" or progress.gave_up_reason:
-            return progress
-        return None
-
-    return wait_for(settled, timeout, what=f"GID {gid} to complete or be given up")
 
 
 def test_a_file_another_writer_creates_after_the_add_is_never_overwritten(
@@ -38,7 +26,7 @@ def test_a_file_another_writer_creates_after_the_add_is_never_overwritten(
     wait_for_status(client, gid, "paused")
     target.write_bytes(OTHER)  # another writer, after the add and before aria2 opens the file
     client.rpc.unpause(gid)
-    failed = wait_until_settled(client, gid)
+    failed = wait_until_finished(client, gid)
     assert failed.status == "error" and failed.error_code == "13"
     assert "not restartable" in failed.gave_up_reason
     assert "already exists" in failed.gave_up_reason and "left untouched" in failed.gave_up_reason
@@ -65,7 +53,7 @@ def test_our_partial_file_swapped_for_another_writers_file_is_not_overwritten(
     target.unlink()
     target.write_bytes(OTHER)  # a new file (new inode) by another writer
     assert client.restart_download(gid) is True
-    failed = wait_until_settled(client, gid)
+    failed = wait_until_finished(client, gid)
     assert failed.error_code == "13" and "left untouched" in failed.gave_up_reason
     assert target.read_bytes() == OTHER
     assert sorted(p.name for p in tmp_path.iterdir()) == ["swap.bin"]

@@ -12,7 +12,7 @@ import pytest
 
 from aria2_sync import Aria2AuthError, Aria2ConnectionError, Aria2GIDNotFoundError, RestartPolicy, wait
 from aria2_sync.client import engine_of
-from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status
+from tests.conftest import GIVE_UP_AT_ONCE, wait_for, wait_for_status, wait_until_finished
 from tests.support.fault_server import OnRangeRequest, ResetAfter, Status
 from tests.test_client import daemon_gids
 
@@ -32,18 +32,6 @@ def bring_scheduled_restarts_due(client) -> int:
         heapq.heapify(scheduler._heap)
         scheduler._cond.notify()
     return len(jobs)
-
-
-def wait_until_finished(client, gid, timeout=30.0):
-    """Poll like a user would (this drives auto restarts) until the download is complete or given up."""
-
-    def finished():
-        progress = client.get_progress(gid)
-        if progress.status == "complete" or progress.gave_up_reason:
-            return progress
-        return None
-
-    return wait_for(finished, timeout, what=f"GID {gid} to complete or be given up")
 
 
 def test_a_download_reset_twice_resumes_under_the_same_gid(client_factory, fault_server, tmp_path, caplog):
