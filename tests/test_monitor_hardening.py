@@ -21,6 +21,7 @@ from aria2_sync import Aria2Client, Aria2Error, Aria2ProtocolError
 from aria2_sync.client import engine_of
 from aria2_sync.rpc.methods import Aria2RPC
 from aria2_sync.rpc.transport import Transport
+from tests.conftest import wait_for
 
 
 class _HtmlHandler(http.server.BaseHTTPRequestHandler):
@@ -73,14 +74,6 @@ def drive_ticks(client: Aria2Client, count: int, bound: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def wait_until(predicate: Callable[[], object], bound: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + bound
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "aria2_sync" and r.levelno >= logging.WARNING]
 
@@ -93,7 +86,7 @@ def watched(client_factory, fault_server, tmp_path):
     future = client.submit(url, str(tmp_path / "p.bin"), options={"pause": "true"})
     monitor = engine_of(client).monitor
     assert monitor is not None
-    wait_until(lambda: monitor.ticks > 0, what="a first tick")
+    wait_for(lambda: monitor.ticks > 0, what="a first tick")
     clock = FakeClock()
     monitor._clock = clock
     return client, future, clock
@@ -120,7 +113,7 @@ def test_a_proxy_answering_html_is_one_outage_that_fails_futures_after_the_grace
         assert isinstance(error, Aria2ProtocolError)
 
         monitor.rpc = real_rpc
-        wait_until(lambda: (monitor.wake(), not monitor.offline)[1], what="the monitor to recover")
+        wait_for(lambda: (monitor.wake(), not monitor.offline)[1], what="the monitor to recover")
     messages = [r.getMessage() for r in warnings_of(caplog)]
     assert sum(m.startswith("aria2 usable again") for m in messages) == 1
     assert sum("does not answer like aria2" in m for m in messages) == 1
@@ -155,7 +148,7 @@ def test_the_monitor_stops_quietly_when_its_connection_is_closed(watched, caplog
     with caplog.at_level(logging.DEBUG, logger="aria2_sync"):
         monitor.rpc.transport.close()
         monitor.wake()
-        wait_until(lambda: not monitor.running, what="the monitor thread to end")
+        wait_for(lambda: not monitor.running, what="the monitor thread to end")
     assert warnings_of(caplog) == []
 
 

@@ -11,7 +11,6 @@ import json
 import logging
 import socket
 import threading
-import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +28,7 @@ from aria2_sync import (
 )
 from aria2_sync.rpc import retry as retry_module
 from aria2_sync.rpc.transport import DEFAULT_MAX_ANSWER_BYTES, ExponentialRetry, Transport
+from tests.conftest import wait_for
 
 SECRET = "Zq7-hardening-secret-value"
 
@@ -178,14 +178,6 @@ class Outcome:
         return self.error
 
 
-def wait_until(predicate: Callable[[], object], bound: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + bound
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 # -- 11.1: an overall deadline --------------------------------------------------------------------
 
 
@@ -216,7 +208,7 @@ def test_an_answer_dripped_a_byte_at_a_time_ends_at_the_deadline(serve, where):
     assert error.attempts == 1 and "timed out" in str(error)
     assert server.requests == 1
     # The drip (about 20 s for the whole answer) was cut off: the server saw the socket go.
-    wait_until(server.client_gone.is_set, what="the server to see the connection closed")
+    wait_for(server.client_gone.is_set, what="the server to see the connection closed")
 
 
 def test_a_dripping_read_only_call_is_retried_then_times_out(serve, monkeypatch):
@@ -247,7 +239,7 @@ def test_close_from_another_thread_releases_a_blocked_call(serve):
     server = serve(silent)
     transport = Transport(server.url, SECRET, timeout=60.0, max_retries=3)
     outcome = in_thread(lambda: transport.call("aria2.addUri", [["http://x/a"], {}]))
-    wait_until(server.got_request.is_set, what="the request to arrive")
+    wait_for(server.got_request.is_set, what="the request to arrive")
     transport.close()
     error = outcome.finish()
     assert isinstance(error, Aria2ClosedError), error
@@ -270,7 +262,7 @@ def test_close_interrupts_a_call_waiting_out_its_backoff(caplog):
     transport = Transport(url, SECRET, max_retries=3, retry_delay=30.0)
     with caplog.at_level(logging.INFO, logger="aria2_sync"):
         outcome = in_thread(lambda: transport.call("aria2.getVersion"))
-        wait_until(
+        wait_for(
             lambda: any("waiting 30.0 s" in r.getMessage() for r in caplog.records),
             what="the backoff to start",
         )
@@ -285,7 +277,7 @@ def test_the_watchdog_thread_ends_with_the_transport(serve):
     assert transport.call("aria2.getVersion")["version"] == "1.37.0"
     assert any(t.name == "aria2_sync-rpc-watchdog" for t in threading.enumerate())
     transport.close()
-    wait_until(
+    wait_for(
         lambda: transport._channels._watchdog is None,
         what="the watchdog to end",
     )
@@ -320,7 +312,7 @@ def test_an_answer_past_max_answer_bytes_is_refused_without_reading_it_all(serve
         transport.close()
     assert isinstance(error, Aria2ProtocolError), error
     assert "max_answer_bytes=1048576" in str(error)
-    wait_until(server.client_gone.is_set, what="the server to see the connection closed")
+    wait_for(server.client_gone.is_set, what="the server to see the connection closed")
     assert server.sent < 100 * 1024 * 1024, "the answer was read far past the cap"
 
 
@@ -652,7 +644,7 @@ def test_a_retry_after_a_long_backoff_still_has_its_deadline(
     transport = Transport(server.url, SECRET, timeout=0.5, max_retries=1, retry_delay=0.01)
 
     def backoff_outlasting_the_watchdog(seconds: float) -> None:
-        wait_until(
+        wait_for(
             lambda: transport._channels._watchdog is None, what="the watchdog to go quiet during the backoff"
         )
 
@@ -674,7 +666,7 @@ def test_close_during_a_backoff_opens_no_new_connection(
     transport = Transport(server.url, SECRET, max_retries=3, retry_delay=30.0)
     with caplog.at_level(logging.INFO, logger="aria2_sync"):
         outcome = in_thread(lambda: transport.call("aria2.tellStatus", [GID]))
-        wait_until(
+        wait_for(
             lambda: any("waiting 30.0 s" in r.getMessage() for r in caplog.records),
             what="the backoff to start",
         )
