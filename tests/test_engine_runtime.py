@@ -183,3 +183,30 @@ def test_close_returns_in_time_when_a_user_callback_blocks_forever(daemon, fault
     finally:
         release.set()
         client.close()
+
+
+def test_a_client_s_listener_and_watchdogs_are_the_runtime_s_threads(
+    client_factory: Any, fault_server: Any, tmp_path: Any
+) -> None:
+    """Every thread a working client runs (the notification listener and the connections'
+    watchdogs included) is made by its runtime, so that closing waits for each of them."""
+    from aria2_sync.client import engine_of
+
+    before = set(threading.enumerate())
+    client = client_factory(notifications=True)
+    runtime = engine_of(client).runtime
+    url = fault_server.add_file("one.bin", size=20_000)
+    client.submit(url, str(tmp_path / "one.bin")).result(timeout=30)
+    listener = engine_of(client).listener
+    assert listener is not None and listener.connected.wait(15)
+    made = {
+        t
+        for t in threading.enumerate()
+        if t not in before and t.name.startswith("aria2_sync-") and t.name != "aria2_sync-daemon-watch"
+    }
+    names = {t.name for t in made}
+    assert {"aria2_sync-notifications", "aria2_sync-monitor", "aria2_sync-rpc-watchdog"} <= names, names
+    assert made <= set(runtime.threads()), sorted(t.name for t in made - set(runtime.threads()))
+    _closes_in_time(client.close)
+    assert runtime.threads() == []
+    assert not any(t.is_alive() for t in made)

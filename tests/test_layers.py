@@ -1,7 +1,7 @@
 """The package's architecture, checked from its source text (no daemon, no import of the package).
 
 The layers, bottom to top: ``errors``, ``models``, ``policy``, ``validation``, ``aria2_options``,
-``logs``; then ``rpc/`` and ``state/``; ``daemon/`` beside ``engine/``; then ``client`` (the
+``logs``, ``threads``; then ``rpc/`` and ``state/``; ``daemon/`` beside ``engine/``; then ``client`` (the
 facade, re-exported by ``aria2_sync/__init__.py``); then ``ui/``, which sees the package only as
 its users do. These tests keep it so: no import cycle, dependencies that point one way, modules
 short enough to read, a docstring for each, one logger, no prints in library code, and no
@@ -190,6 +190,7 @@ BOTTOM = (
     "aria2_sync.validation",
     "aria2_sync.aria2_options",
     "aria2_sync.logs",
+    "aria2_sync.threads",
     "aria2_sync._version",
 )
 #: group -> the groups it must never import. ``aria2_sync`` itself (its ``__init__``) loads the

@@ -77,6 +77,7 @@ class Engine:
     ) -> None:
         self.config = config
         self.auto_restart = auto_restart
+        self.runtime = Runtime()
         self.transport = Transport(
             config.rpc_url,
             rpc_secret or None,
@@ -84,12 +85,12 @@ class Engine:
             max_retries=config.max_retries,
             retry_delay=config.retry_delay,
             max_retry_delay=config.max_retry_delay,
+            thread_factory=self.runtime.thread,
         )
         self.rpc = Aria2RPC(self.transport)
         self.ledger = Ledger(
             keep_finished=config.keep_finished, keep_seconds=config.keep_seconds, store=store
         )
-        self.runtime = Runtime()
         pools = self.runtime.pools
         self.restarts = RestartEngine(
             self.rpc,
@@ -112,6 +113,7 @@ class Engine:
             max_retries=min(2, config.max_retries),
             retry_delay=min(config.retry_delay, 0.05),
             max_retry_delay=0.2,
+            thread_factory=self.runtime.thread,
         )
         self.monitor: Monitor | None = None
         if config.monitor:
@@ -128,8 +130,6 @@ class Engine:
             self.restarts.wake = self.monitor.wake
         self.listener = self._make_listener(config.notifications)
         self.runtime.attach(self.monitor, self.listener)
-        self.runtime.also_wait(self.transport.join)
-        self.runtime.also_wait(self.monitor_transport.join)
         #: What closing also releases: the state file if this engine opened it (:meth:`open`),
         #: the verbose output (:meth:`enable_verbose`), a private daemon (set by its starter).
         self.own_store = False
@@ -172,7 +172,9 @@ class Engine:
 
         if not websocket_available():
             return None  # (notifications=True without the package was refused up front)
-        return NotificationListener(self.config.rpc_url, on_event=self.monitor.wake)
+        return NotificationListener(
+            self.config.rpc_url, on_event=self.monitor.wake, thread_factory=self.runtime.thread
+        )
 
     # -- watching -------------------------------------------------------------------------------
 

@@ -32,10 +32,11 @@ from ..errors import (
 )
 from ..logs import logger
 from ..rpc.methods import Aria2RPC
+from ..threads import ThreadFactory, daemon_thread
 from .ledger import Ledger
 from .record import DownloadRecord
 from .tracker import Tracker
-from .workers import ThreadFactory, WorkerPool, daemon_thread
+from .workers import WorkerPool
 
 __all__ = ["Monitor"]
 

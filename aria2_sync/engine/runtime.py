@@ -4,17 +4,22 @@ A client runs up to a dozen threads: the monitor (``aria2_sync-monitor``), the s
 delayed restarts (``aria2_sync-scheduler``), three worker pools (``aria2_sync-callback-N`` for
 user callbacks, ``aria2_sync-settle-N`` for resolving futures, ``aria2_sync-job-N`` for
 restarts and removals), the notification listener (``aria2_sync-notifications``) and the
-watchdogs of its two connections. All are daemon threads, started on first use: creating a
-client starts none.
+watchdogs of its two connections (``aria2_sync-rpc-watchdog``). All are daemon threads, started
+on first use: creating a client starts none.
 
-:class:`Runtime` makes the engine's threads (its :meth:`~Runtime.thread` is the factory the
-monitor, the scheduler and the pools are given) and stops everything in two phases:
-:meth:`~Runtime.stop` asks every piece to end without waiting, so that the connections can be
+:class:`Runtime` makes every one of them (its :meth:`~Runtime.thread` is the factory the
+monitor, the scheduler, the pools, the listener and the connections are given) and stops
+everything in two phases:
+:meth:`~Runtime.stopping_steps` ask every piece to end without waiting, so that the connections can be
 closed next (which releases a thread blocked in a call to the daemon); :meth:`~Runtime.join`
 then waits for all of them together, at most :attr:`~Runtime.close_timeout` seconds in all. A
 thread that does not end by then (a user callback that blocks forever, a call the daemon never
 answers that nothing can cut off) is left behind: it is a daemon thread, so it never holds up
 the interpreter's exit.
+
+One thread is not the runtime's: the watcher of a private aria2c (``aria2_sync-daemon-watch``)
+belongs to its :class:`~aria2_sync.daemon.process.Aria2Daemon`, which a caller may also start
+and stop on its own; it ends in the daemon's ``stop()``, which closing the client calls.
 """
 
 from __future__ import annotations
@@ -47,7 +52,6 @@ class Runtime:
         self.scheduler = Scheduler(thread_factory=self.thread)
         self.monitor: Monitor | None = None
         self.listener: NotificationListener | None = None
-        self._waits: list[Callable[[float], None]] = []
 
     def thread(self, name: str, target: Callable[[], None]) -> threading.Thread:
         """A daemon thread named ``name`` running ``target``, not started (the caller starts it),
@@ -74,10 +78,6 @@ class Runtime:
             self.monitor = monitor
         if listener is not None:
             self.listener = listener
-
-    def also_wait(self, join: Callable[[float], None]) -> None:
-        """Wait with ``join(seconds)`` too in :meth:`join` (a connection's watchdog)."""
-        self._waits.append(join)
 
     def watch(self) -> None:
         """Make sure the monitor (and the listener that wakes it) runs, and tick now."""
@@ -118,7 +118,3 @@ class Runtime:
         for thread in threads:
             if thread is not current and thread.ident is not None:  # (never started: nothing)
                 thread.join(max(0.0, deadline - time.monotonic()))
-        if self.listener is not None:
-            self.listener.close(timeout=max(0.0, deadline - time.monotonic()))
-        for wait in self._waits:
-            wait(max(0.0, deadline - time.monotonic()))

@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from ..logs import logger
-from .workers import ThreadFactory, daemon_thread
+from ..threads import ThreadFactory, daemon_thread
 
 __all__ = ["Scheduler"]
 

@@ -16,18 +16,9 @@ from typing import Callable
 import attrs
 
 from ..logs import logger
+from ..threads import ThreadFactory, daemon_thread
 
-__all__ = ["WorkerPool", "Pools", "ThreadFactory", "daemon_thread"]
-
-#: Makes a daemon thread (not started) named ``name`` running ``target``: the client's
-#: :class:`~aria2_sync.engine.runtime.Runtime` passes its own, which keeps every thread it made.
-ThreadFactory = Callable[[str, Callable[[], None]], threading.Thread]
-
-
-def daemon_thread(name: str, target: Callable[[], None]) -> threading.Thread:
-    """The default :data:`ThreadFactory`: a plain daemon thread."""
-    return threading.Thread(target=target, name=name, daemon=True)
-
+__all__ = ["WorkerPool", "Pools"]
 
 _STOP = object()
 

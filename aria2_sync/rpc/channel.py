@@ -34,6 +34,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ClosedPoolError, ReadTimeoutError
 
 from ..errors import Aria2ProtocolError
+from ..threads import ThreadFactory, daemon_thread
 from .retry import ExponentialRetry
 
 __all__ = ["Channel", "ChannelPool", "read_capped"]
@@ -163,14 +164,22 @@ class ChannelPool:
     """The channels of one transport, and the watchdog that holds their exchanges to deadlines.
 
     ``time_limit()`` gives the seconds one exchange may take (read at each exchange's start);
-    ``new_retry`` builds a new channel's two Retry objects. :meth:`borrow` lends a channel whose
+    ``new_retry`` builds a new channel's two Retry objects; ``thread_factory`` makes the watchdog
+    thread. :meth:`borrow` lends a channel whose
     first exchange is watched; :meth:`give_back` returns it. After :meth:`close`, :attr:`closing`
     is set and :meth:`borrow` lends nothing.
     """
 
-    def __init__(self, *, time_limit: Callable[[], float], new_retry: RetryFactory) -> None:
+    def __init__(
+        self,
+        *,
+        time_limit: Callable[[], float],
+        new_retry: RetryFactory,
+        thread_factory: ThreadFactory = daemon_thread,
+    ) -> None:
         self._time_limit = time_limit
         self._new_retry = new_retry
+        self._new_thread = thread_factory
         self.closing = threading.Event()
         self._idle: list[Channel] = []
         self._busy: set[Channel] = set()
@@ -251,9 +260,7 @@ class ChannelPool:
         """Have the watchdog (started if it is not running) wake up by ``deadline``. Lock held."""
         if self._watchdog is None:
             self._watchdog_wakes_at = deadline
-            self._watchdog = threading.Thread(
-                target=self._run_watchdog, name="aria2_sync-rpc-watchdog", daemon=True
-            )
+            self._watchdog = self._new_thread("aria2_sync-rpc-watchdog", self._run_watchdog)
             self._watchdog.start()
         elif deadline < self._watchdog_wakes_at:
             self._watch.notify()

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from ..errors import redact_url
 from ..logs import logger
+from ..threads import ThreadFactory, daemon_thread
 
 __all__ = ["NotificationListener", "websocket_available", "websocket_url"]
 
@@ -51,10 +52,18 @@ def websocket_url(rpc_url: str) -> str:
 class NotificationListener:
     """A daemon thread that listens to aria2's notifications and calls ``on_event(gid)``.
 
-    ``on_event()`` (no GID) after a (re)connection: whatever happened meanwhile is unknown."""
+    ``on_event()`` (no GID) after a (re)connection: whatever happened meanwhile is unknown.
+    ``thread_factory`` makes the thread (a client's runtime passes its own, to wait for it)."""
 
-    def __init__(self, rpc_url: str, on_event: Callable[..., Any], read_timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        rpc_url: str,
+        on_event: Callable[..., Any],
+        read_timeout: float = 1.0,
+        thread_factory: ThreadFactory = daemon_thread,
+    ) -> None:
         self.url = websocket_url(rpc_url)
+        self._new_thread = thread_factory
         self._on_event = on_event
         self._read_timeout = read_timeout
         self._stop = threading.Event()
@@ -69,9 +78,7 @@ class NotificationListener:
         kept the previous one from starting, which then left a thread object never started."""
         with self._lock:
             if (self._thread is None or self._thread.ident is None) and not self._stop.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="aria2_sync-notifications", daemon=True
-                )
+                self._thread = self._new_thread("aria2_sync-notifications", self._run)
                 self._thread.start()
 
     def close(self, timeout: float = 5.0) -> None:

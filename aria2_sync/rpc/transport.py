@@ -50,6 +50,7 @@ from ..errors import (
     redact_url,
 )
 from ..logs import logger
+from ..threads import ThreadFactory, daemon_thread
 from .channel import Channel, ChannelPool, read_capped
 from .retry import (
     ExponentialRetry,
@@ -179,8 +180,9 @@ class Transport:
     ``(connect, read)`` pair gives ``connect`` for connecting and ``connect + read`` for the
     exchange. ``max_retries``, ``retry_delay`` and ``max_retry_delay`` set the retries and their
     backoff (see :mod:`aria2_sync.rpc.retry`); ``max_answer_bytes`` bounds the size of an answer
-    (a bigger one is an :class:`Aria2ProtocolError`, and is not read). After :meth:`close`,
-    calls raise :class:`Aria2ClosedError`.
+    (a bigger one is an :class:`Aria2ProtocolError`, and is not read); ``thread_factory`` makes
+    the watchdog thread of its connections. After :meth:`close`, calls raise
+    :class:`Aria2ClosedError`.
     """
 
     def __init__(
@@ -193,6 +195,7 @@ class Transport:
         retry_delay: float = 1.0,
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        thread_factory: ThreadFactory = daemon_thread,
     ) -> None:
         self.rpc_url = rpc_url
         self._secret = secret
@@ -202,7 +205,9 @@ class Transport:
         self.max_retry_delay = max_retry_delay
         self.max_answer_bytes = max_answer_bytes
         self._ids = itertools.count(1)
-        self._channels = ChannelPool(time_limit=lambda: self.exchange_time_limit, new_retry=self._retry)
+        self._channels = ChannelPool(
+            time_limit=lambda: self.exchange_time_limit, new_retry=self._retry, thread_factory=thread_factory
+        )
 
     def __repr__(self) -> str:
         secret = ", secret=***" if self._secret else ""
