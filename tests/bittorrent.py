@@ -15,6 +15,8 @@
   and :meth:`Seeder.start` brings it back on the same data and the same listening port.
 * :func:`leecher_options`: aria2c options for the daemon under test (``daemon_factory(**...)``)
   that keep a BitTorrent download offline and quick to finish.
+* :func:`sockets_of` / :func:`exposed_sockets`: what a process listens on, and what of that is
+  not loopback (Linux /proc).
 * :func:`metalink`: a Metalink 4 (``.meta4``, RFC 5854) document with mirror URLs and hashes.
 * :func:`bencode` / :func:`bdecode`: the few lines of bencoding the tracker and the checks need.
 
@@ -29,6 +31,7 @@ import base64
 import dataclasses
 import hashlib
 import http.server
+import ipaddress
 import os
 import socket
 import threading
@@ -54,6 +57,8 @@ __all__ = [
     "make_torrent",
     "Seeder",
     "leecher_options",
+    "sockets_of",
+    "exposed_sockets",
     "MetalinkFile",
     "metalink",
     "bt_tracker",
@@ -448,6 +453,44 @@ class Seeder:
             transport.close()
         if daemon is not None:
             daemon.stop()
+
+
+def sockets_of(pid: int) -> list[tuple[str, str, int]]:
+    """``(protocol, address, port)`` of every listening TCP and every UDP socket of process ``pid``.
+
+    Read from /proc (Linux): the process's socket inodes in ``/proc/PID/fd``, matched against
+    ``/proc/PID/net/{tcp,tcp6,udp,udp6}``. Protocol is ``tcp``, ``tcp6``, ``udp`` or ``udp6``.
+    """
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    found = []
+    for protocol in ("tcp", "tcp6", "udp", "udp6"):
+        with open(f"/proc/{pid}/net/{protocol}") as table:
+            next(table)  # the header
+            for line in table:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if inode not in inodes or (protocol.startswith("tcp") and state != "0A"):  # 0A: LISTEN
+                    continue
+                address, port = local.split(":")
+                raw = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+                found.append((protocol, socket.inet_ntop(family, words), int(port, 16)))
+    return sorted(found)
+
+
+def exposed_sockets(pid: int) -> list[tuple[str, str, int]]:
+    """The sockets of :func:`sockets_of` bound to anything but a loopback address (0.0.0.0 and
+    ``::`` included): what another machine could reach."""
+    return [entry for entry in sockets_of(pid) if not ipaddress.ip_address(entry[1]).is_loopback]
 
 
 # --------------------------------------------------------------------------

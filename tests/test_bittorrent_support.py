@@ -21,7 +21,16 @@ from aria2_sync.daemon.ownership import free_port
 from aria2_sync.daemon.process import Aria2Daemon
 from aria2_sync.rpc.transport import Transport
 from tests import bittorrent
-from tests.bittorrent import MetalinkFile, Tracker, bdecode, bencode, leecher_options, metalink
+from tests.bittorrent import (
+    MetalinkFile,
+    Tracker,
+    bdecode,
+    bencode,
+    exposed_sockets,
+    leecher_options,
+    metalink,
+    sockets_of,
+)
 from tests.conftest import wait_for
 
 # The fixtures, until tests/conftest.py imports them for every module.
@@ -205,3 +214,26 @@ def test_the_seeder_killed_mid_download_and_started_again_lets_the_download_fini
     torrent.check_downloaded(leecher.dir)
     assert 0 < uploaded_before < size
     assert uploaded_before + seeder.uploaded(torrent) <= size * 1.05  # resumed, not fetched again
+
+
+@pytest.mark.parametrize(
+    "extra, exposed", [({}, True), ({"interface": "lo"}, False)], ids=["default", "interface-lo"]
+)
+def test_what_a_bittorrent_download_opens_on_the_network(daemon_factory, torrent_factory, extra, exposed):
+    """DHT, LPD and PEX off: one TCP listening port (on all interfaces unless ``interface`` is
+    set), no UDP socket, and nothing but the RPC port before a BitTorrent download is added."""
+    torrent = torrent_factory("p.bin", os.urandom(64 * 1024))
+    options = leecher_options(**extra)
+    bt_port = options["listen-port"]
+    peer = Leecher(daemon_factory(**options))
+    pid = peer.daemon.pid
+    try:
+        assert exposed_sockets(pid) == []
+        assert {port for _, _, port in sockets_of(pid)} == {peer.daemon.port}
+        peer.call("aria2.addUri", [torrent.magnet])
+        wait_for(lambda: bt_port in {port for _, _, port in sockets_of(pid)}, 10, what="the BitTorrent port")
+        assert [protocol for protocol, _, _ in sockets_of(pid) if protocol.startswith("udp")] == []
+        expected = [("tcp", "0.0.0.0", bt_port), ("tcp6", "::", bt_port)] if exposed else []
+        assert exposed_sockets(pid) == expected
+    finally:
+        peer.rpc.close()
