@@ -10,12 +10,12 @@ those wastes the budget and hides the real problem, so by default they are not r
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
-
-import attrs
+from collections.abc import Iterable
+from typing import Callable
 
 from .errors import Aria2InputError
 from .models import Progress
+from .values import Frozen
 
 __all__ = [
     "RestartPolicy",
@@ -69,19 +69,19 @@ ERROR_CODE_NAMES = {
 }
 
 
-def _non_negative_int(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def _non_negative_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Aria2InputError(f"{attribute.name} must be an int >= 0, got {value!r}")
+        raise Aria2InputError(f"{name} must be an int >= 0, got {value!r}")
 
 
-def _non_negative_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def _non_negative_number(name: str, value: object) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
         or value < 0
     ):
-        raise Aria2InputError(f"{attribute.name} must be a number >= 0, got {value!r}")
+        raise Aria2InputError(f"{name} must be a number >= 0, got {value!r}")
 
 
 def _codes(value: object) -> frozenset[int]:
@@ -93,22 +93,26 @@ def _codes(value: object) -> frozenset[int]:
         ) from None
 
 
-def _callable_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def _callable_or_none(name: str, value: object) -> None:
     if value is not None and not callable(value):
-        raise Aria2InputError(f"{attribute.name} must be callable(progress) -> bool, or None")
+        raise Aria2InputError(f"{name} must be callable(progress) -> bool, or None")
 
 
-@attrs.frozen
-class RestartDecision:
+class RestartDecision(Frozen):
     """What the policy says about one failure: restart after ``delay`` s, or not, and why."""
 
+    __slots__ = ("restart", "delay", "reason")
     restart: bool
-    delay: float = 0.0
-    reason: str | None = None
+    delay: float
+    reason: str | None
+
+    def __init__(self, restart: bool, delay: float = 0.0, reason: str | None = None) -> None:
+        object.__setattr__(self, "restart", restart)
+        object.__setattr__(self, "delay", delay)
+        object.__setattr__(self, "reason", reason)
 
 
-@attrs.frozen
-class RestartPolicy:
+class RestartPolicy(Frozen):
     """Which failures are restarted, how many times, and the backoff between restarts.
 
     ``max_restarts`` is the budget per download. The k-th restart of a download waits
@@ -117,11 +121,31 @@ class RestartPolicy:
     the failed :class:`~aria2_sync.Progress` and returns True to restart (the budget still holds).
     """
 
-    max_restarts: int = attrs.field(default=3, validator=_non_negative_int)
-    base_delay: float = attrs.field(default=1.0, validator=_non_negative_number)
-    max_delay: float = attrs.field(default=60.0, validator=_non_negative_number)
-    restartable_codes: frozenset[int] = attrs.field(default=TRANSIENT_ERROR_CODES, converter=_codes)
-    predicate: Callable[[Progress], bool] | None = attrs.field(default=None, validator=_callable_or_none)
+    __slots__ = ("max_restarts", "base_delay", "max_delay", "restartable_codes", "predicate")
+    max_restarts: int
+    base_delay: float
+    max_delay: float
+    restartable_codes: frozenset[int]
+    predicate: Callable[[Progress], bool] | None
+
+    def __init__(
+        self,
+        max_restarts: int = 3,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        restartable_codes: Iterable[int] = TRANSIENT_ERROR_CODES,
+        predicate: Callable[[Progress], bool] | None = None,
+    ) -> None:
+        codes = _codes(restartable_codes)
+        _non_negative_int("max_restarts", max_restarts)
+        _non_negative_number("base_delay", base_delay)
+        _non_negative_number("max_delay", max_delay)
+        _callable_or_none("predicate", predicate)
+        object.__setattr__(self, "max_restarts", max_restarts)
+        object.__setattr__(self, "base_delay", base_delay)
+        object.__setattr__(self, "max_delay", max_delay)
+        object.__setattr__(self, "restartable_codes", codes)
+        object.__setattr__(self, "predicate", predicate)
 
     def delay(self, restart_number: int) -> float:
         """Seconds to wait before restart number ``restart_number`` (1-based)."""

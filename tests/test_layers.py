@@ -1,6 +1,6 @@
 """The package's architecture, checked from its source text (no daemon, no import of the package).
 
-The layers, bottom to top: ``errors``, ``models``, ``policy``, ``validation``, ``aria2_options``,
+The layers, bottom to top: ``errors``, ``values``, ``models``, ``policy``, ``validation``, ``aria2_options``,
 ``logs``; then ``rpc/`` and ``state/``; ``daemon/`` beside ``engine/``; then ``client`` (the
 facade, re-exported by ``aria2_sync/__init__.py``); then ``ui/``, which sees the package only as
 its users do. These tests keep it so: no import cycle, dependencies that point one way, modules
@@ -191,6 +191,7 @@ BOTTOM = (
     "aria2_sync.aria2_options",
     "aria2_sync.logs",
     "aria2_sync._version",
+    "aria2_sync.values",
 )
 #: group -> the groups it must never import. ``aria2_sync`` itself (its ``__init__``) loads the
 #: client and so counts as "above" everything but the UI. ``daemon/`` uses ``rpc/`` to talk to the

@@ -22,12 +22,11 @@ import os
 import urllib.parse
 from typing import Any, Generic, NoReturn, Protocol, TypeVar, overload
 
-import attrs
-
 from ..errors import Aria2InputError, redact_url
 from ..policy import RestartPolicy
 from ..rpc.transport import Timeout
 from ..state import Store
+from ..values import Frozen
 
 __all__ = ["ClientConfig", "ConfigField", "check_batch_id", "check_number"]
 
@@ -111,8 +110,7 @@ def _policy(
     return RestartPolicy(max_restarts=budget, base_delay=base, max_delay=max_delay)
 
 
-@attrs.frozen
-class ClientConfig:
+class ClientConfig(Frozen):
     """Every setting of a client, checked (see the module's docstring for fixed and live).
 
     Built by :meth:`build` from ``Aria2Client``'s arguments, which are checked in the order the
@@ -122,6 +120,23 @@ class ClientConfig:
     then are download directories checked here.
     """
 
+    __slots__ = (
+        "rpc_url",
+        "max_retries",
+        "retry_delay",
+        "auto_restart_failed",
+        "verbose",
+        "timeout",
+        "max_retry_delay",
+        "restart_policy",
+        "monitor",
+        "poll_interval",
+        "disconnect_grace",
+        "keep_finished",
+        "keep_seconds",
+        "notifications",
+        "daemon_is_local",
+    )
     rpc_url: str
     max_retries: int
     retry_delay: float
@@ -137,6 +152,41 @@ class ClientConfig:
     keep_seconds: float | None
     notifications: bool | None
     daemon_is_local: bool
+
+    def __init__(
+        self,
+        *,
+        rpc_url: str,
+        max_retries: int,
+        retry_delay: float,
+        auto_restart_failed: bool,
+        verbose: bool,
+        timeout: Timeout,
+        max_retry_delay: float,
+        restart_policy: RestartPolicy,
+        monitor: bool,
+        poll_interval: float,
+        disconnect_grace: float,
+        keep_finished: int,
+        keep_seconds: float | None,
+        notifications: bool | None,
+        daemon_is_local: bool,
+    ) -> None:
+        object.__setattr__(self, "rpc_url", rpc_url)
+        object.__setattr__(self, "max_retries", max_retries)
+        object.__setattr__(self, "retry_delay", retry_delay)
+        object.__setattr__(self, "auto_restart_failed", auto_restart_failed)
+        object.__setattr__(self, "verbose", verbose)
+        object.__setattr__(self, "timeout", timeout)
+        object.__setattr__(self, "max_retry_delay", max_retry_delay)
+        object.__setattr__(self, "restart_policy", restart_policy)
+        object.__setattr__(self, "monitor", monitor)
+        object.__setattr__(self, "poll_interval", poll_interval)
+        object.__setattr__(self, "disconnect_grace", disconnect_grace)
+        object.__setattr__(self, "keep_finished", keep_finished)
+        object.__setattr__(self, "keep_seconds", keep_seconds)
+        object.__setattr__(self, "notifications", notifications)
+        object.__setattr__(self, "daemon_is_local", daemon_is_local)
 
     @classmethod
     def build(

@@ -23,7 +23,7 @@ from concurrent.futures import (
 )
 from typing import Any, Callable
 
-import attrs
+from ..values import Frozen
 
 __all__ = [
     "DownloadFuture",
@@ -36,16 +36,32 @@ __all__ = [
 ]
 
 
-@attrs.frozen
-class DownloadResult:
+class DownloadResult(Frozen):
     """A finished download: where the file is, how big, and what it took."""
 
+    __slots__ = ("gid", "path", "size", "url", "retry_count", "attempts")
     gid: str
     path: str | None
     size: int
     url: str
-    retry_count: int = 0
-    attempts: tuple[dict[str, Any], ...] = ()
+    retry_count: int
+    attempts: tuple[dict[str, Any], ...]
+
+    def __init__(
+        self,
+        gid: str,
+        path: str | None,
+        size: int,
+        url: str,
+        retry_count: int = 0,
+        attempts: tuple[dict[str, Any], ...] = (),
+    ) -> None:
+        object.__setattr__(self, "gid", gid)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "retry_count", retry_count)
+        object.__setattr__(self, "attempts", attempts)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -26,8 +26,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable
 
-import attrs
-
 from ..errors import (
     Aria2ConnectionError,
     Aria2GIDNotFoundError,
@@ -282,7 +280,7 @@ class RestartEngine:
         if self.own_leftover(record) is not None:
             policy = self.policy
             if policy.predicate is None:
-                policy = attrs.evolve(policy, restartable_codes={13})
+                policy = policy.evolve(restartable_codes={13})
             return policy.decide(progress, record.retry_count)
         decision = self.policy.decide(progress, record.retry_count)
         if decision.restart:
