@@ -7,7 +7,6 @@ from typing import Any as _Any
 
 from ._version import __version__
 from .client import Aria2Client, RetryInfo
-from .daemon.binary import find_aria2c
 from .engine.futures import DownloadFuture, DownloadResult, as_completed, wait
 from .errors import (
     Aria2AuthError,
@@ -29,10 +28,12 @@ from .models import BatchProgress, FileInfo, GlobalStats, Progress
 from .policy import PERMANENT_ERROR_CODES, TRANSIENT_ERROR_CODES, RestartPolicy
 from .state import Store
 
-#: Exports loaded on first use: they bring subprocess, sqlite3 or tqdm handling that most
-#: programs never need, and ``import aria2_sync`` should stay cheap (no work at import time).
+#: Exports loaded on first use: they bring subprocess, sqlite3 or tqdm handling, or the search for
+#: an aria2c binary, that most programs never need, and ``import aria2_sync`` should stay cheap
+#: (no work at import time; tests/test_import_cost.py lists what it must not load).
 _LAZY = {
     "Aria2Daemon": ".daemon.process",
+    "find_aria2c": ".daemon.binary",
     "SQLiteStore": ".state.sqlite",
     "progress": ".ui.progress_display",
 }

@@ -68,19 +68,17 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-#: ``scheme://user:password@`` inside free text: the password part is group 2.
-_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)([^/\s@]*)@")
+#: ``scheme://user:password@`` inside free text: the password part is group 2. The patterns are
+#: compiled on first use (and kept by :mod:`re`'s cache), not at import: most programs never
+#: redact text.
+_URL_USERINFO = r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)([^/\s@]*)@"
 #: Header lines and aria2 options whose value is a credential, in free text such as aria2c's log
-#: (``Authorization: Basic ...``, ``http-passwd=...``, ``--ftp-passwd ...``).
-_CREDENTIAL_HEADERS = re.compile(
+#: (``Authorization: Basic ...``, ``http-passwd=...``, ``--ftp-passwd ...``). Case-insensitive.
+_CREDENTIAL_HEADERS = (
     r"((?:proxy-)?authorization\s*:\s*)((?:basic|bearer|digest) +)?([^\s\"',\]}]+)"
-    r"|((?:set-)?cookie\s*:\s*)()([^\r\n\"]+)",
-    re.IGNORECASE,
+    r"|((?:set-)?cookie\s*:\s*)()([^\r\n\"]+)"
 )
-_CREDENTIAL_OPTIONS = re.compile(
-    r"((?:[a-z]+-)*passwd[\s=:\"']+|(?:rpc-)?secret[=:\"']+\s*|token:)([^\s\"',\]}]+)",
-    re.IGNORECASE,
-)
+_CREDENTIAL_OPTIONS = r"((?:[a-z]+-)*passwd[\s=:\"']+|(?:rpc-)?secret[=:\"']+\s*|token:)([^\s\"',\]}]+)"
 
 
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
@@ -94,9 +92,14 @@ def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}***@", text)
-    text = _CREDENTIAL_HEADERS.sub(lambda m: f"{m.group(1) or m.group(4)}{m.group(2) or ''}***", text)
-    return _CREDENTIAL_OPTIONS.sub(lambda m: f"{m.group(1)}***", text)
+    text = re.sub(_URL_USERINFO, lambda m: f"{m.group(1)}***@", text)
+    text = re.sub(
+        _CREDENTIAL_HEADERS,
+        lambda m: f"{m.group(1) or m.group(4)}{m.group(2) or ''}***",
+        text,
+        flags=re.IGNORECASE,
+    )
+    return re.sub(_CREDENTIAL_OPTIONS, lambda m: f"{m.group(1)}***", text, flags=re.IGNORECASE)
 
 
 class Aria2Error(Exception):

@@ -13,8 +13,6 @@ import threading
 import time
 from typing import Callable
 
-import attrs
-
 from ..logs import logger
 from ..threads import ThreadFactory, daemon_thread
 
@@ -90,7 +88,6 @@ class WorkerPool:
                 logger.exception("an aria2_sync callback or background job failed")
 
 
-@attrs.define
 class Pools:
     """The client's three worker pools, kept apart so that none can starve another.
 
@@ -99,9 +96,20 @@ class Pools:
     recoveries and removals. A user callback that blocks can delay only its own kind.
     """
 
-    callbacks: WorkerPool = attrs.field(factory=lambda: WorkerPool(4, "aria2_sync-callback"))
-    settle: WorkerPool = attrs.field(factory=lambda: WorkerPool(2, "aria2_sync-settle"))
-    jobs: WorkerPool = attrs.field(factory=lambda: WorkerPool(2, "aria2_sync-job"))
+    __slots__ = ("callbacks", "settle", "jobs")
+
+    def __init__(
+        self,
+        callbacks: WorkerPool | None = None,
+        settle: WorkerPool | None = None,
+        jobs: WorkerPool | None = None,
+    ) -> None:
+        self.callbacks = WorkerPool(4, "aria2_sync-callback") if callbacks is None else callbacks
+        self.settle = WorkerPool(2, "aria2_sync-settle") if settle is None else settle
+        self.jobs = WorkerPool(2, "aria2_sync-job") if jobs is None else jobs
+
+    def __repr__(self) -> str:
+        return f"Pools(callbacks={self.callbacks!r}, settle={self.settle!r}, jobs={self.jobs!r})"
 
     @classmethod
     def made_by(cls, thread_factory: ThreadFactory) -> Pools:

@@ -91,8 +91,9 @@ READ_ONLY_METHODS = frozenset(
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRY_DELAY = 30.0
 
-#: aria2's two ways of saying it does not know a GID (the second for an evicted result).
-_GID_NOT_FOUND = re.compile(r"GID ([0-9A-Fa-f]+) is not found|No such download for GID#([0-9A-Fa-f]+)")
+#: aria2's two ways of saying it does not know a GID (the second for an evicted result); compiled by
+#: :mod:`re` when first needed, not at import.
+_GID_NOT_FOUND = r"GID ([0-9A-Fa-f]+) is not found|No such download for GID#([0-9A-Fa-f]+)"
 
 Timeout = Union[float, tuple[float, float]]
 
@@ -482,7 +483,7 @@ class Transport:
         message = self._scrub(str(error.get("message", "")))
         if message == "Unauthorized":
             return Aria2AuthError(code, message, method)
-        match = _GID_NOT_FOUND.search(message)
+        match = re.search(_GID_NOT_FOUND, message)
         if match:
             return Aria2GIDNotFoundError(code, message, method, match.group(1) or match.group(2))
         return Aria2RPCError(code, shorten(message), method)
