@@ -17,7 +17,7 @@ the daemon not knowing the GID then means "not yet", not "lost". After the add:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import (
@@ -33,7 +33,14 @@ from ..errors import (
 )
 from ..logs import logger
 from ..rpc.methods import new_gid
-from ..validation import PathArg, UrlArg, check_local_directory, check_uris, download_options
+from ..validation import (
+    BatchOptions,
+    PathArg,
+    UrlArg,
+    check_local_directory,
+    check_uris,
+    download_options,
+)
 from .ledger import Batch
 from .record import Callbacks, DownloadRecord
 
@@ -41,6 +48,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core import Engine
 
 __all__ = ["Adder"]
+
+
+def _new_gids(per_read: int = 256) -> Iterator[str]:
+    """Random GIDs, as :func:`~aria2_sync.rpc.methods.new_gid` makes them, from one read of
+    ``os.urandom`` per ``per_read`` of them (a batch of thousands needs thousands)."""
+    while True:
+        digits = os.urandom(8 * per_read).hex()
+        for start in range(0, 16 * per_read, 16):
+            gid = digits[start : start + 16]
+            if gid != "0000000000000000":
+                yield gid
 
 
 def _batch_item(index: int, item: Any) -> tuple[Any, Any]:
@@ -90,42 +108,57 @@ class Adder:
         batch_id: str | None,
         options: Mapping[str, Any] | None,
     ) -> str:
-        """Check every item of a batch before anything is sent, then add them (:meth:`add_batch`)."""
+        """Check every item of a batch before anything is sent, then add them (:meth:`add_batch`).
+
+        What is the same for every item is done once (:class:`BatchOptions`: the shared
+        options; here: a directory's existence and write access); the records share one
+        options dict, each keeping its own ``dir``/``out``.
+        """
         batch_id = self.new_batch_id(batch_id)
         if isinstance(urls_with_paths, (str, bytes)) or not isinstance(urls_with_paths, Iterable):
             raise Aria2InputError("urls_with_paths must be a list of (url, save_path) pairs")
-        records = []
+        size = len(urls_with_paths) if isinstance(urls_with_paths, Sized) else 0
+        batch = BatchOptions(options, size)
+        local = self.engine.config.daemon_is_local
         checked_dirs: set[str] = set()
+        gids = _new_gids()
+        records = []
         for index, item in enumerate(urls_with_paths):
-            url, save_path = _batch_item(index, item)
+            if type(item) is tuple and len(item) == 2:
+                url, save_path = item
+            else:
+                url, save_path = _batch_item(index, item)
             try:
                 uris = check_uris(url)
-                merged = self.download_options(save_path, options, checked_dirs)
+                place = batch.place(save_path)
+                directory = place[0] if place is not None else batch.without_path.get("dir")
+                if local and isinstance(directory, str) and directory not in checked_dirs:
+                    check_local_directory(directory)
+                    checked_dirs.add(directory)
             except Aria2InputError as error:
                 raise Aria2InputError(f"item {index} of the batch: {error}") from None
-            gid = new_gid()
+            gid = next(gids)
             records.append(
                 DownloadRecord(
-                    gid=gid, uris=uris, options=merged, current_gid=gid, batch_id=batch_id, adding=True
+                    gid,
+                    uris,
+                    batch.shared if place is not None else batch.without_path,
+                    gid,
+                    batch_id,
+                    adding=True,
+                    place=place,
                 )
             )
         return self.add_batch(batch_id, records)
 
     def download_options(
-        self,
-        save_path: PathArg | None,
-        options: Mapping[str, Any] | None,
-        checked_dirs: set[str] | None = None,
+        self, save_path: PathArg | None, options: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        """The aria2 options of one download; ``checked_dirs`` spares a batch the file-system
-        check of a directory its items share (checked only on a daemon on this machine)."""
+        """The aria2 options of one download (its directory checked on a daemon on this machine)."""
         merged = download_options(save_path, options)
         directory = merged.get("dir")
         if self.engine.config.daemon_is_local and isinstance(directory, str):
-            if checked_dirs is None or directory not in checked_dirs:
-                check_local_directory(directory)
-                if checked_dirs is not None:
-                    checked_dirs.add(directory)
+            check_local_directory(directory)
         return merged
 
     def new_batch_id(self, batch_id: str | None) -> str:
