@@ -115,6 +115,8 @@ def _first_unsafe_char(text: str) -> str | None:
 
 def check_uris(url: Any) -> list[str]:
     """Accept one URL or a sequence of mirror URLs of the same file; return the list."""
+    if type(url) is str and _PLAIN_URL.fullmatch(url):
+        return [url]  # (the fast path of _check_url, without a call)
     if isinstance(url, (list, tuple)):
         if not url:
             raise Aria2InputError("url is an empty list: give at least one URL")
@@ -354,7 +356,7 @@ class BatchOptions:
         self._options = options
         self._shared: dict[str, str | list[str]] | None = None
         self._without_path: dict[str, str | list[str]] | None = None
-        self._index_out_checked = False
+        self._checked = False  # (the options' own checks for items with a save path)
         self._dirs: dict[str, str] = {}
         self._listing = _DirectoryListing(max(1024, 4 * expected_items))
 
@@ -367,24 +369,25 @@ class BatchOptions:
             self._shared = merged
         return self._shared
 
-    def place(self, save_path: PathArg | None) -> tuple[str, str] | None:
-        """``(dir, out)`` of a download with ``save_path``; None without one (then its
-        options are :attr:`without_path`)."""
+    def of(self, save_path: PathArg | None) -> tuple[dict[str, str | list[str]], tuple[str, str] | None]:
+        """``(options, place)`` of a download with ``save_path``: the shared options (not to be
+        changed) and its ``(dir, out)``; without a save path, :attr:`without_path` and None."""
         if save_path is None:
-            if self._without_path is None:
-                self._without_path = download_options(None, self._options)
-            return None
-        shared = self.shared
-        if "dir" in shared or "out" in shared:
-            clash = sorted({"dir", "out"} & shared.keys())
-            raise Aria2InputError(f"save_path and options {clash} both say where to write: give one of them")
+            return self.without_path, None
+        checked = self._checked
+        if not checked:
+            shared = self.shared
+            if "dir" in shared or "out" in shared:
+                clash = sorted({"dir", "out"} & shared.keys())
+                raise Aria2InputError(
+                    f"save_path and options {clash} both say where to write: give one of them"
+                )
         directory, name = split_save_path(save_path, self._listing)
-        directory = self._dirs.setdefault(directory, directory)
-        if not self._index_out_checked:
-            if "index-out" in shared:
-                _index_out(shared["index-out"])
-            self._index_out_checked = True
-        return directory, name
+        if not checked:  # (after the save path, in download_options' order)
+            if "index-out" in self.shared:
+                _index_out(self.shared["index-out"])
+            self._checked = True
+        return self.shared, (self._dirs.setdefault(directory, directory), name)
 
     @property
     def without_path(self) -> dict[str, str | list[str]]:

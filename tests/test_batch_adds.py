@@ -57,10 +57,10 @@ def test_a_directory_too_big_to_list_is_asked_path_by_path(tmp_path):
     batch = BatchOptions(PAUSED)
     batch._listing = listing
     for _, path in _items(tmp_path, 30):
-        assert batch.place(path) == (str(tmp_path), os.path.basename(path))
+        assert batch.of(path)[1] == (str(tmp_path), os.path.basename(path))
     assert listing._subdirectories == {str(tmp_path): None}  # listed once, given up on
     with pytest.raises(Aria2InputError, match="is a directory"):
-        batch.place(str(tmp_path / "f30.bin"))
+        batch.of(str(tmp_path / "f30.bin"))
 
 
 def test_shared_options_and_directories_are_checked_once_per_batch(client, tmp_path, monkeypatch):

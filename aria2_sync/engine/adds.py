@@ -130,8 +130,8 @@ class Adder:
                 url, save_path = _batch_item(index, item)
             try:
                 uris = check_uris(url)
-                place = batch.place(save_path)
-                directory = place[0] if place is not None else batch.without_path.get("dir")
+                shared, place = batch.of(save_path)
+                directory = place[0] if place is not None else shared.get("dir")
                 if local and isinstance(directory, str) and directory not in checked_dirs:
                     check_local_directory(directory)
                     checked_dirs.add(directory)
@@ -142,7 +142,7 @@ class Adder:
                 DownloadRecord(
                     gid,
                     uris,
-                    batch.shared if place is not None else batch.without_path,
+                    shared,
                     gid,
                     batch_id,
                     adding=True,
@@ -229,9 +229,7 @@ class Adder:
         # Into the ledger before the adds, for the same reason as in add_download.
         self.ledger.add_batch(Batch(batch_id, [r.gid for r in records]), records)
         try:
-            refusals = self.rpc.add_many_once(
-                [(r.uris, r.options, r.gid) for r in records], attempts=self._attempts
-            )
+            refusals = self.rpc.add_many_once([r.add_arguments() for r in records], attempts=self._attempts)
         except Aria2ConnectionError as error:
             if not error.maybe_applied and getattr(error, "items_done", 0) == 0:
                 self._forget_failed_add([], batch_id)  # nothing reached the daemon
@@ -328,8 +326,7 @@ class Adder:
         downloads exist, their GIDs must reach the caller, and the monitor watches them from
         this process's memory all the same.
         """
-        for record in records:
-            record.added()
+        DownloadRecord.all_added(records)
         if self._closed:
             return  # closed during the add: nothing watches any more, and the store is shut
         gids = [record.gid for record in records]

@@ -94,10 +94,14 @@ class Ledger:
     def add_batch(self, batch: Batch, records: list[DownloadRecord]) -> None:
         if self.store is not None:
             self.store.add([new_row(r) for r in records], (batch.batch_id, list(batch.gids)))
-        keep = self._keep
-        with self._lock:
+        lock, kept = self._lock, self._records
+        with lock:
             for record in records:
-                keep(record)
+                if record.daemon_gids or record.current_gid != record.gid:
+                    self._keep(record)
+                else:  # (the common case, _keep in short: a new download under its handle)
+                    record._share_lock(lock)
+                    kept[record.gid] = record
             self._batches[batch.batch_id] = batch
 
     def has_batch(self, batch_id: str) -> bool:

@@ -25,6 +25,7 @@ meanwhile) says so by its return value; one called where it can never be legal r
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
@@ -66,6 +67,20 @@ class DownloadRecord(RecordView):
         """The add that creates the download returned: "not found" now means lost."""
         with self._lock:
             self._adding = False
+
+    @staticmethod
+    def all_added(records: Sequence[DownloadRecord]) -> None:
+        """:meth:`added` for many records; those sharing one lock (a ledger's) under one
+        acquisition of it."""
+        if not records:
+            return
+        lock = records[0]._lock
+        with lock:
+            for record in records:
+                if record._lock is lock:
+                    record._adding = False
+                else:
+                    record.added()
 
     def rejected(self, error: Exception) -> None:
         """aria2 refused to add it: it never existed in the daemon."""

@@ -8,6 +8,7 @@ record's lock.
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,6 +38,9 @@ class _Read(Generic[_V]):
     def __get__(self, record: object, owner: type | None = None) -> _V:
         return getattr(record, self._field)  # type: ignore[no-any-return]
 
+
+#: A record's own lock until a ledger shares its own (``threading.RLock`` without its wrapper).
+_new_lock = _thread.RLock
 
 #: aria2 statuses of a download that is running or parked.
 _MOVING = ("active", "waiting", "paused")
@@ -142,19 +146,22 @@ class RecordView:
         self.gid = gid
         self._uris = uris[0] if len(uris) == 1 and type(uris[0]) is str else tuple(uris)
         self._options = options
-        self._dir, self._out = place if place is not None else (None, None)
+        if place is None:
+            self._dir = self._out = None
+        else:
+            self._dir, self._out = place
         self._current_gid = current_gid
         self.batch_id = batch_id
         self.added_at = time.time() if added_at is None else added_at
         self.callbacks = callbacks
         self._adding = adding
-        self._attempts = tuple(attempts)
+        self._attempts = attempts if type(attempts) is tuple else tuple(attempts)
         self._retry_count = retry_count
         self._run = run
         self._failed_run = failed_run
         self._gave_up = gave_up
         self._cancelled = cancelled
-        self._daemon_gids = tuple(daemon_gids)
+        self._daemon_gids = daemon_gids if type(daemon_gids) is tuple else tuple(daemon_gids)
         self._last = last
         self._outcome = None
         self._finished_at = None
@@ -164,7 +171,7 @@ class RecordView:
         self._progress_callback_queued = False
         self._removal_queued = False
         self._fingerprint = None
-        self._lock = threading.RLock()
+        self._lock = _new_lock()
 
     def __repr__(self) -> str:
         # No options and no URL as given: either may carry a credential.
@@ -181,6 +188,11 @@ class RecordView:
         """The download's URIs (mirrors of one file), as a new list."""
         uris = self._uris
         return [uris] if type(uris) is str else list(uris)
+
+    def add_arguments(self) -> tuple[Sequence[str], dict[str, Any], str]:
+        """``(uris, options, gid)`` of the add that creates it (new containers, for the caller)."""
+        uris = self._uris
+        return (uris,) if type(uris) is str else uris, self.options, self.gid
 
     @property
     def options(self) -> dict[str, Any]:
