@@ -6,7 +6,6 @@ disturbs downloads already running.
 
 from __future__ import annotations
 
-import difflib
 import os
 import posixpath
 import re
@@ -175,6 +174,8 @@ def _check_option_name(key: Any, known: AbstractSet[str], where: str) -> str:
             "Aria2Client.local(aria2_options=...))"
         )
     wanted = key.strip().lstrip("-").replace("_", "-").lower()
+    import difflib  # (only for this message: most programs never need it)
+
     close = difflib.get_close_matches(wanted, sorted(known), n=1, cutoff=0.75)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise Aria2InputError(

@@ -17,6 +17,7 @@ the daemon not knowing the GID then means "not yet", not "lost". After the add:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -122,6 +123,7 @@ class Adder:
         local = self.engine.config.daemon_is_local
         checked_dirs: set[str] = set()
         gids = _new_gids()
+        now = time.time()  # (one added_at for the batch: before any of it is sent)
         records = []
         for index, item in enumerate(urls_with_paths):
             if type(item) is tuple and len(item) == 2:
@@ -145,6 +147,7 @@ class Adder:
                     shared,
                     gid,
                     batch_id,
+                    now,
                     adding=True,
                     place=place,
                 )

@@ -6,6 +6,7 @@ Value types of the :class:`~aria2_sync.engine.ledger.Ledger`, kept apart from it
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import attrs
 
@@ -18,7 +19,6 @@ __all__ = [
     "MAX_BATCH_SUMMARIES",
     "Batch",
     "BatchSummary",
-    "SummaryBatchProgress",
     "summarize",
 ]
 
@@ -95,8 +95,9 @@ class BatchSummary(FrozenValue):
             done_at=done_at,
         )
 
-    def progress(self) -> SummaryBatchProgress:
-        return SummaryBatchProgress(
+    def progress(self) -> BatchProgress:
+        """Its counts as a :class:`BatchProgress` (a ``SummaryBatchProgress``)."""
+        return _summary_progress_class()(  # type: ignore[call-arg]
             batch_id=self.batch_id,
             downloads=(),
             completed_count=self.completed,
@@ -109,29 +110,50 @@ class BatchSummary(FrozenValue):
         )
 
 
-@attrs.frozen
-class SummaryBatchProgress(BatchProgress):
-    """The :class:`BatchProgress` of a batch known only by its :class:`BatchSummary`.
+def _summary_progress_class() -> type[BatchProgress]:
+    """:class:`SummaryBatchProgress`, made on first use (an attrs class costs most of a
+    millisecond to create, and most programs never ask about a forgotten batch)."""
+    made = _made.get("SummaryBatchProgress")
+    if made is not None:
+        return made
 
-    ``downloads`` is empty (the per-download snapshots were forgotten); the totals are the
-    ones the batch had when it was forgotten.
-    """
+    @attrs.frozen
+    class SummaryBatchProgress(BatchProgress):
+        """The :class:`BatchProgress` of a batch known only by its :class:`BatchSummary`.
 
-    summary_total: int = 0
-    summary_total_length: int = 0
-    summary_completed_length: int = 0
+        ``downloads`` is empty (the per-download snapshots were forgotten); the totals are the
+        ones the batch had when it was forgotten.
+        """
 
-    @property
-    def total_count(self) -> int:
-        return self.summary_total
+        summary_total: int = 0
+        summary_total_length: int = 0
+        summary_completed_length: int = 0
 
-    @property
-    def total_length(self) -> int:
-        return self.summary_total_length
+        @property
+        def total_count(self) -> int:
+            return self.summary_total
 
-    @property
-    def completed_length(self) -> int:
-        return self.summary_completed_length
+        @property
+        def total_length(self) -> int:
+            return self.summary_total_length
+
+        @property
+        def completed_length(self) -> int:
+            return self.summary_completed_length
+
+    SummaryBatchProgress.__module__ = __name__
+    SummaryBatchProgress.__qualname__ = "SummaryBatchProgress"  # (pickled by this name)
+    return _made.setdefault("SummaryBatchProgress", SummaryBatchProgress)
+
+
+_made: dict[str, type[BatchProgress]] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """``SummaryBatchProgress`` on first use (see :func:`_summary_progress_class`)."""
+    if name == "SummaryBatchProgress":
+        return _summary_progress_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def summarize(batch_id: str, records: list[DownloadRecord], done_at: float) -> BatchSummary:
