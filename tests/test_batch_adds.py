@@ -20,6 +20,7 @@ import aria2_sync.validation as validation
 from aria2_sync import Aria2InputError
 from aria2_sync.client import engine_of
 from aria2_sync.engine.record import DownloadRecord
+from aria2_sync.engine.recordview import RecordView
 from aria2_sync.engine.states import Attempt
 from aria2_sync.validation import BatchOptions, split_save_path
 from tests.test_client import daemon_gids
@@ -173,3 +174,23 @@ def test_attempts_are_values():
     assert Attempt(**attempt.to_dict()) == attempt
     with pytest.raises(AttributeError):
         attempt.gid = "x"  # type: ignore[misc]
+
+
+def test_a_record_made_for_a_batch_is_the_one_init_makes():
+    options = {"pause": "true"}
+    quick = DownloadRecord.adding_in_batch("0123456789abcdef", "http://h/f", options, "b", 5.0, ("/d", "f"))
+    full = DownloadRecord(
+        "0123456789abcdef",
+        ["http://h/f"],
+        options,
+        "0123456789abcdef",
+        "b",
+        5.0,
+        adding=True,
+        place=("/d", "f"),
+    )
+    assert DownloadRecord.__slots__ == ()  # (every field is a slot of RecordView)
+    for name in RecordView.__slots__:
+        if name != "_lock":
+            assert getattr(quick, name) == getattr(full, name), name
+    assert type(quick._lock) is type(full._lock)

@@ -124,7 +124,8 @@ class Adder:
         checked_dirs: set[str] = set()
         gids = _new_gids()
         now = time.time()  # (one added_at for the batch: before any of it is sent)
-        records = []
+        records: list[DownloadRecord] = []
+        keep, new_record, of = records.append, DownloadRecord.adding_in_batch, batch.of
         for index, item in enumerate(urls_with_paths):
             if type(item) is tuple and len(item) == 2:
                 url, save_path = item
@@ -132,7 +133,7 @@ class Adder:
                 url, save_path = _batch_item(index, item)
             try:
                 uris = check_uris(url)
-                shared, place = batch.of(save_path)
+                shared, place = of(save_path)
                 directory = place[0] if place is not None else shared.get("dir")
                 if local and isinstance(directory, str) and directory not in checked_dirs:
                     check_local_directory(directory)
@@ -140,18 +141,10 @@ class Adder:
             except Aria2InputError as error:
                 raise Aria2InputError(f"item {index} of the batch: {error}") from None
             gid = next(gids)
-            records.append(
-                DownloadRecord(
-                    gid,
-                    uris,
-                    shared,
-                    gid,
-                    batch_id,
-                    now,
-                    adding=True,
-                    place=place,
-                )
-            )
+            if len(uris) == 1:
+                keep(new_record(gid, uris[0], shared, batch_id, now, place))
+            else:
+                keep(DownloadRecord(gid, uris, shared, gid, batch_id, now, adding=True, place=place))
         return self.add_batch(batch_id, records)
 
     def download_options(
@@ -260,12 +253,17 @@ class Adder:
             if self._closed:
                 raise self._closed_meanwhile(error, None) from error
             raise
-        denied = next((r for r in refusals if isinstance(r, Aria2AuthError)), None)
+        all_added = refusals.count(None) == len(refusals)  # (the common case, at C speed)
+        denied = None if all_added else next((r for r in refusals if isinstance(r, Aria2AuthError)), None)
         if denied is not None:  # a wrong secret refuses every item: that is the call's error
             self._forget_failed_add([], batch_id)
             raise denied
         # From here on the daemon has (some of) the downloads: nothing may lose the batch's id.
-        refused = self._really_refused([(r, e) for r, e in zip(records, refusals) if e is not None])
+        refused = (
+            []
+            if all_added
+            else self._really_refused([(r, e) for r, e in zip(records, refusals) if e is not None])
+        )
         for record, refusal in refused:
             self.engine.tracker.reject(record, refusal)
         self._after_add(records)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["RecordView"]
 
 _T = TypeVar("_T")
+_R = TypeVar("_R", bound="RecordView")
 _V = TypeVar("_V")
 
 
@@ -172,6 +173,40 @@ class RecordView:
         self._removal_queued = False
         self._fingerprint = None
         self._lock = _new_lock()
+
+    @classmethod
+    def adding_in_batch(
+        cls: type[_R],
+        gid: str,
+        url: str,
+        options: Mapping[str, Any],
+        batch_id: str,
+        added_at: float,
+        place: tuple[str, str] | None,
+    ) -> _R:
+        """A new record of one URL being added in a batch: ``__init__``'s result, made faster
+        (a batch makes thousands)."""
+        record = cls.__new__(cls)
+        record.gid = record._current_gid = gid
+        record._uris = url
+        record._options = options
+        if place is None:
+            record._dir = record._out = None
+        else:
+            record._dir, record._out = place
+        record.batch_id = batch_id
+        record.added_at = added_at
+        record.callbacks = NO_CALLBACKS
+        record._adding = True
+        record._attempts = record._daemon_gids = ()
+        record._retry_count = record._run = 0
+        record._failed_run = -1
+        record._gave_up = record._last = record._outcome = record._finished_at = None
+        record._future = record._settled = record._fingerprint = None
+        record._cancelled = record._progress_callback_queued = record._removal_queued = False
+        record._restart_state = RestartState.IDLE
+        record._lock = _new_lock()
+        return record
 
     def __repr__(self) -> str:
         # No options and no URL as given: either may carry a credential.
