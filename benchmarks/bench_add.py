@@ -61,7 +61,7 @@ def _parts(items) -> str:  # type: ignore[no-untyped-def]
 
     def records() -> list:  # type: ignore[type-arg]
         return [
-            DownloadRecord(gid, [url], shared, gid, "b", adding=True, place=place)
+            DownloadRecord.adding_in_batch(gid, url, shared, "b", 0.0, place)
             for gid, (url, _), (shared, place) in zip(gids, items, places)
         ]
 
