@@ -6,7 +6,6 @@ disturbs downloads already running.
 
 from __future__ import annotations
 
-import difflib
 import os
 import posixpath
 import re
@@ -29,6 +28,7 @@ __all__ = [
     "split_save_path",
     "download_options",
     "check_local_directory",
+    "BatchOptions",
 ]
 
 #: URI schemes aria2's addUri downloads from.
@@ -114,6 +114,8 @@ def _first_unsafe_char(text: str) -> str | None:
 
 def check_uris(url: Any) -> list[str]:
     """Accept one URL or a sequence of mirror URLs of the same file; return the list."""
+    if type(url) is str and _PLAIN_URL.fullmatch(url):
+        return [url]  # (the fast path of _check_url, without a call)
     if isinstance(url, (list, tuple)):
         if not url:
             raise Aria2InputError("url is an empty list: give at least one URL")
@@ -172,6 +174,8 @@ def _check_option_name(key: Any, known: AbstractSet[str], where: str) -> str:
             "Aria2Client.local(aria2_options=...))"
         )
     wanted = key.strip().lstrip("-").replace("_", "-").lower()
+    import difflib  # (only for this message: most programs never need it)
+
     close = difflib.get_close_matches(wanted, sorted(known), n=1, cutoff=0.75)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise Aria2InputError(
@@ -250,29 +254,43 @@ def check_secret(secret: object) -> None:
         )
 
 
-def split_save_path(save_path: Any) -> tuple[str, str]:
+def split_save_path(save_path: Any, listing: _DirectoryListing | None = None) -> tuple[str, str]:
     """Split a target file path into aria2's ``dir`` and ``out``.
 
     Relative paths are made absolute against this process's working directory: aria2 would
-    resolve them against its own, which is rarely what the caller meant.
+    resolve them against its own, which is rarely what the caller meant. A path that is an
+    existing directory is refused (``listing`` answers that for many paths at once).
     """
-    if not isinstance(save_path, (str, os.PathLike)):
-        raise Aria2InputError(f"save_path must be a str or os.PathLike, not {type(save_path).__name__}")
-    text = os.fspath(save_path)
-    if not isinstance(text, str):
-        raise Aria2InputError("save_path must be a text path, not bytes")
-    if not text.strip():
+    if type(save_path) is not str:
+        if not isinstance(save_path, (str, os.PathLike)):
+            raise Aria2InputError(f"save_path must be a str or os.PathLike, not {type(save_path).__name__}")
+        save_path = os.fspath(save_path)
+        if not isinstance(save_path, str):
+            raise Aria2InputError("save_path must be a text path, not bytes")
+    text: str = save_path
+    if not text or text.isspace():
         raise Aria2InputError("save_path is empty: give the path of the file to write")
     if "\x00" in text:
         raise Aria2InputError("save_path contains a NUL character")
-    if text.endswith(("/", os.sep)) or os.path.isdir(text):
-        raise Aria2InputError(
-            f"save_path {text!r} is a directory: give the full path of the file to write "
-            "(directory and file name), or pass options={'dir': ...} to keep the server's name"
-        )
-    full = os.path.abspath(os.path.expanduser(text))
-    directory, name = os.path.split(full)
+    if text.endswith(("/", os.sep)):
+        raise Aria2InputError(_IS_A_DIRECTORY.format(text=text))
+    if text[:1] == "/" == os.sep and "//" not in text and "/." not in text:
+        # Already what abspath makes of it (absolute, nothing to normalise): the common case.
+        directory, _, name = text.rpartition("/")
+        directory = directory or "/"
+        full = text
+    else:
+        full = os.path.abspath(os.path.expanduser(text))
+        directory, name = os.path.split(full)
+    if listing.is_dir(full, directory, name) if listing is not None else os.path.isdir(full):
+        raise Aria2InputError(_IS_A_DIRECTORY.format(text=text))
     return directory, name
+
+
+_IS_A_DIRECTORY = (
+    "save_path {text!r} is a directory: give the full path of the file to write "
+    "(directory and file name), or pass options={{'dir': ...}} to keep the server's name"
+)
 
 
 def check_local_directory(directory: str) -> None:
@@ -321,6 +339,111 @@ def download_options(
     if "index-out" in merged:
         merged["index-out"] = _index_out(merged["index-out"])
     return merged
+
+
+class BatchOptions:
+    """:func:`download_options` for the many downloads of a batch that share ``options``.
+
+    What depends on the shared options alone is checked and converted once: the options
+    themselves, ``out``/``index-out`` confinement, ``dir`` made absolute. Per item there is
+    left the part that differs, the save path: its split into ``dir`` and ``out`` (each
+    distinct ``dir`` string is kept once and shared) and the refusal of a path that is an
+    existing directory, answered for the items of one directory from one listing of it
+    (:class:`_DirectoryListing`). Errors are the ones :func:`download_options` raises, in the
+    same order for the first item.
+    """
+
+    def __init__(self, options: Mapping[str, Any] | None, expected_items: int = 0) -> None:
+        self._options = options
+        self._shared: dict[str, str | list[str]] | None = None
+        self._without_path: dict[str, str | list[str]] | None = None
+        self._checked = False  # (the options' own checks for items with a save path)
+        self._dirs: dict[str, str] = {}
+        self._listing = _DirectoryListing(max(1024, 4 * expected_items))
+
+    @property
+    def shared(self) -> dict[str, str | list[str]]:
+        """The checked options every item with a save path shares (to add ``dir``/``out`` to)."""
+        if self._shared is None:
+            merged = check_options(self._options)
+            merged.setdefault("auto-file-renaming", "false")
+            self._shared = merged
+        return self._shared
+
+    def of(self, save_path: PathArg | None) -> tuple[dict[str, str | list[str]], tuple[str, str] | None]:
+        """``(options, place)`` of a download with ``save_path``: the shared options (not to be
+        changed) and its ``(dir, out)``; without a save path, :attr:`without_path` and None."""
+        if save_path is None:
+            return self.without_path, None
+        checked = self._checked
+        if not checked:
+            shared = self.shared
+            if "dir" in shared or "out" in shared:
+                clash = sorted({"dir", "out"} & shared.keys())
+                raise Aria2InputError(
+                    f"save_path and options {clash} both say where to write: give one of them"
+                )
+        directory, name = split_save_path(save_path, self._listing)
+        if not checked:  # (after the save path, in download_options' order)
+            if "index-out" in self.shared:
+                _index_out(self.shared["index-out"])
+            self._checked = True
+        return self.shared, (self._dirs.setdefault(directory, directory), name)
+
+    @property
+    def without_path(self) -> dict[str, str | list[str]]:
+        """The options, checked, of the batch's items that have no save path."""
+        if self._without_path is None:
+            self._without_path = download_options(None, self._options)
+        return self._without_path
+
+
+class _DirectoryListing:
+    """Whether paths are existing directories, from one listing per directory.
+
+    A batch's items mostly go to one directory: listing it once (``os.scandir``, whose entries
+    know their type without a ``stat`` each) answers for all of them. A directory with more
+    than ``limit`` entries is not listed: its paths are asked one by one
+    (``os.path.isdir``), so a small batch into a huge directory costs no more than before.
+    """
+
+    _FIRST = 16  #: paths asked one by one before a directory is worth listing
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._asked: dict[str, int] = {}
+        self._subdirectories: dict[str, frozenset[str] | None] = {}
+
+    def is_dir(self, path: str, parent: str, name: str) -> bool:
+        """Whether ``path`` (``name`` in directory ``parent``) is an existing directory."""
+        if parent in self._subdirectories:
+            names = self._subdirectories[parent]
+        else:
+            asked = self._asked[parent] = self._asked.get(parent, 0) + 1
+            if asked < self._FIRST:
+                return os.path.isdir(path)
+            names = self._subdirectories[parent] = self._list(parent)
+        if names is None:
+            return os.path.isdir(path)
+        return name in names
+
+    def _list(self, directory: str) -> frozenset[str] | None:
+        found = []
+        try:
+            with os.scandir(directory) as entries:
+                for count, entry in enumerate(entries):
+                    if count >= self.limit:
+                        return None
+                    try:
+                        if entry.is_dir():  # (follows symbolic links, as os.path.isdir does)
+                            found.append(entry.name)
+                    except OSError:
+                        continue
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()  # nothing in it can be a directory
+        except OSError:
+            return None  # (not readable, say: ask each path)
+        return frozenset(found)
 
 
 def _inside_dir(key: str, value: str | list[str]) -> str:

@@ -194,17 +194,20 @@ def run(quick: bool) -> Result:
             "that cannot have changed (paused, waiting) on every tick can.",
         ]
     result.notes.append(
-        f"under tracemalloc: the Python heap keeps {traced['heap_kept'] / KiB:.2f} KiB per download; "
-        f"its peak during the first ticks is {traced['heap_peak'] / KiB:.2f} KiB per download"
+        f"under tracemalloc: the Python heap keeps {traced['heap_after_add'] / KiB:.2f} KiB per download "
+        f"right after the add (the ledger's records) and {traced['heap_kept'] / KiB:.2f} KiB after the "
+        f"first ticks (with the snapshots); its peak is {traced['add_peak'] / KiB:.2f} KiB per download "
+        f"during the add and {traced['tick_peak'] / KiB:.2f} KiB during the ticks"
     )
     if not ratios[1].ok:
         result.why.append(
             f"RSS grows {growth / KiB:.2f} KiB per download ({settled / KiB:.2f} KiB right after the adds), "
-            f"but the Python heap keeps only {traced['heap_kept'] / KiB:.2f} KiB per download (a ledger "
-            "record with its options dict and URI list, a Progress with a FileInfo): the rest is the "
-            f"peak of a tick ({traced['heap_peak'] / KiB:.2f} KiB per download under tracemalloc), when "
-            "the decoded answer for all 10,000 downloads and 10,000 new snapshots are alive beside the "
-            "old ones; the allocator keeps that high-water mark. The peak grows with the number of "
-            "downloads read per request."
+            f"but the Python heap keeps only {traced['heap_kept'] / KiB:.2f} KiB per download: "
+            f"{traced['heap_after_add'] / KiB:.2f} KiB for the ledger's record, the rest for the last "
+            "snapshot (a Progress with its FileInfo and the strings decoded from aria2's answer). The "
+            f"rest of the RSS is a high-water mark the allocator keeps: the peak of a tick "
+            f"({traced['tick_peak'] / KiB:.2f} KiB per download under tracemalloc), when the decoded "
+            "answer for all the downloads read at once and their new snapshots are alive beside the "
+            "old ones; it grows with the number of downloads read per request."
         )
     return result

@@ -17,7 +17,8 @@ the daemon not knowing the GID then means "not yet", not "lost". After the add:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import (
@@ -33,7 +34,14 @@ from ..errors import (
 )
 from ..logs import logger
 from ..rpc.methods import new_gid
-from ..validation import PathArg, UrlArg, check_local_directory, check_uris, download_options
+from ..validation import (
+    BatchOptions,
+    PathArg,
+    UrlArg,
+    check_local_directory,
+    check_uris,
+    download_options,
+)
 from .ledger import Batch
 from .record import Callbacks, DownloadRecord
 
@@ -41,6 +49,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core import Engine
 
 __all__ = ["Adder"]
+
+
+def _new_gids(per_read: int = 256) -> Iterator[str]:
+    """Random GIDs, as :func:`~aria2_sync.rpc.methods.new_gid` makes them, from one read of
+    ``os.urandom`` per ``per_read`` of them (a batch of thousands needs thousands)."""
+    while True:
+        digits = os.urandom(8 * per_read).hex()
+        for start in range(0, 16 * per_read, 16):
+            gid = digits[start : start + 16]
+            if gid != "0000000000000000":
+                yield gid
 
 
 def _batch_item(index: int, item: Any) -> tuple[Any, Any]:
@@ -90,42 +109,52 @@ class Adder:
         batch_id: str | None,
         options: Mapping[str, Any] | None,
     ) -> str:
-        """Check every item of a batch before anything is sent, then add them (:meth:`add_batch`)."""
+        """Check every item of a batch before anything is sent, then add them (:meth:`add_batch`).
+
+        What is the same for every item is done once (:class:`BatchOptions`: the shared
+        options; here: a directory's existence and write access); the records share one
+        options dict, each keeping its own ``dir``/``out``.
+        """
         batch_id = self.new_batch_id(batch_id)
         if isinstance(urls_with_paths, (str, bytes)) or not isinstance(urls_with_paths, Iterable):
             raise Aria2InputError("urls_with_paths must be a list of (url, save_path) pairs")
-        records = []
+        size = len(urls_with_paths) if isinstance(urls_with_paths, Sized) else 0
+        batch = BatchOptions(options, size)
+        local = self.engine.config.daemon_is_local
         checked_dirs: set[str] = set()
+        gids = _new_gids()
+        now = time.time()  # (one added_at for the batch: before any of it is sent)
+        records: list[DownloadRecord] = []
+        keep, new_record, of = records.append, DownloadRecord.adding_in_batch, batch.of
         for index, item in enumerate(urls_with_paths):
-            url, save_path = _batch_item(index, item)
+            if type(item) is tuple and len(item) == 2:
+                url, save_path = item
+            else:
+                url, save_path = _batch_item(index, item)
             try:
                 uris = check_uris(url)
-                merged = self.download_options(save_path, options, checked_dirs)
+                shared, place = of(save_path)
+                directory = place[0] if place is not None else shared.get("dir")
+                if local and isinstance(directory, str) and directory not in checked_dirs:
+                    check_local_directory(directory)
+                    checked_dirs.add(directory)
             except Aria2InputError as error:
                 raise Aria2InputError(f"item {index} of the batch: {error}") from None
-            gid = new_gid()
-            records.append(
-                DownloadRecord(
-                    gid=gid, uris=uris, options=merged, current_gid=gid, batch_id=batch_id, adding=True
-                )
-            )
+            gid = next(gids)
+            if len(uris) == 1:
+                keep(new_record(gid, uris[0], shared, batch_id, now, place))
+            else:
+                keep(DownloadRecord(gid, uris, shared, gid, batch_id, now, adding=True, place=place))
         return self.add_batch(batch_id, records)
 
     def download_options(
-        self,
-        save_path: PathArg | None,
-        options: Mapping[str, Any] | None,
-        checked_dirs: set[str] | None = None,
+        self, save_path: PathArg | None, options: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        """The aria2 options of one download; ``checked_dirs`` spares a batch the file-system
-        check of a directory its items share (checked only on a daemon on this machine)."""
+        """The aria2 options of one download (its directory checked on a daemon on this machine)."""
         merged = download_options(save_path, options)
         directory = merged.get("dir")
         if self.engine.config.daemon_is_local and isinstance(directory, str):
-            if checked_dirs is None or directory not in checked_dirs:
-                check_local_directory(directory)
-                if checked_dirs is not None:
-                    checked_dirs.add(directory)
+            check_local_directory(directory)
         return merged
 
     def new_batch_id(self, batch_id: str | None) -> str:
@@ -196,9 +225,7 @@ class Adder:
         # Into the ledger before the adds, for the same reason as in add_download.
         self.ledger.add_batch(Batch(batch_id, [r.gid for r in records]), records)
         try:
-            refusals = self.rpc.add_many_once(
-                [(r.uris, r.options, r.gid) for r in records], attempts=self._attempts
-            )
+            refusals = self.rpc.add_many_once([r.add_arguments() for r in records], attempts=self._attempts)
         except Aria2ConnectionError as error:
             if not error.maybe_applied and getattr(error, "items_done", 0) == 0:
                 self._forget_failed_add([], batch_id)  # nothing reached the daemon
@@ -226,12 +253,17 @@ class Adder:
             if self._closed:
                 raise self._closed_meanwhile(error, None) from error
             raise
-        denied = next((r for r in refusals if isinstance(r, Aria2AuthError)), None)
+        all_added = refusals.count(None) == len(refusals)  # (the common case, at C speed)
+        denied = None if all_added else next((r for r in refusals if isinstance(r, Aria2AuthError)), None)
         if denied is not None:  # a wrong secret refuses every item: that is the call's error
             self._forget_failed_add([], batch_id)
             raise denied
         # From here on the daemon has (some of) the downloads: nothing may lose the batch's id.
-        refused = self._really_refused([(r, e) for r, e in zip(records, refusals) if e is not None])
+        refused = (
+            []
+            if all_added
+            else self._really_refused([(r, e) for r, e in zip(records, refusals) if e is not None])
+        )
         for record, refusal in refused:
             self.engine.tracker.reject(record, refusal)
         self._after_add(records)
@@ -295,8 +327,7 @@ class Adder:
         downloads exist, their GIDs must reach the caller, and the monitor watches them from
         this process's memory all the same.
         """
-        for record in records:
-            record.added()
+        DownloadRecord.all_added(records)
         if self._closed:
             return  # closed during the add: nothing watches any more, and the store is shut
         gids = [record.gid for record in records]

@@ -21,105 +21,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from ..state.base import Store
 
-import attrs
 
 from ..errors import Aria2StateError
 from ..logs import logger
-from ..models import BatchProgress
+from .batches import BATCH_GRACE_SECONDS, MAX_BATCH_SUMMARIES, Batch, BatchSummary, summarize
 from .record import DownloadRecord
-from .states import Attempt, Outcome
+from .states import Attempt
 from .storesync import new_row, outcome_fields, record_from_row
 
 __all__ = ["Batch", "BatchSummary", "Ledger"]
-
-
-#: How long the counts of a finished batch whose downloads the count rule of the retention
-#: forgot remain answerable (``get_batch_progress`` of a batch that just completed).
-BATCH_GRACE_SECONDS = 60.0
-
-#: At most this many such batch summaries are kept (the oldest go first).
-MAX_BATCH_SUMMARIES = 1000
-
-
-@attrs.define(eq=False)
-class Batch:
-    """A named group of downloads, in the order they were given."""
-
-    batch_id: str
-    gids: list[str]
-    created_at: float = attrs.field(factory=time.monotonic)
-
-
-@attrs.frozen
-class BatchSummary:
-    """What is left of a finished batch once its downloads were forgotten: its counts.
-
-    A batch that completes in a busy process may be pushed out of memory by the count rule
-    (``keep_finished``) at once; whoever polls it a moment later still gets its outcome from
-    this summary, for :data:`BATCH_GRACE_SECONDS`, without keeping every record.
-    """
-
-    batch_id: str
-    total: int
-    completed: int
-    failed: int
-    removed: int
-    total_length: int
-    completed_length: int
-    done_at: float
-
-    def progress(self) -> SummaryBatchProgress:
-        return SummaryBatchProgress(
-            batch_id=self.batch_id,
-            downloads=(),
-            completed_count=self.completed,
-            failed_count=self.failed,
-            removed_count=self.removed,
-            is_completed=True,
-            summary_total=self.total,
-            summary_total_length=self.total_length,
-            summary_completed_length=self.completed_length,
-        )
-
-
-@attrs.frozen
-class SummaryBatchProgress(BatchProgress):
-    """The :class:`BatchProgress` of a batch known only by its :class:`BatchSummary`.
-
-    ``downloads`` is empty (the per-download snapshots were forgotten); the totals are the
-    ones the batch had when it was forgotten.
-    """
-
-    summary_total: int = 0
-    summary_total_length: int = 0
-    summary_completed_length: int = 0
-
-    @property
-    def total_count(self) -> int:
-        return self.summary_total
-
-    @property
-    def total_length(self) -> int:
-        return self.summary_total_length
-
-    @property
-    def completed_length(self) -> int:
-        return self.summary_completed_length
-
-
-def _summarize(batch_id: str, records: list[DownloadRecord], done_at: float) -> BatchSummary:
-    outcomes = [r.outcome for r in records]
-    lasts = [r.last for r in records if r.last is not None]
-    return BatchSummary(
-        batch_id=batch_id,
-        total=len(records),
-        completed=outcomes.count(Outcome.COMPLETE),
-        failed=outcomes.count(Outcome.FAILED) + outcomes.count(Outcome.REJECTED),
-        removed=outcomes.count(Outcome.CANCELLED),
-        total_length=sum(p.total_length for p in lasts),
-        completed_length=sum(p.completed_length for p in lasts),
-        done_at=done_at,
-    )
 
 
 class Ledger:
@@ -156,6 +66,7 @@ class Ledger:
         self.keep_finished = keep_finished
         self.keep_seconds = keep_seconds
         self._records: dict[str, DownloadRecord] = {}
+        #: Daemon GIDs other than the handle (a restart's new GID) -> the handle.
         self._by_daemon_gid: dict[str, str] = {}
         self._batches: OrderedDict[str, Batch] = OrderedDict()
         self._summaries: OrderedDict[str, BatchSummary] = OrderedDict()
@@ -174,17 +85,23 @@ class Ledger:
     def _keep(self, record: DownloadRecord) -> None:
         with self._lock:
             record._share_lock(self._lock)
-            self._records[record.gid] = record
-            self._by_daemon_gid[record.current_gid] = record.gid
-            for daemon_gid in record.daemon_gids:
-                self._by_daemon_gid[daemon_gid] = record.gid
+            gid = record.gid
+            self._records[gid] = record
+            for daemon_gid in (record.current_gid, *record.daemon_gids):
+                if daemon_gid != gid:  # (a handle is found in _records itself)
+                    self._by_daemon_gid[daemon_gid] = gid
 
     def add_batch(self, batch: Batch, records: list[DownloadRecord]) -> None:
         if self.store is not None:
             self.store.add([new_row(r) for r in records], (batch.batch_id, list(batch.gids)))
-        with self._lock:
+        lock, kept = self._lock, self._records
+        with lock:
             for record in records:
-                self._keep(record)
+                if record.daemon_gids or record.current_gid != record.gid:
+                    self._keep(record)
+                else:  # (the common case, _keep in short: a new download under its handle)
+                    record._share_lock(lock)
+                    kept[record.gid] = record
             self._batches[batch.batch_id] = batch
 
     def has_batch(self, batch_id: str) -> bool:
@@ -297,7 +214,7 @@ class Ledger:
                     continue  # not stored
                 gid_before = record.current_gid
                 outcome = record.take_shared(row)
-                if record.current_gid != gid_before:
+                if record.current_gid != gid_before and record.current_gid != record.gid:
                     self._by_daemon_gid[record.current_gid] = record.gid
                 if outcome:
                     settled.append(record)
@@ -385,7 +302,7 @@ class Ledger:
                 if batch_id is not None and not too_old and now - done_at <= BATCH_GRACE_SECONDS:
                     # Someone may still be polling it: keep its counts, not its records.
                     records = [self._records[gid] for gid in gids]
-                    self._summaries[batch_id] = _summarize(batch_id, records, done_at)
+                    self._summaries[batch_id] = summarize(batch_id, records, done_at)
                 for gid in gids:
                     # (for the store: delete a row only if it is still finished at this run)
                     runs[gid] = self._records[gid].run
@@ -484,7 +401,8 @@ class Ledger:
         """Point ``record`` at a new daemon-side GID; the old one keeps resolving to it."""
         with self._lock:
             record.rehomed(daemon_gid)
-            self._by_daemon_gid[daemon_gid] = record.gid
+            if daemon_gid != record.gid:
+                self._by_daemon_gid[daemon_gid] = record.gid
         if persist:
             self.persist(record, current_gid=daemon_gid, daemon_gids=list(record.daemon_gids))
 

@@ -25,6 +25,7 @@ meanwhile) says so by its return value; one called where it can never be legal r
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
@@ -51,7 +52,6 @@ __all__ = [
 ]
 
 
-@attrs.define(eq=False)
 class DownloadRecord(RecordView):
     """One logical download: the questions of :class:`RecordView`, and the transitions.
 
@@ -59,12 +59,28 @@ class DownloadRecord(RecordView):
     (see the module's docstring), and makes its change.
     """
 
+    __slots__ = ()
+
     # -- transitions: adding --------------------------------------------------------------------
 
     def added(self) -> None:
         """The add that creates the download returned: "not found" now means lost."""
         with self._lock:
             self._adding = False
+
+    @staticmethod
+    def all_added(records: Sequence[DownloadRecord]) -> None:
+        """:meth:`added` for many records; those sharing one lock (a ledger's) under one
+        acquisition of it."""
+        if not records:
+            return
+        lock = records[0]._lock
+        with lock:
+            for record in records:
+                if record._lock is lock:
+                    record._adding = False
+                else:
+                    record.added()
 
     def rejected(self, error: Exception) -> None:
         """aria2 refused to add it: it never existed in the daemon."""
@@ -175,13 +191,13 @@ class DownloadRecord(RecordView):
                 completed_length=progress.completed_length,
                 gid=self._current_gid if gid is None else gid,
             )
-            self._attempts.append(attempt)
+            self._attempts += (attempt,)
             return attempt
 
     def shared_attempts(self, attempts: list[Attempt]) -> None:
         """The shared store's history replaces this process's (it holds this one's too)."""
         with self._lock:
-            self._attempts = list(attempts)
+            self._attempts = tuple(attempts)
 
     def schedule_restart(self, run: int, decide: Callable[[], RestartDecision]) -> RestartDecision | None:
         """Schedule a restart of failed run ``run`` or give up on it, as ``decide()`` says.
@@ -287,7 +303,7 @@ class DownloadRecord(RecordView):
         with self._lock:
             self._current_gid = daemon_gid
             if daemon_gid not in self._daemon_gids:
-                self._daemon_gids.append(daemon_gid)
+                self._daemon_gids += (daemon_gid,)
 
     def restart_done(self) -> None:
         """The restart in flight is over, whatever became of it."""
@@ -371,13 +387,13 @@ class DownloadRecord(RecordView):
             if row["run"] < self._run or self.restart_pending:
                 return None
             if row["current_gid"] != self._current_gid:
-                self._daemon_gids = list(row["daemon_gids"])
+                self._daemon_gids = tuple(row["daemon_gids"])
                 self.rehomed(row["current_gid"])
             moved_on = row["run"] > self._run
             self._run = row["run"]
             self._failed_run = row["failed_run"]
             self._retry_count = row["retry_count"]
-            self._attempts = [Attempt(**a) for a in row["attempts"]]
+            self._attempts = tuple(Attempt(**a) for a in row["attempts"])
             self._gave_up = row["gave_up"]
             self._cancelled = bool(row["cancelled"]) or (self._cancelled and not moved_on)
             if self._outcome is not None and moved_on:

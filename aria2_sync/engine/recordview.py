@@ -8,14 +8,17 @@ record's lock.
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, TypeVar
 
 import attrs
 
+from ..errors import redact_url
 from ..models import Progress
-from .states import Attempt, Callbacks, Outcome, RestartState
+from .states import NO_CALLBACKS, Attempt, Callbacks, Outcome, RestartState
 
 if TYPE_CHECKING:  # pragma: no cover
     from .futures import DownloadFuture
@@ -23,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["RecordView"]
 
 _T = TypeVar("_T")
+_R = TypeVar("_R", bound="RecordView")
 _V = TypeVar("_V")
 
 
@@ -36,11 +40,13 @@ class _Read(Generic[_V]):
         return getattr(record, self._field)  # type: ignore[no-any-return]
 
 
+#: A record's own lock until a ledger shares its own (``threading.RLock`` without its wrapper).
+_new_lock = _thread.RLock
+
 #: aria2 statuses of a download that is running or parked.
 _MOVING = ("active", "waiting", "paused")
 
 
-@attrs.define(eq=False)
 class RecordView:
     """One logical download as the rest may see it: what it is, where it stands (read-only).
 
@@ -49,47 +55,193 @@ class RecordView:
     pollers is counted once. ``gave_up`` says why a failure of the current run will not be
     restarted (None while it may be). ``adding`` is True while the add that creates the download
     is in flight: until it returns, the daemon not knowing the GID means "not yet", not "lost".
+
+    Slim, because a client may watch tens of thousands of them: ``__slots__``; ``options`` kept
+    as the (possibly shared, never changed) options of its batch plus its own ``dir`` and
+    ``out`` (``place``), ``uris`` as a bare URL when there is one; empty histories as tuples.
+    ``options`` and ``uris`` hand out new containers, which the caller may change.
     """
 
+    __slots__ = (
+        "gid",
+        "_uris",
+        "_options",
+        "_dir",
+        "_out",
+        "_current_gid",
+        "batch_id",
+        "added_at",
+        "callbacks",
+        "_adding",
+        "_attempts",
+        "_retry_count",
+        "_run",
+        "_failed_run",
+        "_gave_up",
+        "_cancelled",
+        "_daemon_gids",
+        "_last",
+        "_outcome",
+        "_finished_at",
+        "_restart_state",
+        "_future",
+        "_settled",
+        "_progress_callback_queued",
+        "_removal_queued",
+        "_fingerprint",
+        "_lock",
+    )
+
     gid: str
-    uris: list[str]
-    options: dict[str, Any]
+    batch_id: str | None
+    added_at: float
+    callbacks: Callbacks
+    _uris: str | tuple[str, ...]
+    _options: Mapping[str, Any]
+    _dir: str | None
+    _out: str | None
     _current_gid: str
-    batch_id: str | None = None
-    added_at: float = attrs.field(factory=time.time)
-    callbacks: Callbacks = attrs.field(factory=Callbacks)
-    _adding: bool = False
-    _attempts: list[Attempt] = attrs.field(factory=list)
-    _retry_count: int = 0
-    _run: int = 0
-    _failed_run: int = -1
-    _gave_up: str | None = None
-    _cancelled: bool = False
-    _daemon_gids: list[str] = attrs.field(factory=list)
-    _last: Progress | None = None
-    _outcome: Outcome | None = attrs.field(default=None, init=False)
-    _finished_at: float | None = attrs.field(default=None, init=False)
-    _restart_state: RestartState = attrs.field(default=RestartState.IDLE, init=False)
-    _future: DownloadFuture | None = attrs.field(default=None, init=False)
+    _adding: bool
+    _attempts: tuple[Attempt, ...]
+    _retry_count: int
+    _run: int
+    _failed_run: int
+    _gave_up: str | None
+    _cancelled: bool
+    _daemon_gids: tuple[str, ...]
+    _last: Progress | None
+    _outcome: Outcome | None
+    _finished_at: float | None
+    _restart_state: RestartState
+    _future: DownloadFuture | None
     #: (run, outcome) whose future resolution was queued, so one outcome settles once.
-    _settled: tuple[int, Outcome] | None = attrs.field(default=None, init=False)
-    _progress_callback_queued: bool = attrs.field(default=False, init=False)
-    _removal_queued: bool = attrs.field(default=False, init=False)
+    _settled: tuple[int, Outcome] | None
+    _progress_callback_queued: bool
+    _removal_queued: bool
     #: A few fields of the answer ``last`` was built from; an identical answer needs no work.
-    _fingerprint: tuple[object, ...] | None = attrs.field(default=None, init=False)
-    _lock: threading.RLock = attrs.field(factory=threading.RLock, init=False, repr=False)
+    _fingerprint: tuple[object, ...] | None
+    _lock: threading.RLock
+
+    def __init__(
+        self,
+        gid: str,
+        uris: Sequence[str],
+        options: Mapping[str, Any],
+        current_gid: str,
+        batch_id: str | None = None,
+        added_at: float | None = None,
+        callbacks: Callbacks = NO_CALLBACKS,
+        adding: bool = False,
+        attempts: Iterable[Attempt] = (),
+        retry_count: int = 0,
+        run: int = 0,
+        failed_run: int = -1,
+        gave_up: str | None = None,
+        cancelled: bool = False,
+        daemon_gids: Iterable[str] = (),
+        last: Progress | None = None,
+        place: tuple[str, str] | None = None,
+    ) -> None:
+        """``options``: kept as given, never changed (a batch's items may share one mapping);
+        ``place``: ``(dir, out)`` of this download, added to them (None: ``options`` say)."""
+        self.gid = gid
+        self._uris = uris[0] if len(uris) == 1 and type(uris[0]) is str else tuple(uris)
+        self._options = options
+        if place is None:
+            self._dir = self._out = None
+        else:
+            self._dir, self._out = place
+        self._current_gid = current_gid
+        self.batch_id = batch_id
+        self.added_at = time.time() if added_at is None else added_at
+        self.callbacks = callbacks
+        self._adding = adding
+        self._attempts = attempts if type(attempts) is tuple else tuple(attempts)
+        self._retry_count = retry_count
+        self._run = run
+        self._failed_run = failed_run
+        self._gave_up = gave_up
+        self._cancelled = cancelled
+        self._daemon_gids = daemon_gids if type(daemon_gids) is tuple else tuple(daemon_gids)
+        self._last = last
+        self._outcome = None
+        self._finished_at = None
+        self._restart_state = RestartState.IDLE
+        self._future = None
+        self._settled = None
+        self._progress_callback_queued = False
+        self._removal_queued = False
+        self._fingerprint = None
+        self._lock = _new_lock()
+
+    @classmethod
+    def adding_in_batch(
+        cls: type[_R],
+        gid: str,
+        url: str,
+        options: Mapping[str, Any],
+        batch_id: str,
+        added_at: float,
+        place: tuple[str, str] | None,
+    ) -> _R:
+        """A new record of one URL being added in a batch: ``__init__``'s result, made faster
+        (a batch makes thousands)."""
+        record = cls.__new__(cls)
+        record.gid = record._current_gid = gid
+        record._uris = url
+        record._options = options
+        if place is None:
+            record._dir = record._out = None
+        else:
+            record._dir, record._out = place
+        record.batch_id = batch_id
+        record.added_at = added_at
+        record.callbacks = NO_CALLBACKS
+        record._adding = True
+        record._attempts = record._daemon_gids = ()
+        record._retry_count = record._run = 0
+        record._failed_run = -1
+        record._gave_up = record._last = record._outcome = record._finished_at = None
+        record._future = record._settled = record._fingerprint = None
+        record._cancelled = record._progress_callback_queued = record._removal_queued = False
+        record._restart_state = RestartState.IDLE
+        record._lock = _new_lock()
+        return record
+
+    def __repr__(self) -> str:
+        # No options and no URL as given: either may carry a credential.
+        return (
+            f"{type(self).__name__}(gid={self.gid!r}, current_gid={self._current_gid!r}, "
+            f"url={redact_url(self.url)!r}, batch_id={self.batch_id!r}, run={self._run}, "
+            f"retry_count={self._retry_count}, outcome={self._outcome}, "
+            f"restart_state={self._restart_state.value!r}, adding={self._adding}, "
+            f"cancelled={self._cancelled})"
+        )
+
+    @property
+    def uris(self) -> list[str]:
+        """The download's URIs (mirrors of one file), as a new list."""
+        uris = self._uris
+        return [uris] if type(uris) is str else list(uris)
+
+    def add_arguments(self) -> tuple[Sequence[str], dict[str, Any], str]:
+        """``(uris, options, gid)`` of the add that creates it (new containers, for the caller)."""
+        uris = self._uris
+        return (uris,) if type(uris) is str else uris, self.options, self.gid
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Its aria2 options (without the GID), as a new dict."""
+        if self._dir is None and self._out is None:
+            return dict(self._options)
+        return {**self._options, "dir": self._dir, "out": self._out}
 
     # -- questions ------------------------------------------------------------------------------
 
     current_gid: ClassVar[_Read[str]] = _Read("_current_gid")
 
-    @property
-    def daemon_gids(self) -> tuple[str, ...]:
-        return tuple(self._daemon_gids)
-
-    @property
-    def attempts(self) -> tuple[Attempt, ...]:
-        return tuple(self._attempts)
+    daemon_gids: ClassVar[_Read[tuple[str, ...]]] = _Read("_daemon_gids")
+    attempts: ClassVar[_Read[tuple[Attempt, ...]]] = _Read("_attempts")
 
     retry_count: ClassVar[_Read[int]] = _Read("_retry_count")
     run: ClassVar[_Read[int]] = _Read("_run")
@@ -117,7 +269,8 @@ class RecordView:
 
     @property
     def url(self) -> str:
-        return self.uris[0]
+        uris = self._uris
+        return uris if type(uris) is str else uris[0]
 
     def is_current(self, run: int) -> bool:
         """Whether ``run`` is the download's run now and the download is still wanted."""

@@ -9,14 +9,20 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, Callable
 
-import attrs
-
-from ..models import Progress
-
 if TYPE_CHECKING:  # pragma: no cover
+    from ..models import Progress
     from .futures import DownloadFuture
 
-__all__ = ["Attempt", "Callbacks", "IllegalTransition", "Observation", "Outcome", "RestartState"]
+__all__ = [
+    "Attempt",
+    "Callbacks",
+    "FrozenValue",
+    "IllegalTransition",
+    "NO_CALLBACKS",
+    "Observation",
+    "Outcome",
+    "RestartState",
+]
 
 
 class RestartState(str, enum.Enum):
@@ -40,9 +46,48 @@ class IllegalTransition(RuntimeError):
     """A transition asked for from a state it can never start from (a bug of the engine)."""
 
 
-@attrs.frozen
-class Attempt:
+class FrozenValue:
+    """A small value object: fields set once in ``__init__``, never changed afterwards.
+
+    Plain classes with ``__slots__`` rather than attrs classes: a download keeps several of
+    these, and creating an attrs class costs about a millisecond of ``import aria2_sync``.
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _set(self, **fields: object) -> None:
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__ or not isinstance(other, FrozenValue):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __reduce__(self) -> tuple[Any, tuple[object, ...]]:
+        return self.__class__, self._values()  # (each __init__ takes its fields in slot order)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({shown})"
+
+
+class Attempt(FrozenValue):
     """One failed run of a download: when it failed, how, and how far it had got."""
+
+    __slots__ = ("time", "error_code", "error_message", "completed_length", "gid")
 
     time: float
     error_code: str | None
@@ -50,25 +95,48 @@ class Attempt:
     completed_length: int
     gid: str
 
+    def __init__(
+        self, time: float, error_code: str | None, error_message: str | None, completed_length: int, gid: str
+    ) -> None:
+        self._set(
+            time=time,
+            error_code=error_code,
+            error_message=error_message,
+            completed_length=completed_length,
+            gid=gid,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
-@attrs.frozen
-class Callbacks:
+class Callbacks(FrozenValue):
     """Functions a UI attaches to one download; each is called on the client's worker pool.
 
     ``on_progress(progress)`` when a watched download's snapshot changes, ``on_restart(progress)``
     when a restart of it is issued, ``on_done(future)`` once it has an outcome.
     """
 
-    on_progress: Callable[[Progress], Any] | None = None
-    on_restart: Callable[[Progress], Any] | None = None
-    on_done: Callable[[DownloadFuture], Any] | None = None
+    __slots__ = ("on_progress", "on_restart", "on_done")
+
+    on_progress: Callable[[Progress], Any] | None
+    on_restart: Callable[[Progress], Any] | None
+    on_done: Callable[[DownloadFuture], Any] | None
+
+    def __init__(
+        self,
+        on_progress: Callable[[Progress], Any] | None = None,
+        on_restart: Callable[[Progress], Any] | None = None,
+        on_done: Callable[[DownloadFuture], Any] | None = None,
+    ) -> None:
+        self._set(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
 
 
-@attrs.frozen
-class Observation:
+#: The callbacks of a download nobody attached any to: one object shared by all of them.
+NO_CALLBACKS = Callbacks()
+
+
+class Observation(FrozenValue):
     """What applying one status read to a record calls for (:meth:`DownloadRecord.observed`).
 
     ``progress`` is the snapshot to hand out; ``outcome`` the outcome this read gave the run
@@ -76,7 +144,18 @@ class Observation:
     (the download was cancelled while the daemon could not hear it, and runs again).
     """
 
+    __slots__ = ("progress", "outcome", "notify", "remove")
+
     progress: Progress
-    outcome: Outcome | None = None
-    notify: bool = False
-    remove: bool = False
+    outcome: Outcome | None
+    notify: bool
+    remove: bool
+
+    def __init__(
+        self, progress: Progress, outcome: Outcome | None = None, notify: bool = False, remove: bool = False
+    ) -> None:
+        setattr_ = object.__setattr__  # (made for every status read that changes something)
+        setattr_(self, "progress", progress)
+        setattr_(self, "outcome", outcome)
+        setattr_(self, "notify", notify)
+        setattr_(self, "remove", remove)

@@ -49,8 +49,8 @@ def new_row(record: DownloadRecord) -> dict[str, Any]:
     return {
         "gid": record.gid,
         "batch_id": record.batch_id,
-        "uris": list(record.uris),
-        "options": dict(record.options),
+        "uris": record.uris,  # (new containers: see RecordView.uris and options)
+        "options": record.options,
         "current_gid": record.current_gid,
     }
 
