@@ -29,6 +29,7 @@ from ..errors import (
 from ..logs import logger
 from ..models import (
     STATUS_KEYS,
+    TICK_KEYS,
     BatchProgress,
     FileInfo,
     Progress,
@@ -43,7 +44,29 @@ from .record import DownloadRecord, Outcome
 from .restarts import RestartEngine, complete_file_on_disk
 from .workers import Pools
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "READ_SLICE"]
+
+#: At most this many downloads are read per ``system.multicall``: the answers of one slice
+#: (~90 KiB of JSON with the moving keys) are applied and dropped before the next is asked for.
+READ_SLICE = 1000
+
+_TICK = list(TICK_KEYS)
+_FULL = list(STATUS_KEYS)
+
+
+def _needs_full_read(last: Progress | None) -> bool:
+    """Whether a download's static keys (``dir``, ``files``) must be read with its moving ones.
+
+    Yes when nothing is known of its current run yet, and while it runs without a known file
+    name (aria2 names an HTTP download's file once the server answers).
+    """
+    return last is None or (last.status == "active" and last.file_path is None)
+
+
+def _moved(last: Progress, status: Mapping[str, Any]) -> bool:
+    """A moving-keys answer says the static keys may have changed since ``last``: a new status
+    (complete, failed, started...) or a new size (aria2 learnt the file from the server)."""
+    return status.get("status") != last.status or status.get("totalLength") != str(last.total_length)
 
 
 class Tracker:
@@ -66,8 +89,20 @@ class Tracker:
 
     # -- observing ------------------------------------------------------------------------------
 
-    def observe(self, record: DownloadRecord, status: Mapping[str, Any], run: int, auto: bool) -> Progress:
-        """Apply a ``tellStatus`` answer about run ``run`` of ``record``; return the snapshot."""
+    def observe(
+        self,
+        record: DownloadRecord,
+        status: Mapping[str, Any],
+        run: int,
+        auto: bool,
+        known: Progress | None = None,
+    ) -> Progress:
+        """Apply a ``tellStatus`` answer about run ``run`` of ``record``; return the snapshot.
+
+        An answer without ``dir``/``files`` (a read of :data:`~aria2_sync.models.TICK_KEYS`)
+        keeps those of ``known``, the snapshot the read was planned with (the record's last
+        one when not given).
+        """
         fingerprint = (
             run,
             status.get("status"),
@@ -80,7 +115,7 @@ class Tracker:
         last = record.unchanged(fingerprint)
         if last is not None:
             return last
-        progress = Progress.from_aria2(status, gid=record.gid)
+        progress = Progress.from_aria2(status, gid=record.gid, known=record.last if known is None else known)
         if progress.status == "error":
             self.restarts.note_failure(record, progress, run, auto=auto)
         seen = record.observed(run, progress, fingerprint, self._auto_restart())
@@ -94,42 +129,77 @@ class Tracker:
         return seen.progress
 
     def read(
-        self, rpc: Aria2RPC, records: list[DownloadRecord], auto: bool
+        self, rpc: Aria2RPC, records: list[DownloadRecord], auto: bool, *, collect: bool = True
     ) -> list[tuple[DownloadRecord, int, Progress | None]]:
-        """Read ``records`` from the daemon in one round trip and apply every answer.
+        """Read ``records`` from the daemon and apply every answer, :data:`READ_SLICE` per request.
 
-        Returns ``(record, run read, snapshot)`` for each; the snapshot is None for a download
-        the daemon could not report (one it no longer has is handed to :meth:`vanished`).
-        Raises :class:`Aria2AuthError` when the daemon refuses the secret (then every item
-        says so, and nothing can be read), and :class:`Aria2ProtocolError` naming
-        ``aria2.tellStatus`` when an answer is not shaped like a status (that answer and the
-        ones after it are not applied).
+        Returns ``(record, run read, snapshot)`` for each (nothing with ``collect=False``: the
+        monitor only applies); the snapshot is None for a download the daemon could not report
+        (one it no longer has is handed to :meth:`vanished`). Raises :class:`Aria2AuthError`
+        when the daemon refuses the secret (then every item says so, and nothing can be read),
+        and :class:`Aria2ProtocolError` naming ``aria2.tellStatus`` when an answer is not
+        shaped like a status (that answer and the ones after it are not applied).
+
+        A slice's answers are applied and dropped before the next slice is asked for, so the
+        memory a read needs is that of one slice's answer, however many downloads are read.
         """
-        snapshot = [(record, *record.where()) for record in records]
+        results: list[tuple[DownloadRecord, int, Progress | None]] = []
+        for start in range(0, len(records), READ_SLICE):
+            self._read_slice(rpc, records[start : start + READ_SLICE], auto, results if collect else None)
+        return results
+
+    def _read_slice(
+        self,
+        rpc: Aria2RPC,
+        records: list[DownloadRecord],
+        auto: bool,
+        results: list[tuple[DownloadRecord, int, Progress | None]] | None,
+    ) -> None:
+        """One multicall for ``records``: the moving keys of downloads already known, every key
+        of the others; then every key again of those whose status or size changed (see
+        :func:`_needs_full_read`), in a second multicall, before anything is applied."""
+        plan = [(record, *record.where(), record.last) for record in records]
         statuses = rpc.multicall(
-            [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
+            [
+                ("aria2.tellStatus", [daemon_gid, _FULL if _needs_full_read(last) else _TICK])
+                for _, daemon_gid, _, last in plan
+            ]
         )
+        self._check(rpc, statuses)
+        moved = [
+            n
+            for n, ((_, _, _, last), status) in enumerate(zip(plan, statuses))
+            if last is not None and isinstance(status, dict) and _moved(last, status)
+        ]
+        if moved:
+            fuller = rpc.multicall([("aria2.tellStatus", [plan[n][1], _FULL]) for n in moved])
+            self._check(rpc, fuller)
+            for n, status in zip(moved, fuller):
+                if isinstance(status, dict):  # (else the first answer stands, statics as known)
+                    statuses[n] = status
+        for (record, daemon_gid, run, last), status in zip(plan, statuses):
+            if isinstance(status, Aria2GIDNotFoundError):
+                self.vanished(record, run)
+                progress = None
+            elif isinstance(status, Aria2RPCError):
+                logger.debug("could not read GID %s: %s", daemon_gid, status)
+                progress = None
+            else:
+                try:
+                    progress = self.observe(record, status, run, auto, known=last)
+                except UnreadableStatus as error:  # raised before anything of it is applied
+                    raise rpc.unreadable("aria2.tellStatus", str(error)) from None
+            if results is not None:
+                results.append((record, run, progress))
+
+    @staticmethod
+    def _check(rpc: Aria2RPC, statuses: list[Any]) -> None:
         denied = next((s for s in statuses if isinstance(s, Aria2AuthError)), None)
         if denied is not None:
             raise denied
         for status in statuses:
             if not isinstance(status, (dict, Aria2RPCError)):  # (the rest is checked when built)
                 raise rpc.unreadable("aria2.tellStatus", status_problem(status) or "")
-        results: list[tuple[DownloadRecord, int, Progress | None]] = []
-        for (record, daemon_gid, run), status in zip(snapshot, statuses):
-            if isinstance(status, Aria2GIDNotFoundError):
-                self.vanished(record, run)
-                results.append((record, run, None))
-            elif isinstance(status, Aria2RPCError):
-                logger.debug("could not read GID %s: %s", daemon_gid, status)
-                results.append((record, run, None))
-            else:
-                try:
-                    progress = self.observe(record, status, run, auto)
-                except UnreadableStatus as error:  # raised before anything of it is applied
-                    raise rpc.unreadable("aria2.tellStatus", str(error)) from None
-                results.append((record, run, progress))
-        return results
 
     def _report_progress(self, record: DownloadRecord) -> None:
         """Call ``on_progress`` with the latest snapshot (queued calls coalesce into one)."""
