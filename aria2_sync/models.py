@@ -19,39 +19,36 @@ __all__ = [
     "BatchProgress",
     "STATUS_KEYS",
     "TICK_KEYS",
-    "STATIC_KEYS",
     "UnreadableStatus",
     "status_problem",
 ]
 
-#: The ``tellStatus`` keys that move while a download runs: what a refresh asks for every time.
-#: aria2 leaves out ``errorCode``/``errorMessage`` until a download stops and the follow chain
-#: (``followedBy``, ``following``, ``belongsTo``) where there is none, so those cost nothing
-#: when they do not apply. 1000 paused downloads answer in ~85 KiB with these keys.
-TICK_KEYS: tuple[str, ...] = (
+#: The ``tellStatus`` keys that move while a download keeps its status: what a refresh asks
+#: for every time. Not ``gid`` (the caller knows it), nor ``uploadSpeed`` (BitTorrent only:
+#: asked for those alone), nor ``errorCode``/``errorMessage`` (aria2 sets them when a download
+#: stops, a change of status, and they stay as they are while the status does).
+TICK_KEYS: tuple[str, ...] = ("status", "totalLength", "completedLength", "downloadSpeed", "connections")
+
+#: Every ``tellStatus`` key a :class:`Progress` is built from, and the follow chain's: a full
+#: read. Besides :data:`TICK_KEYS` they change only with the status: ``errorCode`` and
+#: ``errorMessage``, ``dir`` and ``files`` (with the URIs, ~80% of a full answer: aria2 names a
+#: file once the server answered, and counts its bytes in whole pieces), and ``followedBy``
+#: (set when the download completes; ``following`` and ``belongsTo`` are set when aria2
+#: creates it; all three left out when there is no follow chain). Asking for keys (instead of
+#: all of them) halves the answer and its time: a multicall of 1000 ``tellStatus`` takes
+#: ~21 ms and ~120 KB with keys, ~43 ms and ~450 KB without.
+STATUS_KEYS: tuple[str, ...] = (
     "gid",
-    "status",
-    "totalLength",
-    "completedLength",
-    "downloadSpeed",
-    "uploadSpeed",
-    "connections",
+    *TICK_KEYS,
     "errorCode",
     "errorMessage",
+    "uploadSpeed",
     "followedBy",
     "following",
     "belongsTo",
+    "dir",
+    "files",
 )
-
-#: The keys that (almost) never move: the directory and the file list with its URIs, ~80% of a
-#: full answer. A snapshot built without them takes them from the previous one
-#: (:meth:`Progress.from_aria2`'s ``known``); they are read again when the status changes.
-STATIC_KEYS: tuple[str, ...] = ("dir", "files")
-
-#: Every ``tellStatus`` key a :class:`Progress` is built from (a full read). Asking for keys
-#: (instead of all of them) halves the answer and its time: a multicall of 1000 ``tellStatus``
-#: takes ~21 ms and ~120 KB with keys, ~43 ms and ~450 KB without.
-STATUS_KEYS: tuple[str, ...] = TICK_KEYS + STATIC_KEYS
 
 
 class UnreadableStatus(ValueError):
@@ -182,27 +179,33 @@ class Progress:
         ``gid`` overrides the answer's GID: a caller's handle stays the one it was given even when
         the daemon-side download behind it changed. ``known``: an earlier snapshot of the same
         download, whose ``dir`` and ``files`` stand in for the ones ``data`` leaves out (a read of
-        :data:`TICK_KEYS` only). Raises :class:`UnreadableStatus` when ``data`` is not shaped
-        like a status (see :func:`status_problem`).
+        :data:`TICK_KEYS`), and whose error code and message do too while the status is the same.
+        Raises :class:`UnreadableStatus` when ``data`` is not shaped like a status (see
+        :func:`status_problem`).
         """
         if not isinstance(data, Mapping):
             raise UnreadableStatus(f"a {_kind(data)} instead of a JSON object")
         files = data.get("files")
         if files is not None and not isinstance(files, list):
             raise UnreadableStatus(f"'files' as a {_kind(files)} instead of a list")
-        error_code = _text(data.get("errorCode"))
-        if error_code == "0":
-            error_code = None  # aria2 reports "0" for downloads that have not failed
+        status = str(data.get("status", "unknown"))
+        if known is not None and "errorCode" not in data and known.status == status:
+            error_code, error_message = known.error_code, known.error_message
+        else:
+            error_code = _text(data.get("errorCode"))
+            if error_code == "0":
+                error_code = None  # aria2 reports "0" for downloads that have not failed
+            error_message = _text(data.get("errorMessage")) if error_code else None
         return cls(
             gid=gid or str(data.get("gid", "")),
-            status=str(data.get("status", "unknown")),
+            status=status,
             total_length=_int(data.get("totalLength")),
             completed_length=_int(data.get("completedLength")),
             download_speed=_int(data.get("downloadSpeed")),
             upload_speed=_int(data.get("uploadSpeed")),
             connections=_int(data.get("connections")),
             error_code=error_code,
-            error_message=_text(data.get("errorMessage")) if error_code else None,
+            error_message=error_message,
             dir=known.dir if known is not None and "dir" not in data else _text(data.get("dir")),
             files=(
                 known.files

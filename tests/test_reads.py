@@ -160,5 +160,13 @@ def test_a_snapshot_built_from_the_moving_keys_keeps_the_known_static_fields():
     # Keys that are there win over the known ones, an empty file list included.
     fresh = Progress.from_aria2({"status": "active", "dir": "/e", "files": []}, known=known)
     assert (fresh.dir, fresh.files) == ("/e", ())
+    # An error code and message stand in while the status is the same, and only then.
+    failed = Progress.from_aria2(
+        {"status": "error", "errorCode": "3", "errorMessage": "Resource not found"}, known=known
+    )
+    still = Progress.from_aria2({"status": "error", "completedLength": "0"}, known=failed)
+    assert (still.error_code, still.error_message) == ("3", "Resource not found")
+    running = Progress.from_aria2({"status": "active"}, known=failed)
+    assert (running.error_code, running.error_message) == (None, None)
     with pytest.raises(UnreadableStatus):
         Progress.from_aria2({"status": "active", "files": "nope"}, known=known)

@@ -181,6 +181,8 @@ class Monitor:
         :data:`PARKED_SLICES` ticks, and at once when aria2 notifies an event for its GID.
         """
         live = [record for record in records if not record.finished]
+        if len(live) <= PARKED_READ_ALL:
+            return live  # (not more parked than that)
         parked = [
             r
             for r in live

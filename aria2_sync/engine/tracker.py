@@ -47,26 +47,50 @@ from .workers import Pools
 __all__ = ["Tracker", "READ_SLICE"]
 
 #: At most this many downloads are read per ``system.multicall``: the answers of one slice
-#: (~90 KiB of JSON with the moving keys) are applied and dropped before the next is asked for.
+#: (~110 KiB of JSON with the moving keys) are applied and dropped before the next is asked for.
 READ_SLICE = 1000
 
 _TICK = list(TICK_KEYS)
+_TICK_UPLOADING = [*TICK_KEYS, "uploadSpeed"]
 _FULL = list(STATUS_KEYS)
 
 
-def _needs_full_read(last: Progress | None) -> bool:
-    """Whether a download's static keys (``dir``, ``files``) must be read with its moving ones.
+def _keys_for(last: Progress | None) -> list[str]:
+    """The keys to read of a download whose snapshot of the current run is ``last``.
 
-    Yes when nothing is known of its current run yet, and while it runs without a known file
-    name (aria2 names an HTTP download's file once the server answers).
+    All of them when nothing is known of the run yet, and while it runs without a known file
+    name (aria2 names an HTTP download's file once the server answers); else the moving ones,
+    with ``uploadSpeed`` for a download that may upload (BitTorrent: files without URIs).
     """
-    return last is None or (last.status == "active" and last.file_path is None)
+    if last is None or (last.status == "active" and last.file_path is None):
+        return _FULL
+    if not last.files or not last.files[0].uris:
+        return _TICK_UPLOADING
+    return _TICK
 
 
-def _moved(last: Progress, status: Mapping[str, Any]) -> bool:
-    """A moving-keys answer says the static keys may have changed since ``last``: a new status
-    (complete, failed, started...) or a new size (aria2 learnt the file from the server)."""
-    return status.get("status") != last.status or status.get("totalLength") != str(last.total_length)
+#: Which count of a batch a download with an outcome is in.
+_COUNTED_AS = {
+    Outcome.COMPLETE: "completed",
+    Outcome.FAILED: "failed",
+    Outcome.REJECTED: "failed",
+    Outcome.CANCELLED: "removed",
+}
+_PARKED_OR_ACTIVE = frozenset(("active", "waiting", "paused"))
+
+
+def _fingerprint(status: Mapping[str, Any], run: int) -> tuple[object, ...]:
+    """What a read of run ``run`` says that a snapshot shows, for ``record.unchanged``."""
+    get = status.get
+    return (
+        run,
+        get("status"),
+        get("completedLength"),
+        get("totalLength"),
+        get("downloadSpeed"),
+        get("connections"),
+        get("errorCode"),
+    )
 
 
 class Tracker:
@@ -103,19 +127,23 @@ class Tracker:
         keeps those of ``known``, the snapshot the read was planned with (the record's last
         one when not given).
         """
-        fingerprint = (
-            run,
-            status.get("status"),
-            status.get("completedLength"),
-            status.get("totalLength"),
-            status.get("downloadSpeed"),
-            status.get("connections"),
-            status.get("errorCode"),
-        )
+        fingerprint = _fingerprint(status, run)
         last = record.unchanged(fingerprint)
         if last is not None:
             return last
-        progress = Progress.from_aria2(status, gid=record.gid, known=record.last if known is None else known)
+        return self._changed(record, status, run, auto, record.last if known is None else known, fingerprint)
+
+    def _changed(
+        self,
+        record: DownloadRecord,
+        status: Mapping[str, Any],
+        run: int,
+        auto: bool,
+        known: Progress | None,
+        fingerprint: tuple[object, ...],
+    ) -> Progress:
+        """:meth:`observe` of an answer that changes something (see ``record.unchanged``)."""
+        progress = Progress.from_aria2(status, gid=record.gid, known=known)
         if progress.status == "error":
             self.restarts.note_failure(record, progress, run, auto=auto)
         seen = record.observed(run, progress, fingerprint, self._auto_restart())
@@ -156,44 +184,74 @@ class Tracker:
         results: list[tuple[DownloadRecord, int, Progress | None]] | None,
     ) -> None:
         """One multicall for ``records``: the moving keys of downloads already known, every key
-        of the others; then every key again of those whose status or size changed (see
-        :func:`_needs_full_read`), in a second multicall, before anything is applied."""
+        of the others (see :func:`_keys_for`). A download whose status or size changed since
+        its snapshot (complete, failed, started, or aria2 learnt its file from the server) may
+        have a new file list: it is read again in full, in a second multicall, and applied
+        after the others."""
         plan = [(record, *record.where(), record.last) for record in records]
         statuses = rpc.multicall(
-            [
-                ("aria2.tellStatus", [daemon_gid, _FULL if _needs_full_read(last) else _TICK])
-                for _, daemon_gid, _, last in plan
-            ]
+            [("aria2.tellStatus", [daemon_gid, _keys_for(last)]) for _, daemon_gid, _, last in plan]
         )
         self._check(rpc, statuses)
-        moved = [
-            n
-            for n, ((_, _, _, last), status) in enumerate(zip(plan, statuses))
-            if last is not None and isinstance(status, dict) and _moved(last, status)
-        ]
-        if moved:
-            fuller = rpc.multicall([("aria2.tellStatus", [plan[n][1], _FULL]) for n in moved])
-            self._check(rpc, fuller)
-            for n, status in zip(moved, fuller):
-                if isinstance(status, dict):  # (else the first answer stands, statics as known)
-                    statuses[n] = status
-        for (record, daemon_gid, run, last), status in zip(plan, statuses):
-            if isinstance(status, Aria2GIDNotFoundError):
-                self.vanished(record, run)
-                progress = None
-            elif isinstance(status, Aria2RPCError):
-                logger.debug("could not read GID %s: %s", daemon_gid, status)
-                progress = None
-            else:
+        moved: list[int] = []
+        for n, ((record, daemon_gid, run, last), status) in enumerate(zip(plan, statuses)):
+            if type(status) is not dict or last is None:
+                self._apply(rpc, record, daemon_gid, run, last, status, auto, results)
+                continue
+            # The common case, inline: a moving-keys answer of a download already known.
+            fingerprint = _fingerprint(status, run)
+            progress = record.unchanged(fingerprint)
+            if progress is None:
+                if status.get("status") != last.status or status.get("totalLength") != str(last.total_length):
+                    moved.append(n)  # read in full below: its file list and directory may be new
+                    continue
                 try:
-                    progress = self.observe(record, status, run, auto, known=last)
+                    progress = self._changed(record, status, run, auto, last, fingerprint)
                 except UnreadableStatus as error:  # raised before anything of it is applied
                     raise rpc.unreadable("aria2.tellStatus", str(error)) from None
             if results is not None:
                 results.append((record, run, progress))
+        if not moved:
+            return
+        again = rpc.multicall([("aria2.tellStatus", [plan[n][1], _FULL]) for n in moved])
+        self._check(rpc, again)
+        for n, status in zip(moved, again):
+            if type(status) is not dict:
+                status = statuses[n]  # (the first answer stands, with the static keys as known)
+            self._apply(rpc, *plan[n], status, auto, results)
+
+    def _apply(
+        self,
+        rpc: Aria2RPC,
+        record: DownloadRecord,
+        daemon_gid: str,
+        run: int,
+        last: Progress | None,
+        status: Any,
+        auto: bool,
+        results: list[tuple[DownloadRecord, int, Progress | None]] | None,
+    ) -> None:
+        """Apply one answer of a read (see :meth:`read`)."""
+        if type(status) is dict:
+            try:
+                progress: Progress | None = self.observe(record, status, run, auto, last)
+            except UnreadableStatus as error:  # raised before anything of it is applied
+                raise rpc.unreadable("aria2.tellStatus", str(error)) from None
+        elif isinstance(status, Aria2GIDNotFoundError):
+            self.vanished(record, run)
+            progress = None
+        else:
+            logger.debug("could not read GID %s: %s", daemon_gid, status)
+            progress = None
+        if results is not None:
+            results.append((record, run, progress))
 
     @staticmethod
     def _check(rpc: Aria2RPC, statuses: list[Any]) -> None:
+        """Raise what makes ``statuses`` unusable as a whole: a refused secret, or an answer
+        that is not a status (before any answer of them is applied)."""
+        if all(type(status) is dict for status in statuses):
+            return
         denied = next((s for s in statuses if isinstance(s, Aria2AuthError)), None)
         if denied is not None:
             raise denied
@@ -335,19 +393,19 @@ class Tracker:
         unresolved = 0
         for record, progress in records:
             outcome, pending = record.standing()
-            unresolved += outcome is None or pending
-            if outcome is Outcome.COMPLETE:
-                counts["completed"] += 1
-            elif outcome in (Outcome.FAILED, Outcome.REJECTED):
-                counts["failed"] += 1
-            elif outcome is Outcome.CANCELLED:
-                counts["removed"] += 1
-            elif pending or progress.status == "error":
-                counts["retrying"] += 1
-            elif progress.status in ("active", "waiting", "paused"):
-                counts[progress.status] += 1
+            if outcome is not None:
+                key = _COUNTED_AS[outcome]
+                unresolved += pending
             else:
-                counts["waiting"] += 1  # added, not yet seen by the daemon's status
+                unresolved += 1  # (a pending restart or not: no outcome yet)
+                status = progress.status
+                if pending or status == "error":
+                    key = "retrying"
+                elif status in _PARKED_OR_ACTIVE:
+                    key = status
+                else:
+                    key = "waiting"  # added, not yet seen by the daemon's status
+            counts[key] += 1
         return BatchProgress(
             batch_id=batch_id,
             downloads=tuple(progress for _, progress in records),
