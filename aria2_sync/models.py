@@ -18,27 +18,36 @@ __all__ = [
     "GlobalStats",
     "BatchProgress",
     "STATUS_KEYS",
+    "TICK_KEYS",
     "UnreadableStatus",
     "status_problem",
 ]
 
-#: The ``tellStatus`` keys a :class:`Progress` is built from. Asking for them (instead of all
-#: keys) halves the answer and its time: a multicall of 1000 ``tellStatus`` takes ~21 ms and
-#: ~120 KB with keys, ~43 ms and ~450 KB without.
+#: The ``tellStatus`` keys that move while a download keeps its status: what a refresh asks
+#: for every time. Not ``gid`` (the caller knows it), nor ``uploadSpeed`` (BitTorrent only:
+#: asked for those alone), nor ``errorCode``/``errorMessage`` (aria2 sets them when a download
+#: stops, a change of status, and they stay as they are while the status does).
+TICK_KEYS: tuple[str, ...] = ("status", "totalLength", "completedLength", "downloadSpeed", "connections")
+
+#: Every ``tellStatus`` key a :class:`Progress` is built from, and the follow chain's: a full
+#: read. Besides :data:`TICK_KEYS` they change only with the status: ``errorCode`` and
+#: ``errorMessage``, ``dir`` and ``files`` (with the URIs, ~80% of a full answer: aria2 names a
+#: file once the server answered, and counts its bytes in whole pieces), and ``followedBy``
+#: (set when the download completes; ``following`` and ``belongsTo`` are set when aria2
+#: creates it; all three left out when there is no follow chain). Asking for keys (instead of
+#: all of them) halves the answer and its time: a multicall of 1000 ``tellStatus`` takes
+#: ~21 ms and ~120 KB with keys, ~43 ms and ~450 KB without.
 STATUS_KEYS: tuple[str, ...] = (
     "gid",
-    "status",
-    "totalLength",
-    "completedLength",
-    "downloadSpeed",
-    "uploadSpeed",
-    "connections",
+    *TICK_KEYS,
     "errorCode",
     "errorMessage",
-    "dir",
-    "files",
+    "uploadSpeed",
     "followedBy",
     "following",
+    "belongsTo",
+    "dir",
+    "files",
 )
 
 
@@ -157,33 +166,52 @@ class Progress:
     gave_up_reason: str | None = None
 
     @classmethod
-    def from_aria2(cls, data: Mapping[str, Any], *, gid: str | None = None, retry_count: int = 0) -> Progress:
+    def from_aria2(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        gid: str | None = None,
+        retry_count: int = 0,
+        known: Progress | None = None,
+    ) -> Progress:
         """Build a snapshot from a ``tellStatus`` answer (any subset of its keys).
 
         ``gid`` overrides the answer's GID: a caller's handle stays the one it was given even when
-        the daemon-side download behind it changed. Raises :class:`UnreadableStatus` when
-        ``data`` is not shaped like a status (see :func:`status_problem`).
+        the daemon-side download behind it changed. ``known``: an earlier snapshot of the same
+        download, whose ``dir`` and ``files`` stand in for the ones ``data`` leaves out (a read of
+        :data:`TICK_KEYS`), and whose error code and message do too while the status is the same.
+        Raises :class:`UnreadableStatus` when ``data`` is not shaped like a status (see
+        :func:`status_problem`).
         """
         if not isinstance(data, Mapping):
             raise UnreadableStatus(f"a {_kind(data)} instead of a JSON object")
         files = data.get("files")
         if files is not None and not isinstance(files, list):
             raise UnreadableStatus(f"'files' as a {_kind(files)} instead of a list")
-        error_code = _text(data.get("errorCode"))
-        if error_code == "0":
-            error_code = None  # aria2 reports "0" for downloads that have not failed
+        status = str(data.get("status", "unknown"))
+        if known is not None and "errorCode" not in data and known.status == status:
+            error_code, error_message = known.error_code, known.error_message
+        else:
+            error_code = _text(data.get("errorCode"))
+            if error_code == "0":
+                error_code = None  # aria2 reports "0" for downloads that have not failed
+            error_message = _text(data.get("errorMessage")) if error_code else None
         return cls(
             gid=gid or str(data.get("gid", "")),
-            status=str(data.get("status", "unknown")),
+            status=status,
             total_length=_int(data.get("totalLength")),
             completed_length=_int(data.get("completedLength")),
             download_speed=_int(data.get("downloadSpeed")),
             upload_speed=_int(data.get("uploadSpeed")),
             connections=_int(data.get("connections")),
             error_code=error_code,
-            error_message=_text(data.get("errorMessage")) if error_code else None,
-            dir=_text(data.get("dir")),
-            files=tuple(FileInfo.from_aria2(f) for f in files or ()),
+            error_message=error_message,
+            dir=known.dir if known is not None and "dir" not in data else _text(data.get("dir")),
+            files=(
+                known.files
+                if known is not None and "files" not in data
+                else tuple(FileInfo.from_aria2(f) for f in files or ())
+            ),
             retry_count=retry_count,
         )
 

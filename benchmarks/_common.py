@@ -79,6 +79,7 @@ class Result:
     target: str
     notes: list[str] = dataclasses.field(default_factory=list)
     why: list[str] = dataclasses.field(default_factory=list)  # measured reasons for a MISS
+    table: list[list[str]] = dataclasses.field(default_factory=list)  # header row, then rows
     error: str | None = None  # the benchmark could not run
 
     @property

@@ -44,6 +44,7 @@ BENCHMARKS = {
     "latency": "bench_restart_latency",
     "throughput": "bench_throughput",
     "idle": "bench_idle_watch",
+    "scaling": "bench_scaling",
     "import": "bench_import",
 }
 
@@ -111,6 +112,10 @@ def _block(result: Result) -> str:
     for ratio in result.ratios:
         lines.append(f"    ratio:     {ratio.text()} {'ok' if ratio.ok else 'MISSED'}")
     lines.append(f"    target:    {result.target}")
+    if result.table:
+        widths = [max(len(row[i]) for row in result.table) for i in range(len(result.table[0]))]
+        for row in result.table:
+            lines.append("    table:     " + "  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
     for note in result.notes:
         lines.append(textwrap.fill(note, 100, initial_indent="    note:      ", subsequent_indent=" " * 15))
     for why in result.why:
@@ -211,6 +216,11 @@ def _write_rst(results: list[Result], command: str, machine: list[str], when: st
         out += [f"* Baseline: {e(label)}: {e(value)}" for label, value in r.baselines]
         out += [f"* Ratio: {e(x.text())} — {'met' if x.ok else '**missed**'}" for x in r.ratios]
         out += [f"* {e(note)}" for note in r.notes]
+        if r.table:
+            out += ["", ".. list-table::", "   :header-rows: 1", ""]
+            for row in r.table:
+                out += [f"   {'*' if n == 0 else ' '} - {e(cell)}" for n, cell in enumerate(row)]
+            out += [""]
         if r.why:
             out += ["* Target missed: see *Targets missed* above."]
         out += [""]

@@ -1,8 +1,10 @@
 """The background monitor: one thread that watches every unfinished download of a client.
 
-Each tick reads the status of all watched downloads in ONE ``system.multicall`` (with ``keys``),
-so its cost in round trips does not grow with the number of downloads, and hands each status to
-the :class:`~aria2_sync.engine.tracker.Tracker`, which drives restarts and resolves futures. With no
+Each tick reads the status of the watched downloads due (see :meth:`Monitor._due`) through the
+:class:`~aria2_sync.engine.tracker.Tracker`, one ``system.multicall`` per
+:data:`~aria2_sync.engine.tracker.READ_SLICE` downloads, asking only for the keys that move
+(``dir`` and ``files`` are read again only when a download's status or size changes), and the
+tracker drives restarts and resolves futures. With no
 download to watch the thread sleeps until one is added. An optional
 :class:`~aria2_sync.rpc.notifications.NotificationListener` wakes it as soon as aria2 reports an
 event, so failures are acted on without waiting for the next tick.
@@ -162,7 +164,7 @@ class Monitor:
         due = self._due(records, urgent)
         try:
             # A refused secret raises here: the daemon is there, but it is an outage all the same.
-            self.tracker.read(self.rpc, due, self._auto_restart())
+            self.tracker.read(self.rpc, due, self._auto_restart(), collect=False)
         except Exception:
             with self._lock:
                 self._urgent |= urgent  # not read: still to be read first next time
@@ -180,6 +182,8 @@ class Monitor:
         :data:`PARKED_SLICES` ticks, and at once when aria2 notifies an event for its GID.
         """
         live = [record for record in records if not record.finished]
+        if len(live) <= PARKED_READ_ALL:
+            return live  # (not more parked than that)
         parked = [
             r
             for r in live

@@ -29,6 +29,7 @@ from ..errors import (
 from ..logs import logger
 from ..models import (
     STATUS_KEYS,
+    TICK_KEYS,
     BatchProgress,
     FileInfo,
     Progress,
@@ -43,7 +44,56 @@ from .record import DownloadRecord, Outcome
 from .restarts import RestartEngine, complete_file_on_disk
 from .workers import Pools
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "READ_SLICE"]
+
+#: At most this many downloads are read per ``system.multicall``: the answers of one slice
+#: (~110 KiB of JSON with the moving keys) are applied and dropped before the next is asked for.
+READ_SLICE = 1000
+
+# Tuples, and calls as tuples: the cyclic GC stops tracking a tuple of strings, and a read holds
+# one call per download while its slice is in flight (with 50,000 records to traverse, every
+# object a tick keeps alive brings the next full collection closer).
+_TICK = TICK_KEYS
+_TICK_UPLOADING = (*TICK_KEYS, "uploadSpeed")
+_FULL = STATUS_KEYS
+
+
+def _keys_for(last: Progress | None) -> tuple[str, ...]:
+    """The keys to read of a download whose snapshot of the current run is ``last``.
+
+    All of them when nothing is known of the run yet, and while it runs without a known file
+    name (aria2 names an HTTP download's file once the server answers); else the moving ones,
+    with ``uploadSpeed`` for a download that may upload (BitTorrent: files without URIs).
+    """
+    if last is None or (last.status == "active" and last.file_path is None):
+        return _FULL
+    if not last.files or not last.files[0].uris:
+        return _TICK_UPLOADING
+    return _TICK
+
+
+#: Which count of a batch a download with an outcome is in.
+_COUNTED_AS = {
+    Outcome.COMPLETE: "completed",
+    Outcome.FAILED: "failed",
+    Outcome.REJECTED: "failed",
+    Outcome.CANCELLED: "removed",
+}
+_PARKED_OR_ACTIVE = frozenset(("active", "waiting", "paused"))
+
+
+def _fingerprint(status: Mapping[str, Any], run: int) -> tuple[object, ...]:
+    """What a read of run ``run`` says that a snapshot shows, for ``record.unchanged``."""
+    get = status.get
+    return (
+        run,
+        get("status"),
+        get("completedLength"),
+        get("totalLength"),
+        get("downloadSpeed"),
+        get("connections"),
+        get("errorCode"),
+    )
 
 
 class Tracker:
@@ -66,21 +116,37 @@ class Tracker:
 
     # -- observing ------------------------------------------------------------------------------
 
-    def observe(self, record: DownloadRecord, status: Mapping[str, Any], run: int, auto: bool) -> Progress:
-        """Apply a ``tellStatus`` answer about run ``run`` of ``record``; return the snapshot."""
-        fingerprint = (
-            run,
-            status.get("status"),
-            status.get("completedLength"),
-            status.get("totalLength"),
-            status.get("downloadSpeed"),
-            status.get("connections"),
-            status.get("errorCode"),
-        )
+    def observe(
+        self,
+        record: DownloadRecord,
+        status: Mapping[str, Any],
+        run: int,
+        auto: bool,
+        known: Progress | None = None,
+    ) -> Progress:
+        """Apply a ``tellStatus`` answer about run ``run`` of ``record``; return the snapshot.
+
+        An answer without ``dir``/``files`` (a read of :data:`~aria2_sync.models.TICK_KEYS`)
+        keeps those of ``known``, the snapshot the read was planned with (the record's last
+        one when not given).
+        """
+        fingerprint = _fingerprint(status, run)
         last = record.unchanged(fingerprint)
         if last is not None:
             return last
-        progress = Progress.from_aria2(status, gid=record.gid)
+        return self._changed(record, status, run, auto, record.last if known is None else known, fingerprint)
+
+    def _changed(
+        self,
+        record: DownloadRecord,
+        status: Mapping[str, Any],
+        run: int,
+        auto: bool,
+        known: Progress | None,
+        fingerprint: tuple[object, ...],
+    ) -> Progress:
+        """:meth:`observe` of an answer that changes something (see ``record.unchanged``)."""
+        progress = Progress.from_aria2(status, gid=record.gid, known=known)
         if progress.status == "error":
             self.restarts.note_failure(record, progress, run, auto=auto)
         seen = record.observed(run, progress, fingerprint, self._auto_restart())
@@ -94,42 +160,107 @@ class Tracker:
         return seen.progress
 
     def read(
-        self, rpc: Aria2RPC, records: list[DownloadRecord], auto: bool
+        self, rpc: Aria2RPC, records: list[DownloadRecord], auto: bool, *, collect: bool = True
     ) -> list[tuple[DownloadRecord, int, Progress | None]]:
-        """Read ``records`` from the daemon in one round trip and apply every answer.
+        """Read ``records`` from the daemon and apply every answer, :data:`READ_SLICE` per request.
 
-        Returns ``(record, run read, snapshot)`` for each; the snapshot is None for a download
-        the daemon could not report (one it no longer has is handed to :meth:`vanished`).
-        Raises :class:`Aria2AuthError` when the daemon refuses the secret (then every item
-        says so, and nothing can be read), and :class:`Aria2ProtocolError` naming
-        ``aria2.tellStatus`` when an answer is not shaped like a status (that answer and the
-        ones after it are not applied).
+        Returns ``(record, run read, snapshot)`` for each (nothing with ``collect=False``: the
+        monitor only applies); the snapshot is None for a download the daemon could not report
+        (one it no longer has is handed to :meth:`vanished`). Raises :class:`Aria2AuthError`
+        when the daemon refuses the secret (then every item says so, and nothing can be read),
+        and :class:`Aria2ProtocolError` naming ``aria2.tellStatus`` when an answer is not
+        shaped like a status (that answer and the ones after it are not applied).
+
+        A slice's answers are applied and dropped before the next slice is asked for, so the
+        memory a read needs is that of one slice's answer, however many downloads are read.
         """
-        snapshot = [(record, *record.where()) for record in records]
+        results: list[tuple[DownloadRecord, int, Progress | None]] = []
+        for start in range(0, len(records), READ_SLICE):
+            self._read_slice(rpc, records[start : start + READ_SLICE], auto, results if collect else None)
+        return results
+
+    def _read_slice(
+        self,
+        rpc: Aria2RPC,
+        records: list[DownloadRecord],
+        auto: bool,
+        results: list[tuple[DownloadRecord, int, Progress | None]] | None,
+    ) -> None:
+        """One multicall for ``records``: the moving keys of downloads already known, every key
+        of the others (see :func:`_keys_for`). A download whose status or size changed since
+        its snapshot (complete, failed, started, or aria2 learnt its file from the server) may
+        have a new file list: it is read again in full, in a second multicall, and applied
+        after the others."""
+        plan = [(record, *record.where(), record.last) for record in records]
         statuses = rpc.multicall(
-            [("aria2.tellStatus", [daemon_gid, list(STATUS_KEYS)]) for _, daemon_gid, _ in snapshot]
+            [("aria2.tellStatus", (daemon_gid, _keys_for(last))) for _, daemon_gid, _, last in plan]
         )
+        self._check(rpc, statuses)
+        moved: list[int] = []
+        for n, ((record, daemon_gid, run, last), status) in enumerate(zip(plan, statuses)):
+            if type(status) is not dict or last is None:
+                self._apply(rpc, record, daemon_gid, run, last, status, auto, results)
+                continue
+            # The common case, inline: a moving-keys answer of a download already known.
+            fingerprint = _fingerprint(status, run)
+            progress = record.unchanged(fingerprint)
+            if progress is None:
+                if status.get("status") != last.status or status.get("totalLength") != str(last.total_length):
+                    moved.append(n)  # read in full below: its file list and directory may be new
+                    continue
+                try:
+                    progress = self._changed(record, status, run, auto, last, fingerprint)
+                except UnreadableStatus as error:  # raised before anything of it is applied
+                    raise rpc.unreadable("aria2.tellStatus", str(error)) from None
+            if results is not None:
+                results.append((record, run, progress))
+        if not moved:
+            return
+        again = rpc.multicall([("aria2.tellStatus", (plan[n][1], _FULL)) for n in moved])
+        self._check(rpc, again)
+        for n, status in zip(moved, again):
+            if type(status) is not dict:
+                status = statuses[n]  # (the first answer stands, with the static keys as known)
+            self._apply(rpc, *plan[n], status, auto, results)
+
+    def _apply(
+        self,
+        rpc: Aria2RPC,
+        record: DownloadRecord,
+        daemon_gid: str,
+        run: int,
+        last: Progress | None,
+        status: Any,
+        auto: bool,
+        results: list[tuple[DownloadRecord, int, Progress | None]] | None,
+    ) -> None:
+        """Apply one answer of a read (see :meth:`read`)."""
+        if type(status) is dict:
+            try:
+                progress: Progress | None = self.observe(record, status, run, auto, last)
+            except UnreadableStatus as error:  # raised before anything of it is applied
+                raise rpc.unreadable("aria2.tellStatus", str(error)) from None
+        elif isinstance(status, Aria2GIDNotFoundError):
+            self.vanished(record, run)
+            progress = None
+        else:
+            logger.debug("could not read GID %s: %s", daemon_gid, status)
+            progress = None
+        if results is not None:
+            results.append((record, run, progress))
+
+    @staticmethod
+    def _check(rpc: Aria2RPC, statuses: list[Any]) -> None:
+        """Raise what makes ``statuses`` unusable as a whole: a refused secret, or an answer
+        that is not a status (before any answer of them is applied)."""
+        if all(type(status) is dict for status in statuses):
+            return
         denied = next((s for s in statuses if isinstance(s, Aria2AuthError)), None)
         if denied is not None:
             raise denied
         for status in statuses:
             if not isinstance(status, (dict, Aria2RPCError)):  # (the rest is checked when built)
                 raise rpc.unreadable("aria2.tellStatus", status_problem(status) or "")
-        results: list[tuple[DownloadRecord, int, Progress | None]] = []
-        for (record, daemon_gid, run), status in zip(snapshot, statuses):
-            if isinstance(status, Aria2GIDNotFoundError):
-                self.vanished(record, run)
-                results.append((record, run, None))
-            elif isinstance(status, Aria2RPCError):
-                logger.debug("could not read GID %s: %s", daemon_gid, status)
-                results.append((record, run, None))
-            else:
-                try:
-                    progress = self.observe(record, status, run, auto)
-                except UnreadableStatus as error:  # raised before anything of it is applied
-                    raise rpc.unreadable("aria2.tellStatus", str(error)) from None
-                results.append((record, run, progress))
-        return results
 
     def _report_progress(self, record: DownloadRecord) -> None:
         """Call ``on_progress`` with the latest snapshot (queued calls coalesce into one)."""
@@ -265,19 +396,19 @@ class Tracker:
         unresolved = 0
         for record, progress in records:
             outcome, pending = record.standing()
-            unresolved += outcome is None or pending
-            if outcome is Outcome.COMPLETE:
-                counts["completed"] += 1
-            elif outcome in (Outcome.FAILED, Outcome.REJECTED):
-                counts["failed"] += 1
-            elif outcome is Outcome.CANCELLED:
-                counts["removed"] += 1
-            elif pending or progress.status == "error":
-                counts["retrying"] += 1
-            elif progress.status in ("active", "waiting", "paused"):
-                counts[progress.status] += 1
+            if outcome is not None:
+                key = _COUNTED_AS[outcome]
+                unresolved += pending
             else:
-                counts["waiting"] += 1  # added, not yet seen by the daemon's status
+                unresolved += 1  # (a pending restart or not: no outcome yet)
+                status = progress.status
+                if pending or status == "error":
+                    key = "retrying"
+                elif status in _PARKED_OR_ACTIVE:
+                    key = status
+                else:
+                    key = "waiting"  # added, not yet seen by the daemon's status
+            counts[key] += 1
         return BatchProgress(
             batch_id=batch_id,
             downloads=tuple(progress for _, progress in records),
