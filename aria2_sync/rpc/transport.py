@@ -298,25 +298,23 @@ class Transport:
             raise Aria2ProtocolError(self.rpc_url, "a JSON object with neither result nor error")
         return body["result"]
 
-    def _authenticated(self, method: str, params: Sequence[Any]) -> list[Any]:
-        params = list(params)
-        if self._secret is not None and not method.startswith("system."):
-            params.insert(0, f"token:{self._secret}")
-        return params
-
     def _encode(
         self, method: str, params: Sequence[Any], calls: Sequence[tuple[str, Sequence[Any]]] | None
     ) -> str:
-        """The request's JSON, with the secret where aria2 wants it (in each call of a multicall)."""
+        """The request's JSON, with the secret where aria2 wants it (in each call of a multicall;
+        ``system.*`` methods take none). The token is made once per request, not once per call."""
+        token = None if self._secret is None else f"token:{self._secret}"
+
+        def signed(name: str, args: Sequence[Any]) -> list[Any]:
+            return [token, *args] if token is not None and not name.startswith("system.") else list(args)
+
         if calls is not None:
-            params = [
-                [{"methodName": name, "params": self._authenticated(name, args)} for name, args in calls]
-            ]
+            params = [[{"methodName": name, "params": signed(name, args)} for name, args in calls]]
         payload = {
             "jsonrpc": "2.0",
             "id": next(self._ids),
             "method": method,
-            "params": self._authenticated(method, params),
+            "params": signed(method, params),
         }
         return json.dumps(payload)
 
