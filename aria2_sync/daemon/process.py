@@ -361,7 +361,14 @@ class Aria2Daemon:
                     )
                 problem: Exception | None = None
                 if not proven:
-                    owner = ownership.rpc_listener_owner(self._process.pid, self.port or 0)
+                    # Reading /proc/net/tcp costs 25-40 ms on a busy machine: only once something
+                    # listens (a bind test, microseconds), or when the pauses are long anyway.
+                    listening = pause >= 0.1 or ownership.port_in_use(self.host, self.port or 0)
+                    owner = (
+                        ownership.rpc_listener_owner(self._process.pid, self.port or 0)
+                        if listening
+                        else "none"
+                    )
                     if owner == "foreign":
                         raise _PortTaken(self._port_taken_message())
                     proven = owner == "ours"
