@@ -14,8 +14,8 @@ Choices, each for a reason:
   default), so that a crash (SIGKILL) loses at most that much progress and a restarted daemon
   resumes every unfinished download under its GID. A control-file save also makes aria2c fsync
   the file being written: free on tmpfs, a pause of the transfer on a disk (measured on ext4:
-  25-60 ms a second at 400 MB/s), which a larger interval spreads out;
-* ``--disk-cache=0``: aria2c's own write cache (16 MiB by default) cost it about 40% of its CPU
+  20-60 ms a second at 400 MB/s), which a larger interval spreads out;
+* ``--disk-cache=0``: aria2c's own write cache (16 MiB by default) cost it 40-50% of its CPU
   on a fast HTTP transfer (measured on loopback, to tmpfs and to ext4), where the kernel's page
   cache already gathers the writes; without it no written data waits in aria2c's memory when
   aria2c is killed (``options={"disk-cache": "16M"}`` brings it back, for BitTorrent say);
