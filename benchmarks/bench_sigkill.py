@@ -37,7 +37,7 @@ import time
 from _common import HERE, ChildProcesses, Deadline, Ratio, Result, log, workdir
 
 NAME = "sigkill"
-TITLE = "a SIGKILL of aria2c at half of a 48 MiB download: bytes fetched again"
+TITLE = "a SIGKILL of aria2c mid-way through a 48 MiB download: progress fetched again"
 MiB = 1 << 20
 RATE = 12 * MiB
 
@@ -196,7 +196,7 @@ def run(quick: bool) -> Result:
     total = sum(stats["served"] for stats in every) / (size * len(every))
     return Result(
         name=NAME,
-        what=TITLE if not quick else f"a SIGKILL of aria2c at half of a {size // MiB} MiB download",
+        what=TITLE if not quick else f"a SIGKILL of aria2c mid-way through a {size // MiB} MiB download",
         ours=(
             f"default settings (auto-save-interval={interval}): fetched {total:.3f}x of the size on "
             f"average, worst loss {worst:.2f} s of transfer at {RATE // MiB} MiB/s; every file intact"
