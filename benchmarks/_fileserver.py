@@ -1,22 +1,31 @@
-"""A small, fast HTTP/1.1 file server for the throughput benchmark (run as its own process).
+"""A small, fast HTTP/1.1 file server for the throughput and sigkill benchmarks (its own process).
 
-    python benchmarks/_fileserver.py DIRECTORY
+    python benchmarks/_fileserver.py DIRECTORY [--log FILE] [--rate BYTES_PER_SECOND]
 
 Serves the files of DIRECTORY on 127.0.0.1 (a free port, printed as ``PORT <n>`` on stdout) with
 ``Range`` support, using ``socket.sendfile`` (``os.sendfile``) so that the server is not what limits a loopback
 transfer. Stops on SIGTERM or when its standard input closes (the benchmark's process died).
 Not a general-purpose server: no directory listings, no keep-alive limits, GET and HEAD only.
+
+``--log FILE`` appends two JSON lines per GET: as its body starts (the file, the first byte
+and the number of bytes asked for, ``first``: the time) and once the body is sent or abandoned
+(the file, the first byte, ``sent``: the bytes handed to the socket, ``last``: the time); times
+are ``time.monotonic()``, CLOCK_MONOTONIC, the same clock in every process of the machine. ``--rate`` paces every body to about that many bytes per second
+(in 1/50 s slices), so that a download lasts long enough to be interrupted at a known point.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.server
+import json
 import os
 import re
 import signal
 import socketserver
 import sys
 import threading
+import time
 import urllib.parse
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -73,10 +82,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not body:
                 return
             self.wfile.flush()
-            try:  # socket.sendfile: os.sendfile, waiting out EAGAIN on a socket with a timeout
-                self.connection.sendfile(handle, start, end - start + 1)
+            first = time.monotonic()
+            self._log({"file": name, "start": start, "asked": end - start + 1, "first": first})
+            handle.seek(start)
+            try:
+                self._send_body(handle, start, end - start + 1)
             except OSError:
                 self.close_connection = True  # the client went away (aria2 abandons size probes)
+            self._log({"file": name, "start": start, "sent": handle.tell() - start, "last": time.monotonic()})
+
+    def _send_body(self, handle: object, start: int, length: int) -> None:
+        """socket.sendfile (os.sendfile, waiting out EAGAIN), paced if the server has a rate.
+        The file position follows what was sent, an error included (the log's byte count)."""
+        rate = self.server.rate  # type: ignore[attr-defined]
+        if not rate:
+            self.connection.sendfile(handle, start, length)  # type: ignore[arg-type]
+            return
+        step, began, offset = max(1, int(rate / 50)), time.monotonic(), start
+        while offset < start + length:
+            count = min(step, start + length - offset)
+            self.connection.sendfile(handle, offset, count)  # type: ignore[arg-type]
+            offset += count
+            if offset == start + length:
+                return
+            ahead = began + (offset - start) / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+
+    def _log(self, entry: dict[str, object]) -> None:
+        log = self.server.log  # type: ignore[attr-defined]
+        if log is not None:
+            with self.server.log_lock:  # type: ignore[attr-defined]
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -88,8 +126,16 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="_fileserver.py")
+    parser.add_argument("directory")
+    parser.add_argument("--log", default=None)
+    parser.add_argument("--rate", type=float, default=0.0)
+    args = parser.parse_args()
     server = Server(("127.0.0.1", 0), Handler)
-    server.root = os.path.abspath(sys.argv[1])  # type: ignore[attr-defined]
+    server.root = os.path.abspath(args.directory)  # type: ignore[attr-defined]
+    server.rate = args.rate  # type: ignore[attr-defined]
+    server.log = open(args.log, "a") if args.log else None  # type: ignore[attr-defined]
+    server.log_lock = threading.Lock()  # type: ignore[attr-defined]
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
 
     def watch_stdin() -> None:  # the parent went away: stop

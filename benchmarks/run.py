@@ -43,6 +43,7 @@ BENCHMARKS = {
     "resume": "bench_resume_bytes",
     "latency": "bench_restart_latency",
     "throughput": "bench_throughput",
+    "sigkill": "bench_sigkill",
     "idle": "bench_idle_watch",
     "scaling": "bench_scaling",
     "import": "bench_import",
