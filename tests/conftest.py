@@ -17,6 +17,7 @@ import pytest
 from aria2_sync import Aria2Client
 from aria2_sync.daemon.process import Aria2Daemon
 from aria2_sync.rpc import transport as transport_module
+from tests.support.bittorrent import bt_tracker, seeder_factory, torrent_factory  # noqa: F401 (fixtures)
 from tests.support.fault_server import FaultServer
 
 #: Options that make aria2 give up after one failed try, so the client must do the restarting.
@@ -268,7 +269,18 @@ def wait_until_finished(client: Aria2Client, gid: str, timeout: float = 30.0):
 
 
 #: Fixtures that start a real aria2c or a local HTTP server: a test using any is ``integration``.
-_INTEGRATION_FIXTURES = frozenset({"daemon", "daemon_factory", "client", "client_factory", "fault_server"})
+_INTEGRATION_FIXTURES = frozenset(
+    {
+        "daemon",
+        "daemon_factory",
+        "client",
+        "client_factory",
+        "fault_server",
+        "bt_tracker",
+        "torrent_factory",
+        "seeder_factory",
+    }
+)
 
 
 def pytest_collection_modifyitems(config, items):

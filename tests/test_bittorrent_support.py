@@ -20,8 +20,8 @@ import pytest
 from aria2_sync.daemon.ownership import free_port
 from aria2_sync.daemon.process import Aria2Daemon
 from aria2_sync.rpc.transport import Transport
-from tests import bittorrent
-from tests.bittorrent import (
+from tests.conftest import wait_for
+from tests.support.bittorrent import (
     MetalinkFile,
     Tracker,
     bdecode,
@@ -31,12 +31,6 @@ from tests.bittorrent import (
     metalink,
     sockets_of,
 )
-from tests.conftest import wait_for
-
-# The fixtures, until tests/conftest.py imports them for every module.
-bt_tracker = bittorrent.bt_tracker
-torrent_factory = bittorrent.torrent_factory
-seeder_factory = bittorrent.seeder_factory
 
 pytestmark = pytest.mark.integration
 

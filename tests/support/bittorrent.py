@@ -21,7 +21,7 @@
 * :func:`bencode` / :func:`bdecode`: the few lines of bencoding the tracker and the checks need.
 
 Fixtures: ``bt_tracker``, ``torrent_factory`` and ``seeder_factory``; import them into a test
-module (``from tests.bittorrent import bt_tracker, seeder_factory, torrent_factory``) or into
+module (``from tests.support.bittorrent import bt_tracker, seeder_factory, torrent_factory``) or into
 tests/conftest.py to offer them to every test.
 """
 
