@@ -24,7 +24,7 @@ from .models import BatchProgress, GlobalStats, Progress
 from .policy import RestartPolicy
 from .rpc.transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout
 from .state import Store
-from .validation import PathArg, UrlArg, check_gid
+from .validation import PathArg, UrlArg, check_callables, check_gid, check_gids
 
 __all__ = ["Aria2Client", "RetryInfo", "engine_of"]
 
@@ -167,6 +167,9 @@ class Aria2Client:
         url: UrlArg,
         save_path: PathArg | None = None,
         options: Mapping[str, Any] | None = None,
+        *,
+        checksum: str | None = None,
+        follow: bool = False,
     ) -> str:
         """Add a download and return its GID, a handle that stays valid across restarts.
 
@@ -174,16 +177,17 @@ class Aria2Client:
         path of the file to write (aria2's ``dir`` + ``out``); without it aria2 picks the name
         and the daemon's download directory (or ``options['dir']``). ``options`` are aria2
         per-download options (``{"max-connection-per-server": 4}``); the dict is not modified.
+        ``checksum="sha-256=<hex>"``: aria2 verifies the file (a mismatch is a :class:`ChecksumMismatch`);
+        ``follow=True``: a ``.torrent`` or metalink found at the URL is followed, not saved as a file.
 
-        Once aria2 has the download, its GID is returned whatever goes wrong next: a state file
-        (``state=``) that cannot be updated (locked too long, damaged) is logged at WARNING and the
-        download watched in memory, so a caller never retries (duplicates) a download that exists.
-        An error raised here means the download was not added, except an
-        :class:`Aria2ConnectionError` whose ``gid`` is set (the answer was lost: it may exist, and
-        is watched).
+        Once aria2 has the download, its GID is returned whatever goes wrong next: a state file (``state=``)
+        that cannot be updated (locked too long, damaged) is logged at WARNING and the download watched in
+        memory, so a caller never retries (duplicates) a download that exists. An error raised here means
+        the download was not added, except an :class:`Aria2ConnectionError` whose ``gid`` is set (the
+        answer was lost: it may exist, and is watched).
         """
         self._check_open()
-        return self._adder.add_new(url, save_path, options, Callbacks()).gid
+        return self._adder.add_new(url, save_path, options, Callbacks(), checksum, follow).gid
 
     def submit(
         self,
@@ -191,29 +195,26 @@ class Aria2Client:
         save_path: PathArg | None = None,
         options: Mapping[str, Any] | None = None,
         *,
+        checksum: str | None = None,
+        follow: bool = False,
         on_progress: Callable[[Progress], Any] | None = None,
         on_restart: Callable[[Progress], Any] | None = None,
         on_done: Callable[[DownloadFuture], Any] | None = None,
     ) -> DownloadFuture:
         """Add a download and return a future that resolves when it is really done.
 
-        ``future.result()`` gives a :class:`DownloadResult` (gid, path, size, url, retry_count,
-        attempts) or raises :class:`DownloadFailed`; ``future.cancel()`` removes the download
-        from aria2. Callbacks run on the client's worker threads: ``on_progress(progress)`` when
-        the snapshot changes, ``on_restart(progress)`` after a restart, ``on_done(future)`` once.
-
-        As in :meth:`add_download`, trouble with the state file after aria2 has the download is
-        logged, not raised. If the client is closed while the add is in flight, the future
-        returned fails with :class:`Aria2ClosedError` at once (the download may exist in aria2).
+        ``future.result()`` gives a :class:`DownloadResult` (gid, path, size, url, retry_count, attempts,
+        verified) or raises :class:`DownloadFailed`; ``future.cancel()`` removes the download from aria2.
+        Callbacks run on the client's worker threads: ``on_progress(progress)`` when the snapshot changes,
+        ``on_restart(progress)`` after a restart, ``on_done(future)`` once. ``checksum`` and ``follow`` are
+        :meth:`add_download`'s. As there, trouble with the state file after aria2 has the download is
+        logged, not raised. If the client is closed while the add is in flight, the future returned fails
+        with :class:`Aria2ClosedError` at once (the download may exist in aria2).
         """
-        named = {"on_progress": on_progress, "on_restart": on_restart, "on_done": on_done}
-        for name, callback in named.items():
-            if callback is not None and not callable(callback):
-                raise Aria2InputError(f"{name} must be callable or None")
-        callbacks = Callbacks(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
+        named = check_callables(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
         self._check_open()
         try:
-            record = self._adder.add_new(url, save_path, options, callbacks)
+            record = self._adder.add_new(url, save_path, options, Callbacks(**named), checksum, follow)
         except Aria2ClosedError as error:
             if error.gid is None:
                 raise  # closed before anything was sent
@@ -225,17 +226,19 @@ class Aria2Client:
         urls_with_paths: Iterable[str | Sequence[Any]],
         batch_id: str | None = None,
         options: Mapping[str, Any] | None = None,
+        *,
+        follow: bool = False,
     ) -> str:
         """Add many downloads in a few round trips and return the batch's id.
 
-        ``urls_with_paths`` holds ``(url, save_path)`` pairs (``save_path`` may be None) or plain
-        URLs; ``options`` apply to every download. All items are checked before anything is sent,
-        then the adds go in ``system.multicall`` chunks (1000 per round trip). An item aria2 refuses
-        is not dropped: it counts as failed in :meth:`get_batch_progress`, and its future raises
-        :class:`DownloadFailed` with aria2's reason.
+        ``urls_with_paths`` holds ``(url, save_path)`` pairs (``save_path`` may be None), plain URLs, or
+        ``(url, save_path, checksum)`` triples; ``options`` and ``follow`` apply to every download (both
+        as in :meth:`add_download`). All items are checked before anything is sent, then the adds go in
+        ``system.multicall`` chunks (1000 per round trip). An item aria2 refuses is not dropped: it counts
+        as failed in :meth:`get_batch_progress`; its future raises :class:`DownloadFailed` (aria2's reason).
         """
         self._check_open()
-        return self._adder.add_new_batch(urls_with_paths, batch_id, options)
+        return self._adder.add_new_batch(urls_with_paths, batch_id, options, follow)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -272,13 +275,10 @@ class Aria2Client:
     def get_downloads_progress(self, gids: Iterable[str]) -> BatchProgress:
         """Any group of this client's downloads, counted like a batch, in one round trip.
 
-        For the futures of several ``submit`` calls, say (``[f.gid for f in futures]``); the
-        result's ``batch_id`` is None. Raises :class:`Aria2InputError` for a GID this client
-        did not add (or has forgotten).
+        For the futures of several ``submit`` calls, say (``[f.gid for f in futures]``); the result's
+        ``batch_id`` is None. Raises :class:`Aria2InputError` for a GID this client did not add (or forgot).
         """
-        if isinstance(gids, (str, bytes)) or not isinstance(gids, Iterable):
-            raise Aria2InputError("gids must be a list of GIDs")
-        records = [self._own_record(gid, " (or was forgotten)") for gid in gids]
+        records = [self._own_record(gid, " (or was forgotten)") for gid in check_gids(gids)]
         return self._operations.group_progress(None, records)
 
     def batch_futures(self, batch_id: str) -> list[DownloadFuture]:

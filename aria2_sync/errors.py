@@ -9,7 +9,8 @@ The tree mirrors the questions a caller asks after a failure:
 * is that even aria2 answering? -> :class:`Aria2ProtocolError`;
 * where is aria2c? -> :class:`Aria2BinaryNotFoundError`;
 * did my private aria2c start? -> :class:`Aria2DaemonError`;
-* did my download end without its file? -> :class:`DownloadFailed` (from a future).
+* did my download end without its file? -> :class:`DownloadFailed` (from a future), and
+  :class:`ChecksumMismatch` when the file arrived but is not the one that was expected.
 
 Every message is written to be read by a person and says what to check. None of them ever
 contains the RPC secret: URLs are passed through :func:`redact_url` before they are quoted.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Aria2BinaryNotFoundError",
     "Aria2DaemonError",
     "DownloadFailed",
+    "ChecksumMismatch",
     "Aria2ClosedError",
     "Aria2StateError",
     "Aria2UnknownBatchError",
@@ -287,6 +289,77 @@ class DownloadFailed(Aria2Error):
         code = f"error {error_code}: " if error_code else ""
         detail = f" ({code}{error_message})" if (error_code or error_message) else ""
         super().__init__(f"download {gid} of {self.url} failed{detail}: {reason}")
+
+    @classmethod
+    def of(
+        cls,
+        gid: str,
+        url: str,
+        error_code: str | None,
+        error_message: str | None,
+        reason: str,
+        attempts: Any = (),
+        retry_count: int = 0,
+        *,
+        options: Mapping[str, Any] | None = None,
+    ) -> DownloadFailed:
+        """The error of a download that failed for good: the class its failure calls for.
+
+        aria2's error 32 (a checksum did not match) gives a :class:`ChecksumMismatch`, whose
+        message says what was expected (``options``: the download's aria2 options, where its
+        ``checksum`` is); any other failure a plain :class:`DownloadFailed`. The arguments are
+        the constructor's.
+        """
+        if str(error_code) == CHECKSUM_ERROR_CODE:
+            expected = (options or {}).get("checksum")
+            return ChecksumMismatch(
+                gid,
+                url,
+                error_code,
+                error_message,
+                reason,
+                attempts,
+                retry_count,
+                expected=expected if isinstance(expected, str) else None,
+            )
+        return cls(gid, url, error_code, error_message, reason, attempts, retry_count)
+
+
+#: aria2's error code for "checksum validation failed" (its exit status 32).
+CHECKSUM_ERROR_CODE = "32"
+
+
+class ChecksumMismatch(DownloadFailed):
+    """The whole file arrived, but it is not the file that was expected (aria2's error 32).
+
+    aria2 verified what it downloaded against the hash it was given (the ``checksum=`` of
+    ``add_download``/``submit``/a batch item, a metalink's hash, a torrent's pieces) and they
+    differ: the server sent other bytes than the ones the hash names (a changed or corrupted
+    file, a wrong hash, or something in between rewriting it). The file and its control file
+    are left on disk. ``expected`` is the ``checksum`` option it was checked against
+    (``"sha-256=<hex>"``), or None when aria2 had the hash from elsewhere (a metalink, a torrent).
+    A mismatch is restarted from scratch at most ``RestartPolicy.checksum_restarts`` times (by
+    default once: a flaky transfer may fix itself; a wrong hash or a changed file does not).
+    """
+
+    def __init__(
+        self,
+        gid: str,
+        url: str,
+        error_code: str | None,
+        error_message: str | None,
+        reason: str,
+        attempts: Any = (),
+        retry_count: int = 0,
+        *,
+        expected: str | None = None,
+    ) -> None:
+        self.expected = expected
+        if not error_message:  # (aria2's own message for it is empty)
+            algorithm, _, digest = (expected or "").partition("=")
+            what = f"its {algorithm} is not the expected {digest}" if digest else "it does not match its hash"
+            error_message = f"checksum mismatch: the file arrived whole, but {what}"
+        super().__init__(gid, url, error_code, error_message, reason, attempts, retry_count)
 
 
 class Aria2ClosedError(Aria2Error):

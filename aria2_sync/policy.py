@@ -23,6 +23,7 @@ __all__ = [
     "TRANSIENT_ERROR_CODES",
     "PERMANENT_ERROR_CODES",
     "ERROR_CODE_NAMES",
+    "CHECKSUM_MISMATCH_CODE",
 ]
 
 #: aria2 error codes that are transient in practice: unknown network error, timeout, too slow,
@@ -31,6 +32,9 @@ TRANSIENT_ERROR_CODES: frozenset[int] = frozenset({1, 2, 5, 6, 19, 22, 29})
 
 #: Codes that another try will not fix (not found, disk full, file exists, auth, bad option...).
 PERMANENT_ERROR_CODES: frozenset[int] = frozenset({3, 4, 8, 9, 13, 16, 24, 28, 32})
+
+#: aria2's "checksum validation failed": restarted as ``RestartPolicy.checksum_restarts`` says.
+CHECKSUM_MISMATCH_CODE = 32
 
 #: Short names of aria2's error codes, for messages.
 ERROR_CODE_NAMES = {
@@ -115,6 +119,15 @@ class RestartPolicy:
     ``base_delay * 2**(k-1)`` seconds (at most ``max_delay``). ``restartable_codes`` lists the
     aria2 error codes worth another try; ``predicate``, when given, replaces that test: it gets
     the failed :class:`~aria2_sync.Progress` and returns True to restart (the budget still holds).
+
+    ``checksum_restarts`` bounds the restarts of a checksum mismatch (aria2's error 32: the file
+    arrived whole but its hash is not the expected one; see :class:`~aria2_sync.errors.ChecksumMismatch`).
+    Such a download is restarted only while it has had fewer than ``checksum_restarts`` restarts
+    in all (and ``max_restarts`` allows one), so by default once, and only if nothing restarted
+    it before: a transfer garbled on the way may come right, a wrong hash or a changed file never
+    will. ``restartable_codes`` is not asked about code 32; a ``predicate`` is, like about any
+    failure. The restart starts from scratch: aria2 keeps no verified part of a file that failed
+    its check (measured: the whole file is fetched again), so no bad byte is kept.
     """
 
     max_restarts: int = attrs.field(default=3, validator=_non_negative_int)
@@ -122,6 +135,7 @@ class RestartPolicy:
     max_delay: float = attrs.field(default=60.0, validator=_non_negative_number)
     restartable_codes: frozenset[int] = attrs.field(default=TRANSIENT_ERROR_CODES, converter=_codes)
     predicate: Callable[[Progress], bool] | None = attrs.field(default=None, validator=_callable_or_none)
+    checksum_restarts: int = attrs.field(default=1, validator=_non_negative_int)
 
     def delay(self, restart_number: int) -> float:
         """Seconds to wait before restart number ``restart_number`` (1-based)."""
@@ -136,6 +150,17 @@ class RestartPolicy:
 
     def decide(self, progress: Progress, restarts_done: int) -> RestartDecision:
         """Restart or not, for a download that failed after ``restarts_done`` restarts."""
+        if self.predicate is None and progress.error_code_number == CHECKSUM_MISMATCH_CODE:
+            allowed = min(self.checksum_restarts, self.max_restarts)
+            if restarts_done >= allowed:
+                why = (
+                    f"a checksum mismatch gets at most {allowed} restart(s) from scratch, and this "
+                    f"download had {restarts_done}"
+                    if allowed
+                    else "checksum mismatches are not restarted (checksum_restarts or max_restarts is 0)"
+                )
+                return RestartDecision(False, reason=f"{why}; last error: {describe_error(progress)}")
+            return RestartDecision(True, delay=self.delay(restarts_done + 1))
         if not self.is_restartable(progress):
             return RestartDecision(False, reason=f"{describe_error(progress)} is not restartable")
         if restarts_done >= self.max_restarts:

@@ -11,20 +11,22 @@ import posixpath
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Union
 
 from .aria2_options import ALL_OPTIONS, DOWNLOAD_OPTIONS, GLOBAL_ONLY_OPTIONS
 from .errors import Aria2InputError, redact_text, redact_url
+from .safety import VALUE_CHECKS
 
 __all__ = [
     "SUPPORTED_SCHEMES",
     "check_gid",
     "check_uris",
     "check_options",
+    "check_callables",
     "check_daemon_options",
-    "check_secret",
+    "check_gids",
     "split_save_path",
     "download_options",
     "check_local_directory",
@@ -201,8 +203,25 @@ def check_options(options: Mapping[str, Any] | None) -> dict[str, str | list[str
                 "download): leave it out"
             )
         key = _check_option_name(key, DOWNLOAD_OPTIONS, "for a download")
-        out[key] = _option_value(key, value)
+        text = _option_value(key, value)
+        check = VALUE_CHECKS.get(key)  # (checksum, follow-*, seed-*: aria2_sync.safety checks them)
+        out[key] = text if check is None else check(key, text)
     return out
+
+
+def check_gids(gids: Any) -> Any:
+    """``gids`` itself if it is an iterable of GIDs (not a str); else :class:`Aria2InputError`."""
+    if isinstance(gids, (str, bytes)) or not isinstance(gids, Iterable):
+        raise Aria2InputError("gids must be a list of GIDs")
+    return gids
+
+
+def check_callables(**named: Any) -> dict[str, Any]:
+    """``named`` itself once each value is callable or None; else :class:`Aria2InputError`."""
+    for name, value in named.items():
+        if value is not None and not callable(value):
+            raise Aria2InputError(f"{name} must be callable or None")
+    return named
 
 
 def check_daemon_options(
@@ -234,24 +253,6 @@ def check_daemon_options(
             raise Aria2InputError(f"aria2c option {key!r} takes a str, int, float or bool")
         out[key] = _one_line(key, str(value))
     return out
-
-
-def check_secret(secret: object) -> None:
-    """Refuse a secret that could not be written as one config line.
-
-    The secret goes into ``rpc-secret=<secret>`` in aria2c's config file: a newline would start
-    a line of the caller's choosing (``on-download-complete=<command>``), and whitespace or
-    control characters are trimmed or mangled by aria2c's parser. The message never quotes it.
-    """
-    if secret is None:
-        return
-    if not isinstance(secret, str) or not secret:
-        raise Aria2InputError("secret must be a non-empty str (or None for a random one)")
-    if any(char.isspace() or not char.isprintable() for char in secret):
-        raise Aria2InputError(
-            "secret must not contain whitespace or control characters (newlines, tabs, ...): "
-            "use printable characters only, or None for a random one"
-        )
 
 
 def split_save_path(save_path: Any, listing: _DirectoryListing | None = None) -> tuple[str, str]:

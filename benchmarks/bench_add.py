@@ -12,7 +12,8 @@ of contenders rotates every round.
   ``API.add_uris`` in a loop.
 * floor: the least work that gives the same downloads, timed from the same ``items`` list as
   ours: build 1000 ``aria2.addUri`` calls carrying the same options as ours (``dir``, ``out``,
-  ``pause=true``, ``auto-file-renaming=false``, and a GID chosen by the client, from
+  ``pause=true``, ``follow-torrent=false`` and ``follow-metalink=false`` (a plain URL is never
+  followed into BitTorrent or Metalink), ``auto-file-renaming=false``, and a GID chosen by the client, from
   ``secrets.token_hex(8)``, as ours chooses one), with ``token:<secret>`` in each; send them
   as one ``system.multicall`` (``json.dumps``) on an ``http.client`` connection opened before
   the clock starts; ``json.loads`` the answer and check each item is a success. No checks of the
@@ -187,6 +188,8 @@ def run(quick: bool) -> Result:
                         [url],
                         {
                             "pause": "true",
+                            "follow-torrent": "false",
+                            "follow-metalink": "false",
                             "auto-file-renaming": "false",
                             "dir": os.path.dirname(path),
                             "out": os.path.basename(path),

@@ -69,6 +69,7 @@ _TRANSPORT_H = "tests/test_transport_hardening.py::"
 _WEB_H = "tests/test_web_hardening.py::"
 
 _RESET_TWICE = _RESTARTS + "test_a_download_reset_twice_resumes_under_the_same_gid"
+_INTEGRITY = "tests/test_integrity.py::"
 
 
 def _m(name: str, guarantee: str, path: str, before: str, after: str, *tests: str) -> Mutation:
@@ -588,6 +589,49 @@ MUTATIONS: tuple[Mutation, ...] = (
         '("fail the pending futures", self.fail_pending_futures),',
         "",
         _MONITOR + "test_closing_fails_futures_nothing_would_resolve",
+    ),
+    # -- 14. a download given a checksum is complete only when verified -------------------------
+    _m(
+        "g14-checksum-not-sent",
+        "14: the checksum= argument reaches aria2 as its checksum option",
+        "aria2_sync/safety.py",
+        '        merged["checksum"] = checksum\n',
+        "",
+        _INTEGRITY + "test_a_right_checksum_completes_and_the_result_says_it_was_verified",
+        _INTEGRITY + "test_a_wrong_checksum_fails_with_its_own_error_after_one_restart_from_scratch",
+    ),
+    _m(
+        "g14-mismatch-is-a-plain-failure",
+        "14: a mismatch (error 32) is its own failure, ChecksumMismatch",
+        "aria2_sync/errors.py",
+        "if str(error_code) == CHECKSUM_ERROR_CODE:",
+        "if False:",
+        _INTEGRITY + "test_a_wrong_checksum_fails_with_its_own_error_after_one_restart_from_scratch",
+    ),
+    _m(
+        "g14-mismatch-restarted-like-any-failure",
+        "14: a mismatch is restarted at most checksum_restarts times (once), not max_restarts",
+        "aria2_sync/policy.py",
+        "allowed = min(self.checksum_restarts, self.max_restarts)",
+        "allowed = self.max_restarts",
+        _INTEGRITY + "test_a_wrong_checksum_fails_with_its_own_error_after_one_restart_from_scratch",
+    ),
+    # -- 15. nothing listens beyond loopback unless the user asks ------------------------------
+    _m(
+        "g15-torrent-url-followed-by-default",
+        "15: a .torrent at a plain URL is saved as a file, no BitTorrent port opened, unless follow=True",
+        "aria2_sync/safety.py",
+        'merged[key] = "true" if follow else "false"',
+        'merged[key] = "true"',
+        _INTEGRITY + "test_a_torrent_at_a_url_is_saved_as_a_file_by_default_and_opens_no_port",
+    ),
+    _m(
+        "g15-peer-discovery-on",
+        "15: the embedded daemon runs without DHT, local peer discovery and peer exchange",
+        "aria2_sync/daemon/process.py",
+        "        options.update(self.PEER_DISCOVERY_OFF)\n",
+        "",
+        _INTEGRITY + "test_the_embedded_daemon_has_peer_discovery_off_unless_asked",
     ),
 )
 

@@ -114,6 +114,8 @@ def test_records_of_a_batch_share_their_options_but_hand_out_copies(client, tmp_
     assert first._options is second._options  # one dict for the batch
     assert first.options == {
         "pause": "true",
+        "follow-torrent": "false",  # (safe by default: a .torrent at a URL is saved, not followed)
+        "follow-metalink": "false",
         "auto-file-renaming": "false",
         "dir": str(tmp_path),
         "out": "f0.bin",

@@ -19,6 +19,7 @@ from ..errors import Aria2DaemonError, Aria2InputError
 
 __all__ = [
     "SAFE_OPEN",
+    "check_secret",
     "check_state_dir",
     "ensure_private_file",
     "open_private",
@@ -30,6 +31,24 @@ __all__ = [
 
 #: Flags for opening our files: never through a symbolic link, never inherited by aria2c.
 SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def check_secret(secret: object) -> None:
+    """Refuse a secret that could not be written as one config line.
+
+    The secret goes into ``rpc-secret=<secret>`` in aria2c's config file: a newline would start
+    a line of the caller's choosing (``on-download-complete=<command>``), and whitespace or
+    control characters are trimmed or mangled by aria2c's parser. The message never quotes it.
+    """
+    if secret is None:
+        return
+    if not isinstance(secret, str) or not secret:
+        raise Aria2InputError("secret must be a non-empty str (or None for a random one)")
+    if any(char.isspace() or not char.isprintable() for char in secret):
+        raise Aria2InputError(
+            "secret must not contain whitespace or control characters (newlines, tabs, ...): "
+            "use printable characters only, or None for a random one"
+        )
 
 
 def check_state_dir(path: str) -> None:

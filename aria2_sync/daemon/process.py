@@ -23,6 +23,9 @@ Choices, each for a reason:
   (:mod:`aria2_sync.daemon.files`); a private temporary one is locked for the daemon's lifetime
   so that a later daemon can remove it if this process dies without cleaning up
   (:mod:`aria2_sync.daemon.sweep`);
+* BitTorrent peer discovery off (:attr:`Aria2Daemon.PEER_DISCOVERY_OFF`): DHT would open UDP
+  ports on every interface and tell the world which torrents we fetch, local peer discovery
+  would multicast them on the LAN; ``options`` turn them back on;
 * optional supervision: if aria2c dies, it is started again on the same port with the same
   secret and session, and a client's monitor re-syncs by GID as soon as it answers.
 """
@@ -41,7 +44,7 @@ from typing import Any
 from ..errors import Aria2AuthError, Aria2DaemonError, Aria2Error, Aria2InputError, redact_text
 from ..logs import logger
 from ..rpc.transport import Transport
-from ..validation import PathArg, check_daemon_options, check_local_directory, check_secret
+from ..validation import PathArg, check_daemon_options, check_local_directory
 from . import files, ownership, sweep
 from .binary import find_aria2c
 
@@ -68,8 +71,9 @@ class Aria2Daemon:
     temporary directory removed on stop; a ``state_dir`` of your own must be yours and closed to
     group and others (``chmod 700``), since it holds the secret and download credentials.
     ``options`` are extra aria2c options (``{"max-download-result": 10}``; they override the
-    daemon's defaults, ``{"disk-cache": "16M"}`` say). With ``supervise=True`` a watcher thread
-    starts aria2c again whenever it dies without :meth:`stop` (``restarts`` counts how often).
+    daemon's defaults, ``{"disk-cache": "16M"}`` say, or ``{"enable-dht": True}`` to turn on a part
+    of BitTorrent peer discovery, off by default: :attr:`PEER_DISCOVERY_OFF`). With ``supervise=True``
+    a watcher thread starts aria2c again whenever it dies without :meth:`stop` (``restarts`` counts).
     ``save_interval`` is how often, in seconds, aria2c saves each download's control file: what
     a SIGKILL of aria2c (or a power cut) may lose, and on a disk the price of an fsync each time
     (0: only when aria2c stops gracefully, so a SIGKILL loses all progress).
@@ -89,6 +93,16 @@ class Aria2Daemon:
             "daemon",
         }
     )
+    #: aria2's BitTorrent peer discovery, off unless ``options`` set these (``{"enable-dht": True}``):
+    #: DHT over IPv4 and IPv6 (UDP ports on every interface), local peer discovery (LAN multicast)
+    #: and peer exchange. Trackers still find peers; the listening TCP port opens (on every
+    #: interface) with the first BitTorrent download, as aria2 does.
+    PEER_DISCOVERY_OFF: Mapping[str, str] = {
+        "enable-dht": "false",
+        "enable-dht6": "false",
+        "bt-enable-lpd": "false",
+        "enable-peer-exchange": "false",
+    }
     #: Consecutive failed restarts after which supervision gives up.
     MAX_FAILED_RESTARTS = 5
     #: Seconds between control-file saves (``--auto-save-interval``) unless told otherwise.
@@ -121,7 +135,7 @@ class Aria2Daemon:
         self.host = "127.0.0.1"
         self._fixed_port = port
         self.port: int | None = port
-        check_secret(secret)
+        files.check_secret(secret)
         # Hex: a random secret must never start with "-", or `aria2-sync --rpc-secret <it>` (and
         # any command line it is pasted into) would read it as an option.
         self.secret = secret if secret is not None else secrets.token_hex(24)
@@ -272,6 +286,7 @@ class Aria2Daemon:
             # Without /proc the socket's owner cannot be checked: make aria2c exit when it
             # cannot bind 127.0.0.1 instead of serving on [::1] only (costs IPv6 downloads).
             options["disable-ipv6"] = "true"
+        options.update(self.PEER_DISCOVERY_OFF)
         options.update(self.options)
         return [self.aria2c] + [f"--{key}={value}" for key, value in options.items()]
 

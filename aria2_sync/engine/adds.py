@@ -34,6 +34,7 @@ from ..errors import (
 )
 from ..logs import logger
 from ..rpc.methods import new_gid
+from ..safety import check_checksum, with_safety
 from ..validation import (
     BatchOptions,
     PathArg,
@@ -62,14 +63,16 @@ def _new_gids(per_read: int = 256) -> Iterator[str]:
                 yield gid
 
 
-def _batch_item(index: int, item: Any) -> tuple[Any, Any]:
-    """``(url, save_path)`` from one batch item: a pair, a 1-tuple, or a plain URL."""
+def _batch_item(index: int, item: Any) -> tuple[Any, Any, Any]:
+    """``(url, save_path, checksum)`` from one batch item: a pair, a 1-tuple, a
+    ``(url, save_path, checksum)`` triple, or a plain URL."""
     if isinstance(item, str):
-        return item, None
-    if isinstance(item, (tuple, list)) and len(item) in (1, 2):
-        return item[0], item[1] if len(item) == 2 else None
+        return item, None, None
+    if isinstance(item, (tuple, list)) and len(item) in (1, 2, 3):
+        return item[0], item[1] if len(item) > 1 else None, item[2] if len(item) == 3 else None
     raise Aria2InputError(
-        f"item {index} of the batch must be a (url, save_path) pair or a URL, got {item!r:.60}"
+        f"item {index} of the batch must be a (url, save_path) pair, a (url, save_path, checksum) "
+        f"triple or a URL, got {item!r:.60}"
     )
 
 
@@ -92,11 +95,19 @@ class Adder:
     # -- from the caller's arguments --------------------------------------------------------------
 
     def add_new(
-        self, url: UrlArg, save_path: PathArg | None, options: Mapping[str, Any] | None, callbacks: Callbacks
+        self,
+        url: UrlArg,
+        save_path: PathArg | None,
+        options: Mapping[str, Any] | None,
+        callbacks: Callbacks,
+        checksum: str | None = None,
+        follow: bool = False,
     ) -> DownloadRecord:
-        """Check one download's arguments, give it a GID and add it (:meth:`add_one`)."""
+        """Check one download's arguments, give it a GID and add it (:meth:`add_one`).
+
+        ``checksum`` and ``follow`` become options (:func:`~aria2_sync.safety.with_safety`)."""
         uris = check_uris(url)
-        merged = self.download_options(save_path, options)
+        merged = self.download_options(save_path, with_safety(options, checksum, follow))
         gid = new_gid()
         record = DownloadRecord(
             gid=gid, uris=uris, options=merged, current_gid=gid, callbacks=callbacks, adding=True
@@ -108,6 +119,7 @@ class Adder:
         urls_with_paths: Iterable[str | Sequence[Any]],
         batch_id: str | None,
         options: Mapping[str, Any] | None,
+        follow: bool = False,
     ) -> str:
         """Check every item of a batch before anything is sent, then add them (:meth:`add_batch`).
 
@@ -119,7 +131,7 @@ class Adder:
         if isinstance(urls_with_paths, (str, bytes)) or not isinstance(urls_with_paths, Iterable):
             raise Aria2InputError("urls_with_paths must be a list of (url, save_path) pairs")
         size = len(urls_with_paths) if isinstance(urls_with_paths, Sized) else 0
-        batch = BatchOptions(options, size)
+        batch = BatchOptions(with_safety(options, None, follow), size)
         local = self.engine.config.daemon_is_local
         checked_dirs: set[str] = set()
         gids = _new_gids()
@@ -127,13 +139,16 @@ class Adder:
         records: list[DownloadRecord] = []
         keep, new_record, of = records.append, DownloadRecord.adding_in_batch, batch.of
         for index, item in enumerate(urls_with_paths):
+            checksum = None
             if type(item) is tuple and len(item) == 2:
                 url, save_path = item
             else:
-                url, save_path = _batch_item(index, item)
+                url, save_path, checksum = _batch_item(index, item)
             try:
                 uris = check_uris(url)
                 shared, place = of(save_path)
+                if checksum is not None:  # (its own options: the shared dict is not to be changed)
+                    shared = {**shared, "checksum": check_checksum(checksum)}
                 directory = place[0] if place is not None else shared.get("dir")
                 if local and isinstance(directory, str) and directory not in checked_dirs:
                     check_local_directory(directory)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+from collections.abc import Mapping
 from concurrent.futures import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -38,7 +39,12 @@ __all__ = [
 
 @attrs.frozen
 class DownloadResult:
-    """A finished download: where the file is, how big, and what it took."""
+    """A finished download: where the file is, how big, what it took, and what vouches for it.
+
+    ``verified`` says what was checked before the download counted as complete, and by whom
+    (``"sha-256 checksum (aria2)"``), or is None when nothing was: the file is what the server
+    sent. :meth:`verification` derives it from the download's options.
+    """
 
     gid: str
     path: str | None
@@ -46,6 +52,20 @@ class DownloadResult:
     url: str
     retry_count: int = 0
     attempts: tuple[dict[str, Any], ...] = ()
+    verified: str | None = None
+
+    @staticmethod
+    def verification(options: Mapping[str, Any]) -> str | None:
+        """What aria2 verified for a download with these aria2 ``options`` (None: nothing).
+
+        A ``checksum`` option (``"sha-256=<hex>"``, checked by :func:`~aria2_sync.safety.check_checksum`)
+        means aria2 hashed the whole file and it matched: a download with one cannot complete
+        otherwise (a mismatch fails it with error 32).
+        """
+        checksum = options.get("checksum")
+        if isinstance(checksum, str) and "=" in checksum:
+            return f"{checksum.partition('=')[0]} checksum (aria2)"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +75,7 @@ class DownloadResult:
             "url": self.url,
             "retry_count": self.retry_count,
             "attempts": [dict(a) for a in self.attempts],
+            "verified": self.verified,
         }
 
 

@@ -370,10 +370,11 @@ class Tracker:
                 url=record.url,
                 retry_count=record.retry_count,
                 attempts=attempts,
+                verified=DownloadResult.verification(record.options),
             )
         if record.outcome in (Outcome.FAILED, Outcome.REJECTED):
             reason = record.gave_up or "automatic restart is off"
-            return DownloadFailed(
+            return DownloadFailed.of(
                 record.gid,
                 record.url,
                 last.error_code if last else None,
@@ -381,6 +382,7 @@ class Tracker:
                 reason,
                 attempts,
                 retry_count=record.retry_count,
+                options=record.options,
             )
         return None
 

@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("-d", "--dir", default=".", help="directory to save into (default: here)")
     get.add_argument("-o", "--output", metavar="NAME", help="file name (with a single URL only)")
     get.add_argument(
+        "--checksum",
+        metavar="ALGO=HEX",
+        help="verify the file (one URL only), e.g. sha-256=<64 hex digits>; a mismatch fails it "
+        "(algorithms: sha-1, sha-224, sha-256, sha-384, sha-512, md5, adler32)",
+    )
+    get.add_argument(
         "-i",
         "--input-file",
         metavar="FILE",
@@ -210,6 +216,8 @@ def _get(args: argparse.Namespace) -> int:
         raise UsageError("give at least one URL, or -i FILE")
     if args.output and len(urls) != 1:
         raise UsageError("-o NAME names one file: give exactly one URL with it")
+    if args.checksum and len(urls) != 1:
+        raise UsageError("--checksum is the hash of one file: give exactly one URL with it")
     if args.rpc_secret and not args.rpc_url:
         raise UsageError("--rpc-secret goes with --rpc-url (a private aria2c has its own secret)")
     if args.save_interval is not None and args.rpc_url:
@@ -218,10 +226,10 @@ def _get(args: argparse.Namespace) -> int:
     _check_directory(directory, args.dir)
     extra = _aria2_options(args.aria2_option)
     if args.output:
-        items = [(urls[0], os.path.join(directory, args.output))]
+        items = [(urls[0], os.path.join(directory, args.output), args.checksum)]
         options = extra
     else:
-        items = [(url, None) for url in urls]
+        items = [(url, None, args.checksum) for url in urls]
         options = {"dir": directory, **extra}
 
     settings: dict[str, Any] = dict(max_retries=args.max_retries, retry_delay=args.retry_delay, verbose=False)
@@ -250,7 +258,7 @@ def _get(args: argparse.Namespace) -> int:
                     break
         finally:
             display.close()
-        outcomes = [outcome_entry(url, future) for (url, _), future in zip(items, futures)]
+        outcomes = [outcome_entry(url, future) for (url, *_), future in zip(items, futures)]
     except KeyboardInterrupt:
         interrupted = True
         print(
