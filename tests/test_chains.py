@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from aria2_sync import Aria2Client, Aria2InputError
+from aria2_sync import Aria2Client, Aria2InputError, RestartPolicy
 from aria2_sync.daemon.ownership import free_port
+from aria2_sync.daemon.process import Aria2Daemon
 from aria2_sync.engine.btinput import BadMagnetError, BadMetalinkError, BadTorrentError
 from aria2_sync.engine.following import ChainResult
 from tests.conftest import wait_for
@@ -23,12 +24,19 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def bt(daemon_factory) -> Iterator[tuple[Aria2Client, str]]:
-    """A client on a daemon with offline BitTorrent options, and its download directory."""
-    daemon = daemon_factory(**leecher_options())
-    client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, retry_delay=0.05, poll_interval=0.1)
+def bt_daemon(daemon_factory) -> Aria2Daemon:
+    """A daemon with offline BitTorrent options (DHT, LPD and PEX off)."""
+    return daemon_factory(**leecher_options())
+
+
+@pytest.fixture
+def bt(bt_daemon) -> Iterator[tuple[Aria2Client, str]]:
+    """A client on ``bt_daemon``, and the daemon's download directory."""
+    client = Aria2Client(
+        bt_daemon.rpc_url, bt_daemon.secret, verbose=False, retry_delay=0.05, poll_interval=0.1
+    )
     try:
-        yield client, str(daemon.download_dir)
+        yield client, str(bt_daemon.download_dir)
     finally:
         client.close()
 
@@ -205,3 +213,29 @@ def test_bad_inputs_are_refused_with_typed_errors(bt, tmp_path, torrent_factory)
     for error in (BadMagnetError, BadTorrentError, BadMetalinkError):
         assert issubclass(error, Aria2InputError)
     assert not os.listdir(directory)
+
+
+def test_a_failed_magnet_payload_restarts_from_its_saved_torrent_and_resumes(
+    request, bt_daemon, torrent_factory, seeder_factory
+):
+    directory = str(bt_daemon.download_dir)
+    policy = RestartPolicy(restartable_codes={7}, base_delay=0.05)
+    client = Aria2Client(bt_daemon.rpc_url, bt_daemon.secret, verbose=False, restart_policy=policy)
+    request.addfinalizer(client.close)
+    torrent = torrent_factory("resume.bin", os.urandom(1024 * 1024))
+    seeder = seeder_factory(torrent, upload_limit=256 * 1024)
+    # bt-stop-timeout: with no peer for 2 s, aria2 fails the download (error 7): a restart is due
+    future = client.submit_magnet(torrent.magnet, directory, options={"bt-stop-timeout": 5})
+    wait_for(lambda: client.get_progress(future.gid).completed_length > 300 * 1024, timeout=30)
+    payload = _chain(client, future.gid)[-1]
+    uploaded = seeder.uploaded(torrent)
+    seeder.kill()
+    wait_for(lambda: client.get_retry_info(future.gid)["retry_count"] >= 1, timeout=30, what="a restart")
+    seeder.start()
+    result = future.result(timeout=60)
+    torrent.check_downloaded(directory)
+    info = client.get_retry_info(future.gid)
+    assert info["current_gid"] == payload  # re-added under the payload's own GID
+    assert info["attempts"][0]["error_code"] == "7"
+    assert result.retry_count >= 1
+    assert uploaded + seeder.uploaded(torrent) <= torrent.total_size * 1.05  # resumed from disk
