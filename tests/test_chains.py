@@ -239,3 +239,25 @@ def test_a_failed_magnet_payload_restarts_from_its_saved_torrent_and_resumes(
     assert info["attempts"][0]["error_code"] == "7"
     assert result.retry_count >= 1
     assert uploaded + seeder.uploaded(torrent) <= torrent.total_size * 1.05  # resumed from disk
+
+
+def test_the_cli_gets_a_magnet_a_torrent_file_and_a_metalink(
+    bt_daemon, torrent_factory, seeder_factory, fault_server, tmp_path, capsys
+):
+    from aria2_sync.ui.cli import main
+
+    magnet_torrent = torrent_factory("m.bin", os.urandom(64 * 1024))
+    file_torrent = torrent_factory("t.bin", os.urandom(64 * 1024))
+    seeder_factory(magnet_torrent, file_torrent)
+    content = os.urandom(32 * 1024)
+    fault_server.add_file("x.bin", data=content)
+    document = tmp_path / "x.meta4"
+    document.write_bytes(metalink([MetalinkFile.of("x.bin", content, [fault_server.url("x.bin")])]))
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["get", "--rpc-url", bt_daemon.rpc_url, "--rpc-secret", bt_daemon.secret, "-d", str(out), "--json"]
+    code = main([*argv, magnet_torrent.magnet, str(file_torrent.path), str(document)])
+    assert code == 0, capsys.readouterr()
+    magnet_torrent.check_downloaded(str(out))
+    file_torrent.check_downloaded(str(out))
+    assert (out / "x.bin").read_bytes() == content
