@@ -1,7 +1,7 @@
 """``Aria2Client``: the seed guide's API, synchronous.
 
-A thin facade: each public method checks its arguments, then hands over to the client's engine
-(:mod:`aria2_sync.engine.core`), which owns the parts. One client may be shared between threads.
+A thin facade (BitTorrent and Metalink methods: :mod:`aria2_sync.client_bt`): each method checks its
+arguments, then hands over to the engine (:mod:`aria2_sync.engine.core`). Shareable between threads.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .daemon.process import Aria2Daemon
-
+from .client_bt import ChainMethods
 from .engine.adds import Adder
 from .engine.config import ClientConfig, ConfigField, check_batch_id, check_number
 from .engine.core import Engine, failed_future, start_with_private_daemon
@@ -31,7 +31,7 @@ __all__ = ["Aria2Client", "RetryInfo", "engine_of"]
 DEFAULT_RPC_URL = "http://localhost:6800/jsonrpc"
 
 
-class Aria2Client:
+class Aria2Client(ChainMethods):
     """A synchronous client for one aria2 daemon.
 
     ``max_retries`` is both the number of transport retries on connection errors and the default

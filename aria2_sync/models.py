@@ -34,7 +34,8 @@ TICK_KEYS: tuple[str, ...] = ("status", "totalLength", "completedLength", "downl
 #: ``errorMessage``, ``dir`` and ``files`` (with the URIs, ~80% of a full answer: aria2 names a
 #: file once the server answered, and counts its bytes in whole pieces), and ``followedBy``
 #: (set when the download completes; ``following`` and ``belongsTo`` are set when aria2
-#: creates it; all three left out when there is no follow chain). Asking for keys (instead of
+#: creates it; all three left out when there is no follow chain), and ``seeder`` (BitTorrent
+#: only: "true" once the payload is complete and aria2 seeds it). Asking for keys (instead of
 #: all of them) halves the answer and its time: a multicall of 1000 ``tellStatus`` takes
 #: ~21 ms and ~120 KB with keys, ~43 ms and ~450 KB without.
 STATUS_KEYS: tuple[str, ...] = (
@@ -43,12 +44,17 @@ STATUS_KEYS: tuple[str, ...] = (
     "errorCode",
     "errorMessage",
     "uploadSpeed",
+    "seeder",
     "followedBy",
     "following",
     "belongsTo",
     "dir",
     "files",
 )
+
+
+#: How aria2 names the one "file" of a magnet's metadata download (``[METADATA]<name>``).
+METADATA_PREFIX = "[METADATA]"
 
 
 class UnreadableStatus(ValueError):
@@ -143,7 +149,11 @@ class Progress:
     """A download as aria2 reported it at one moment.
 
     ``status`` is aria2's: ``active``, ``waiting``, ``paused``, ``error``, ``complete`` or
-    ``removed``. ``error_code`` is aria2's error code as the string aria2 sends (``"1"``, ``"3"``),
+    ``removed``; and ``metadata`` for a BitTorrent download still fetching its torrent (a
+    magnet's metadata, or a ``.torrent`` at a URL): its payload has not started, and the
+    caller's GID will report the payload once it has. ``seeding`` is True while aria2 uploads a
+    complete BitTorrent payload (aria2's ``seeder``; the status stays ``active`` meanwhile).
+    ``error_code`` is aria2's error code as the string aria2 sends (``"1"``, ``"3"``),
     so code written against aria2's JSON compares as it always did; ``error_code_number`` gives it
     as an int. ``retry_count`` is how many times aria2_sync restarted this download;
     ``restart_pending`` is True while a restart of it is scheduled or running, and
@@ -164,6 +174,7 @@ class Progress:
     retry_count: int = 0
     restart_pending: bool = False
     gave_up_reason: str | None = None
+    seeding: bool = False
 
     @classmethod
     def from_aria2(
@@ -196,7 +207,12 @@ class Progress:
             if error_code == "0":
                 error_code = None  # aria2 reports "0" for downloads that have not failed
             error_message = _text(data.get("errorMessage")) if error_code else None
-        return cls(
+        seeder = data.get("seeder")
+        if seeder is None and known is not None and known.status == status:
+            seeding = known.seeding  # (a read that left the key out: as last seen)
+        else:
+            seeding = seeder == "true" and status == "active"
+        built = cls(
             gid=gid or str(data.get("gid", "")),
             status=status,
             total_length=_int(data.get("totalLength")),
@@ -213,7 +229,11 @@ class Progress:
                 else tuple(FileInfo.from_aria2(f) for f in files or ())
             ),
             retry_count=retry_count,
+            seeding=seeding,
         )
+        if status == "active" and built.files and built.files[0].path.startswith(METADATA_PREFIX):
+            return attrs.evolve(built, status="metadata")
+        return built
 
     @property
     def progress_percent(self) -> float:
@@ -257,8 +277,8 @@ class Progress:
 
     @property
     def is_active(self) -> bool:
-        """Still moving or queued: active, waiting or paused."""
-        return self.status in ("active", "waiting", "paused")
+        """Still moving or queued: active (or fetching its metadata), waiting or paused."""
+        return self.status in ("active", "waiting", "paused", "metadata")
 
     @property
     def is_complete(self) -> bool:
@@ -303,6 +323,7 @@ class Progress:
             "retry_count": self.retry_count,
             "restart_pending": self.restart_pending,
             "gave_up_reason": self.gave_up_reason,
+            "seeding": self.seeding,
         }
 
 

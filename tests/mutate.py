@@ -82,10 +82,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         "g1-restart-under-a-new-gid",
         "1: a restart keeps the caller's GID",
         "aria2_sync/engine/restarts.py",
-        "self.rpc.add_uri_once(record.uris, options, old_gid, attempts=self.add_attempts)\n"
+        "send_add(self.rpc, record.uris, options, old_gid, source, self.add_attempts)\n"
         "            return old_gid",
         "gid = new_gid()\n"
-        "            self.rpc.add_uri_once(record.uris, options, gid, attempts=self.add_attempts)\n"
+        "            send_add(self.rpc, record.uris, options, gid, source, self.add_attempts)\n"
         "            return gid",
         _RESET_TWICE,
     ),

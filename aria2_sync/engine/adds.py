@@ -43,6 +43,7 @@ from ..validation import (
     check_uris,
     download_options,
 )
+from .following import send_add
 from .ledger import Batch
 from .record import Callbacks, DownloadRecord
 
@@ -194,7 +195,7 @@ class Adder:
         # Until the add returns, ``adding`` tells the monitor not to take "not found" as lost.
         self.ledger.add(record)
         try:
-            self.rpc.add_uri_once(uris, merged, gid, attempts=self._attempts)
+            send_add(self.rpc, uris, merged, gid, record.source, self._attempts)
         except Aria2ConnectionError as error:
             if not error.maybe_applied:
                 self._forget_failed_add([gid])

@@ -1,6 +1,7 @@
 """Cancelling downloads: the one place that marks, removes and settles a cancelled download.
 
-A cancel has three parts, always in this order:
+A cancel has three parts, always in this order (for a download whose payload came under a GID
+of its own, a magnet's, the removal reaches every GID of its chain still running):
 
 1. the record is marked cancelled (:meth:`DownloadRecord.cancel`): from then on no restart may
    bring it back, and a scheduled one is dropped; with a shared store the mark is written
@@ -81,10 +82,35 @@ class Cancellation:
             # a removal of its own, which would make this one fail as if it had already stopped.
             self._mark(record, removing=True)
         try:
-            return self._force_remove(record, daemon_gid)
+            running = self._force_remove(record, daemon_gid)
+            return self._remove_followers(record, daemon_gid) or running
         finally:
             if record is not None:
                 record.removal_sent()
+
+    def _remove_followers(self, record: DownloadRecord | None, removed: str) -> bool:
+        """Remove what followed ``removed`` in a chain (a magnet's payload, which aria2 may
+        have started just as the metadata was removed); True if something was running.
+
+        Only for downloads whose payload comes under a GID of its own; once the record follows
+        the payload, ``removed`` is the payload itself, and this finds nothing to do.
+        """
+        if record is None or record.source is None or not record.source.follows:
+            return False
+        try:
+            followers = self.rpc.tell_status(removed, ["followedBy"]).get("followedBy") or []
+        except Aria2Error:
+            return False
+        stopped = False
+        for gid in followers:
+            try:
+                self.rpc.force_remove(str(gid))
+                stopped = True
+            except Aria2RPCError:
+                pass  # (already stopped)
+        if stopped:
+            self.finish(record)
+        return stopped
 
     def _force_remove(self, record: DownloadRecord | None, daemon_gid: str) -> bool:
         try:
@@ -136,6 +162,7 @@ class Cancellation:
             return
         except Aria2RPCError:
             pass  # already stopped or gone: cancelled all the same
+        self._remove_followers(record, daemon_gid)
         self.finish(record)
 
     # -- many -----------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ class DownloadRecord(RecordView):
             return Observation(progress, outcome, notify, remove)
 
     def _outcome_of(self, progress: Progress, auto_restart: bool) -> Outcome | None:
-        if progress.status == "complete":
+        if progress.status == "complete" or progress.seeding:  # (seeding: its payload is whole)
             return Outcome.COMPLETE
         if progress.status == "removed" or (self._cancelled and progress.status == "error"):
             return Outcome.CANCELLED

@@ -18,7 +18,7 @@ import attrs
 
 from ..errors import redact_url
 from ..models import Progress
-from .states import NO_CALLBACKS, Attempt, Callbacks, Outcome, RestartState
+from .states import NO_CALLBACKS, Attempt, Callbacks, Outcome, RestartState, Source
 
 if TYPE_CHECKING:  # pragma: no cover
     from .futures import DownloadFuture
@@ -72,6 +72,7 @@ class RecordView:
         "batch_id",
         "added_at",
         "callbacks",
+        "source",
         "_adding",
         "_attempts",
         "_retry_count",
@@ -96,6 +97,9 @@ class RecordView:
     batch_id: str | None
     added_at: float
     callbacks: Callbacks
+    #: What a BitTorrent or Metalink download was added from (None for URLs): how to add it
+    #: again, and whether its payload comes under a GID of its own (set once, at the add).
+    source: Source | None
     _uris: str | tuple[str, ...]
     _options: Mapping[str, Any]
     _dir: str | None
@@ -141,6 +145,7 @@ class RecordView:
         daemon_gids: Iterable[str] = (),
         last: Progress | None = None,
         place: tuple[str, str] | None = None,
+        source: Source | None = None,
     ) -> None:
         """``options``: kept as given, never changed (a batch's items may share one mapping);
         ``place``: ``(dir, out)`` of this download, added to them (None: ``options`` say)."""
@@ -155,6 +160,7 @@ class RecordView:
         self.batch_id = batch_id
         self.added_at = time.time() if added_at is None else added_at
         self.callbacks = callbacks
+        self.source = source
         self._adding = adding
         self._attempts = attempts if type(attempts) is tuple else tuple(attempts)
         self._retry_count = retry_count
@@ -197,6 +203,7 @@ class RecordView:
         record.batch_id = batch_id
         record.added_at = added_at
         record.callbacks = NO_CALLBACKS
+        record.source = None
         record._adding = True
         record._attempts = record._daemon_gids = ()
         record._retry_count = record._run = 0
@@ -281,6 +288,19 @@ class RecordView:
         """``(current daemon GID, run)``, read together."""
         with self._lock:
             return self._current_gid, self._run
+
+    @property
+    def awaiting_payload(self) -> bool:
+        """Whether this download's payload is still to come under a GID of its own: a magnet
+        fetching its metadata, a ``.torrent`` URL being fetched (see :attr:`source`)."""
+        with self._lock:
+            return self.source is not None and self.source.follows and self._current_gid == self.gid
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """Every daemon GID of this download, the handle first and the current one last."""
+        with self._lock:
+            return tuple(dict.fromkeys((self.gid, *self._daemon_gids, self._current_gid)))
 
     def may_retry(self, budget: int) -> bool:
         """Whether a restart may still come of itself: not cancelled, not given up, budget left."""

@@ -38,6 +38,7 @@ from ..logs import logger
 from ..models import Progress
 from ..policy import RestartDecision, RestartPolicy, describe_error
 from ..rpc.methods import Aria2RPC, new_gid
+from .following import send_add, torrent_for_restart
 from .ledger import Ledger
 from .record import DownloadRecord
 from .scheduler import Scheduler
@@ -439,6 +440,10 @@ class RestartEngine:
             options["allow-overwrite"] = "true"
         files = (status or {}).get("files") or []
         directory = (status or {}).get("dir")
+        if record.source is not None:  # (aria2 names a torrent's files; a metalink's out is pinned)
+            if directory and "dir" not in options:
+                options["dir"] = directory  # (where a magnet's saved .torrent is, too)
+            return options
         if len(files) == 1 and files[0].get("path") and directory and "out" not in options:
             path = files[0]["path"]
             options["dir"] = directory
@@ -447,8 +452,9 @@ class RestartEngine:
 
     def _add_again(self, record: DownloadRecord, options: Mapping[str, Any], old_gid: str) -> str:
         """Add the download under its old GID; under a new one if the daemon refuses the old."""
+        source = torrent_for_restart(record, options.get("dir"))
         try:
-            self.rpc.add_uri_once(record.uris, options, old_gid, attempts=self.add_attempts)
+            send_add(self.rpc, record.uris, options, old_gid, source, self.add_attempts)
             return old_gid
         except Aria2ConnectionError:
             raise
@@ -469,5 +475,5 @@ class RestartEngine:
                 record.gid,
                 gid,
             )
-            self.rpc.add_uri_once(record.uris, options, gid, attempts=self.add_attempts)
+            send_add(self.rpc, record.uris, options, gid, source, self.add_attempts)
             return gid

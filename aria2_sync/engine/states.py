@@ -22,6 +22,7 @@ __all__ = [
     "Observation",
     "Outcome",
     "RestartState",
+    "Source",
 ]
 
 
@@ -159,3 +160,36 @@ class Observation(FrozenValue):
         setattr_(self, "outcome", outcome)
         setattr_(self, "notify", notify)
         setattr_(self, "remove", remove)
+
+
+class Source(FrozenValue):
+    """What a BitTorrent or Metalink download was added from, to add it again the same way.
+
+    ``kind``: ``"magnet"`` (a metadata download first, then the payload under another GID),
+    ``"torrent"`` (``.torrent`` bytes, added with ``aria2.addTorrent``: the payload at once),
+    ``"torrent-url"`` (a ``.torrent`` at an http(s) URL, fetched by aria2 and followed), or
+    ``"metalink"`` (one file of a metalink, added as mirrors of that file). ``torrent`` holds the
+    ``.torrent`` bytes when they are known (a restart re-adds the payload from them, resuming
+    from its control file); ``info_hash`` the torrent's (hex), when known.
+    """
+
+    __slots__ = ("kind", "torrent", "info_hash")
+
+    kind: str
+    torrent: bytes | None
+    info_hash: str | None
+
+    def __init__(self, kind: str, torrent: bytes | None = None, info_hash: str | None = None) -> None:
+        self._set(kind=kind, torrent=torrent, info_hash=info_hash)
+
+    @property
+    def follows(self) -> bool:
+        """Whether the payload comes under a GID of its own, after a first download (the chain)."""
+        return self.kind in ("magnet", "torrent-url")
+
+    @property
+    def bittorrent(self) -> bool:
+        return self.kind != "metalink"
+
+    def __repr__(self) -> str:  # (not the torrent's bytes)
+        return f"Source(kind={self.kind!r}, info_hash={self.info_hash!r})"

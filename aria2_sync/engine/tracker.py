@@ -19,6 +19,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, Callable
 
+import attrs
+
 from ..errors import (
     Aria2AuthError,
     Aria2Error,
@@ -38,6 +40,7 @@ from ..models import (
 )
 from ..rpc.methods import Aria2RPC
 from .cancel import Cancellation
+from .following import ChainResult, follow
 from .futures import DownloadFuture, DownloadResult
 from .ledger import Ledger
 from .record import DownloadRecord, Outcome
@@ -54,18 +57,20 @@ READ_SLICE = 1000
 # one call per download while its slice is in flight (with 50,000 records to traverse, every
 # object a tick keeps alive brings the next full collection closer).
 _TICK = TICK_KEYS
-_TICK_UPLOADING = (*TICK_KEYS, "uploadSpeed")
+_TICK_UPLOADING = (*TICK_KEYS, "uploadSpeed", "seeder")
 _FULL = STATUS_KEYS
 
 
 def _keys_for(last: Progress | None) -> tuple[str, ...]:
     """The keys to read of a download whose snapshot of the current run is ``last``.
 
-    All of them when nothing is known of the run yet, and while it runs without a known file
-    name (aria2 names an HTTP download's file once the server answers); else the moving ones,
-    with ``uploadSpeed`` for a download that may upload (BitTorrent: files without URIs).
+    All of them when nothing is known of the run yet, while it runs without a known file
+    name (aria2 names an HTTP download's file once the server answers), and while it fetches
+    its metadata (``followedBy`` comes with the end of that: :mod:`aria2_sync.engine.chains`);
+    else the moving ones, with ``uploadSpeed`` and ``seeder`` for a download that may upload
+    (BitTorrent: files without URIs).
     """
-    if last is None or (last.status == "active" and last.file_path is None):
+    if last is None or last.status == "metadata" or (last.status == "active" and last.file_path is None):
         return _FULL
     if not last.files or not last.files[0].uris:
         return _TICK_UPLOADING
@@ -80,6 +85,7 @@ _COUNTED_AS = {
     Outcome.CANCELLED: "removed",
 }
 _PARKED_OR_ACTIVE = frozenset(("active", "waiting", "paused"))
+_COUNTED = {"metadata": "active"}  # (a BitTorrent download fetching its metadata is active)
 
 
 def _fingerprint(status: Mapping[str, Any], run: int) -> tuple[object, ...]:
@@ -147,6 +153,8 @@ class Tracker:
     ) -> Progress:
         """:meth:`observe` of an answer that changes something (see ``record.unchanged``)."""
         progress = Progress.from_aria2(status, gid=record.gid, known=known)
+        if record.source is not None or "followedBy" in status:
+            progress = self._in_chain(record, status, run, progress)
         if progress.status == "error":
             self.restarts.note_failure(record, progress, run, auto=auto)
         seen = record.observed(run, progress, fingerprint, self._auto_restart())
@@ -158,6 +166,19 @@ class Tracker:
             self.ledger.persist_outcome(record)
             self.settle(record)
         return seen.progress
+
+    def _in_chain(
+        self, record: DownloadRecord, status: Mapping[str, Any], run: int, progress: Progress
+    ) -> Progress:
+        """The snapshot of a download whose payload comes under a GID of its own: a complete
+        download followed by another moves the record there (:func:`follow`); until the
+        payload runs, a ``.torrent`` being fetched shows as ``metadata``."""
+        followers = status.get("followedBy")
+        if followers and progress.status == "complete":
+            return follow(self.ledger, record, run, followers, progress)
+        if progress.status == "active" and record.awaiting_payload:
+            return attrs.evolve(progress, status="metadata")
+        return progress
 
     def read(
         self, rpc: Aria2RPC, records: list[DownloadRecord], auto: bool, *, collect: bool = True
@@ -205,7 +226,9 @@ class Tracker:
             fingerprint = _fingerprint(status, run)
             progress = record.unchanged(fingerprint)
             if progress is None:
-                if status.get("status") != last.status or status.get("totalLength") != str(last.total_length):
+                if last.status != "metadata" and (  # (a metadata phase is read in full)
+                    status.get("status") != last.status or status.get("totalLength") != str(last.total_length)
+                ):
                     moved.append(n)  # read in full below: its file list and directory may be new
                     continue
                 try:
@@ -362,6 +385,8 @@ class Tracker:
     def _value_of(self, record: DownloadRecord) -> DownloadResult | DownloadFailed | None:
         last = record.last
         attempts = tuple(a.to_dict() for a in record.attempts)
+        if record.outcome is Outcome.COMPLETE and last is not None and record.source is not None:
+            return ChainResult.of(record, last, attempts)
         if record.outcome is Outcome.COMPLETE and last is not None:
             return DownloadResult(
                 gid=record.gid,
@@ -406,8 +431,8 @@ class Tracker:
                 status = progress.status
                 if pending or status == "error":
                     key = "retrying"
-                elif status in _PARKED_OR_ACTIVE:
-                    key = status
+                elif status in _PARKED_OR_ACTIVE or status in _COUNTED:
+                    key = _COUNTED.get(status, status)
                 else:
                     key = "waiting"  # added, not yet seen by the daemon's status
             counts[key] += 1

@@ -8,6 +8,7 @@ retry-safe ``addUri`` every add and restart goes through.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -90,6 +91,44 @@ class Aria2RPC:
                 continue
         assert last_error is not None
         raise last_error
+
+    def add_torrent(
+        self, torrent: bytes, uris: Sequence[str] = (), options: Mapping[str, Any] | None = None
+    ) -> str:
+        """``aria2.addTorrent``: the payload of the ``.torrent`` ``torrent`` (raw bytes; sent
+        base64-encoded, as aria2 wants), with web seeds ``uris``."""
+        encoded = base64.b64encode(torrent).decode("ascii")
+        return str(self.transport.call("aria2.addTorrent", [encoded, list(uris), dict(options or {})]))
+
+    def add_torrent_once(
+        self, torrent: bytes, options: Mapping[str, Any], gid: str, attempts: int = 4
+    ) -> None:
+        """``addTorrent`` under the GID ``gid``, safe to retry like :meth:`add_uri_once` (aria2
+        honours a client-chosen ``gid`` for a torrent as for a URI)."""
+        options = dict(options, gid=gid)
+        last_error: Aria2ConnectionError | None = None
+        for _ in range(max(1, attempts)):
+            try:
+                self.add_torrent(torrent, (), options)
+                return
+            except Aria2ConnectionError as error:
+                if not error.maybe_applied:
+                    raise
+                last_error = error
+            logger.warning("the answer to addTorrent for GID %s was lost; checking whether it was added", gid)
+            try:
+                self.tell_status(gid, ["gid"])
+                return
+            except Aria2GIDNotFoundError:
+                continue
+        assert last_error is not None
+        raise last_error
+
+    def add_metalink(self, metalink: bytes, options: Mapping[str, Any] | None = None) -> list[str]:
+        """``aria2.addMetalink``: one GID per file of the document (aria2 chooses them: it
+        ignores a ``gid`` option here, so this add cannot be checked after a lost answer)."""
+        encoded = base64.b64encode(metalink).decode("ascii")
+        return [str(gid) for gid in self.transport.call("aria2.addMetalink", [encoded, dict(options or {})])]
 
     def add_many_once(
         self,

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from .. import Aria2Client, __version__
+from .. import Aria2Client, DownloadFuture, __version__
 from ..errors import Aria2Error, Aria2InputError, redact_text
 from ..models import STATUS_KEYS, Progress
 from .formatting import human_size, outcome_entry
@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.required = True
 
     get = commands.add_parser("get", help="download URLs (on a private aria2c unless --rpc-url)")
-    get.add_argument("urls", nargs="*", metavar="URL", help="http(s), ftp or sftp URLs")
+    get.add_argument(
+        "urls",
+        nargs="*",
+        metavar="URL",
+        help="http(s), ftp or sftp URLs, magnet URIs, .torrent and .meta4/.metalink files or URLs",
+    )
     get.add_argument("-d", "--dir", default=".", help="directory to save into (default: here)")
     get.add_argument("-o", "--output", metavar="NAME", help="file name (with a single URL only)")
     get.add_argument(
@@ -244,16 +249,14 @@ def _get(args: argparse.Namespace) -> int:
         client = Aria2Client.local(directory, aria2_options=daemon_options, **settings)
     interrupted = False
     try:
-        batch_id = client.add_batch_downloads(items, options=options)
-        futures = client.batch_futures(batch_id)
+        futures = _add_all(client, items, options, directory, extra)
+        gids = [future.gid for future in futures]
         show = args.progress if args.progress is not None else sys.stderr.isatty()
         display = make_display(enabled=show and not args.quiet and not args.json, stream=sys.stderr)
         try:
             while True:
                 done, pending = concurrent.futures.wait(futures, timeout=0.25)
-                progress = client.get_batch_progress(batch_id)
-                if progress is not None:
-                    display.update(progress)
+                display.update(client.get_downloads_progress(gids))
                 if not pending:
                     break
         finally:
@@ -272,6 +275,52 @@ def _get(args: argparse.Namespace) -> int:
         # an interrupted run removes its downloads (their partial files stay resumable).
         client.close(cancel=interrupted and client.daemon is None)
     return _report(outcomes, args)
+
+
+def _kind(source: str) -> str:
+    """What ``aria2-sync get`` makes of one input: ``magnet``, ``torrent`` (a .torrent file or
+    URL), ``metalink`` (a local .meta4/.metalink), ``metalink-url``, or ``url``."""
+    lowered = source.lower().split("?", 1)[0]
+    if source.startswith("magnet:?"):
+        return "magnet"
+    if lowered.endswith(".torrent"):
+        return "torrent"
+    if lowered.endswith((".meta4", ".metalink")):
+        return "metalink-url" if "://" in lowered else "metalink"
+    return "url"
+
+
+def _add_all(
+    client: Aria2Client,
+    items: list[tuple[str, str | None]],
+    options: dict[str, Any],
+    directory: str,
+    extra: dict[str, str],
+) -> list[DownloadFuture]:
+    """Add every input, in order: plain URLs as one batch; magnets, torrents and metalinks each
+    as one download under one handle (a metalink at a URL is fetched by aria2 and followed)."""
+    kinds = [_kind(url) for url, _ in items]
+    if any(path for (_, path), kind in zip(items, kinds) if kind != "url"):
+        raise UsageError("-o NAME is for one plain URL: magnets, torrents and metalinks name their files")
+    plain = [item for item, kind in zip(items, kinds) if kind == "url"]
+    batch: list[DownloadFuture] = []
+    if plain:
+        batch = client.batch_futures(client.add_batch_downloads(plain, options=options))
+    queue = iter(batch)
+    futures = []
+    for (url, _), kind in zip(items, kinds):
+        if kind == "url":
+            futures.append(next(queue))
+        elif kind == "magnet":
+            futures.append(client.submit_magnet(url, directory, options=extra))
+        elif kind == "torrent":
+            futures.append(client.submit_torrent(url, directory, options=extra))
+        elif kind == "metalink":
+            futures.append(client.submit_metalink(url, directory, options=extra))
+        else:
+            followed = {"follow-metalink": "mem", **options}
+            futures.append(client.submit(url, None, followed))
+    return futures
 
 
 def _check_directory(directory: str, given: str) -> None:

@@ -1,0 +1,202 @@
+"""``Aria2Client``'s BitTorrent and Metalink methods: magnets, torrents and metalinks.
+
+A mixin of :class:`~aria2_sync.client.Aria2Client` (kept beside it so that the facade stays
+short): each method checks its arguments and hands over to the engine's
+:class:`~aria2_sync.engine.chains.ChainAdder`. The GID returned is the handle of the whole
+download, through aria2's follow chain: it reports the payload, and its future resolves when
+every selected payload file is complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable
+
+from .engine.chains import ChainAdder
+from .engine.core import failed_future
+from .engine.futures import DownloadFuture
+from .engine.record import Callbacks, DownloadRecord
+from .errors import Aria2ClosedError, Aria2InputError
+from .models import Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine.adds import Adder
+    from .engine.core import Engine
+
+__all__ = ["ChainMethods"]
+
+
+def _callbacks(
+    on_progress: Callable[[Progress], Any] | None,
+    on_restart: Callable[[Progress], Any] | None,
+    on_done: Callable[[DownloadFuture], Any] | None,
+) -> Callbacks:
+    named = {"on_progress": on_progress, "on_restart": on_restart, "on_done": on_done}
+    for name, callback in named.items():
+        if callback is not None and not callable(callback):
+            raise Aria2InputError(f"{name} must be callable or None")
+    return Callbacks(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
+
+
+class ChainMethods:
+    """``add_magnet``/``add_torrent``/``add_metalink`` and their ``submit_*`` twins.
+
+    What they share: ``save_dir`` is the directory to write into (aria2's ``dir``; default: the
+    daemon's); ``options`` are aria2 per-download options, checked like ``add_download``'s.
+    BitTorrent downloads do not seed unless asked: ``seed-time=0`` is set unless ``seed_time``
+    (minutes, aria2's ``seed-time``) or ``seed_ratio`` (aria2's ``seed-ratio``; 0.0 = no limit)
+    is given, here or in ``options``. A download that seeds is done for the caller when its
+    payload is complete (``Progress.seeding`` is then True while aria2 uploads); cancel it, or
+    let aria2's limit end the seeding. Errors: :class:`Aria2InputError` subclasses for bad input
+    (``BadMagnetError``, ``BadTorrentError``, ``BadMetalinkError`` from
+    :mod:`aria2_sync.engine.btinput`), and what ``add_download`` raises once the daemon is asked.
+    """
+
+    if TYPE_CHECKING:  # pragma: no cover
+        _adder: Adder
+        _engine: Engine
+
+        def _check_open(self) -> None: ...
+
+    @property
+    def _chains(self) -> ChainAdder:
+        return ChainAdder(self._adder)
+
+    def _future(self, add: Callable[[], DownloadRecord]) -> DownloadFuture:
+        self._check_open()
+        try:
+            record = add()
+        except Aria2ClosedError as error:
+            if error.gid is None:
+                raise
+            return failed_future(error.gid, error)
+        return self._engine.future_of(record)
+
+    # -- magnets --------------------------------------------------------------------------------
+
+    def add_magnet(
+        self,
+        uri: str,
+        save_dir: str | os.PathLike[str] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        seed_time: float | None = None,
+        seed_ratio: float | None = None,
+    ) -> str:
+        """Add a magnet URI and return its GID, the handle of the download through its chain.
+
+        aria2 first fetches the torrent's metadata from peers (``get_progress(gid).status`` is
+        ``"metadata"`` meanwhile, never ``"complete"``), then the payload under a GID of its own;
+        the handle then reports the payload. The metadata is saved beside the payload as
+        ``<info hash>.torrent`` (aria2's ``bt-save-metadata``) so that a restart resumes the
+        payload without asking peers again. Raises ``BadMagnetError`` (an
+        :class:`Aria2InputError`) for a URI without ``xt=urn:btih:<info hash>``.
+        """
+        self._check_open()
+        return self._chains.add_magnet(uri, save_dir, options, Callbacks(), seed_time, seed_ratio).gid
+
+    def submit_magnet(
+        self,
+        uri: str,
+        save_dir: str | os.PathLike[str] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        seed_time: float | None = None,
+        seed_ratio: float | None = None,
+        on_progress: Callable[[Progress], Any] | None = None,
+        on_restart: Callable[[Progress], Any] | None = None,
+        on_done: Callable[[DownloadFuture], Any] | None = None,
+    ) -> DownloadFuture:
+        """:meth:`add_magnet`, returning a future (as ``submit`` does): it resolves when the
+        payload is complete, to a ``ChainResult`` whose ``paths`` are the payload's files."""
+        callbacks = _callbacks(on_progress, on_restart, on_done)
+        return self._future(
+            lambda: self._chains.add_magnet(uri, save_dir, options, callbacks, seed_time, seed_ratio)
+        )
+
+    # -- torrents -------------------------------------------------------------------------------
+
+    def add_torrent(
+        self,
+        torrent: bytes | str | os.PathLike[str],
+        save_dir: str | os.PathLike[str] | None = None,
+        *,
+        files: Iterable[int | str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        seed_time: float | None = None,
+        seed_ratio: float | None = None,
+    ) -> str:
+        """Add a ``.torrent`` and return its GID: the handle of its payload.
+
+        ``torrent`` is the file's bytes, its path, or an http(s) URL (aria2 fetches it into
+        memory, ``follow-torrent=mem``, and the handle follows on to the payload; ``metadata``
+        is its status meanwhile). ``files`` selects files of a multi-file torrent: indexes from
+        1 (aria2's ``select-file``: the torrent's file order) or paths (``"dir/a.bin"``, with or
+        without the torrent's name in front); None: every file. Only the selected files count
+        toward completion (aria2 may write the parts of others that share a piece with them).
+        Raises ``BadTorrentError`` (an :class:`Aria2InputError`) for bytes that are not a
+        bencoded torrent with an ``info`` dict, a file that cannot be read, or a ``files``
+        entry out of range or unknown (names only for bytes or paths).
+        """
+        self._check_open()
+        chains = self._chains
+        return chains.add_torrent(torrent, save_dir, files, options, Callbacks(), seed_time, seed_ratio).gid
+
+    def submit_torrent(
+        self,
+        torrent: bytes | str | os.PathLike[str],
+        save_dir: str | os.PathLike[str] | None = None,
+        *,
+        files: Iterable[int | str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        seed_time: float | None = None,
+        seed_ratio: float | None = None,
+        on_progress: Callable[[Progress], Any] | None = None,
+        on_restart: Callable[[Progress], Any] | None = None,
+        on_done: Callable[[DownloadFuture], Any] | None = None,
+    ) -> DownloadFuture:
+        """:meth:`add_torrent`, returning a future that resolves when every selected file is
+        complete, to a ``ChainResult`` (``paths``: the selected files)."""
+        callbacks = _callbacks(on_progress, on_restart, on_done)
+        return self._future(
+            lambda: self._chains.add_torrent(
+                torrent, save_dir, files, options, callbacks, seed_time, seed_ratio
+            )
+        )
+
+    # -- metalinks ------------------------------------------------------------------------------
+
+    def add_metalink(
+        self,
+        metalink: bytes | str | os.PathLike[str],
+        save_dir: str | os.PathLike[str] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Add the file a metalink (RFC 5854 ``.meta4``, bytes or a path) describes; its GID.
+
+        One logical download per file: the metalink must describe one file, added as the
+        mirrors it lists (best ``priority`` first; a dead mirror is passed over), written as
+        the name it gives inside ``save_dir``, and verified by its strongest hash (aria2's
+        ``checksum``), like ``add_download``'s: the same GID handle, restarts and idempotent
+        add. Every URL in it is checked by the rules a caller's URL is. Raises
+        ``BadMetalinkError`` (an :class:`Aria2InputError`) for a document that is not a
+        metalink, names a refused URL, or describes no file or several.
+        """
+        self._check_open()
+        return self._chains.add_metalink(metalink, save_dir, options, Callbacks()).gid
+
+    def submit_metalink(
+        self,
+        metalink: bytes | str | os.PathLike[str],
+        save_dir: str | os.PathLike[str] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        on_progress: Callable[[Progress], Any] | None = None,
+        on_restart: Callable[[Progress], Any] | None = None,
+        on_done: Callable[[DownloadFuture], Any] | None = None,
+    ) -> DownloadFuture:
+        """:meth:`add_metalink`, returning a future that resolves when the file is complete."""
+        callbacks = _callbacks(on_progress, on_restart, on_done)
+        return self._future(lambda: self._chains.add_metalink(metalink, save_dir, options, callbacks))

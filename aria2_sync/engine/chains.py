@@ -1,0 +1,142 @@
+"""Adding magnets, torrents and metalinks, each as one logical download with one handle.
+
+The inputs are checked first (:mod:`aria2_sync.engine.btinput`, imported when first used: it
+parses XML and bencode, which plain URL adds never need), then the download goes through the
+:class:`~aria2_sync.engine.adds.Adder` like any other: a client-chosen GID, no duplicate after
+a lost answer. BitTorrent adds get ``seed-time=0`` unless the caller asks to seed (``seed-time``
+or ``seed-ratio``): a script that exits must not leave the daemon uploading.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..rpc.methods import new_gid
+from .following import magnet_info_hash, seed_options
+from .record import Callbacks, DownloadRecord
+from .states import Source
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..validation import PathArg
+    from .adds import Adder
+
+__all__ = ["ChainAdder"]
+
+
+class ChainAdder:
+    """Adds magnets, torrents and metalinks through an :class:`~aria2_sync.engine.adds.Adder`,
+    with its guarantees (a client-chosen GID, no duplicate after a lost answer)."""
+
+    def __init__(self, adder: Adder) -> None:
+        self.adder = adder
+
+    def _options(
+        self,
+        save_dir: PathArg | None,
+        options: Mapping[str, Any] | None,
+        seed_time: float | None = None,
+        seed_ratio: float | None = None,
+        *,
+        bittorrent: bool = True,
+    ) -> dict[str, Any]:
+        from ..errors import Aria2InputError
+
+        given = dict(options or {})
+        if save_dir is not None:
+            if "dir" in given:
+                raise Aria2InputError("save_dir and options['dir'] both say where to write: give one of them")
+            given["dir"] = os.fspath(save_dir)
+        merged: dict[str, Any] = self.adder.download_options(None, given)
+        if bittorrent:
+            seed_options(merged, seed_time, seed_ratio)
+        return merged
+
+    def _add(
+        self, uris: list[str], options: dict[str, Any], source: Source, callbacks: Callbacks
+    ) -> DownloadRecord:
+        gid = new_gid()
+        record = DownloadRecord(
+            gid=gid,
+            uris=uris,
+            options=options,
+            current_gid=gid,
+            callbacks=callbacks,
+            adding=True,
+            source=source,
+        )
+        return self.adder.add_one(record)
+
+    def add_magnet(
+        self,
+        uri: Any,
+        save_dir: PathArg | None,
+        options: Mapping[str, Any] | None,
+        callbacks: Callbacks,
+        seed_time: float | None = None,
+        seed_ratio: float | None = None,
+    ) -> DownloadRecord:
+        """A magnet: its metadata under the handle, then its payload (followed)."""
+        from .btinput import check_magnet
+
+        uri = check_magnet(uri)
+        merged = self._options(save_dir, options, seed_time, seed_ratio)
+        merged.setdefault("bt-save-metadata", "true")  # (a restart of the payload resumes from it)
+        return self._add([uri], merged, Source("magnet", None, magnet_info_hash(uri)), callbacks)
+
+    def add_torrent(
+        self,
+        torrent: Any,
+        save_dir: PathArg | None,
+        files: Iterable[int | str] | None,
+        options: Mapping[str, Any] | None,
+        callbacks: Callbacks,
+        seed_time: float | None = None,
+        seed_ratio: float | None = None,
+    ) -> DownloadRecord:
+        """A ``.torrent`` (bytes, a path, or an http(s) URL fetched by aria2 and followed)."""
+        from .btinput import BadTorrentError, file_selection, is_torrent_url, read_input, read_torrent
+
+        merged = self._options(save_dir, options, seed_time, seed_ratio)
+        if is_torrent_url(torrent):
+            from ..validation import check_uris
+
+            selection = file_selection(files, None)
+            if selection is not None:
+                merged["select-file"] = selection
+            merged["follow-torrent"] = "mem"  # (the .torrent is not left in the directory)
+            return self._add(check_uris(torrent), merged, Source("torrent-url"), callbacks)
+        info = read_torrent(read_input(torrent, "torrent", BadTorrentError))
+        selection = file_selection(files, info.files)
+        if selection is not None:
+            merged["select-file"] = selection
+        merged.setdefault("rpc-save-upload-metadata", "false")  # (no <info hash>.torrent left behind)
+        return self._add([info.magnet()], merged, Source("torrent", info.data, info.info_hash), callbacks)
+
+    def add_metalink(
+        self,
+        metalink: Any,
+        save_dir: PathArg | None,
+        options: Mapping[str, Any] | None,
+        callbacks: Callbacks,
+    ) -> DownloadRecord:
+        """The one file a metalink describes, as mirrors of that file, verified by its hash."""
+        from ..errors import Aria2InputError
+        from .btinput import BadMetalinkError, parse_metalink, read_input
+
+        entries = parse_metalink(read_input(metalink, "metalink", BadMetalinkError))
+        if len(entries) != 1:
+            raise BadMetalinkError(
+                f"the metalink describes {len(entries)} files; add_metalink takes a metalink of one "
+                "file (one handle per file): split it, or add each file's URLs with add_download"
+            )
+        entry = entries[0]
+        given = dict(options or {})
+        if "out" in given:
+            raise Aria2InputError("a metalink names its file: leave options['out'] out")
+        given["out"] = entry.name
+        if entry.checksum is not None and "checksum" not in given:
+            given["checksum"] = entry.checksum
+        merged = self._options(save_dir, given, bittorrent=False)
+        return self._add(list(entry.urls), merged, Source("metalink"), callbacks)

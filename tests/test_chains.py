@@ -1,0 +1,263 @@
+"""Magnets, torrents and metalinks under one handle, against a real aria2c on 127.0.0.1.
+
+The daemon under test runs with DHT, LPD and PEX off (``leecher_options()``); peers come from
+our own tracker, the seeder is a second aria2c (tests/support/bittorrent.py).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from aria2_sync import Aria2Client, Aria2InputError, RestartPolicy
+from aria2_sync.daemon.ownership import free_port
+from aria2_sync.daemon.process import Aria2Daemon
+from aria2_sync.engine.btinput import BadMagnetError, BadMetalinkError, BadTorrentError
+from aria2_sync.engine.following import ChainResult
+from tests.conftest import wait_for
+from tests.support.bittorrent import MetalinkFile, leecher_options, metalink
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def bt_daemon(daemon_factory) -> Aria2Daemon:
+    """A daemon with offline BitTorrent options (DHT, LPD and PEX off)."""
+    return daemon_factory(**leecher_options())
+
+
+@pytest.fixture
+def bt(bt_daemon) -> Iterator[tuple[Aria2Client, str]]:
+    """A client on ``bt_daemon``, and the daemon's download directory."""
+    client = Aria2Client(
+        bt_daemon.rpc_url, bt_daemon.secret, verbose=False, retry_delay=0.05, poll_interval=0.1
+    )
+    try:
+        yield client, str(bt_daemon.download_dir)
+    finally:
+        client.close()
+
+
+def _chain(client: Aria2Client, gid: str) -> tuple[str, ...]:
+    from aria2_sync.client import engine_of
+
+    record = engine_of(client).ledger.get(gid)
+    assert record is not None
+    return record.chain
+
+
+def test_a_magnet_is_followed_to_its_payload_under_the_original_gid(bt, torrent_factory, seeder_factory):
+    client, directory = bt
+    torrent = torrent_factory("single.bin", os.urandom(300 * 1024))
+    seeder = seeder_factory(torrent)
+    seeder.kill()  # started late: the metadata phase lasts until it is back
+    future = client.submit_magnet(torrent.magnet, directory)
+    gid = future.gid
+    metadata = wait_for(lambda: client.get_progress(gid), what="a first snapshot")
+    assert metadata.status == "metadata"
+    assert not metadata.is_complete and not future.done()
+    assert metadata.gid == gid
+    seeder.start()
+    result = future.result(timeout=60)
+    assert isinstance(result, ChainResult)
+    assert result.gid == gid
+    assert result.paths == (os.path.join(directory, "single.bin"),)
+    assert result.size == torrent.total_size
+    torrent.check_downloaded(directory)
+    # seed-time=0: aria2 stops seeding within about a second of the payload's completion
+    progress = wait_for(lambda: (p := client.get_progress(gid)).status == "complete" and p, what="the end")
+    assert progress.gid == gid and not progress.seeding
+    chain = _chain(client, gid)
+    assert chain[0] == gid and len(chain) == 2  # the metadata's GID, then the payload's
+    assert client.get_retry_info(gid)["current_gid"] == chain[1]
+
+
+def test_a_multi_file_torrent_gets_only_the_files_selected(bt, torrent_factory, seeder_factory):
+    client, directory = bt
+    content = {
+        "a.bin": os.urandom(100 * 1024),
+        "c.bin": os.urandom(70 * 1024),
+        "sub/b.bin": os.urandom(50 * 1024),
+    }
+    torrent = torrent_factory("multi", content)
+    seeder_factory(torrent)
+    future = client.submit_torrent(torrent.data, directory, files=[1, "sub/b.bin"])
+    result = future.result(timeout=60)
+    assert result.paths == (
+        os.path.join(directory, "multi/a.bin"),
+        os.path.join(directory, "multi/sub/b.bin"),
+    )
+    torrent.check_downloaded(directory, only=[1, 3])
+    assert client.get_retry_info(future.gid)["options"]["select-file"] == "1,3"
+
+
+@pytest.mark.parametrize("given", ["path", "bytes", "url"])
+def test_a_torrent_is_taken_as_a_path_bytes_or_a_url(
+    bt, torrent_factory, seeder_factory, fault_server, given
+):
+    client, directory = bt
+    torrent = torrent_factory("one.bin", os.urandom(64 * 1024))
+    seeder_factory(torrent)
+    if given == "url":
+        fault_server.add_file("one.torrent", data=torrent.data)
+        source = fault_server.url("one.torrent")
+    else:
+        source = torrent.data if given == "bytes" else str(torrent.path)
+    future = client.submit_torrent(source, directory)
+    result = future.result(timeout=60)
+    assert result.gid == future.gid
+    torrent.check_downloaded(directory)
+    wait_for(lambda: client.get_progress(future.gid).status == "complete", what="the end of seeding")
+    assert sorted(os.listdir(directory)) == ["one.bin"]  # no .torrent left beside it
+    assert len(_chain(client, future.gid)) == (2 if given == "url" else 1)
+
+
+def test_cancel_in_the_metadata_phase_removes_the_chain(bt, torrent_factory, seeder_factory):
+    client, directory = bt
+    torrent = torrent_factory("late.bin", os.urandom(64 * 1024))
+    seeder = seeder_factory(torrent)
+    seeder.kill()
+    gid = client.add_magnet(torrent.magnet, directory)
+    wait_for(lambda: (client.get_progress(gid) or None) and client.get_progress(gid).status == "metadata")
+    assert client.cancel_download(gid) is True
+    assert client.rpc.tell_status(gid, ["status"])["status"] == "removed"
+    future = client.future(gid)
+    concurrent.futures.wait([future], timeout=10)
+    assert future.cancelled()
+    assert _chain(client, gid) == (gid,)
+
+
+def test_cancel_in_the_payload_phase_removes_the_payload(bt, torrent_factory, seeder_factory):
+    client, directory = bt
+    torrent = torrent_factory("slow.bin", os.urandom(1024 * 1024))
+    seeder_factory(torrent, upload_limit=128 * 1024)
+    future = client.submit_magnet(torrent.magnet, directory)
+    wait_for(lambda: len(_chain(client, future.gid)) == 2, timeout=30, what="the payload")
+    wait_for(lambda: client.get_progress(future.gid).completed_length > 0, timeout=30)
+    assert client.cancel_download(future.gid) is True
+    statuses = {client.rpc.tell_status(g, ["status"])["status"] for g in _chain(client, future.gid)}
+    assert statuses == {"complete", "removed"}  # the metadata had completed; the payload is removed
+    assert future.cancelled()
+
+
+def test_the_seeder_killed_mid_download_and_started_again_lets_it_complete(
+    bt, torrent_factory, seeder_factory
+):
+    client, directory = bt
+    torrent = torrent_factory("big.bin", os.urandom(1024 * 1024))
+    seeder = seeder_factory(torrent, upload_limit=256 * 1024)
+    future = client.submit_torrent(torrent.data, directory)
+    wait_for(lambda: client.get_progress(future.gid).completed_length > 300 * 1024, timeout=30)
+    uploaded = seeder.uploaded(torrent)
+    seeder.kill()
+    stalled = client.get_progress(future.gid)
+    assert stalled.status == "active" and not future.done()
+    seeder.start()
+    result = future.result(timeout=60)
+    torrent.check_downloaded(directory)
+    assert result.gid == future.gid
+    assert uploaded + seeder.uploaded(torrent) <= torrent.total_size * 1.05  # resumed, not restarted
+
+
+def test_seeding_is_opt_in_and_the_future_resolves_at_payload_completion(bt, torrent_factory, seeder_factory):
+    client, directory = bt
+    torrent = torrent_factory("seed.bin", os.urandom(128 * 1024))
+    seeder_factory(torrent)
+    future = client.submit_torrent(torrent.data, directory, seed_time=10)
+    result = future.result(timeout=60)
+    progress = client.get_progress(future.gid)
+    assert result.seeding and progress.seeding and progress.status == "active"
+    assert client.get_retry_info(future.gid)["options"]["seed-time"] == "10"
+    torrent.check_downloaded(directory)
+    client.cancel_download(future.gid)
+
+
+def test_a_metalink_with_a_dead_mirror_completes(bt, fault_server):
+    client, directory = bt
+    content = os.urandom(200 * 1024)
+    fault_server.add_file("m.bin", data=content)
+    dead = f"http://127.0.0.1:{free_port()}/m.bin"
+    document = metalink([MetalinkFile.of("m.bin", content, [dead, fault_server.url("m.bin")])])
+    result = client.submit_metalink(document, directory).result(timeout=30)
+    assert result.path == os.path.join(directory, "m.bin")
+    with open(result.path, "rb") as file:
+        assert file.read() == content
+    assert client.get_retry_info(result.gid)["options"]["checksum"].startswith("sha-256=")
+
+
+def test_bad_inputs_are_refused_with_typed_errors(bt, tmp_path, torrent_factory):
+    client, directory = bt
+    with pytest.raises(BadMagnetError, match="info hash"):
+        client.add_magnet("magnet:?dn=nothing")
+    with pytest.raises(BadMagnetError):
+        client.add_magnet("http://example.invalid/x")
+    with pytest.raises(BadTorrentError, match="bencoded"):
+        client.add_torrent(b"not a torrent")
+    with pytest.raises(BadTorrentError, match="info"):
+        client.add_torrent(b"d3:fooi1ee")
+    torrent = torrent_factory("multi", {"a.bin": b"a" * 100, "b.bin": b"b" * 100})
+    with pytest.raises(BadTorrentError, match="out of range"):
+        client.add_torrent(torrent.data, files=[3])
+    with pytest.raises(BadTorrentError, match="no file named"):
+        client.add_torrent(torrent.data, files=["z.bin"])
+    with pytest.raises(BadTorrentError, match="cannot read"):
+        client.add_torrent(str(tmp_path / "missing.torrent"))
+    with pytest.raises(BadMetalinkError, match="XML"):
+        client.add_metalink(b"<metalink")
+    refused = metalink([MetalinkFile.of("x.bin", b"x", ["file:///etc/passwd"])])
+    with pytest.raises(BadMetalinkError, match="refused"):
+        client.add_metalink(refused)
+    for error in (BadMagnetError, BadTorrentError, BadMetalinkError):
+        assert issubclass(error, Aria2InputError)
+    assert not os.listdir(directory)
+
+
+def test_a_failed_magnet_payload_restarts_from_its_saved_torrent_and_resumes(
+    request, bt_daemon, torrent_factory, seeder_factory
+):
+    directory = str(bt_daemon.download_dir)
+    policy = RestartPolicy(restartable_codes={7}, base_delay=0.05)
+    client = Aria2Client(bt_daemon.rpc_url, bt_daemon.secret, verbose=False, restart_policy=policy)
+    request.addfinalizer(client.close)
+    torrent = torrent_factory("resume.bin", os.urandom(1024 * 1024))
+    seeder = seeder_factory(torrent, upload_limit=256 * 1024)
+    # bt-stop-timeout: with no peer for 2 s, aria2 fails the download (error 7): a restart is due
+    future = client.submit_magnet(torrent.magnet, directory, options={"bt-stop-timeout": 5})
+    wait_for(lambda: client.get_progress(future.gid).completed_length > 300 * 1024, timeout=30)
+    payload = _chain(client, future.gid)[-1]
+    uploaded = seeder.uploaded(torrent)
+    seeder.kill()
+    wait_for(lambda: client.get_retry_info(future.gid)["retry_count"] >= 1, timeout=30, what="a restart")
+    seeder.start()
+    result = future.result(timeout=60)
+    torrent.check_downloaded(directory)
+    info = client.get_retry_info(future.gid)
+    assert info["current_gid"] == payload  # re-added under the payload's own GID
+    assert info["attempts"][0]["error_code"] == "7"
+    assert result.retry_count >= 1
+    assert uploaded + seeder.uploaded(torrent) <= torrent.total_size * 1.05  # resumed from disk
+
+
+def test_the_cli_gets_a_magnet_a_torrent_file_and_a_metalink(
+    bt_daemon, torrent_factory, seeder_factory, fault_server, tmp_path, capsys
+):
+    from aria2_sync.ui.cli import main
+
+    magnet_torrent = torrent_factory("m.bin", os.urandom(64 * 1024))
+    file_torrent = torrent_factory("t.bin", os.urandom(64 * 1024))
+    seeder_factory(magnet_torrent, file_torrent)
+    content = os.urandom(32 * 1024)
+    fault_server.add_file("x.bin", data=content)
+    document = tmp_path / "x.meta4"
+    document.write_bytes(metalink([MetalinkFile.of("x.bin", content, [fault_server.url("x.bin")])]))
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["get", "--rpc-url", bt_daemon.rpc_url, "--rpc-secret", bt_daemon.secret, "-d", str(out), "--json"]
+    code = main([*argv, magnet_torrent.magnet, str(file_torrent.path), str(document)])
+    assert code == 0, capsys.readouterr()
+    magnet_torrent.check_downloaded(str(out))
+    file_torrent.check_downloaded(str(out))
+    assert (out / "x.bin").read_bytes() == content
