@@ -10,8 +10,6 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .daemon.process import Aria2Daemon
 from .client_bt import ChainMethods
 from .engine.adds import Adder
 from .engine.config import ClientConfig, ConfigField, check_batch_id, check_number
@@ -25,6 +23,9 @@ from .policy import RestartPolicy
 from .rpc.transport import DEFAULT_MAX_RETRY_DELAY, DEFAULT_TIMEOUT, Timeout
 from .state import Store
 from .validation import PathArg, UrlArg, check_callables, check_gid, check_gids
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .daemon.process import Aria2Daemon
 
 __all__ = ["Aria2Client", "RetryInfo", "engine_of"]
 
@@ -43,9 +44,8 @@ class Aria2Client(ChainMethods):
     (default: ``max_retries``, as the seed guide says) and the k-th restart of a download waits
     ``retry_delay * 2**(k-1)`` s.
 
-    ``state`` keeps the bookkeeping in a shared SQLite file (a path) or another
-    :class:`~aria2_sync.state.base.Store`, so that batches, retry counters and restarts work across
-    processes (web workers) and across restarts of this one; None keeps it in memory.
+    ``state`` (a shared SQLite file's path or a :class:`~aria2_sync.state.base.Store`; None: memory)
+    keeps the bookkeeping, so batches, retry counters and restarts work across processes and restarts.
     """
 
     def __init__(

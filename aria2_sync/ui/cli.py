@@ -292,23 +292,27 @@ def _kind(source: str) -> str:
 
 def _add_all(
     client: Aria2Client,
-    items: list[tuple[str, str | None]],
+    items: list[tuple[str, str | None, str | None]],
     options: dict[str, Any],
     directory: str,
     extra: dict[str, str],
 ) -> list[DownloadFuture]:
     """Add every input, in order: plain URLs as one batch; magnets, torrents and metalinks each
     as one download under one handle (a metalink at a URL is fetched by aria2 and followed)."""
-    kinds = [_kind(url) for url, _ in items]
-    if any(path for (_, path), kind in zip(items, kinds) if kind != "url"):
+    kinds = [_kind(url) for url, _, _ in items]
+    if any(path for (_, path, _), kind in zip(items, kinds) if kind != "url"):
         raise UsageError("-o NAME is for one plain URL: magnets, torrents and metalinks name their files")
+    if any(checksum for (_, _, checksum), kind in zip(items, kinds) if kind != "url"):
+        raise UsageError(
+            "--checksum is for one plain URL: torrents verify their pieces, metalinks carry their hashes"
+        )
     plain = [item for item, kind in zip(items, kinds) if kind == "url"]
     batch: list[DownloadFuture] = []
     if plain:
         batch = client.batch_futures(client.add_batch_downloads(plain, options=options))
     queue = iter(batch)
     futures = []
-    for (url, _), kind in zip(items, kinds):
+    for (url, _, _), kind in zip(items, kinds):
         if kind == "url":
             futures.append(next(queue))
         elif kind == "magnet":
@@ -319,7 +323,7 @@ def _add_all(
             futures.append(client.submit_metalink(url, directory, options=extra))
         else:
             followed = {"follow-metalink": "mem", **options}
-            futures.append(client.submit(url, None, followed))
+            futures.append(client.submit(url, None, followed, follow=True))
     return futures
 
 
