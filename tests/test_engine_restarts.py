@@ -352,3 +352,39 @@ class EngineMachine(RuleBasedStateMachine):
 
 TestEngineMachine = EngineMachine.TestCase
 TestEngineMachine.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+
+
+def test_a_failure_is_judged_by_its_own_error_code_even_when_its_full_read_fails(tmp_path):
+    """A tick reads a known download's moving keys only (no ``errorCode``: aria2 leaves out keys
+    not asked for); a new status is read again in full. If that second read fails, the failure
+    must wait for a read that has its code, not be judged without one (which gave up on a
+    restartable failure as "error ? (no error code) is not restartable")."""
+    engine = Engine(str(tmp_path), RestartPolicy(max_restarts=2, base_delay=0.0))
+    record = engine.add("00000000000000a9")
+    real_tell = engine.daemon.tell_status
+
+    def tell_only_asked(gid: str, keys: Any = None) -> dict[str, Any]:
+        answer = real_tell(gid, keys)
+        return answer if keys is None else {k: v for k, v in answer.items() if k in keys}
+
+    engine.daemon.tell_status = tell_only_asked  # type: ignore[method-assign]
+    engine.tick()  # first seen: read in full, active
+    assert record.last is not None and record.last.status == "active"
+    engine.fail(record, "1")
+    real_multicall, calls = engine.daemon.multicall, []
+
+    def second_read_fails(batch: list[tuple[str, list[Any]]]) -> list[Any]:
+        calls.append(batch)
+        if len(calls) == 2:  # the full read of the download whose status moved
+            return [Aria2RPCError(1, "the daemon could not answer now", "aria2.tellStatus") for _ in batch]
+        return real_multicall(batch)
+
+    engine.daemon.multicall = second_read_fails  # type: ignore[method-assign]
+    engine.tick()
+    assert len(calls) == 2
+    assert record.gave_up is None and record.attempts == ()
+    engine.tick()  # read again: the failure, with its code, is restartable
+    assert [attempt.error_code for attempt in record.attempts] == ["1"]
+    assert record.gave_up is None
+    engine.scheduler.advance(0.0)
+    assert record.retry_count == 1 and record.run == 1

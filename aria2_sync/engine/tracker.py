@@ -217,7 +217,7 @@ class Tracker:
             [("aria2.tellStatus", (daemon_gid, _keys_for(last))) for _, daemon_gid, _, last in plan]
         )
         self._check(rpc, statuses)
-        moved: list[int] = []
+        moved: list[tuple[int, dict[str, Any]]] = []  # (index in plan, first answer)
         for n, ((record, daemon_gid, run, last), status) in enumerate(zip(plan, statuses)):
             if type(status) is not dict or last is None:
                 self._apply(rpc, record, daemon_gid, run, last, status, auto, results)
@@ -227,9 +227,11 @@ class Tracker:
             progress = record.unchanged(fingerprint)
             if progress is None:
                 if last.status != "metadata" and (  # (a metadata phase is read in full)
-                    status.get("status") != last.status or status.get("totalLength") != str(last.total_length)
+                    status.get("status") != last.status
+                    or status.get("totalLength") != str(last.total_length)
+                    or (last.status == "error" and last.error_code is None)
                 ):
-                    moved.append(n)  # read in full below: its file list and directory may be new
+                    moved.append((n, status))  # read in full below: its file list and directory may be new
                     continue
                 try:
                     progress = self._changed(record, status, run, auto, last, fingerprint)
@@ -239,11 +241,13 @@ class Tracker:
                 results.append((record, run, progress))
         if not moved:
             return
-        again = rpc.multicall([("aria2.tellStatus", (plan[n][1], _FULL)) for n in moved])
+        again = rpc.multicall([("aria2.tellStatus", (plan[n][1], _FULL)) for n, _ in moved])
         self._check(rpc, again)
-        for n, status in zip(moved, again):
-            if type(status) is not dict:
-                status = statuses[n]  # (the first answer stands, with the static keys as known)
+        for (n, first), status in zip(moved, again):
+            if type(status) is not dict and first.get("status") != "error":
+                # The first answer stands, with the static keys as known; never for a failure,
+                # which is judged by its own error code (the first answer has none).
+                status = first
             self._apply(rpc, *plan[n], status, auto, results)
 
     def _apply(
