@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadMetalinkError, BadTorrentError
+from ..errors import Aria2InputError, BadMetalinkError, BadTorrentError
 from ..rpc.methods import new_gid
 from .following import magnet_info_hash, seed_options
 from .record import Callbacks, DownloadRecord
@@ -50,8 +50,6 @@ class ChainAdder:
         *,
         bittorrent: bool = True,
     ) -> dict[str, Any]:
-        from ..errors import Aria2InputError
-
         given = dict(options or {})
         if save_dir is not None:
             if "dir" in given:
@@ -131,8 +129,6 @@ class ChainAdder:
         callbacks: Callbacks,
     ) -> DownloadRecord:
         """The one file a metalink describes, as mirrors of that file, verified by its hash."""
-        from ..errors import BadMetalinkError
-
         entries = self._metalink_entries(metalink)
         if len(entries) != 1:
             raise BadMetalinkError(
@@ -180,8 +176,6 @@ class ChainAdder:
         ``out`` and ``checksum`` are the metalink's to give: a caller's would rename every file
         of a batch alike, or make :attr:`~aria2_sync.engine.futures.DownloadResult.verified`
         claim a hash the metalink did not give."""
-        from ..errors import Aria2InputError
-
         given = dict(options or {})
         for key, says in (("out", "names its files"), ("checksum", "carries its files' hashes")):
             if key in given:
