@@ -22,6 +22,10 @@ from .errors import (
     Aria2StateError,
     Aria2TimeoutError,
     Aria2UnknownBatchError,
+    BadMagnetError,
+    BadMetalinkError,
+    BadTorrentError,
+    ChecksumMismatch,
     DownloadFailed,
 )
 from .models import BatchProgress, FileInfo, GlobalStats, Progress
@@ -59,6 +63,9 @@ __all__ = [
     "Aria2Client",
     "Aria2Error",
     "Aria2InputError",
+    "BadMagnetError",
+    "BadTorrentError",
+    "BadMetalinkError",
     "Aria2ConnectionError",
     "Aria2TimeoutError",
     "Aria2ProtocolError",
@@ -72,6 +79,7 @@ __all__ = [
     "Aria2DaemonError",
     "Aria2Daemon",
     "DownloadFailed",
+    "ChecksumMismatch",
     "DownloadFuture",
     "DownloadResult",
     "BatchProgress",

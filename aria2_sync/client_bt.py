@@ -48,9 +48,12 @@ class ChainMethods:
     (minutes, aria2's ``seed-time``) or ``seed_ratio`` (aria2's ``seed-ratio``; 0.0 = no limit)
     is given, here or in ``options``. A download that seeds is done for the caller when its
     payload is complete (``Progress.seeding`` is then True while aria2 uploads); cancel it, or
-    let aria2's limit end the seeding. Errors: :class:`Aria2InputError` subclasses for bad input
-    (``BadMagnetError``, ``BadTorrentError``, ``BadMetalinkError`` from
-    :mod:`aria2_sync.engine.btinput`), and what ``add_download`` raises once the daemon is asked.
+    let aria2's limit end the seeding. A future resolves to a :class:`~aria2_sync.DownloadResult`
+    whose ``paths`` are every selected file, ``seeding`` says whether aria2 still uploads, and
+    ``verified`` what aria2 checked (a torrent's pieces, a metalink's hash). Errors:
+    :class:`Aria2InputError` subclasses for bad input (:class:`~aria2_sync.errors.BadMagnetError`,
+    :class:`~aria2_sync.errors.BadTorrentError`, :class:`~aria2_sync.errors.BadMetalinkError`),
+    and what ``add_download`` raises once the daemon is asked.
     """
 
     if TYPE_CHECKING:  # pragma: no cover
@@ -109,7 +112,7 @@ class ChainMethods:
         on_done: Callable[[DownloadFuture], Any] | None = None,
     ) -> DownloadFuture:
         """:meth:`add_magnet`, returning a future (as ``submit`` does): it resolves when the
-        payload is complete, to a ``ChainResult`` whose ``paths`` are the payload's files."""
+        payload is complete, to a ``DownloadResult`` whose ``paths`` are the payload's files."""
         callbacks = _callbacks(on_progress, on_restart, on_done)
         return self._future(
             lambda: self._chains.add_magnet(uri, save_dir, options, callbacks, seed_time, seed_ratio)
@@ -157,7 +160,7 @@ class ChainMethods:
         on_done: Callable[[DownloadFuture], Any] | None = None,
     ) -> DownloadFuture:
         """:meth:`add_torrent`, returning a future that resolves when every selected file is
-        complete, to a ``ChainResult`` (``paths``: the selected files)."""
+        complete, to a ``DownloadResult`` (``paths``: the selected files)."""
         callbacks = _callbacks(on_progress, on_restart, on_done)
         return self._future(
             lambda: self._chains.add_torrent(
@@ -176,13 +179,16 @@ class ChainMethods:
     ) -> str:
         """Add the file a metalink (RFC 5854 ``.meta4``, bytes or a path) describes; its GID.
 
-        One logical download per file: the metalink must describe one file, added as the
-        mirrors it lists (best ``priority`` first; a dead mirror is passed over), written as
-        the name it gives inside ``save_dir``, and verified by its strongest hash (aria2's
-        ``checksum``), like ``add_download``'s: the same GID handle, restarts and idempotent
-        add. Every URL in it is checked by the rules a caller's URL is. Raises
-        ``BadMetalinkError`` (an :class:`Aria2InputError`) for a document that is not a
-        metalink, names a refused URL, or describes no file or several.
+        One logical download per file: the metalink must describe one file (one of several:
+        :meth:`add_metalink_batch`), added as the mirrors it lists (best ``priority`` first; a
+        dead mirror is passed over), written as the name it gives inside ``save_dir``, and
+        verified by its strongest hash (aria2's ``checksum``; the result's ``verified`` says
+        ``"sha-256 hash from the metalink (aria2)"``), like ``add_download``'s: the same GID
+        handle, restarts and idempotent add. Every URL in it is checked by the rules a caller's
+        URL is. ``options`` may not hold ``out`` or ``checksum`` (the metalink gives them).
+        Raises :class:`~aria2_sync.errors.BadMetalinkError` (an :class:`Aria2InputError`) for a
+        document that is not a metalink, names a refused URL or a bad hash, or describes no
+        file or several; :class:`Aria2InputError` for bad ``options``.
         """
         self._check_open()
         return self._chains.add_metalink(metalink, save_dir, options, Callbacks()).gid
@@ -200,3 +206,26 @@ class ChainMethods:
         """:meth:`add_metalink`, returning a future that resolves when the file is complete."""
         callbacks = _callbacks(on_progress, on_restart, on_done)
         return self._future(lambda: self._chains.add_metalink(metalink, save_dir, options, callbacks))
+
+    def add_metalink_batch(
+        self,
+        metalink: bytes | str | os.PathLike[str],
+        save_dir: str | os.PathLike[str] | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
+    ) -> str:
+        """Add every file a metalink describes, each as one download of one batch; its id.
+
+        Each file is added as :meth:`add_metalink` adds a metalink's one file (its mirrors, its
+        name inside ``save_dir``, its strongest hash), with its own GID; together they are
+        batch ``batch_id`` (None: a new id), so ``get_batch_progress``, ``batch_futures``,
+        ``wait_for_batch`` and ``cancel_batch`` take it, as for ``add_batch_downloads``. A
+        metalink of one file makes a batch of one. Everything is checked before anything is
+        sent. Raises :class:`~aria2_sync.errors.BadMetalinkError` as :meth:`add_metalink`
+        does (several files excepted; two files of one name are refused),
+        :class:`Aria2InputError` for bad ``options`` or a ``batch_id`` in use, and what
+        ``add_batch_downloads`` raises once the daemon is asked.
+        """
+        self._check_open()
+        return self._chains.add_metalink_batch(metalink, save_dir, options, batch_id)

@@ -2,7 +2,9 @@
 
 The tree mirrors the questions a caller asks after a failure:
 
-* was my input wrong? -> :class:`Aria2InputError` (fix the call; nothing was sent);
+* was my input wrong? -> :class:`Aria2InputError` (fix the call; nothing was sent), with
+  :class:`BadMagnetError`, :class:`BadTorrentError` and :class:`BadMetalinkError` for a
+  magnet, ``.torrent`` or metalink that cannot be downloaded from;
 * is the daemon there? -> :class:`Aria2ConnectionError` (and its :class:`Aria2TimeoutError`);
 * did the daemon refuse? -> :class:`Aria2RPCError` (with :class:`Aria2AuthError` and
   :class:`Aria2GIDNotFoundError` for the two refusals callers handle specially);
@@ -28,6 +30,9 @@ from typing import Any
 __all__ = [
     "Aria2Error",
     "Aria2InputError",
+    "BadMagnetError",
+    "BadTorrentError",
+    "BadMetalinkError",
     "Aria2ConnectionError",
     "Aria2TimeoutError",
     "Aria2ProtocolError",
@@ -135,6 +140,24 @@ class Aria2InputError(Aria2Error, ValueError):
     Raised before anything is sent to the daemon, so downloads already in flight are untouched.
     It is also a ``ValueError`` so generic validation handlers catch it.
     """
+
+
+class BadMagnetError(Aria2InputError):
+    """A magnet URI aria2 could not start from: not a ``magnet:?`` URI, or without a
+    BitTorrent info hash (``xt=urn:btih:`` and 40 hex or 32 base32 characters)."""
+
+
+class BadTorrentError(Aria2InputError):
+    """A ``.torrent`` that cannot be used: bytes that are not bencoded or have no ``info``
+    dict (with a name and pieces), a file that cannot be read, or a ``files=`` entry the
+    torrent does not have (an index out of range, an unknown name)."""
+
+
+class BadMetalinkError(Aria2InputError):
+    """A metalink that cannot be used: not RFC 5854 XML, a file that cannot be read, no file
+    described, a file without a URL or with an unsafe name, a URL that the client's URL rules
+    refuse (a metalink's URLs are checked like the caller's own), or, for ``add_metalink``,
+    several files (``add_metalink_batch`` takes those)."""
 
 
 class Aria2ConnectionError(Aria2Error):

@@ -70,6 +70,7 @@ _WEB_H = "tests/test_web_hardening.py::"
 
 _RESET_TWICE = _RESTARTS + "test_a_download_reset_twice_resumes_under_the_same_gid"
 _INTEGRITY = "tests/test_integrity.py::"
+_CHAINS = "tests/test_chains.py::"
 
 
 def _m(name: str, guarantee: str, path: str, before: str, after: str, *tests: str) -> Mutation:
@@ -632,6 +633,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        options.update(self.PEER_DISCOVERY_OFF)\n",
         "",
         _INTEGRITY + "test_the_embedded_daemon_has_peer_discovery_off_unless_asked",
+    ),
+    # -- 14. a result names every file it completed, and what vouches for them ------------------
+    _m(
+        "g14-torrent-result-names-one-file",
+        "14: a torrent's result names every selected payload file in paths",
+        "aria2_sync/engine/following.py",
+        "paths = tuple(f.path for f in last.files if f.path and f.selected)",
+        "paths = (last.file_path,) if last.file_path else ()",
+        _CHAINS + "test_a_multi_file_torrent_gets_only_the_files_selected",
+    ),
+    _m(
+        "g14-metalink-batch-first-file-only",
+        "14: every file of a metalink becomes a download of its batch",
+        "aria2_sync/engine/chains.py",
+        "        for entry in entries:\n",
+        "        for entry in entries[:1]:\n",
+        _CHAINS + "test_a_metalink_of_several_files_is_one_batch_of_downloads",
     ),
 )
 

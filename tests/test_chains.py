@@ -7,18 +7,30 @@ our own tracker, the seeder is a second aria2c (tests/support/bittorrent.py).
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 
 import pytest
 
-from aria2_sync import Aria2Client, Aria2InputError, RestartPolicy
+from aria2_sync import (
+    Aria2Client,
+    Aria2InputError,
+    BadMagnetError,
+    BadMetalinkError,
+    BadTorrentError,
+    ChecksumMismatch,
+    DownloadResult,
+    RestartPolicy,
+)
+from aria2_sync.client import engine_of
 from aria2_sync.daemon.ownership import free_port
 from aria2_sync.daemon.process import Aria2Daemon
-from aria2_sync.engine.btinput import BadMagnetError, BadMetalinkError, BadTorrentError
-from aria2_sync.engine.following import ChainResult
+from aria2_sync.engine.futures import BITTORRENT_PIECES
 from tests.conftest import wait_for
 from tests.support.bittorrent import MetalinkFile, leecher_options, metalink
+from tests.support.fault_server import Slow
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +54,6 @@ def bt(bt_daemon) -> Iterator[tuple[Aria2Client, str]]:
 
 
 def _chain(client: Aria2Client, gid: str) -> tuple[str, ...]:
-    from aria2_sync.client import engine_of
-
     record = engine_of(client).ledger.get(gid)
     assert record is not None
     return record.chain
@@ -62,9 +72,10 @@ def test_a_magnet_is_followed_to_its_payload_under_the_original_gid(bt, torrent_
     assert metadata.gid == gid
     seeder.start()
     result = future.result(timeout=60)
-    assert isinstance(result, ChainResult)
+    assert type(result) is DownloadResult
     assert result.gid == gid
-    assert result.paths == (os.path.join(directory, "single.bin"),)
+    assert result.paths == (os.path.join(directory, "single.bin"),) and result.path == result.paths[0]
+    assert result.verified == BITTORRENT_PIECES and not result.seeding
     assert result.size == torrent.total_size
     torrent.check_downloaded(directory)
     # seed-time=0: aria2 stops seeding within about a second of the payload's completion
@@ -90,6 +101,7 @@ def test_a_multi_file_torrent_gets_only_the_files_selected(bt, torrent_factory, 
         os.path.join(directory, "multi/a.bin"),
         os.path.join(directory, "multi/sub/b.bin"),
     )
+    assert result.path == result.paths[0] and result.verified == BITTORRENT_PIECES
     torrent.check_downloaded(directory, only=[1, 3])
     assert client.get_retry_info(future.gid)["options"]["select-file"] == "1,3"
 
@@ -186,6 +198,87 @@ def test_a_metalink_with_a_dead_mirror_completes(bt, fault_server):
     with open(result.path, "rb") as file:
         assert file.read() == content
     assert client.get_retry_info(result.gid)["options"]["checksum"].startswith("sha-256=")
+    assert result.verified == "sha-256 hash from the metalink (aria2)"
+    assert result.paths == (result.path,) and not result.seeding
+
+
+def _sha256_of(content: bytes) -> tuple[tuple[str, str], ...]:
+    return (("sha-256", hashlib.sha256(content).hexdigest()),)
+
+
+def test_a_metalink_of_several_files_is_one_batch_of_downloads(bt, fault_server):
+    client, directory = bt
+    contents = {name: os.urandom(size) for name, size in (("a.bin", 150 * 1024), ("b.bin", 90 * 1024))}
+    for name, content in contents.items():
+        fault_server.add_file(name, data=content)
+    fault_server.add_file("c.bin", data=b"what the server has")
+    dead = f"http://127.0.0.1:{free_port()}/b.bin"
+    document = metalink(
+        [
+            MetalinkFile.of("a.bin", contents["a.bin"], [fault_server.url("a.bin")]),
+            MetalinkFile.of("b.bin", contents["b.bin"], [dead, fault_server.url("b.bin")]),
+            # a hash the served bytes do not have: this file fails, alone
+            MetalinkFile("c.bin", (fault_server.url("c.bin"),), None, _sha256_of(b"what the metalink says")),
+        ]
+    )
+    with pytest.raises(BadMetalinkError, match="add_metalink_batch"):
+        client.add_metalink(document, directory)
+    batch_id = client.add_metalink_batch(document, directory, batch_id="meta")
+    assert batch_id == "meta"
+    futures = client.batch_futures(batch_id)
+    assert len(futures) == 3
+    progress = client.wait_for_batch(batch_id, timeout=60)
+    assert progress is not None and progress.is_completed
+    assert (progress.total_count, progress.completed_count, progress.failed_count) == (3, 2, 1)
+    for future, name in zip(futures[:2], ("a.bin", "b.bin")):
+        result = future.result(timeout=0)
+        assert result.paths == (os.path.join(directory, name),) == (result.path,)
+        assert result.verified == "sha-256 hash from the metalink (aria2)"
+        with open(result.path, "rb") as file:
+            assert file.read() == contents[name]
+    with pytest.raises(ChecksumMismatch) as caught:
+        futures[2].result(timeout=0)
+    assert caught.value.expected == "sha-256=" + hashlib.sha256(b"what the metalink says").hexdigest()
+    info = client.get_retry_info(futures[2].gid)
+    assert info["options"]["out"] == "c.bin" and info["retry_count"] == 1  # restarted once, from scratch
+
+
+def test_a_metalink_batch_is_cancelled_as_a_batch(bt, fault_server):
+    client, directory = bt
+    files = []
+    for name in ("s1.bin", "s2.bin"):
+        content = os.urandom(1024 * 1024)
+        fault_server.add_file(name, data=content)
+        fault_server.set_default_fault(name, Slow(100_000))
+        files.append(MetalinkFile.of(name, content, [fault_server.url(name)]))
+    batch_id = client.add_metalink_batch(metalink(files), directory)
+    futures = client.batch_futures(batch_id)
+    wait_for(
+        lambda: all(p.completed_length > 0 for p in client.get_batch_progress(batch_id).downloads),
+        timeout=30,
+        what="both files under way",
+    )
+    assert client.cancel_batch(batch_id) == 2
+    concurrent.futures.wait(futures, timeout=10)
+    assert all(future.cancelled() for future in futures)
+    assert {client.rpc.tell_status(f.gid, ["status"])["status"] for f in futures} == {"removed"}
+
+
+def test_a_bad_metalink_batch_adds_nothing(bt, fault_server):
+    client, directory = bt
+    good = MetalinkFile.of("g.bin", b"g", [fault_server.url("g.bin")])
+    refused = MetalinkFile.of("x.bin", b"x", ["file:///etc/passwd"])
+    with pytest.raises(BadMetalinkError, match="refused"):
+        client.add_metalink_batch(metalink([good, refused]), directory)
+    with pytest.raises(BadMetalinkError, match="two files named"):
+        client.add_metalink_batch(metalink([good, good]), directory)
+    with pytest.raises(Aria2InputError, match="checksum"):
+        client.add_metalink_batch(metalink([good]), directory, options={"checksum": "md5=" + "0" * 32})
+    with pytest.raises(Aria2InputError, match="out"):
+        client.add_metalink(metalink([good]), directory, options={"out": "other.bin"})
+    assert client.rpc.tell_active(["gid"]) == [] and client.rpc.tell_stopped(0, 10, ["gid"]) == []
+    assert list(engine_of(client).ledger) == [] and not os.listdir(directory)
+    assert fault_server.request_count("g.bin") == 0
 
 
 def test_bad_inputs_are_refused_with_typed_errors(bt, tmp_path, torrent_factory):
@@ -249,15 +342,34 @@ def test_the_cli_gets_a_magnet_a_torrent_file_and_a_metalink(
     magnet_torrent = torrent_factory("m.bin", os.urandom(64 * 1024))
     file_torrent = torrent_factory("t.bin", os.urandom(64 * 1024))
     seeder_factory(magnet_torrent, file_torrent)
-    content = os.urandom(32 * 1024)
-    fault_server.add_file("x.bin", data=content)
-    document = tmp_path / "x.meta4"
-    document.write_bytes(metalink([MetalinkFile.of("x.bin", content, [fault_server.url("x.bin")])]))
+    contents = {"x.bin": os.urandom(32 * 1024), "y.bin": os.urandom(16 * 1024)}
+    for name, content in contents.items():
+        fault_server.add_file(name, data=content)
+    document = tmp_path / "xy.meta4"
+    document.write_bytes(
+        metalink(
+            [MetalinkFile.of(name, content, [fault_server.url(name)]) for name, content in contents.items()]
+        )
+    )
     out = tmp_path / "out"
     out.mkdir()
     argv = ["get", "--rpc-url", bt_daemon.rpc_url, "--rpc-secret", bt_daemon.secret, "-d", str(out), "--json"]
     code = main([*argv, magnet_torrent.magnet, str(file_torrent.path), str(document)])
-    assert code == 0, capsys.readouterr()
+    report = capsys.readouterr()
+    assert code == 0, report
     magnet_torrent.check_downloaded(str(out))
     file_torrent.check_downloaded(str(out))
-    assert (out / "x.bin").read_bytes() == content
+    for name, content in contents.items():
+        assert (out / name).read_bytes() == content
+    # every file of the metalink is a download of its own: one entry each, after the torrents
+    entries = json.loads(report.out)["downloads"]
+    assert [e["url"] for e in entries[1:]] == [
+        str(file_torrent.path),
+        f"{document} (x.bin)",
+        f"{document} (y.bin)",
+    ]
+    assert entries[0]["url"].startswith("magnet:?")
+    assert [e["verified"] for e in entries] == [BITTORRENT_PIECES] * 2 + [
+        "sha-256 hash from the metalink (aria2)"
+    ] * 2
+    assert entries[2]["paths"] == [str(out / "x.bin")] and entries[3]["path"] == str(out / "y.bin")

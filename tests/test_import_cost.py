@@ -5,8 +5,10 @@ deferred, and why: the SQLite store (``sqlite3``) is for ``state=`` only; the We
 (``websocket``) for a client that listens to aria2's notifications, once it does; the private
 daemon (``daemon/``, with ``subprocess`` and the /proc ownership and sweep code) is for
 ``Aria2Daemon`` and ``find_aria2c``; the command line and progress displays (``ui/``, ``tqdm``)
-are for their users. (What a first ``Aria2Client(...)`` loads on top of the import is measured,
-not judged, by benchmarks/bench_import.py.)
+are for their users; reading torrents and metalinks (``engine/btinput``, with ``xml``) for
+``add_torrent``/``add_metalink`` (their errors are in ``aria2_sync.errors``, loaded anyway).
+(What a first ``Aria2Client(...)`` loads on top of the import is measured, not judged, by
+benchmarks/bench_import.py.)
 The features themselves are tested where they are used (test_state.py, test_binary_and_daemon.py,
 test_progress.py, test_cli.py, test_monitor.py); here, that each lazy export still resolves.
 """
@@ -31,6 +33,8 @@ NOT_AT_IMPORT = (
     "aria2_sync.state.sqlite",
     "aria2_sync.daemon",
     "aria2_sync.ui",
+    "aria2_sync.engine.btinput",
+    "xml",
 )
 
 

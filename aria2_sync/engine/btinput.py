@@ -6,7 +6,9 @@ dict, a ``files=`` entry the torrent does not have, a metalink that is not RFC 5
 URL inside a metalink that the caller could not pass to ``add_download`` either (the same
 rules: :func:`~aria2_sync.validation.check_uris`). Only the standard library parses: the
 metalink with ``xml.etree`` (which expands no external entity), the torrent with the small
-bencode reader below.
+bencode reader below. The errors (:class:`~aria2_sync.errors.BadMagnetError`,
+:class:`~aria2_sync.errors.BadTorrentError`, :class:`~aria2_sync.errors.BadMetalinkError`) live in
+:mod:`aria2_sync.errors` with the other public errors.
 """
 
 from __future__ import annotations
@@ -21,13 +23,11 @@ from typing import Any
 
 import attrs
 
-from ..errors import Aria2InputError
+from ..errors import Aria2InputError, BadMagnetError, BadMetalinkError, BadTorrentError
+from ..safety import check_checksum
 from ..validation import check_uris
 
 __all__ = [
-    "BadMagnetError",
-    "BadMetalinkError",
-    "BadTorrentError",
     "MetalinkEntry",
     "TorrentInfo",
     "check_magnet",
@@ -41,20 +41,6 @@ __all__ = [
 #: The largest .torrent or metalink document read from a file (a torrent of a few thousand
 #: files is well under 1 MiB; aria2's own RPC request limit is a few MiB).
 MAX_DOCUMENT = 16 * 1024 * 1024
-
-
-class BadMagnetError(Aria2InputError):
-    """A magnet URI aria2 could not start from (no ``xt=urn:btih:`` info hash)."""
-
-
-class BadTorrentError(Aria2InputError):
-    """Bytes that are not a .torrent (bencoded, with an ``info`` dict), or a ``files=`` entry
-    the torrent does not have."""
-
-
-class BadMetalinkError(Aria2InputError):
-    """A metalink document that cannot be read, describes no file, or names a URL that the
-    client's URL rules refuse."""
 
 
 _BTIH = re.compile(r"^urn:btih:(?:[0-9a-fA-F]{40}|[A-Za-z2-7]{32})$")
@@ -253,6 +239,18 @@ class MetalinkEntry:
     checksum: str | None = None  # aria2's ``checksum`` option: "sha-256=<hex>"
 
 
+def _priority(name: str, url: ElementTree.Element) -> int:
+    """A ``<url>``'s ``priority`` (1 is the best; none: after every ranked one)."""
+    given = (url.get("priority") or "").strip()
+    if not given:
+        return 999999
+    if not given.isdigit():
+        raise BadMetalinkError(
+            f"the metalink's file {name!r} has a URL priority that is not a number: {given!r}"
+        )
+    return int(given)
+
+
 def parse_metalink(data: bytes) -> list[MetalinkEntry]:
     """The files a metalink (RFC 5854 ``.meta4``) describes, each URL checked as a caller's."""
     try:
@@ -261,7 +259,7 @@ def parse_metalink(data: bytes) -> list[MetalinkEntry]:
         raise BadMetalinkError(f"not a metalink: the XML cannot be read ({problem})") from None
     if root.tag != f"{_NS}metalink":
         raise BadMetalinkError(f"not an RFC 5854 metalink: the root element is {root.tag!r}")
-    entries = []
+    entries: list[MetalinkEntry] = []
     for element in root.iter(f"{_NS}file"):
         name = element.get("name") or ""
         if not name or name.startswith("/") or ".." in name.split("/"):
@@ -269,8 +267,7 @@ def parse_metalink(data: bytes) -> list[MetalinkEntry]:
                 f"a metalink file name must be a relative path inside the directory: {name!r}"
             )
         ranked = sorted(
-            enumerate(element.iter(f"{_NS}url")),
-            key=lambda item: (int(item[1].get("priority") or 999999), item[0]),
+            enumerate(element.iter(f"{_NS}url")), key=lambda item: (_priority(name, item[1]), item[0])
         )
         urls = tuple((url.text or "").strip() for _, url in ranked)
         if not urls:
@@ -285,13 +282,25 @@ def parse_metalink(data: bytes) -> list[MetalinkEntry]:
             (h.get("type") or "").lower(): (h.text or "").strip().lower() for h in element.iter(f"{_NS}hash")
         }
         kind = next((k for k in _HASH_STRENGTH if hashes.get(k)), None)
+        checksum = None
+        if kind is not None:
+            try:
+                checksum = check_checksum(f"{kind}={hashes[kind]}")
+            except Aria2InputError as problem:
+                raise BadMetalinkError(
+                    f"the metalink's file {name!r} has a bad {kind} hash: {problem}"
+                ) from None
         size = element.findtext(f"{_NS}size")
+        if any(entry.name == name for entry in entries):
+            raise BadMetalinkError(
+                f"the metalink describes two files named {name!r}: each needs its own name"
+            )
         entries.append(
             MetalinkEntry(
                 name=name,
                 urls=checked,
                 size=int(size) if size and size.strip().isdigit() else None,
-                checksum=f"{kind}={hashes[kind]}" if kind else None,
+                checksum=checksum,
             )
         )
     if not entries:

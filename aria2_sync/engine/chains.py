@@ -1,5 +1,8 @@
 """Adding magnets, torrents and metalinks, each as one logical download with one handle.
 
+A metalink's file is one download (its mirrors, its name, its hash); a metalink of several
+files is added as one batch of those downloads (:meth:`ChainAdder.add_metalink_batch`).
+
 The inputs are checked first (:mod:`aria2_sync.engine.btinput`, imported when first used: it
 parses XML and bencode, which plain URL adds never need), then the download goes through the
 :class:`~aria2_sync.engine.adds.Adder` like any other: a client-chosen GID, no duplicate after
@@ -10,9 +13,11 @@ or ``seed-ratio``): a script that exits must not leave the daemon uploading.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import Aria2InputError, BadMetalinkError, BadTorrentError
 from ..rpc.methods import new_gid
 from .following import magnet_info_hash, seed_options
 from .record import Callbacks, DownloadRecord
@@ -21,8 +26,12 @@ from .states import Source
 if TYPE_CHECKING:  # pragma: no cover
     from ..validation import PathArg
     from .adds import Adder
+    from .btinput import MetalinkEntry
 
 __all__ = ["ChainAdder"]
+
+#: The source of every metalink file's download (they are added as mirrors: no bytes to keep).
+_METALINK = Source("metalink")
 
 
 class ChainAdder:
@@ -41,8 +50,6 @@ class ChainAdder:
         *,
         bittorrent: bool = True,
     ) -> dict[str, Any]:
-        from ..errors import Aria2InputError
-
         given = dict(options or {})
         if save_dir is not None:
             if "dir" in given:
@@ -96,7 +103,7 @@ class ChainAdder:
         seed_ratio: float | None = None,
     ) -> DownloadRecord:
         """A ``.torrent`` (bytes, a path, or an http(s) URL fetched by aria2 and followed)."""
-        from .btinput import BadTorrentError, file_selection, is_torrent_url, read_input, read_torrent
+        from .btinput import file_selection, is_torrent_url, read_input, read_torrent
 
         merged = self._options(save_dir, options, seed_time, seed_ratio)
         if is_torrent_url(torrent):
@@ -122,21 +129,58 @@ class ChainAdder:
         callbacks: Callbacks,
     ) -> DownloadRecord:
         """The one file a metalink describes, as mirrors of that file, verified by its hash."""
-        from ..errors import Aria2InputError
-        from .btinput import BadMetalinkError, parse_metalink, read_input
-
-        entries = parse_metalink(read_input(metalink, "metalink", BadMetalinkError))
+        entries = self._metalink_entries(metalink)
         if len(entries) != 1:
             raise BadMetalinkError(
                 f"the metalink describes {len(entries)} files; add_metalink takes a metalink of one "
-                "file (one handle per file): split it, or add each file's URLs with add_download"
+                "file: add_metalink_batch adds each of its files as a download of one batch"
             )
-        entry = entries[0]
+        return self._add(
+            list(entries[0].urls), self._metalink_options(entries[0], save_dir, options), _METALINK, callbacks
+        )
+
+    def add_metalink_batch(
+        self,
+        metalink: Any,
+        save_dir: PathArg | None,
+        options: Mapping[str, Any] | None,
+        batch_id: str | None,
+    ) -> str:
+        """Every file a metalink describes, each one download (as :meth:`add_metalink` adds its
+        one file), together one batch; returns the batch's id (checked first, then the files)."""
+        batch_id = self.adder.new_batch_id(batch_id)
+        entries = self._metalink_entries(metalink)
+        records = []
+        now = time.time()  # (one added_at for the batch, as add_batch_downloads gives)
+        for entry in entries:
+            merged = self._metalink_options(entry, save_dir, options)
+            gid = new_gid()
+            records.append(
+                DownloadRecord(
+                    gid, list(entry.urls), merged, gid, batch_id, now, adding=True, source=_METALINK
+                )
+            )
+        return self.adder.add_batch(batch_id, records)
+
+    @staticmethod
+    def _metalink_entries(metalink: Any) -> list[MetalinkEntry]:
+        from .btinput import parse_metalink, read_input
+
+        return parse_metalink(read_input(metalink, "metalink", BadMetalinkError))
+
+    def _metalink_options(
+        self, entry: MetalinkEntry, save_dir: PathArg | None, options: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """One metalink file's options: written as the name it gives, checked by its hash.
+
+        ``out`` and ``checksum`` are the metalink's to give: a caller's would rename every file
+        of a batch alike, or make :attr:`~aria2_sync.engine.futures.DownloadResult.verified`
+        claim a hash the metalink did not give."""
         given = dict(options or {})
-        if "out" in given:
-            raise Aria2InputError("a metalink names its file: leave options['out'] out")
+        for key, says in (("out", "names its files"), ("checksum", "carries its files' hashes")):
+            if key in given:
+                raise Aria2InputError(f"a metalink {says}: leave options[{key!r}] out")
         given["out"] = entry.name
-        if entry.checksum is not None and "checksum" not in given:
+        if entry.checksum is not None:
             given["checksum"] = entry.checksum
-        merged = self._options(save_dir, given, bittorrent=False)
-        return self._add(list(entry.urls), merged, Source("metalink"), callbacks)
+        return self._options(save_dir, given, bittorrent=False)

@@ -11,7 +11,8 @@ that watched the first GID would call a magnet done when only its metadata is. H
   (:func:`follow`) and shows the snapshot as ``metadata``, never as ``complete``; the caller's
   GID then reports the payload, and its future resolves with the payload's files;
 * the payload is done when it is complete or seeding (aria2's ``seeder``): a download that
-  seeds on is done for the caller all the same (:class:`ChainResult` names its files);
+  seeds on is done for the caller all the same (:func:`result_of`: its
+  :class:`~aria2_sync.engine.futures.DownloadResult` names its files and says it seeds);
 * a restart re-adds the payload under its own GID from the ``.torrent`` bytes (kept in the
   record's :class:`~aria2_sync.engine.states.Source`, or saved by aria2 beside a magnet's
   payload with ``bt-save-metadata``), so aria2 resumes from its control file (:func:`send_add`).
@@ -38,33 +39,52 @@ from .states import Source
 if TYPE_CHECKING:  # pragma: no cover
     from .ledger import Ledger
 
-__all__ = ["ChainResult", "follow", "magnet_info_hash", "seed_options", "send_add", "torrent_for_restart"]
+__all__ = ["follow", "magnet_info_hash", "result_of", "seed_options", "send_add", "torrent_for_restart"]
 
 
-@attrs.frozen
-class ChainResult(DownloadResult):
-    """A finished BitTorrent or Metalink download: ``paths`` are all its selected files (``path``
-    is the first of them); ``seeding`` says whether aria2 still uploads it."""
+def result_of(record: DownloadRecord, last: Progress, attempts: tuple[dict[str, Any], ...]) -> DownloadResult:
+    """The :class:`DownloadResult` of ``record``, complete as ``last`` (its final read) shows.
 
-    paths: tuple[str, ...] = ()
-    seeding: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "paths": list(self.paths), "seeding": self.seeding}
-
-    @classmethod
-    def of(cls, record: DownloadRecord, last: Progress, attempts: tuple[dict[str, Any], ...]) -> ChainResult:
+    A BitTorrent payload names every selected file in ``paths`` (``path`` is the first) and
+    says whether aria2 seeds on (asked to: ``seed_time``/``seed_ratio``); ``verified`` says what aria2 checked
+    (:meth:`DownloadResult.verification`: a torrent's pieces, a metalink's hash, a checksum).
+    """
+    source = record.source
+    if source is None:
+        paths: tuple[str, ...] = (last.file_path,) if last.file_path else ()
+    else:
         paths = tuple(f.path for f in last.files if f.path and f.selected)
-        return cls(
-            gid=record.gid,
-            path=paths[0] if paths else last.file_path,
-            size=last.total_length,
-            url=record.url,
-            retry_count=record.retry_count,
-            attempts=attempts,
-            paths=paths,
-            seeding=last.seeding,
-        )
+    return DownloadResult(
+        gid=record.gid,
+        path=paths[0] if paths else last.file_path,
+        size=last.total_length,
+        url=record.url,
+        retry_count=record.retry_count,
+        attempts=attempts,
+        verified=DownloadResult.verification(record.options, source.kind if source is not None else None),
+        paths=paths,
+        seeding=last.seeding and _seeds_on(record.options),
+    )
+
+
+def _seeds_on(options: Mapping[str, Any]) -> bool:
+    """Whether aria2 goes on seeding a complete payload: not with ``seed-time=0`` (the client's
+    default), which aria2 still shows as ``seeder`` for a moment before it stops."""
+    value = options.get("seed-time")
+    try:
+        return value is None or float(value) > 0
+    except (TypeError, ValueError):
+        return True
+
+
+class _ResultOf:
+    """What engine/tracker.py imports as ``ChainResult`` (``ChainResult.of``): :func:`result_of`,
+    until it calls that by its name. Not a type: every result is a :class:`DownloadResult`."""
+
+    of = staticmethod(result_of)
+
+
+ChainResult = _ResultOf
 
 
 # -- following the chain -----------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 :class:`DownloadFuture` is a real :class:`concurrent.futures.Future`, so ``wait``,
 ``as_completed``, ``add_done_callback`` and ``result(timeout)`` work as everywhere else. It
-resolves to a :class:`DownloadResult` once the file is complete, raises
-:class:`~aria2_sync.DownloadFailed` once the download has failed for good (a permanent error, or
-its restart budget spent), and ``cancel()`` removes the download from aria2.
+resolves to a :class:`DownloadResult` once the file is complete (every selected file, for a
+torrent), raises :class:`~aria2_sync.DownloadFailed` once the download has failed for good (a
+permanent error, or its restart budget spent), and ``cancel()`` removes the download from aria2.
 
 A future stays PENDING (never RUNNING) until it resolves: a running ``concurrent.futures.Future``
 cannot be cancelled, and cancelling a download in flight is the point of ``cancel()`` here.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -37,13 +37,36 @@ __all__ = [
 ]
 
 
+def _the_one_path(result: DownloadResult) -> tuple[str, ...]:
+    return (result.path,) if result.path else ()
+
+
+def _as_tuple(paths: Iterable[str]) -> tuple[str, ...]:
+    return tuple(paths)
+
+
+#: :attr:`DownloadResult.verified` of a BitTorrent payload: aria2 checks every piece it receives
+#: against the torrent's SHA-1 of that piece, and keeps none that does not match.
+BITTORRENT_PIECES = "sha-1 of every bittorrent piece (aria2)"
+
+#: The :class:`~aria2_sync.engine.states.Source` kinds of BitTorrent downloads.
+_BITTORRENT_KINDS = ("magnet", "torrent", "torrent-url")
+
+
 @attrs.frozen
 class DownloadResult:
-    """A finished download: where the file is, how big, what it took, and what vouches for it.
+    """A finished download: where its files are, how big, what it took, and what vouches for it.
 
-    ``verified`` says what was checked before the download counted as complete, and by whom
-    (``"sha-256 checksum (aria2)"``), or is None when nothing was: the file is what the server
-    sent. :meth:`verification` derives it from the download's options.
+    ``path`` is the file (for a torrent of several files, the first selected one); ``paths``
+    every file the download was asked for: the one ``path`` of a plain download, each selected
+    payload file of a torrent or magnet (defaults to ``(path,)``). ``size`` is their total in
+    bytes. ``seeding`` is True when aria2 still uploads the payload (seeding was asked for:
+    ``seed_time``/``seed_ratio``); the download is complete all the same.
+
+    ``verified`` says what was checked before the download counted as complete, and by whom,
+    or is None when nothing was (the file is what the server sent): ``"sha-256 checksum
+    (aria2)"`` for a ``checksum``, ``"sha-256 hash from the metalink (aria2)"`` for a metalink's
+    file, :data:`BITTORRENT_PIECES` for a BitTorrent payload. :meth:`verification` derives it.
     """
 
     gid: str
@@ -53,18 +76,31 @@ class DownloadResult:
     retry_count: int = 0
     attempts: tuple[dict[str, Any], ...] = ()
     verified: str | None = None
+    paths: tuple[str, ...] = attrs.field(
+        default=attrs.Factory(_the_one_path, takes_self=True), converter=_as_tuple
+    )
+    seeding: bool = False
 
     @staticmethod
-    def verification(options: Mapping[str, Any]) -> str | None:
+    def verification(options: Mapping[str, Any], kind: str | None = None) -> str | None:
         """What aria2 verified for a download with these aria2 ``options`` (None: nothing).
 
-        A ``checksum`` option (``"sha-256=<hex>"``, checked by :func:`~aria2_sync.safety.check_checksum`)
-        means aria2 hashed the whole file and it matched: a download with one cannot complete
+        ``kind`` is what the download was added from: None for a URL, ``"magnet"``,
+        ``"torrent"`` or ``"torrent-url"`` for BitTorrent (aria2 checks every piece against the
+        torrent's SHA-1: :data:`BITTORRENT_PIECES`, whatever the options say), ``"metalink"``
+        for a metalink's file (added with its strongest hash as ``checksum``). A ``checksum``
+        option (``"sha-256=<hex>"``, checked by :func:`~aria2_sync.safety.check_checksum`) means
+        aria2 hashed the whole file and it matched: a download with one cannot complete
         otherwise (a mismatch fails it with error 32).
         """
+        if kind in _BITTORRENT_KINDS:
+            return BITTORRENT_PIECES
         checksum = options.get("checksum")
         if isinstance(checksum, str) and "=" in checksum:
-            return f"{checksum.partition('=')[0]} checksum (aria2)"
+            algorithm = checksum.partition("=")[0]
+            if kind == "metalink":
+                return f"{algorithm} hash from the metalink (aria2)"
+            return f"{algorithm} checksum (aria2)"
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +112,8 @@ class DownloadResult:
             "retry_count": self.retry_count,
             "attempts": [dict(a) for a in self.attempts],
             "verified": self.verified,
+            "paths": list(self.paths),
+            "seeding": self.seeding,
         }
 
 

@@ -297,8 +297,13 @@ def _add_all(
     directory: str,
     extra: dict[str, str],
 ) -> list[DownloadFuture]:
-    """Add every input, in order: plain URLs as one batch; magnets, torrents and metalinks each
-    as one download under one handle (a metalink at a URL is fetched by aria2 and followed)."""
+    """Add every input, in order: plain URLs as one batch; magnets and torrents each as one
+    download under one handle; a local metalink as one batch of a download per file it
+    describes (a metalink at a URL is fetched by aria2 and followed).
+
+    Returns one future per item of ``items``, in order; a metalink of several files gives
+    several, so its item is replaced in ``items`` (in place) by one item per file, shown as
+    ``<metalink> (<file name>)``, to keep ``items`` and the futures in step."""
     kinds = [_kind(url) for url, _, _ in items]
     if any(path for (_, path, _), kind in zip(items, kinds) if kind != "url"):
         raise UsageError("-o NAME is for one plain URL: magnets, torrents and metalinks name their files")
@@ -312,18 +317,28 @@ def _add_all(
         batch = client.batch_futures(client.add_batch_downloads(plain, options=options))
     queue = iter(batch)
     futures = []
-    for (url, _, _), kind in zip(items, kinds):
+    shown: list[tuple[str, str | None, str | None]] = []
+    for item, kind in zip(items, kinds):
+        url = item[0]
+        if kind == "metalink":
+            files = client.batch_futures(client.add_metalink_batch(url, directory, options=extra))
+            for future in files:
+                info = client.get_retry_info(future.gid)
+                name = info["options"].get("out") if info is not None else None
+                shown.append((f"{url} ({name})" if name else url, None, None))
+            futures.extend(files)
+            continue
+        shown.append(item)
         if kind == "url":
             futures.append(next(queue))
         elif kind == "magnet":
             futures.append(client.submit_magnet(url, directory, options=extra))
         elif kind == "torrent":
             futures.append(client.submit_torrent(url, directory, options=extra))
-        elif kind == "metalink":
-            futures.append(client.submit_metalink(url, directory, options=extra))
         else:
             followed = {"follow-metalink": "mem", **options}
             futures.append(client.submit(url, None, followed, follow=True))
+    items[:] = shown
     return futures
 
 

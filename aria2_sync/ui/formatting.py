@@ -56,9 +56,12 @@ def future_outcome(future: DownloadFuture) -> Outcome:
 def outcome_entry(url: str, future: DownloadFuture) -> dict[str, Any]:
     """One download of ``aria2-sync get --json`` (and of its text report), secrets redacted.
 
+    Every entry has ``paths`` (every file of a complete download: the selected files of a
+    torrent; else empty) and ``verified`` (what aria2 checked, :attr:`DownloadResult.verified`;
+    None when nothing was, or the download did not complete).
     An error that is not an :class:`Aria2Error` is a bug, not an outcome: it is raised again.
     """
-    entry: dict[str, Any] = {"url": redact_url(url), "gid": future.gid}
+    entry: dict[str, Any] = {"url": redact_url(url), "gid": future.gid, "paths": [], "verified": None}
     outcome = future_outcome(future)
     if outcome.status == "cancelled":
         entry.update(status="cancelled", path=None, size=0, retry_count=0, error="cancelled")
@@ -83,7 +86,13 @@ def outcome_entry(url: str, future: DownloadFuture) -> dict[str, Any]:
     result = outcome.result
     assert result is not None  # complete
     entry.update(
-        status="complete", path=result.path, size=result.size, retry_count=result.retry_count, error=None
+        status="complete",
+        path=result.path,
+        size=result.size,
+        retry_count=result.retry_count,
+        error=None,
+        paths=list(result.paths),
+        verified=result.verified,
     )
     return entry
 
