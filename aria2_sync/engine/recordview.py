@@ -243,6 +243,10 @@ class RecordView:
             return dict(self._options)
         return {**self._options, "dir": self._dir, "out": self._out}
 
+    def option(self, key: str) -> Any:
+        """One of its aria2 options (None if not given), without copying them all."""
+        return self._options.get(key)
+
     # -- questions ------------------------------------------------------------------------------
 
     current_gid: ClassVar[_Read[str]] = _Read("_current_gid")
