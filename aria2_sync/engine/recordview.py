@@ -306,6 +306,13 @@ class RecordView:
         with self._lock:
             return tuple(dict.fromkeys((self.gid, *self._daemon_gids, self._current_gid)))
 
+    def restarts_after(self, error_code: str) -> int:
+        """How many of its restarts followed a failure with ``error_code``: its failed runs
+        with that code, the current run's failure (if recorded) aside."""
+        with self._lock:
+            earlier = self._attempts[:-1] if self._failed_run == self._run else self._attempts
+            return sum(attempt.error_code == error_code for attempt in earlier)
+
     def may_retry(self, budget: int) -> bool:
         """Whether a restart may still come of itself: not cancelled, not given up, budget left."""
         with self._lock:

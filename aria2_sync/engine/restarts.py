@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..logs import logger
 from ..models import Progress
-from ..policy import RestartDecision, RestartPolicy, describe_error
+from ..policy import CHECKSUM_MISMATCH_CODE, RestartDecision, RestartPolicy, describe_error
 from ..rpc.methods import Aria2RPC, new_gid
 from .following import send_add, torrent_for_restart
 from .ledger import Ledger
@@ -48,6 +48,9 @@ __all__ = ["RestartEngine", "complete_file_on_disk"]
 
 #: What a restart reads of the stopped download: enough to pin its file and log its progress.
 _RESTART_KEYS = ["status", "dir", "files", "completedLength", "errorCode"]
+
+#: aria2's error code of a checksum mismatch, as ``errorCode`` and the attempts give it.
+CHECKSUM_ERROR = str(CHECKSUM_MISMATCH_CODE)
 
 
 def complete_file_on_disk(record: DownloadRecord) -> str | None:
@@ -125,6 +128,14 @@ def _target_path(record: DownloadRecord) -> str | None:
     if "dir" in record.options and "out" in record.options:
         return os.path.join(str(record.options["dir"]), str(record.options["out"]))
     return None
+
+
+def _ask(policy: RestartPolicy, record: DownloadRecord, progress: Progress) -> RestartDecision:
+    """``policy``'s decision on ``record``'s failure, with its restarts after a checksum
+    mismatch counted apart (a mismatch after a network restart is still restarted once)."""
+    return policy.decide(
+        progress, record.retry_count, checksum_restarts_done=record.restarts_after(CHECKSUM_ERROR)
+    )
 
 
 class RestartEngine:
@@ -279,13 +290,13 @@ class RestartEngine:
         about it like about any failure.
         """
         if progress.error_code != "13":
-            return self.policy.decide(progress, record.retry_count)
+            return _ask(self.policy, record, progress)
         if self.own_leftover(record) is not None:
             policy = self.policy
             if policy.predicate is None:
                 policy = attrs.evolve(policy, restartable_codes={13})
-            return policy.decide(progress, record.retry_count)
-        decision = self.policy.decide(progress, record.retry_count)
+            return _ask(policy, record, progress)
+        decision = _ask(self.policy, record, progress)
         if decision.restart:
             return decision
         return RestartDecision(
