@@ -616,6 +616,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         "allowed = self.max_restarts",
         _INTEGRITY + "test_a_wrong_checksum_fails_with_its_own_error_after_one_restart_from_scratch",
     ),
+    _m(
+        "g14-mismatch-counted-against-all-restarts",
+        "14: checksum_restarts counts the restarts after a mismatch, not the network restarts before",
+        "aria2_sync/engine/restarts.py",
+        "checksum_restarts_done=record.restarts_after(CHECKSUM_ERROR)",
+        "checksum_restarts_done=None",
+        "tests/test_checksum_restarts.py::test_a_mismatch_gets_its_one_restart_whatever_came_before",
+    ),
+    # -- 11. one handle through the follow chain ---------------------------------------------------
+    _m(
+        "g11-cancel-batch-leaves-the-payload",
+        "11: cancel_batch removes a payload aria2 started under a GID of its own, as cancel_download does",
+        "aria2_sync/engine/cancel.py",
+        "self._sweep(list(zip(live, gids)))",
+        "pass",
+        "tests/test_chain_cancels.py::test_cancel_batch_removes_the_payloads_the_client_has_not_seen_yet",
+    ),
     # -- 15. nothing listens beyond loopback unless the user asks ------------------------------
     _m(
         "g15-torrent-url-followed-by-default",
