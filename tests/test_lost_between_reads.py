@@ -14,11 +14,20 @@ import pytest
 
 from aria2_sync import Aria2Client
 from aria2_sync.client import engine_of
+from aria2_sync.errors import Aria2GIDNotFoundError
 from aria2_sync.models import STATUS_KEYS
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for
 from tests.support.fault_server import Status
 
 pytestmark = pytest.mark.integration
+
+
+def _daemon_status(client: Aria2Client, gid: str) -> str | None:
+    """What the daemon itself says of ``gid`` (None: it does not have it)."""
+    try:
+        return client.rpc.tell_status(gid, ["status"])["status"]
+    except Aria2GIDNotFoundError:
+        return None
 
 
 def test_a_download_lost_between_the_tick_and_the_full_read_is_added_again(
@@ -55,7 +64,7 @@ def test_a_download_lost_between_the_tick_and_the_full_read_is_added_again(
         assert record.gave_up is None and not future.done()  # not judged on a failure without a code
 
         # Added again as it was added (paused, by its options), under its GID; then it completes.
-        wait_for(lambda: client.get_progress(gid).status == "paused", timeout=30, what="the download again")
+        wait_for(lambda: _daemon_status(client, gid) == "paused", timeout=30, what="the download again")
         client.rpc.unpause(gid)
         wait_for(lambda: client.get_progress(gid).status == "complete", timeout=30, what="the download")
         result = future.result(timeout=5)
