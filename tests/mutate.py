@@ -413,14 +413,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         "test_a_download_completed_just_before_a_crash_is_complete_after_the_session_restore",
     ),
     _m(
-        "g5-failure-judged-without-its-code",
-        "5: a download fails only on its error code: a tick's 'error' is applied only with the full re-read",
-        "aria2_sync/engine/tracker.py",
-        "if type(status) is not dict and not _lost(status, statuses[n]):",
-        "if type(status) is not dict:",
-        "tests/test_lost_between_reads.py::test_a_download_lost_between_the_tick_and_the_full_read_is_added_again",
-    ),
-    _m(
         "g12-overwrite-not-proved-again",
         "12: the proof is checked again when the restart's options are built",
         "aria2_sync/engine/restarts.py",

@@ -101,20 +101,6 @@ def _whole_file(record: DownloadRecord, path: str, size: int) -> Progress:
     )
 
 
-def _lost(again: Any, first: Any) -> bool:
-    """Whether the full re-read of a download whose first (moving-keys) answer was ``first``
-    must be applied as it is (``again``: an error) instead of that first answer.
-
-    A daemon that lost the download between the two reads (killed and restarted from a session
-    that did not list it) says so: that is what the download's state is. And a failure cannot
-    be judged without its error code, which only the full read has: a first answer saying
-    ``error`` is not applied alone (nothing is, this time; the next read tells).
-    """
-    return isinstance(again, Aria2GIDNotFoundError) or (
-        type(first) is dict and first.get("status") == "error"
-    )
-
-
 def _fingerprint(status: Mapping[str, Any], run: int) -> tuple[object, ...]:
     """What a read of run ``run`` says that a snapshot shows, for ``record.unchanged``."""
     get = status.get
@@ -288,7 +274,7 @@ class Tracker:
         again = rpc.multicall([("aria2.tellStatus", (plan[n][1], _FULL)) for n in moved])
         self._check(rpc, again)
         for n, status in zip(moved, again):
-            if type(status) is not dict and not _lost(status, statuses[n]):
+            if type(status) is not dict:
                 status = statuses[n]  # (the first answer stands, with the static keys as known)
             self._apply(rpc, *plan[n], status, auto, results)
 
