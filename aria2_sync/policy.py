@@ -122,12 +122,13 @@ class RestartPolicy:
 
     ``checksum_restarts`` bounds the restarts of a checksum mismatch (aria2's error 32: the file
     arrived whole but its hash is not the expected one; see :class:`~aria2_sync.errors.ChecksumMismatch`).
-    Such a download is restarted only while it has had fewer than ``checksum_restarts`` restarts
-    in all (and ``max_restarts`` allows one), so by default once, and only if nothing restarted
-    it before: a transfer garbled on the way may come right, a wrong hash or a changed file never
-    will. ``restartable_codes`` is not asked about code 32; a ``predicate`` is, like about any
-    failure. The restart starts from scratch: aria2 keeps no verified part of a file that failed
-    its check (measured: the whole file is fetched again), so no bad byte is kept.
+    Such a download is restarted only while fewer than ``checksum_restarts`` of its restarts
+    followed a mismatch (and ``max_restarts`` allows one more restart in all), so by default once,
+    whatever restarted it before for other reasons: a transfer garbled on the way may come right,
+    a wrong hash or a changed file never will. ``restartable_codes`` is not asked about code 32;
+    a ``predicate`` is, like about any failure. The restart starts from scratch: aria2 keeps no
+    verified part of a file that failed its check (measured: the whole file is fetched again),
+    so no bad byte is kept.
     """
 
     max_restarts: int = attrs.field(default=3, validator=_non_negative_int)
@@ -148,27 +149,37 @@ class RestartPolicy:
         code = progress.error_code_number
         return code is not None and code in self.restartable_codes
 
-    def decide(self, progress: Progress, restarts_done: int) -> RestartDecision:
-        """Restart or not, for a download that failed after ``restarts_done`` restarts."""
+    def decide(
+        self, progress: Progress, restarts_done: int, *, checksum_restarts_done: int | None = None
+    ) -> RestartDecision:
+        """Restart or not, for a download that failed after ``restarts_done`` restarts.
+
+        ``checksum_restarts_done``: how many of those restarts followed a checksum mismatch
+        (the client counts them in the download's attempts); None (the default) counts all
+        ``restarts_done`` against ``checksum_restarts``. Returns the decision; raises nothing.
+        """
         if self.predicate is None and progress.error_code_number == CHECKSUM_MISMATCH_CODE:
+            done = restarts_done if checksum_restarts_done is None else checksum_restarts_done
             allowed = min(self.checksum_restarts, self.max_restarts)
-            if restarts_done >= allowed:
+            if done >= allowed:
                 why = (
                     f"a checksum mismatch gets at most {allowed} restart(s) from scratch, and this "
-                    f"download had {restarts_done}"
+                    f"download had {done}{'' if checksum_restarts_done is None else ' after one'}"
                     if allowed
                     else "checksum mismatches are not restarted (checksum_restarts or max_restarts is 0)"
                 )
                 return RestartDecision(False, reason=f"{why}; last error: {describe_error(progress)}")
-            return RestartDecision(True, delay=self.delay(restarts_done + 1))
+            if restarts_done < self.max_restarts:  # (and the budget of all restarts holds)
+                return RestartDecision(True, delay=self.delay(restarts_done + 1))
+            return RestartDecision(False, reason=self._spent(progress))
         if not self.is_restartable(progress):
             return RestartDecision(False, reason=f"{describe_error(progress)} is not restartable")
         if restarts_done >= self.max_restarts:
-            return RestartDecision(
-                False,
-                reason=f"reached max retries ({self.max_restarts}); last error: {describe_error(progress)}",
-            )
+            return RestartDecision(False, reason=self._spent(progress))
         return RestartDecision(True, delay=self.delay(restarts_done + 1))
+
+    def _spent(self, progress: Progress) -> str:
+        return f"reached max retries ({self.max_restarts}); last error: {describe_error(progress)}"
 
 
 def describe_error(progress: Progress) -> str:

@@ -383,7 +383,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     _m(
         "g12-any-newer-file-taken-for-own",
         "12: another writer's file made after the add is never overwritten",
-        "aria2_sync/engine/restarts.py",
+        "aria2_sync/engine/ownfiles.py",
         "if info.st_size == 0 and info.st_mtime >= record.added_at - 0.5:",
         "if info.st_mtime >= record.added_at - 0.5:",
         _OWN + "test_a_file_another_writer_creates_after_the_add_is_never_overwritten",
@@ -391,10 +391,27 @@ MUTATIONS: tuple[Mutation, ...] = (
     _m(
         "g12-identity-not-compared",
         "12: our partial file swapped for another writer's is not overwritten",
-        "aria2_sync/engine/restarts.py",
+        "aria2_sync/engine/ownfiles.py",
         "if known is not None and _identity(info) == known:",
         "if known is not None:",
         _OWN + "test_our_partial_file_swapped_for_another_writers_file_is_not_overwritten",
+    ),
+    _m(
+        "g12-finished-file-of-another-size-taken",
+        "12: a file aria2 refuses is taken as the finished download only at the size it was seen downloading",
+        "aria2_sync/engine/ownfiles.py",
+        "if not stat.S_ISREG(info.st_mode) or info.st_size != last.total_length:",
+        "if not stat.S_ISREG(info.st_mode):",
+        "tests/test_finished_before_a_crash.py::test_other_files_that_aria2_refuses_stay_a_failure",
+    ),
+    _m(
+        "g12-finished-file-refused-as-exists",
+        "12: a download finished just before aria2c died is complete after its session is restored",
+        "aria2_sync/engine/tracker.py",
+        "progress = self._finished_before_a_crash(record, progress)",
+        "pass",
+        "tests/test_finished_before_a_crash.py::"
+        "test_a_download_completed_just_before_a_crash_is_complete_after_the_session_restore",
     ),
     _m(
         "g12-overwrite-not-proved-again",
@@ -514,7 +531,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     _m(
         "sec-own-file-proof-skipped",
         "10.7: a restart overwrites an error-13 file only with proof it is the download's",
-        "aria2_sync/engine/restarts.py",
+        "aria2_sync/engine/ownfiles.py",
         "    if info.st_size == 0 and info.st_mtime >= record.added_at - 0.5:\n        return path\n    return None",
         "    return path",
         _OWN + "test_a_file_another_writer_creates_after_the_add_is_never_overwritten",
@@ -616,6 +633,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         "allowed = min(self.checksum_restarts, self.max_restarts)",
         "allowed = self.max_restarts",
         _INTEGRITY + "test_a_wrong_checksum_fails_with_its_own_error_after_one_restart_from_scratch",
+    ),
+    _m(
+        "g14-mismatch-counted-against-all-restarts",
+        "14: checksum_restarts counts the restarts after a mismatch, not the network restarts before",
+        "aria2_sync/engine/restarts.py",
+        "checksum_restarts_done=record.restarts_after(CHECKSUM_ERROR)",
+        "checksum_restarts_done=None",
+        "tests/test_checksum_restarts.py::test_a_mismatch_gets_its_one_restart_whatever_came_before",
+    ),
+    # -- 11. one handle through the follow chain ---------------------------------------------------
+    _m(
+        "g11-cancel-batch-leaves-the-payload",
+        "11: cancel_batch removes a payload aria2 started under a GID of its own, as cancel_download does",
+        "aria2_sync/engine/cancel.py",
+        "self._sweep(list(zip(live, gids)))",
+        "pass",
+        "tests/test_chain_cancels.py::test_cancel_batch_removes_the_payloads_the_client_has_not_seen_yet",
     ),
     # -- 15. nothing listens beyond loopback unless the user asks ------------------------------
     _m(

@@ -1,7 +1,9 @@
 """Cancelling downloads: the one place that marks, removes and settles a cancelled download.
 
-A cancel has three parts, always in this order (for a download whose payload came under a GID
-of its own, a magnet's, the removal reaches every GID of its chain still running):
+A cancel has three parts, always in this order (for a download whose payload comes under a GID
+of its own, a magnet's, the removal reaches every GID of its chain still running, whichever way
+it is cancelled: ``cancel_download``, ``cancel_batch``, ``DownloadFuture.cancel()`` or
+``close(cancel=True)``):
 
 1. the record is marked cancelled (:meth:`DownloadRecord.cancel`): from then on no restart may
    bring it back, and a scheduled one is dropped; with a shared store the mark is written
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..errors import Aria2AuthError, Aria2ConnectionError, Aria2Error, Aria2GIDNotFoundError, Aria2RPCError
 from ..logs import logger
+from ..safety import FOLLOW_OPTIONS
 from .ledger import Ledger
 from .record import DownloadRecord
 
@@ -30,7 +33,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..rpc.methods import Aria2RPC
     from .workers import WorkerPool
 
-__all__ = ["Cancellation"]
+__all__ = ["Cancellation", "may_be_followed"]
+
+
+def may_be_followed(record: DownloadRecord) -> bool:
+    """Whether aria2 may run ``record``'s payload under a GID of its own after the first one.
+
+    A magnet or a ``.torrent`` URL added as such (its :class:`~aria2_sync.engine.states.Source`
+    says so), or a download added without a source whose options do not turn aria2's
+    ``follow-torrent`` and ``follow-metalink`` off (``follow=True``, or a record read from a
+    shared store, which keeps no source): aria2 follows by default.
+    """
+    source = record.source
+    if source is not None:
+        return source.follows
+    return any(str(record.option(key)).strip().lower() != "false" for key in FOLLOW_OPTIONS)
 
 
 class Settler(Protocol):
@@ -90,27 +107,46 @@ class Cancellation:
 
     def _remove_followers(self, record: DownloadRecord | None, removed: str) -> bool:
         """Remove what followed ``removed`` in a chain (a magnet's payload, which aria2 may
-        have started just as the metadata was removed); True if something was running.
-
-        Only for downloads whose payload comes under a GID of its own; once the record follows
-        the payload, ``removed`` is the payload itself, and this finds nothing to do.
-        """
-        if record is None or record.source is None or not record.source.follows:
+        have started just as the metadata was removed); True if something was running."""
+        if record is None:
             return False
-        try:
-            followers = self.rpc.tell_status(removed, ["followedBy"]).get("followedBy") or []
-        except Aria2Error:
-            return False
-        stopped = False
-        for gid in followers:
-            try:
-                self.rpc.force_remove(str(gid))
-                stopped = True
-            except Aria2RPCError:
-                pass  # (already stopped)
+        stopped = self._sweep([(record, removed)])
         if stopped:
             self.finish(record)
-        return stopped
+        return bool(stopped)
+
+    def _sweep(self, removed: list[tuple[DownloadRecord, str]]) -> list[DownloadRecord]:
+        """Remove the followers of each removed daemon GID (``(record, GID)`` pairs): the GIDs
+        aria2 names in its ``followedBy``. Returns the records one of whose followers ran.
+
+        A payload begins under a GID of aria2's own as its metadata completes; the client
+        learns of it only at its next read, so a removal sent to the metadata's GID may come
+        too late, and the payload would run on unwatched. Its ``followedBy`` is set as it
+        completes, so asking after the removal finds every follower. Only downloads that may
+        have followers are asked (:func:`may_be_followed`): a batch of plain downloads costs
+        nothing more. Two round trips at most, whatever the number; a daemon that cannot be
+        asked is logged (the removals of the GIDs themselves went out already).
+        """
+        chained = [(record, gid) for record, gid in removed if may_be_followed(record)]
+        if not chained:
+            return []
+        try:
+            statuses = self.rpc.multicall([("aria2.tellStatus", [gid, ["followedBy"]]) for _, gid in chained])
+            followers = [
+                (record, str(follower))
+                for (record, _), status in zip(chained, statuses)
+                if isinstance(status, dict)
+                for follower in status.get("followedBy") or []
+            ]
+            answers = self.rpc.multicall([("aria2.forceRemove", [gid]) for _, gid in followers])
+        except Aria2Error as error:
+            logger.warning("could not remove what followed %d cancelled downloads: %s", len(chained), error)
+            return []
+        # (a refusal: that follower had stopped already)
+        ran = [
+            record for (record, _), answer in zip(followers, answers) if not isinstance(answer, Aria2Error)
+        ]
+        return list({id(record): record for record in ran}.values())
 
     def _force_remove(self, record: DownloadRecord | None, daemon_gid: str) -> bool:
         try:
@@ -175,10 +211,12 @@ class Cancellation:
         live = [r for r in records if not r.finished]
         for record in live:
             self._mark(record)
-        answers = self.rpc.multicall([("aria2.forceRemove", [record.current_gid]) for record in live])
+        gids = [record.current_gid for record in live]
+        answers = self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
         denied = next((a for a in answers if isinstance(a, Aria2AuthError)), None)
         if denied is not None:
             raise denied
+        self._sweep(list(zip(live, gids)))
         for record in live:
             self.finish(record)
         return len(live)
@@ -197,6 +235,8 @@ class Cancellation:
             self.rpc.multicall([("aria2.forceRemove", [gid]) for gid in gids])
         except Aria2Error as error:
             logger.warning("could not remove %d downloads while closing: %s", len(gids), error)
+        else:
+            self._sweep(list(zip(records, gids)))
         for record in records:
             if not record.finish_cancelled():
                 continue

@@ -243,6 +243,10 @@ class RecordView:
             return dict(self._options)
         return {**self._options, "dir": self._dir, "out": self._out}
 
+    def option(self, key: str) -> Any:
+        """One of its aria2 options (None if not given), without copying them all."""
+        return self._options.get(key)
+
     # -- questions ------------------------------------------------------------------------------
 
     current_gid: ClassVar[_Read[str]] = _Read("_current_gid")
@@ -301,6 +305,13 @@ class RecordView:
         """Every daemon GID of this download, the handle first and the current one last."""
         with self._lock:
             return tuple(dict.fromkeys((self.gid, *self._daemon_gids, self._current_gid)))
+
+    def restarts_after(self, error_code: str) -> int:
+        """How many of its restarts followed a failure with ``error_code``: its failed runs
+        with that code, the current run's failure (if recorded) aside."""
+        with self._lock:
+            earlier = self._attempts[:-1] if self._failed_run == self._run else self._attempts
+            return sum(attempt.error_code == error_code for attempt in earlier)
 
     def may_retry(self, budget: int) -> bool:
         """Whether a restart may still come of itself: not cancelled, not given up, budget left."""

@@ -20,7 +20,6 @@ The rules, and how they are kept:
 from __future__ import annotations
 
 import os
-import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -36,95 +35,30 @@ from ..errors import (
 )
 from ..logs import logger
 from ..models import Progress
-from ..policy import RestartDecision, RestartPolicy, describe_error
+from ..policy import CHECKSUM_MISMATCH_CODE, RestartDecision, RestartPolicy, describe_error
 from ..rpc.methods import Aria2RPC, new_gid
 from .following import send_add, torrent_for_restart
 from .ledger import Ledger
+from .ownfiles import FileIdentity, complete_file_on_disk, file_identity, own_partial_file, target_path
 from .record import DownloadRecord
 from .scheduler import Scheduler
 
-__all__ = ["RestartEngine", "complete_file_on_disk"]
+__all__ = ["RestartEngine"]
 
 
 #: What a restart reads of the stopped download: enough to pin its file and log its progress.
 _RESTART_KEYS = ["status", "dir", "files", "completedLength", "errorCode"]
 
-
-def complete_file_on_disk(record: DownloadRecord) -> str | None:
-    """The download's file if it is on this machine, whole, with no control file beside it.
-
-    Asked only when the daemon has forgotten a download: a finished file whose result was
-    evicted must not be fetched again.
-    """
-    path = _target_path(record)
-    if not path or not os.path.isfile(path) or os.path.exists(path + ".aria2"):
-        return None
-    size = os.path.getsize(path)
-    expected = record.last.total_length if record.last is not None else 0
-    if size == 0 or (expected > 0 and size != expected):
-        return None
-    return path
+#: aria2's error code of a checksum mismatch, as ``errorCode`` and the attempts give it.
+CHECKSUM_ERROR = str(CHECKSUM_MISMATCH_CODE)
 
 
-#: (device, inode, size, mtime_ns, ctime_ns) of a file: which file a path named, in which
-#: state. Inode numbers are reused at once after a delete, so the inode alone proves nothing;
-#: together with the times and size it tells a file nobody touched since it was looked at.
-FileIdentity = tuple[int, int, int, int, int]
-
-
-def _identity(info: os.stat_result) -> FileIdentity:
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-def file_identity(path: str) -> FileIdentity | None:
-    """The identity of the regular file at ``path`` (not following a link); None if none."""
-    try:
-        info = os.stat(path, follow_symlinks=False)
-    except OSError:
-        return None
-    return _identity(info) if stat.S_ISREG(info.st_mode) else None
-
-
-def own_partial_file(record: DownloadRecord, known: FileIdentity | None = None) -> str | None:
-    """The target file if it is provably this download's own leftover, else None.
-
-    aria2 refuses (error 13) a file it cannot resume: one without its control file. That is
-    what a crash leaves when aria2 had created the file but not yet its control file; being
-    ours, it may be overwritten. Anybody else's file is never touched, so "ours" needs proof,
-    not just a recent modification time (another writer may have created the file after the
-    add). Proof is one of:
-
-    * ``known``: the identity (device, inode, size, times) the file had when this download
-      failed after aria2 had written bytes to it; the file must still be that very file,
-      untouched since;
-    * the file is empty and was created after the add. aria2 creates the file empty and writes
-      its control file about a millisecond later, before any byte of data (measured with
-      aria2c 1.37, ``file-allocation=none``), so an empty file is what a crash in that window
-      leaves; and an empty file holds no content to lose.
-    """
-    path = _target_path(record)
-    if not path or os.path.lexists(path + ".aria2"):
-        return None
-    try:
-        info = os.stat(path, follow_symlinks=False)
-    except OSError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    if known is not None and _identity(info) == known:
-        return path
-    if info.st_size == 0 and info.st_mtime >= record.added_at - 0.5:
-        return path
-    return None
-
-
-def _target_path(record: DownloadRecord) -> str | None:
-    """Where the download writes: where aria2 said it did, else where it was asked to."""
-    if record.last is not None and record.last.file_path:
-        return record.last.file_path
-    if "dir" in record.options and "out" in record.options:
-        return os.path.join(str(record.options["dir"]), str(record.options["out"]))
-    return None
+def _ask(policy: RestartPolicy, record: DownloadRecord, progress: Progress) -> RestartDecision:
+    """``policy``'s decision on ``record``'s failure, with its restarts after a checksum
+    mismatch counted apart (a mismatch after a network restart is still restarted once)."""
+    return policy.decide(
+        progress, record.retry_count, checksum_restarts_done=record.restarts_after(CHECKSUM_ERROR)
+    )
 
 
 class RestartEngine:
@@ -182,7 +116,7 @@ class RestartEngine:
             or progress.completed_length <= 0
         ):
             return
-        path = progress.file_path or _target_path(record)
+        path = progress.file_path or target_path(record)
         identity = file_identity(path) if path else None
         if path is None or identity is None:
             return
@@ -195,7 +129,7 @@ class RestartEngine:
     def _known_file(self, record: DownloadRecord) -> FileIdentity | None:
         with self._files_lock:
             entry = self._files.get(record.gid)
-        if entry is None or entry[0] != _target_path(record):
+        if entry is None or entry[0] != target_path(record):
             return None
         return entry[1]
 
@@ -279,13 +213,13 @@ class RestartEngine:
         about it like about any failure.
         """
         if progress.error_code != "13":
-            return self.policy.decide(progress, record.retry_count)
+            return _ask(self.policy, record, progress)
         if self.own_leftover(record) is not None:
             policy = self.policy
             if policy.predicate is None:
                 policy = attrs.evolve(policy, restartable_codes={13})
-            return policy.decide(progress, record.retry_count)
-        decision = self.policy.decide(progress, record.retry_count)
+            return _ask(policy, record, progress)
+        decision = _ask(self.policy, record, progress)
         if decision.restart:
             return decision
         return RestartDecision(

@@ -43,8 +43,9 @@ from .cancel import Cancellation
 from .following import ChainResult, follow
 from .futures import DownloadFuture, DownloadResult
 from .ledger import Ledger
+from .ownfiles import complete_file_on_disk, finished_file_on_disk
 from .record import DownloadRecord, Outcome
-from .restarts import RestartEngine, complete_file_on_disk
+from .restarts import RestartEngine
 from .workers import Pools
 
 __all__ = ["Tracker", "READ_SLICE"]
@@ -86,6 +87,18 @@ _COUNTED_AS = {
 }
 _PARKED_OR_ACTIVE = frozenset(("active", "waiting", "paused"))
 _COUNTED = {"metadata": "active"}  # (a BitTorrent download fetching its metadata is active)
+
+
+def _whole_file(record: DownloadRecord, path: str, size: int) -> Progress:
+    """The snapshot of ``record`` complete with the file at ``path``, ``size`` bytes."""
+    return Progress(
+        gid=record.gid,
+        status="complete",
+        total_length=size,
+        completed_length=size,
+        dir=os.path.dirname(path),
+        files=(FileInfo(path=path, length=size, completed_length=size),),
+    )
 
 
 def _fingerprint(status: Mapping[str, Any], run: int) -> tuple[object, ...]:
@@ -155,6 +168,8 @@ class Tracker:
         progress = Progress.from_aria2(status, gid=record.gid, known=known)
         if record.source is not None or "followedBy" in status:
             progress = self._in_chain(record, status, run, progress)
+        if progress.error_code == "13":
+            progress = self._finished_before_a_crash(record, progress)
         if progress.status == "error":
             self.restarts.note_failure(record, progress, run, auto=auto)
         seen = record.observed(run, progress, fingerprint, self._auto_restart())
@@ -166,6 +181,23 @@ class Tracker:
             self.ledger.persist_outcome(record)
             self.settle(record)
         return seen.progress
+
+    @staticmethod
+    def _finished_before_a_crash(record: DownloadRecord, progress: Progress) -> Progress:
+        """A "file exists" failure (error 13) of a file this download finished is its completion
+        (:func:`~aria2_sync.engine.restarts.finished_file_on_disk` says when); else ``progress``."""
+        path, last = finished_file_on_disk(record, progress), record.last
+        if path is None or last is None:
+            return progress
+        if last.status != "complete":
+            logger.info(
+                "download GID %s: aria2 refused its file (error 13), but the file is whole on disk "
+                "at the size it was seen downloading, with no control file (finished just before "
+                "aria2c stopped, its session saved earlier): taken as complete, %s",
+                record.gid,
+                path,
+            )
+        return attrs.evolve(_whole_file(record, path, last.total_length), retry_count=progress.retry_count)
 
     def _in_chain(
         self, record: DownloadRecord, status: Mapping[str, Any], run: int, progress: Progress
@@ -314,16 +346,7 @@ class Tracker:
     def _recover(self, record: DownloadRecord, run: int) -> None:
         path = complete_file_on_disk(record)
         if path is not None:
-            size = os.path.getsize(path)
-            complete = Progress(
-                gid=record.gid,
-                status="complete",
-                total_length=size,
-                completed_length=size,
-                dir=os.path.dirname(path),
-                files=(FileInfo(path=path, length=size, completed_length=size),),
-            )
-            if not record.completed_on_disk(run, path, complete):
+            if not record.completed_on_disk(run, path, _whole_file(record, path, os.path.getsize(path))):
                 return
             self.ledger.persist_outcome(record)
             self.settle(record)
