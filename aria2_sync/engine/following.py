@@ -77,16 +77,6 @@ def _seeds_on(options: Mapping[str, Any]) -> bool:
         return True
 
 
-class _ResultOf:
-    """What engine/tracker.py imports as ``ChainResult`` (``ChainResult.of``): :func:`result_of`,
-    until it calls that by its name. Not a type: every result is a :class:`DownloadResult`."""
-
-    of = staticmethod(result_of)
-
-
-ChainResult = _ResultOf
-
-
 # -- following the chain -----------------------------------------------------------------------
 
 

@@ -40,7 +40,7 @@ from ..models import (
 )
 from ..rpc.methods import Aria2RPC
 from .cancel import Cancellation
-from .following import ChainResult, follow
+from .following import follow, result_of
 from .futures import DownloadFuture, DownloadResult
 from .ledger import Ledger
 from .ownfiles import complete_file_on_disk, finished_file_on_disk
@@ -412,18 +412,8 @@ class Tracker:
     def _value_of(self, record: DownloadRecord) -> DownloadResult | DownloadFailed | None:
         last = record.last
         attempts = tuple(a.to_dict() for a in record.attempts)
-        if record.outcome is Outcome.COMPLETE and last is not None and record.source is not None:
-            return ChainResult.of(record, last, attempts)
         if record.outcome is Outcome.COMPLETE and last is not None:
-            return DownloadResult(
-                gid=record.gid,
-                path=last.file_path,
-                size=last.total_length,
-                url=record.url,
-                retry_count=record.retry_count,
-                attempts=attempts,
-                verified=DownloadResult.verification(record.options),
-            )
+            return result_of(record, last, attempts)
         if record.outcome in (Outcome.FAILED, Outcome.REJECTED):
             reason = record.gave_up or "automatic restart is off"
             return DownloadFailed.of(
