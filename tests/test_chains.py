@@ -343,6 +343,7 @@ def test_the_cli_gets_a_magnet_a_torrent_file_and_a_metalink(
     file_torrent = torrent_factory("t.bin", os.urandom(64 * 1024))
     seeder_factory(magnet_torrent, file_torrent)
     contents = {"x.bin": os.urandom(32 * 1024), "y.bin": os.urandom(16 * 1024)}
+    served_files = {"u.bin": os.urandom(8 * 1024), "v.bin": os.urandom(8 * 1024)}
     for name, content in contents.items():
         fault_server.add_file(name, data=content)
     document = tmp_path / "xy.meta4"
@@ -354,9 +355,25 @@ def test_the_cli_gets_a_magnet_a_torrent_file_and_a_metalink(
     out = tmp_path / "out"
     out.mkdir()
     argv = ["get", "--rpc-url", bt_daemon.rpc_url, "--rpc-secret", bt_daemon.secret, "-d", str(out), "--json"]
-    code = main([*argv, magnet_torrent.magnet, str(file_torrent.path), str(document)])
+    served = metalink(
+        [MetalinkFile.of(name, content, [fault_server.url(name)]) for name, content in served_files.items()]
+    )
+    for name, content in served_files.items():
+        fault_server.add_file(name, data=content)
+    fault_server.add_file("served.meta4", data=served)
+    code = main(
+        [
+            *argv,
+            magnet_torrent.magnet,
+            str(file_torrent.path),
+            str(document),
+            fault_server.url("served.meta4"),
+        ]
+    )
     report = capsys.readouterr()
     assert code == 0, report
+    for name, content in served_files.items():  # every file of a metalink at a URL, watched
+        assert (out / name).read_bytes() == content
     magnet_torrent.check_downloaded(str(out))
     file_torrent.check_downloaded(str(out))
     for name, content in contents.items():
@@ -367,9 +384,11 @@ def test_the_cli_gets_a_magnet_a_torrent_file_and_a_metalink(
         str(file_torrent.path),
         f"{document} (x.bin)",
         f"{document} (y.bin)",
+        f"{fault_server.url('served.meta4')} (u.bin)",
+        f"{fault_server.url('served.meta4')} (v.bin)",
     ]
     assert entries[0]["url"].startswith("magnet:?")
     assert [e["verified"] for e in entries] == [BITTORRENT_PIECES] * 2 + [
         "sha-256 hash from the metalink (aria2)"
-    ] * 2
+    ] * 4
     assert entries[2]["paths"] == [str(out / "x.bin")] and entries[3]["path"] == str(out / "y.bin")

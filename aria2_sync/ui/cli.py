@@ -25,6 +25,7 @@ from ..errors import Aria2Error, Aria2InputError, redact_text
 from ..models import STATUS_KEYS, Progress
 from .formatting import human_size, outcome_entry
 from .progress_display import make_display
+from .sources import fetch_metalink, kind_of
 
 __all__ = ["main"]
 
@@ -277,19 +278,6 @@ def _get(args: argparse.Namespace) -> int:
     return _report(outcomes, args)
 
 
-def _kind(source: str) -> str:
-    """What ``aria2-sync get`` makes of one input: ``magnet``, ``torrent`` (a .torrent file or
-    URL), ``metalink`` (a local .meta4/.metalink), ``metalink-url``, or ``url``."""
-    lowered = source.lower().split("?", 1)[0]
-    if source.startswith("magnet:?"):
-        return "magnet"
-    if lowered.endswith(".torrent"):
-        return "torrent"
-    if lowered.endswith((".meta4", ".metalink")):
-        return "metalink-url" if "://" in lowered else "metalink"
-    return "url"
-
-
 def _add_all(
     client: Aria2Client,
     items: list[tuple[str, str | None, str | None]],
@@ -298,13 +286,13 @@ def _add_all(
     extra: dict[str, str],
 ) -> list[DownloadFuture]:
     """Add every input, in order: plain URLs as one batch; magnets and torrents each as one
-    download under one handle; a local metalink as one batch of a download per file it
-    describes (a metalink at a URL is fetched by aria2 and followed).
+    download under one handle; a metalink (a file, or fetched from its URL here) as one batch of
+    a download per file it describes, so that every file is watched.
 
     Returns one future per item of ``items``, in order; a metalink of several files gives
     several, so its item is replaced in ``items`` (in place) by one item per file, shown as
     ``<metalink> (<file name>)``, to keep ``items`` and the futures in step."""
-    kinds = [_kind(url) for url, _, _ in items]
+    kinds = [kind_of(url) for url, _, _ in items]
     if any(path for (_, path, _), kind in zip(items, kinds) if kind != "url"):
         raise UsageError("-o NAME is for one plain URL: magnets, torrents and metalinks name their files")
     if any(checksum for (_, _, checksum), kind in zip(items, kinds) if kind != "url"):
@@ -320,8 +308,9 @@ def _add_all(
     shown: list[tuple[str, str | None, str | None]] = []
     for item, kind in zip(items, kinds):
         url = item[0]
-        if kind == "metalink":
-            files = client.batch_futures(client.add_metalink_batch(url, directory, options=extra))
+        if kind in ("metalink", "metalink-url"):
+            document = url if kind == "metalink" else fetch_metalink(url)
+            files = client.batch_futures(client.add_metalink_batch(document, directory, options=extra))
             for future in files:
                 info = client.get_retry_info(future.gid)
                 name = info["options"].get("out") if info is not None else None
@@ -333,11 +322,8 @@ def _add_all(
             futures.append(next(queue))
         elif kind == "magnet":
             futures.append(client.submit_magnet(url, directory, options=extra))
-        elif kind == "torrent":
-            futures.append(client.submit_torrent(url, directory, options=extra))
         else:
-            followed = {"follow-metalink": "mem", **options}
-            futures.append(client.submit(url, None, followed, follow=True))
+            futures.append(client.submit_torrent(url, directory, options=extra))
     items[:] = shown
     return futures
 
