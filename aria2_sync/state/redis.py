@@ -73,6 +73,7 @@ _KINDS: dict[str, type] = {
     "options": dict,
     "daemon_gids": list,
     "attempts": list,
+    "last": dict,
 }
 
 
@@ -241,7 +242,7 @@ class RedisStore(Store):
                     "valid JSON: the store is damaged; delete the key or choose another prefix"
                 ) from None
             kind = _KINDS.get(name)
-            if kind is not None and not isinstance(value, kind):
+            if kind is not None and value is not None and not isinstance(value, kind):
                 raise Aria2StateError(
                     f"Redis store {redact_url(self.url)!r}: field {name!r} of {key!r} is a JSON "
                     f"{type(value).__name__}, not a {kind.__name__}: the store is damaged"
