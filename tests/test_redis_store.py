@@ -39,7 +39,7 @@ def raw(url: str) -> tuple[redis.Redis, str]:
     """A plain redis-py client on the URL's server, and the URL's prefix."""
     store = RedisStore(url)
     try:
-        return redis.Redis.from_url(store.url, decode_responses=True), store.prefix
+        return redis.Redis.from_url(store._url, decode_responses=True), store.prefix
     finally:
         store.close()
 
@@ -149,14 +149,30 @@ def test_a_password_works_from_the_url_or_the_environment_and_never_shows(
     assert secret not in caplog.text
 
 
-def test_an_unreachable_redis_is_a_clear_error_naming_it(daemon):
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+def test_an_unreachable_redis_is_a_clear_error_naming_it(daemon, scheme):
     with socket_closed_port() as port:
-        url = f"redis://:pw-unused-7@127.0.0.1:{port}/0"
+        url = f"{scheme}://:pw-unused-7@127.0.0.1:{port}/0"
         with pytest.raises(Aria2StateError) as caught:
             Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, state=url)
     text = str(caught.value)
-    assert f"127.0.0.1:{port}" in text and "redis-server running" in text
+    assert f"{scheme}://:***@127.0.0.1:{port}" in text and "redis-server running" in text
     assert "pw-unused-7" not in text
+
+
+def test_a_unix_socket_url_opens_the_same_store(redis_server, redis_url):
+    prefix = redis_url.split("?prefix=", 1)[1]
+    over_tcp, over_socket = (
+        RedisStore(redis_url),
+        open_store(f"unix://{redis_server.socket}?db=0&prefix={prefix}"),
+    )
+    try:
+        over_tcp.add([row(GID)])
+        assert over_socket.find(GID)["uris"] == ["http://h/f"]
+        assert repr(over_socket).startswith("<RedisStore unix://")
+    finally:
+        over_tcp.close()
+        over_socket.close()
 
 
 def socket_closed_port():

@@ -40,14 +40,12 @@ from ..logs import logger
 from .base import Row, Store
 from .redis_scripts import CLAIM, FORGET, RECORD_FAILURE, RELEASE, UPDATE
 
-__all__ = ["PASSWORD_ENV", "RedisStore", "is_redis_url"]
+__all__ = ["PASSWORD_ENV", "RedisStore"]
 
 _T = TypeVar("_T")
 
 #: Where the password comes from when the URL has none (never from a command line).
 PASSWORD_ENV = "ARIA2_SYNC_REDIS_PASSWORD"
-
-SCHEMES = ("redis://", "rediss://", "unix://")
 
 SCHEMA_VERSION = 1
 
@@ -77,16 +75,21 @@ _KINDS: dict[str, type] = {
 }
 
 
-def is_redis_url(state: object) -> bool:
-    """Whether ``state=`` names a Redis server (``redis://``, ``rediss://`` or ``unix://``)."""
-    return isinstance(state, str) and state.lower().startswith(SCHEMES)
+def _shown(url: str) -> str:
+    """``url`` with any password (user info or ``?password=``) as ``***``, ``//`` kept."""
+    shown = redact_url(url)
+    scheme = url.split(":", 1)[0]
+    if url.startswith(f"{scheme}://") and not shown.startswith(f"{scheme}://"):
+        shown = f"{scheme}://{shown[len(scheme) + 1 :]}"
+    return shown
 
 
 class RedisStore(Store):
     """A :class:`Store` in Redis, shared by every process (on any host) that opens the same URL.
 
     ``url``: ``redis://[user:password@]host:6379/0``, ``rediss://`` (TLS) or
-    ``unix:///path/redis.sock?db=0``; the password comes from the URL or, when the URL has none,
+    ``unix:///path/redis.sock?db=0``; the password comes from the URL (user info, or redis-py's
+    ``?password=``) or, when the URL has none,
     from ``$ARIA2_SYNC_REDIS_PASSWORD``. It is never logged nor shown: messages and ``repr``
     quote the URL with the password as ``***``. Two query parameters are this store's, not
     redis-py's: ``prefix`` (else the ``prefix`` argument) and ``finished_ttl`` (seconds).
@@ -115,7 +118,7 @@ class RedisStore(Store):
             from redis.retry import Retry
         except ImportError:
             raise Aria2InputError(
-                f"state={redact_url(url)!r} needs redis-py: pip install 'aria2_sync[redis]'"
+                f"state={_shown(url)!r} needs redis-py: pip install 'aria2_sync[redis]'"
             ) from None
         self._exceptions = redis.exceptions
         parts = urllib.parse.urlsplit(url)
@@ -133,14 +136,17 @@ class RedisStore(Store):
             raise Aria2InputError("prefix must be a non-empty str (e.g. 'aria2_sync:')")
         if finished_ttl is not None and not finished_ttl > 0:
             raise Aria2InputError("finished_ttl must be a positive number of seconds, or None")
-        self.url = urllib.parse.urlunsplit(
-            parts._replace(query=urllib.parse.urlencode([(k, v) for k, v in pairs if k not in own]))
-        )
+        kept = urllib.parse.urlencode([(k, v) for k, v in pairs if k not in own])
+        # (by hand: urlunsplit would write unix:///path as unix:/path, which redis-py refuses)
+        self._url = url.split("?", 1)[0] + (f"?{kept}" if kept else "")
+        #: The URL as messages and repr quote it: any password as ``***``.
+        self.shown_url = _shown(self._url)
         self.prefix = prefix
         self.finished_ttl = finished_ttl
         self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._ttl_ms = "0" if finished_ttl is None else str(int(finished_ttl * 1000))
-        self._password = parts.password or os.environ.get(PASSWORD_ENV) or None
+        in_url = parts.password or dict(pairs).get("password")
+        self._password = in_url or os.environ.get(PASSWORD_ENV) or None
         self._lost_logged = threading.Event()
         options: dict[str, Any] = {
             "socket_timeout": timeout,
@@ -149,13 +155,13 @@ class RedisStore(Store):
             "retry_on_error": [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
             "decode_responses": True,
         }
-        if not parts.password and self._password:
+        if not in_url and self._password:
             options["password"] = self._password
         try:
-            self._redis: Any = redis.Redis.from_url(self.url, **options)
+            self._redis: Any = redis.Redis.from_url(self._url, **options)
         except (ValueError, TypeError) as error:
             raise Aria2InputError(
-                f"state={redact_url(url)!r} is not a usable Redis URL ({self._redact(error)}): "
+                f"state={_shown(url)!r} is not a usable Redis URL ({self._redact(error)}): "
                 "use redis://host:6379/0, rediss://host:6380/0 or unix:///path/redis.sock"
             ) from None
         self._update = self._redis.register_script(UPDATE)
@@ -166,7 +172,7 @@ class RedisStore(Store):
         self._run("open", self._open)
 
     def __repr__(self) -> str:
-        return f"<RedisStore {redact_url(self.url)} prefix={self.prefix!r}>"
+        return f"<RedisStore {self.shown_url} prefix={self.prefix!r}>"
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -201,7 +207,7 @@ class RedisStore(Store):
 
     def _error(self, action: str, error: BaseException, hint: str) -> Aria2StateError:
         return Aria2StateError(
-            f"Redis store {redact_url(self.url)!r}: could not {action} "
+            f"Redis store {self.shown_url!r}: could not {action} "
             f"({type(error).__name__}: {self._redact(error)}): {hint}"
         )
 
@@ -211,7 +217,7 @@ class RedisStore(Store):
         version = self._redis.hget(meta, "schema")
         if version != str(SCHEMA_VERSION):
             raise Aria2StateError(
-                f"Redis store {redact_url(self.url)!r}: keys under {self.prefix!r} have schema "
+                f"Redis store {self.shown_url!r}: keys under {self.prefix!r} have schema "
                 f"version {str(version)[:20]!r}, this aria2_sync uses {SCHEMA_VERSION}: "
                 "choose another prefix"
             )
@@ -227,7 +233,7 @@ class RedisStore(Store):
                 "Redis store %s lost its data (a restart without persistence, a flush or an "
                 "eviction): downloads stored before are known only to the processes still "
                 "watching them; enable appendonly and maxmemory-policy noeviction",
-                redact_url(self.url),
+                self.shown_url,
             )
         self._redis.hsetnx(self._key("meta"), "schema", str(SCHEMA_VERSION))
 
@@ -238,13 +244,13 @@ class RedisStore(Store):
                 value = json.loads(text)
             except ValueError:
                 raise Aria2StateError(
-                    f"Redis store {redact_url(self.url)!r}: field {name!r} of {key!r} is not "
+                    f"Redis store {self.shown_url!r}: field {name!r} of {key!r} is not "
                     "valid JSON: the store is damaged; delete the key or choose another prefix"
                 ) from None
             kind = _KINDS.get(name)
             if kind is not None and value is not None and not isinstance(value, kind):
                 raise Aria2StateError(
-                    f"Redis store {redact_url(self.url)!r}: field {name!r} of {key!r} is a JSON "
+                    f"Redis store {self.shown_url!r}: field {name!r} of {key!r} is a JSON "
                     f"{type(value).__name__}, not a {kind.__name__}: the store is damaged"
                 )
             row[name] = value
@@ -315,7 +321,7 @@ class RedisStore(Store):
             decoded = self._decode(key, {"gids": text})["gids"]
             if not isinstance(decoded, list):
                 raise Aria2StateError(
-                    f"Redis store {redact_url(self.url)!r}: the GIDs of {key!r} are not a list: "
+                    f"Redis store {self.shown_url!r}: the GIDs of {key!r} are not a list: "
                     "the store is damaged"
                 )
             found = self._read_rows(decoded)

@@ -53,6 +53,8 @@ class RedisServer:
         self.password = password
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        #: Its Unix socket too (for ``unix://`` URLs); kept short (sun_path has 108 bytes).
+        self.socket = Path(f"/tmp/aria2-sync-redis-{uuid.uuid4().hex[:12]}.sock")
         directory.mkdir(parents=True, exist_ok=True)
 
     def url(self, db: int = 0, prefix: str | None = None) -> str:
@@ -63,6 +65,7 @@ class RedisServer:
     def start(self) -> None:
         command = [_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         command += ["--appendonly", "yes", "--dir", str(self.directory), "--daemonize", "no"]
+        command += ["--unixsocket", str(self.socket), "--unixsocketperm", "700"]
         if self.password:
             # (on the command line: visible to this machine's users, fine for a test server)
             command += ["--requirepass", self.password]
@@ -103,6 +106,7 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+        self.socket.unlink(missing_ok=True)  # (Redis removes it itself when it shuts down cleanly)
 
     def restart(self) -> None:
         self.stop()
