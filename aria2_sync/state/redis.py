@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from ..errors import Aria2InputError, Aria2StateError, redact_text, redact_url
 from ..logs import logger
 from .base import Row, Store
-from .redis_scripts import CLAIM, FORGET, RECORD_FAILURE, RELEASE, UPDATE
+from .redis_scripts import CLAIM, FORGET, READ, RECORD_FAILURE, RELEASE, UPDATE
 
 __all__ = ["PASSWORD_ENV", "RedisStore"]
 
@@ -169,6 +169,7 @@ class RedisStore(Store):
         self._release = self._redis.register_script(RELEASE)
         self._record_failure = self._redis.register_script(RECORD_FAILURE)
         self._forget = self._redis.register_script(FORGET)
+        self._read = self._redis.register_script(READ)
         self._run("open", self._open)
 
     def __repr__(self) -> str:
@@ -237,37 +238,55 @@ class RedisStore(Store):
             )
         self._redis.hsetnx(self._key("meta"), "schema", str(SCHEMA_VERSION))
 
+    def _checked(self, key: str, row: Row) -> Row:
+        """``row`` with its JSON kinds checked (a damaged field names the key, not its value)."""
+        for name, kind in _KINDS.items():
+            value = row.get(name)
+            if value is not None and not isinstance(value, kind):
+                raise Aria2StateError(
+                    f"Redis store {self.shown_url!r}: field {name!r} of {key!r} is a JSON "
+                    f"{type(value).__name__}, not a {kind.__name__}: the store is damaged"
+                )
+        row["cancelled"] = bool(row.get("cancelled"))
+        return row
+
     def _decode(self, key: str, stored: dict[str, str]) -> Row:
         row: Row = {}
         for name, text in stored.items():
             try:
-                value = json.loads(text)
+                row[name] = json.loads(text)
             except ValueError:
                 raise Aria2StateError(
                     f"Redis store {self.shown_url!r}: field {name!r} of {key!r} is not "
                     "valid JSON: the store is damaged; delete the key or choose another prefix"
                 ) from None
-            kind = _KINDS.get(name)
-            if kind is not None and value is not None and not isinstance(value, kind):
-                raise Aria2StateError(
-                    f"Redis store {self.shown_url!r}: field {name!r} of {key!r} is a JSON "
-                    f"{type(value).__name__}, not a {kind.__name__}: the store is damaged"
-                )
-            row[name] = value
-        row["cancelled"] = bool(row.get("cancelled"))
-        return row
+        return self._checked(key, row)
 
     def _read_rows(self, gids: Sequence[str], check_kept: bool = False) -> dict[str, Row]:
+        """The stored rows of ``gids`` (those that exist), in one round trip (:data:`READ`)."""
+        found: dict[str, Row] = {}
+        for start in range(0, max(len(gids), 1), 1000):  # (a script runs alone: keep it short)
+            chunk = list(gids[start : start + 1000])
+            text = self._read(args=[self.prefix, *chunk])
+            try:
+                decoded = json.loads(text)
+            except ValueError:
+                return self._read_rows_one_by_one(gids)  # a damaged field: find and name it
+            if check_kept and start == 0:
+                self._check_kept(decoded[0])
+            for gid, row in zip(chunk, decoded[1:]):
+                if row is not None:
+                    found[gid] = self._checked(self._key("d:", gid), row)
+        return found
+
+    def _read_rows_one_by_one(self, gids: Sequence[str]) -> dict[str, Row]:
         pipe = self._redis.pipeline(transaction=False)
         for gid in gids:
             pipe.hgetall(self._key("d:", gid))
-        if check_kept:
-            pipe.exists(self._key("meta"))
-        replies = pipe.execute()
-        if check_kept:
-            self._check_kept(replies.pop())
         return {
-            gid: self._decode(self._key("d:", gid), stored) for gid, stored in zip(gids, replies) if stored
+            gid: self._decode(self._key("d:", gid), stored)
+            for gid, stored in zip(gids, pipe.execute())
+            if stored
         }
 
     # -- the interface --------------------------------------------------------------------------

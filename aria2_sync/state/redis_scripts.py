@@ -7,7 +7,7 @@ Key names are built from the prefix inside the scripts (one server, not Redis Cl
 
 from __future__ import annotations
 
-__all__ = ["CLAIM", "FORGET", "RECORD_FAILURE", "RELEASE", "UPDATE"]
+__all__ = ["CLAIM", "FORGET", "READ", "RECORD_FAILURE", "RELEASE", "UPDATE"]
 
 # Shared by the scripts: the daemon GIDs of row KEYS[1] other than its handle.
 ALIASES = """
@@ -136,3 +136,22 @@ end
 return 1
 """
 )
+
+# ARGV: prefix, then GIDs. One JSON text: [meta exists (1/0), row or null, ...]. Each field is
+# already JSON, so a row is its fields joined: one reply and one json.loads for many rows,
+# instead of two replies and a json.loads per field.
+READ = """
+local prefix, out = ARGV[1], {}
+out[1] = tostring(redis.call('EXISTS', prefix .. 'meta'))
+for i = 2, #ARGV do
+  local h = redis.call('HGETALL', prefix .. 'd:' .. ARGV[i])
+  if #h == 0 then
+    out[#out + 1] = 'null'
+  else
+    local parts = {}
+    for j = 1, #h, 2 do parts[#parts + 1] = '"' .. h[j] .. '":' .. h[j + 1] end
+    out[#out + 1] = '{' .. table.concat(parts, ',') .. '}'
+  end
+end
+return '[' .. table.concat(out, ',') .. ']'
+"""
