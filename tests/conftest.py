@@ -19,6 +19,7 @@ from aria2_sync.daemon.process import Aria2Daemon
 from aria2_sync.rpc import transport as transport_module
 from tests.support.bittorrent import bt_tracker, seeder_factory, torrent_factory  # noqa: F401 (fixtures)
 from tests.support.fault_server import FaultServer
+from tests.support.redis_server import redis_factory, redis_server, redis_url  # noqa: F401 (fixtures)
 
 #: Options that make aria2 give up after one failed try, so the client must do the restarting.
 GIVE_UP_AT_ONCE = {"max-tries": 1, "retry-wait": 0}

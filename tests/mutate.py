@@ -64,6 +64,7 @@ _POLICY = "tests/test_policy.py::"
 _RESTARTS = "tests/test_restarts.py::"
 _STATE = "tests/test_state.py::"
 _STORE_H = "tests/test_store_hardening.py::"
+_REDIS = "tests/test_redis_store.py::"
 _TRANSPORT = "tests/test_transport.py::"
 _TRANSPORT_H = "tests/test_transport_hardening.py::"
 _WEB_H = "tests/test_web_hardening.py::"
@@ -121,7 +122,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "aria2_sync/engine/ledger.py",
         "return self.store is None or self.store.claim_restart(record.gid, run, self.LEASE_SECONDS)",
         "return True",
-        _STATE + "test_a_restart_claimed_by_one_process_is_not_done_again_by_the_other",
+        _STATE + "test_a_restart_claimed_by_one_process_is_not_done_again_by_the_other[sqlite]",
     ),
     _m(
         "g2-guard-one-schedule",
@@ -428,7 +429,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "aria2_sync/state/sqlite.py",
         "OR lease_until < ?)",
         "OR lease_until > ?)",
-        _STATE + "test_restarts_are_claimed_once",
+        _STATE + "test_restarts_are_claimed_once[sqlite]",
     ),
     _m(
         "g13-lease-never-expires",
@@ -436,7 +437,31 @@ MUTATIONS: tuple[Mutation, ...] = (
         "aria2_sync/state/sqlite.py",
         "OR lease_until < ?)",
         "OR (lease_until < ? AND 0))",
-        _STATE + "test_restarts_are_claimed_once",
+        _STATE + "test_restarts_are_claimed_once[sqlite]",
+    ),
+    _m(
+        "g13-redis-live-lease-taken",
+        "13: a live lease is not taken by another holder (Redis store)",
+        "aria2_sync/state/redis_scripts.py",
+        "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end",
+        "",
+        _STATE + "test_restarts_are_claimed_once[redis]",
+    ),
+    _m(
+        "g13-redis-lease-never-expires",
+        "13: a lease expires with its holder (Redis store)",
+        "aria2_sync/state/redis_scripts.py",
+        "redis.call('SET', KEYS[2], ARGV[1], 'PX', ms)",
+        "redis.call('SET', KEYS[2], ARGV[1])",
+        _REDIS + "test_a_killed_lease_holder_blocks_the_restart_only_until_its_lease_runs_out",
+    ),
+    _m(
+        "g13-redis-failure-recorded-twice",
+        "13: a failure joins the shared history once per run (Redis store)",
+        "aria2_sync/state/redis_scripts.py",
+        "if run == tonumber(ARGV[1]) and failed < run then",
+        "if run == tonumber(ARGV[1]) then",
+        _STATE + "test_restarts_are_claimed_once[redis]",
     ),
     # -- 15. loopback only; private files, never through symlinks --------------------------------
     _m(

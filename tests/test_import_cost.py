@@ -1,7 +1,7 @@
 """``import aria2_sync`` loads only what every program needs; the rest is loaded on first use.
 
 Each check runs a fresh interpreter (this process has long since imported everything). What is
-deferred, and why: the SQLite store (``sqlite3``) is for ``state=`` only; the WebSocket library
+deferred, and why: the SQLite and Redis stores (``sqlite3``, ``redis``) are for ``state=`` only; the WebSocket library
 (``websocket``) for a client that listens to aria2's notifications, once it does; the private
 daemon (``daemon/``, with ``subprocess`` and the /proc ownership and sweep code) is for
 ``Aria2Daemon`` and ``find_aria2c``; the command line and progress displays (``ui/``, ``tqdm``)
@@ -31,6 +31,8 @@ NOT_AT_IMPORT = (
     "tqdm",
     "subprocess",
     "aria2_sync.state.sqlite",
+    "aria2_sync.state.redis",
+    "redis",
     "aria2_sync.daemon",
     "aria2_sync.ui",
     "aria2_sync.engine.btinput",

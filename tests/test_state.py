@@ -1,4 +1,9 @@
-"""Shared state in an SQLite file: across processes, across a process's death, never lost."""
+"""Shared state in an SQLite file or in Redis: across processes, across a process's death, never lost.
+
+The tests that hold for any store run over both (the ``state`` fixture gives a store's name:
+an SQLite path or a Redis URL with a prefix of the test's own); the SQLite file's own troubles
+(corruption, locks) are tested here, Redis's in tests/test_redis_store.py.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +21,26 @@ import pytest
 
 from aria2_sync import Aria2Client, Aria2InputError, Aria2StateError, SQLiteStore
 from aria2_sync.client import engine_of
+from aria2_sync.state import open_store
 from tests.conftest import GIVE_UP_AT_ONCE, wait_for
 from tests.support.fault_server import OnRangeRequest, ResetAfter, Slow
+from tests.support.redis_server import stored_rows
 from tests.test_client import daemon_gids
 from tests.test_restarts import _drain, _HeldRestart, bring_scheduled_restarts_due
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def worker(mode: str, db: Path, daemon, arg: str) -> subprocess.Popen:
+@pytest.fixture(params=["sqlite", "redis"])
+def state(request, tmp_path):
+    """``state(name)``: the state= of a store of this test's own (the same name: the same store)."""
+    if request.param == "sqlite":
+        return lambda name: tmp_path / name
+    url = request.getfixturevalue("redis_url")
+    return lambda name: url.replace("?prefix=", f"?prefix={Path(name).stem}-")
+
+
+def worker(mode: str, db: Path | str, daemon, arg: str) -> subprocess.Popen:
     env = {**os.environ, "ARIA2_RPC_SECRET": daemon.secret, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.support.state_worker", mode, str(db), daemon.rpc_url, arg],
@@ -46,13 +62,13 @@ def first_line(process: subprocess.Popen, timeout: float = 60.0) -> str:
         pytest.fail(f"no line from the worker process within {timeout:g} s (exit code {process.poll()})")
 
 
-def stored_retries(db: Path) -> int:
-    with sqlite3.connect(db) as connection:
-        return connection.execute("SELECT COALESCE(SUM(retry_count), 0) FROM downloads").fetchone()[0]
+def stored_retries(db: Path | str) -> int:
+    """The retry counters of every stored download, summed, read past the store."""
+    return sum(int(row["retry_count"]) for row in stored_rows(db))
 
 
-def test_a_batch_outlives_the_process_that_added_it(daemon, fault_server, tmp_path):
-    db = tmp_path / "state.db"
+def test_a_batch_outlives_the_process_that_added_it(daemon, fault_server, tmp_path, state):
+    db = state("state.db")
     items = []
     for i in range(4):
         url = fault_server.add_file(f"p{i}.bin", size=1_500_000)
@@ -96,9 +112,9 @@ def test_a_batch_outlives_the_process_that_added_it(daemon, fault_server, tmp_pa
 
 
 def test_two_processes_watching_one_failing_download_restart_it_once_per_failure(
-    daemon, fault_server, tmp_path
+    daemon, fault_server, tmp_path, state
 ):
-    db = tmp_path / "state.db"
+    db = state("state.db")
     url = fault_server.add_file("twice.bin", size=3_000_000)
     fault_server.add_faults("twice.bin", ResetAfter(500_000), OnRangeRequest(ResetAfter(700_000)))
     client = Aria2Client(
@@ -132,8 +148,8 @@ def test_two_processes_watching_one_failing_download_restart_it_once_per_failure
     assert stored_retries(db) == 2
 
 
-def test_restarts_are_claimed_once(tmp_path):
-    first, second = SQLiteStore(str(tmp_path / "s.db")), SQLiteStore(str(tmp_path / "s.db"))
+def test_restarts_are_claimed_once(state):
+    first, second = open_store(str(state("s.db"))), open_store(str(state("s.db")))
     try:
         first.add(
             [
@@ -192,8 +208,8 @@ def test_a_locked_file_is_a_clear_error_not_a_silent_loss(daemon, fault_server, 
         store.close()
 
 
-def test_the_store_is_bounded_like_the_memory(daemon, fault_server, tmp_path):
-    db = tmp_path / "bounded.db"
+def test_the_store_is_bounded_like_the_memory(daemon, fault_server, tmp_path, state):
+    db = state("bounded.db")
     url = fault_server.add_file("b.bin", size=100)
     with Aria2Client(
         daemon.rpc_url, daemon.secret, verbose=False, state=db, keep_finished=2, poll_interval=0.05
@@ -202,11 +218,7 @@ def test_the_store_is_bounded_like_the_memory(daemon, fault_server, tmp_path):
         for future in futures:
             future.result(timeout=20)
         wait_for(lambda: len(engine_of(client).ledger) <= 2, what="the retention")
-        with sqlite3.connect(db) as connection:
-            wait_for(
-                lambda: connection.execute("SELECT COUNT(*) FROM downloads").fetchone()[0] <= 2,
-                what="the store to forget as well",
-            )
+        wait_for(lambda: len(stored_rows(db)) <= 2, what="the store to forget as well")
 
 
 def _pair(daemon, db, **kwargs):
@@ -219,8 +231,10 @@ def _pair(daemon, db, **kwargs):
     )
 
 
-def test_a_download_being_added_is_not_taken_for_lost_by_another_process(daemon, fault_server, tmp_path):
-    db = tmp_path / "adding.db"
+def test_a_download_being_added_is_not_taken_for_lost_by_another_process(
+    daemon, fault_server, tmp_path, state
+):
+    db = state("adding.db")
     a, b = _pair(daemon, db)
     try:
         url = fault_server.add_file("slowadd.bin", size=50_000)
@@ -245,8 +259,8 @@ def test_a_download_being_added_is_not_taken_for_lost_by_another_process(daemon,
         b.close()
 
 
-def test_a_restart_in_one_process_reopens_the_download_in_the_other(daemon, fault_server, tmp_path):
-    db = tmp_path / "reopen.db"
+def test_a_restart_in_one_process_reopens_the_download_in_the_other(daemon, fault_server, tmp_path, state):
+    db = state("reopen.db")
     a, b = _pair(daemon, db)
     try:
         gid = a.add_download(fault_server.base_url + "/late.bin", str(tmp_path / "late.bin"), GIVE_UP_AT_ONCE)
@@ -262,8 +276,8 @@ def test_a_restart_in_one_process_reopens_the_download_in_the_other(daemon, faul
         b.close()
 
 
-def test_a_cancelled_download_can_be_restarted_with_shared_state(daemon, fault_server, tmp_path):
-    db = tmp_path / "cancel.db"
+def test_a_cancelled_download_can_be_restarted_with_shared_state(daemon, fault_server, tmp_path, state):
+    db = state("cancel.db")
     client = Aria2Client(daemon.rpc_url, daemon.secret, verbose=False, state=db, poll_interval=0.05)
     try:
         url = fault_server.add_file("c.bin", size=2_000_000)
@@ -279,13 +293,15 @@ def test_a_cancelled_download_can_be_restarted_with_shared_state(daemon, fault_s
         client.close()
 
 
-def test_a_restart_claimed_by_one_process_is_not_done_again_by_the_other(daemon, fault_server, tmp_path):
+def test_a_restart_claimed_by_one_process_is_not_done_again_by_the_other(
+    daemon, fault_server, tmp_path, state
+):
     """Both processes see the failure and schedule a restart; whichever runs it, it runs once.
 
     A's restart is held in flight (claimed, not finished) while B's comes due: B must stand down,
     however its own guards see the record, and re-add nothing.
     """
-    db = tmp_path / "claim.db"
+    db = state("claim.db")
     options = dict(verbose=False, state=db, retry_delay=3600.0, monitor=False, notifications=False)
     a = Aria2Client(daemon.rpc_url, daemon.secret, **options)
     b = None

@@ -1,5 +1,6 @@
 """Where the bookkeeping of downloads lives beyond one process: the :class:`Store` interface
-(``base``) and its SQLite form (``sqlite``, loaded only by those who use it).
+(``base``), its SQLite form (``sqlite``) and its Redis form (``redis``), each loaded only by
+those who use it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,21 @@ __all__ = ["Row", "Store", "open_store"]
 
 
 def open_store(state: Any) -> Store | None:
-    """``state=`` of :class:`~aria2_sync.Aria2Client`: None (memory only), a path, or a Store."""
+    """``state=`` of :class:`~aria2_sync.Aria2Client`: None (memory only), a path, a Redis URL,
+    or a Store.
+
+    A ``redis://``, ``rediss://`` or ``unix://`` URL opens a
+    :class:`~aria2_sync.state.redis.RedisStore` (redis-py is imported then, not before); any
+    other str or path an :class:`~aria2_sync.state.sqlite.SQLiteStore`. Raises
+    :class:`~aria2_sync.Aria2InputError` for another type (or a Redis URL without redis-py) and
+    :class:`~aria2_sync.Aria2StateError` for a store that cannot be opened.
+    """
     if state is None or isinstance(state, Store):
         return state
+    if isinstance(state, str) and state.lower().startswith(("redis://", "rediss://", "unix://")):
+        from .redis import RedisStore  # (redis-py is loaded only by those who use it)
+
+        return RedisStore(state)
     if isinstance(state, (str, os.PathLike)):
         from .sqlite import SQLiteStore  # (sqlite3 is loaded only by those who use it)
 
@@ -23,5 +36,6 @@ def open_store(state: Any) -> Store | None:
     from ..errors import Aria2InputError
 
     raise Aria2InputError(
-        f"state must be None, a path to an SQLite file, or a Store, not {type(state).__name__}"
+        "state must be None, a path to an SQLite file, a redis:// URL, or a Store, "
+        f"not {type(state).__name__}"
     )

@@ -14,7 +14,12 @@ behind it is the shared truth:
   another process is followed (new run, new daemon GID, counters).
 
 :class:`~aria2_sync.state.sqlite.SQLiteStore` keeps it in one file (stdlib ``sqlite3``, WAL
-mode, a busy timeout). The interface is small so that a networked store can be added later.
+mode, a busy timeout), for the processes of one host;
+:class:`~aria2_sync.state.redis.RedisStore` keeps it in Redis (a Lua script per
+read-modify-write step, leases as keys with a TTL, finished rows expiring), for processes on
+several hosts. Both give the guarantees above; a store that cannot be used raises
+:class:`~aria2_sync.Aria2StateError`, which the ledger turns into a logged, retried state for
+the monitor and an error for new work.
 """
 
 from __future__ import annotations

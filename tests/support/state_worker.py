@@ -3,6 +3,9 @@
     python -m tests.support.state_worker add   DB RPC_URL ITEMS_JSON   (prints the batch id, then
                                                                        watches until killed)
     python -m tests.support.state_worker watch DB RPC_URL BATCH_ID     (prints the final counts)
+    python -m tests.support.state_worker claim DB - GID                (claims run 0's restart with
+                                                                       a 2 s lease, prints "claimed",
+                                                                       then waits to be killed)
 
 The RPC secret comes from $ARIA2_RPC_SECRET (never on a command line).
 """
@@ -30,6 +33,13 @@ def _client(db: str, rpc_url: str) -> Aria2Client:
 
 def main(argv):
     mode, db, rpc_url, arg = argv[1:5]
+    if mode == "claim":  # a process that dies holding a restart's lease
+        from aria2_sync.state import open_store
+
+        store = open_store(db)
+        print("claimed" if store.claim_restart(arg, 0, 2.0) else "refused", flush=True)
+        threading.Event().wait(120)
+        return 0
     client = _client(db, rpc_url)
     if mode == "add":
         with open(arg) as handle:
