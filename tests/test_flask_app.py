@@ -379,15 +379,18 @@ class TestFlaskApi(WebApiContract):
         web_downloads.reset_client()
         assert not daemon.running
 
+    @pytest.mark.parametrize("store", ["sqlite", "redis"])
     def test_with_state_a_batch_outlives_the_process_client(
-        self, make_api, daemon, fault_server, root, tmp_path
+        self, make_api, daemon, fault_server, root, tmp_path, request, store
     ):
-        """What STATE is for: another worker, or this one after a restart, still knows the batch."""
+        """What STATE is for: another worker (on this host with a state file, on any host with
+        Redis), or this one after a restart, still knows the batch."""
+        state = str(tmp_path / "state.db") if store == "sqlite" else request.getfixturevalue("redis_url")
         config = {
             "DOWNLOAD_ROOT": str(root),
             "RPC_URL": daemon.rpc_url,
             "RPC_SECRET": daemon.secret,
-            "STATE": str(tmp_path / "state.db"),
+            "STATE": state,
             "CLIENT_OPTIONS": FAST,
             "URL_POLICY": LOCAL,
         }
