@@ -401,9 +401,10 @@ class Aria2ClosedError(Aria2Error):
 
 
 class Aria2StateError(Aria2Error):
-    """The shared state file (``state=``) cannot be used: corrupt, locked too long, wrong path.
-
-    The message names the file and says what to do; nothing is silently dropped.
+    """The shared state (``state=``: an SQLite file or a Redis server) cannot be used: a file
+    corrupt, locked too long or at a wrong path; a Redis server unreachable or refusing the
+    password. The message names the file or the server (password masked) and says what to do;
+    nothing is silently dropped.
     """
 
 

@@ -230,7 +230,7 @@ def test_a_store_locked_mid_add_does_not_lose_the_gid(daemon, proxy, fault_serve
         with caplog.at_level(logging.WARNING, logger="aria2_sync"):
             proxy.release()
             gid = _joined(thread, outcome)  # the GID, not an Aria2StateError
-        assert any(gid in r.getMessage() and "state file" in r.getMessage() for r in caplog.records)
+        assert any(gid in r.getMessage() and "shared state" in r.getMessage() for r in caplog.records)
         holder.execute("ROLLBACK")
         result = client.future(gid).result(timeout=BOUND)  # watched all the same
         assert result.size == 20_000
@@ -267,7 +267,7 @@ def test_a_damaged_store_after_the_add_returns_the_handle(daemon, fault_server, 
             batch_id = client.add_batch_downloads([(url, target)])
             futures = client.batch_futures(batch_id)
         assert [f.result(timeout=BOUND).size for f in futures] == [5_000]
-        assert any("state file" in r.getMessage() for r in caplog.records)
+        assert any("shared state" in r.getMessage() for r in caplog.records)
 
 
 # -- 11.2: every future of a closed client fails with Aria2ClosedError ----------------------------

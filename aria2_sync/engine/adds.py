@@ -316,7 +316,7 @@ class Adder:
                     self.ledger.forget(gid)
         except Exception as error:
             logger.warning(
-                "could not remove the record of a failed add from the state file (%s)",
+                "could not remove the record of a failed add from the shared state (%s)",
                 redact_text(str(error)),
             )
 
@@ -358,7 +358,7 @@ class Adder:
         except Exception as error:
             shown = ", ".join(gids[:3]) + (f" and {len(gids) - 3} more" if len(gids) > 3 else "")
             logger.warning(
-                "download %s added, but the state file failed while %s (%s: %s); this "
+                "download %s added, but the shared state failed while %s (%s: %s); this "
                 "client keeps watching it in memory",
                 shown,
                 what,

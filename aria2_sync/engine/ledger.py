@@ -237,7 +237,7 @@ class Ledger:
         if self._store_failing:
             with self._lock:
                 self._store_failing = False
-            logger.warning("the state file can be read again")
+            logger.warning("the shared state (state=) can be used again")
 
     def adopt_unfinished(self) -> int:
         """Watch the store's unfinished downloads: new ones, and finished ones restarted since."""
