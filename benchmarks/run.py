@@ -47,6 +47,7 @@ BENCHMARKS = {
     "idle": "bench_idle_watch",
     "scaling": "bench_scaling",
     "import": "bench_import",
+    "stores": "bench_stores",
     "torrent": "bench_torrent",
 }
 
