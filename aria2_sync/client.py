@@ -44,8 +44,8 @@ class Aria2Client(ChainMethods):
     (default: ``max_retries``, as the seed guide says) and the k-th restart of a download waits
     ``retry_delay * 2**(k-1)`` s.
 
-    ``state`` (a shared SQLite file's path or a :class:`~aria2_sync.state.base.Store`; None: memory)
-    keeps the bookkeeping, so batches, retry counters and restarts work across processes and restarts.
+    ``state`` (an SQLite file's path, a ``redis://`` URL, a :class:`~aria2_sync.state.base.Store`; None:
+    memory) keeps the bookkeeping, so batches, retry counters and restarts work across processes and hosts.
     """
 
     def __init__(
