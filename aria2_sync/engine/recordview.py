@@ -293,6 +293,12 @@ class RecordView:
         with self._lock:
             return self._current_gid, self._run
 
+    def read_plan(self) -> tuple[str, int, Progress | None]:
+        """``(current daemon GID, run, last snapshot)``, read together: what a status read of
+        this download is planned with (one lock taken per download a tick reads, not two)."""
+        with self._lock:
+            return self._current_gid, self._run, self._last
+
     @property
     def awaiting_payload(self) -> bool:
         """Whether this download's payload is still to come under a GID of its own: a magnet

@@ -244,7 +244,7 @@ class Tracker:
         its snapshot (complete, failed, started, or aria2 learnt its file from the server) may
         have a new file list: it is read again in full, in a second multicall, and applied
         after the others."""
-        plan = [(record, *record.where(), record.last) for record in records]
+        plan = [(record, *record.read_plan()) for record in records]
         statuses = rpc.multicall(
             [("aria2.tellStatus", (daemon_gid, _keys_for(last))) for _, daemon_gid, _, last in plan]
         )
