@@ -51,11 +51,18 @@ __all__ = [
 ]
 
 
+#: Query parameters whose values are credentials (and, in a magnet URI, the trackers' URLs).
+_MASKED_QUERY_KEYS = frozenset({"token", "secret", "password", "passkey"})
+_MASKED_MAGNET_KEYS = _MASKED_QUERY_KEYS | {"tr"}
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` without a password in its user info or a token in its query string.
 
     An RPC URL may carry credentials (``http://user:pass@host/jsonrpc``); messages and logs quote
-    the URL so that the user can see *which* daemon was meant, never *how* to log in to it.
+    the URL so that the user can see *which* daemon was meant, never *how* to log in to it. A
+    magnet URI's trackers (``tr=``) are masked too: a private tracker's URL holds the user's
+    passkey.
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -68,10 +75,9 @@ def redact_url(url: str) -> str:
         netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
     query = parts.query
     if query:
+        masked = _MASKED_MAGNET_KEYS if parts.scheme.lower() == "magnet" else _MASKED_QUERY_KEYS
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        query = urllib.parse.urlencode(
-            [(k, "***" if k.lower() in {"token", "secret", "password"} else v) for k, v in pairs]
-        )
+        query = urllib.parse.urlencode([(k, "***" if k.lower() in masked else v) for k, v in pairs])
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -360,7 +366,8 @@ class ChecksumMismatch(DownloadFailed):
     differ: the server sent other bytes than the ones the hash names (a changed or corrupted
     file, a wrong hash, or something in between rewriting it). The file and its control file
     are left on disk. ``expected`` is the ``checksum`` option it was checked against
-    (``"sha-256=<hex>"``), or None when aria2 had the hash from elsewhere (a metalink, a torrent).
+    (``"sha-256=<hex>"``: the caller's, or a metalink file's strongest hash), or None when aria2
+    had the hash from elsewhere (a torrent's pieces).
     A mismatch is restarted from scratch at most ``RestartPolicy.checksum_restarts`` times (by
     default once: a flaky transfer may fix itself; a wrong hash or a changed file does not).
     """

@@ -392,3 +392,45 @@ def test_the_cli_gets_a_magnet_a_torrent_file_and_a_metalink(
         "sha-256 hash from the metalink (aria2)"
     ] * 4
     assert entries[2]["paths"] == [str(out / "x.bin")] and entries[3]["path"] == str(out / "y.bin")
+
+
+def test_a_metalink_s_mirrors_are_saved_as_files_never_followed(bt, fault_server):
+    """A mirror of an untrusted metalink that serves a .torrent must not become a BitTorrent
+    download: every file of a metalink is added with following off, and a torrent URL follows
+    torrents only."""
+    client, directory = bt
+    content = os.urandom(4096)
+    fault_server.add_file("m.bin", data=content)
+    batch_id = client.add_metalink_batch(
+        metalink([MetalinkFile.of("m.bin", content, [fault_server.url("m.bin")])]), directory
+    )
+    [future] = client.batch_futures(batch_id)
+    options = client.get_retry_info(future.gid)["options"]
+    assert (options["follow-torrent"], options["follow-metalink"]) == ("false", "false")
+    gid = client.add_torrent(fault_server.url("never.torrent"), directory)
+    options = client.get_retry_info(gid)["options"]
+    assert (options["follow-torrent"], options["follow-metalink"]) == ("mem", "false")
+    client.cancel_download(gid)
+    assert future.result(timeout=30).path == os.path.join(directory, "m.bin")
+
+
+def test_a_refused_source_leaves_nothing_of_the_command_running(bt_daemon, fault_server, tmp_path, capsys):
+    """``aria2-sync get URL magnet:?bad`` adds the URL, then the magnet is refused: the URL's
+    download is removed again, so a failed command leaves nothing running on the daemon."""
+    from aria2_sync.rpc.transport import Transport
+    from aria2_sync.ui.cli import main
+
+    url = fault_server.add_file("slow.bin", size=2_000_000)
+    fault_server.add_faults("slow.bin", Slow(100_000))
+    argv = ["get", "--rpc-url", bt_daemon.rpc_url, "--rpc-secret", bt_daemon.secret, "-d", str(tmp_path)]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, url, "magnet:?dn=no-info-hash"])
+    assert exited.value.code == 2 and "magnet" in capsys.readouterr().err
+    transport = Transport(bt_daemon.rpc_url, bt_daemon.secret)
+    try:
+        running = transport.call("aria2.tellActive", [["gid"]]) + transport.call(
+            "aria2.tellWaiting", [0, 100, ["gid"]]
+        )
+        assert running == []
+    finally:
+        transport.close()

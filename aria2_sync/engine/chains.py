@@ -113,6 +113,7 @@ class ChainAdder:
             if selection is not None:
                 merged["select-file"] = selection
             merged["follow-torrent"] = "mem"  # (the .torrent is not left in the directory)
+            merged["follow-metalink"] = "false"  # (a torrent URL is followed as a torrent only)
             return self._add(check_uris(torrent), merged, Source("torrent-url"), callbacks)
         info = read_torrent(read_input(torrent, "torrent", BadTorrentError))
         selection = file_selection(files, info.files)
@@ -171,7 +172,9 @@ class ChainAdder:
     def _metalink_options(
         self, entry: MetalinkEntry, save_dir: PathArg | None, options: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        """One metalink file's options: written as the name it gives, checked by its hash.
+        """One metalink file's options: written as the name it gives, checked by its hash, and
+        saved as the file it is (a mirror that serves a ``.torrent`` or a metalink is not followed:
+        a metalink's URLs are nobody's choice to turn into a BitTorrent download).
 
         ``out`` and ``checksum`` are the metalink's to give: a caller's would rename every file
         of a batch alike, or make :attr:`~aria2_sync.engine.futures.DownloadResult.verified`
@@ -183,4 +186,5 @@ class ChainAdder:
         given["out"] = entry.name
         if entry.checksum is not None:
             given["checksum"] = entry.checksum
+        given["follow-torrent"] = given["follow-metalink"] = "false"
         return self._options(save_dir, given, bittorrent=False)

@@ -262,6 +262,7 @@ class Tracker:
                     status.get("status") != last.status
                     or status.get("totalLength") != str(last.total_length)
                     or (last.status == "error" and last.error_code is None)
+                    or ("seeder" in status and (status["seeder"] == "true") != last.seeding)
                 ):
                     moved.append((n, status))  # read in full below: its file list and directory may be new
                     continue

@@ -20,12 +20,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from .. import Aria2Client, DownloadFuture, __version__
+from .. import Aria2Client, __version__
 from ..errors import Aria2Error, Aria2InputError, redact_text
 from ..models import STATUS_KEYS, Progress
 from .formatting import human_size, outcome_entry
 from .progress_display import make_display
-from .sources import fetch_metalink, kind_of
+from .sources import add_all
 
 __all__ = ["main"]
 
@@ -250,7 +250,7 @@ def _get(args: argparse.Namespace) -> int:
         client = Aria2Client.local(directory, aria2_options=daemon_options, **settings)
     interrupted = False
     try:
-        futures = _add_all(client, items, options, directory, extra)
+        futures = add_all(client, items, options, directory, extra)
         gids = [future.gid for future in futures]
         show = args.progress if args.progress is not None else sys.stderr.isatty()
         display = make_display(enabled=show and not args.quiet and not args.json, stream=sys.stderr)
@@ -276,56 +276,6 @@ def _get(args: argparse.Namespace) -> int:
         # an interrupted run removes its downloads (their partial files stay resumable).
         client.close(cancel=interrupted and client.daemon is None)
     return _report(outcomes, args)
-
-
-def _add_all(
-    client: Aria2Client,
-    items: list[tuple[str, str | None, str | None]],
-    options: dict[str, Any],
-    directory: str,
-    extra: dict[str, str],
-) -> list[DownloadFuture]:
-    """Add every input, in order: plain URLs as one batch; magnets and torrents each as one
-    download under one handle; a metalink (a file, or fetched from its URL here) as one batch of
-    a download per file it describes, so that every file is watched.
-
-    Returns one future per item of ``items``, in order; a metalink of several files gives
-    several, so its item is replaced in ``items`` (in place) by one item per file, shown as
-    ``<metalink> (<file name>)``, to keep ``items`` and the futures in step."""
-    kinds = [kind_of(url) for url, _, _ in items]
-    if any(path for (_, path, _), kind in zip(items, kinds) if kind != "url"):
-        raise UsageError("-o NAME is for one plain URL: magnets, torrents and metalinks name their files")
-    if any(checksum for (_, _, checksum), kind in zip(items, kinds) if kind != "url"):
-        raise UsageError(
-            "--checksum is for one plain URL: torrents verify their pieces, metalinks carry their hashes"
-        )
-    plain = [item for item, kind in zip(items, kinds) if kind == "url"]
-    batch: list[DownloadFuture] = []
-    if plain:
-        batch = client.batch_futures(client.add_batch_downloads(plain, options=options))
-    queue = iter(batch)
-    futures = []
-    shown: list[tuple[str, str | None, str | None]] = []
-    for item, kind in zip(items, kinds):
-        url = item[0]
-        if kind in ("metalink", "metalink-url"):
-            document = url if kind == "metalink" else fetch_metalink(url)
-            files = client.batch_futures(client.add_metalink_batch(document, directory, options=extra))
-            for future in files:
-                info = client.get_retry_info(future.gid)
-                name = info["options"].get("out") if info is not None else None
-                shown.append((f"{url} ({name})" if name else url, None, None))
-            futures.extend(files)
-            continue
-        shown.append(item)
-        if kind == "url":
-            futures.append(next(queue))
-        elif kind == "magnet":
-            futures.append(client.submit_magnet(url, directory, options=extra))
-        else:
-            futures.append(client.submit_torrent(url, directory, options=extra))
-    items[:] = shown
-    return futures
 
 
 def _check_directory(directory: str, given: str) -> None:
