@@ -17,8 +17,9 @@ from .engine.chains import ChainAdder
 from .engine.core import failed_future
 from .engine.futures import DownloadFuture
 from .engine.record import Callbacks, DownloadRecord
-from .errors import Aria2ClosedError, Aria2InputError
+from .errors import Aria2ClosedError
 from .models import Progress
+from .validation import check_callables
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine.adds import Adder
@@ -32,11 +33,7 @@ def _callbacks(
     on_restart: Callable[[Progress], Any] | None,
     on_done: Callable[[DownloadFuture], Any] | None,
 ) -> Callbacks:
-    named = {"on_progress": on_progress, "on_restart": on_restart, "on_done": on_done}
-    for name, callback in named.items():
-        if callback is not None and not callable(callback):
-            raise Aria2InputError(f"{name} must be callable or None")
-    return Callbacks(on_progress=on_progress, on_restart=on_restart, on_done=on_done)
+    return Callbacks(**check_callables(on_progress=on_progress, on_restart=on_restart, on_done=on_done))
 
 
 class ChainMethods:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import attrs
 
-from .errors import Aria2InputError
+from .errors import CHECKSUM_ERROR_CODE, Aria2InputError
 from .models import Progress
 
 __all__ = [
@@ -34,7 +34,7 @@ TRANSIENT_ERROR_CODES: frozenset[int] = frozenset({1, 2, 5, 6, 19, 22, 29})
 PERMANENT_ERROR_CODES: frozenset[int] = frozenset({3, 4, 8, 9, 13, 16, 24, 28, 32})
 
 #: aria2's "checksum validation failed": restarted as ``RestartPolicy.checksum_restarts`` says.
-CHECKSUM_MISMATCH_CODE = 32
+CHECKSUM_MISMATCH_CODE = int(CHECKSUM_ERROR_CODE)
 
 #: Short names of aria2's error codes, for messages.
 ERROR_CODE_NAMES = {

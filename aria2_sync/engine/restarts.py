@@ -28,6 +28,7 @@ from typing import Any, Callable
 import attrs
 
 from ..errors import (
+    CHECKSUM_ERROR_CODE,
     Aria2ConnectionError,
     Aria2GIDNotFoundError,
     Aria2RPCError,
@@ -35,7 +36,7 @@ from ..errors import (
 )
 from ..logs import logger
 from ..models import Progress
-from ..policy import CHECKSUM_MISMATCH_CODE, RestartDecision, RestartPolicy, describe_error
+from ..policy import RestartDecision, RestartPolicy, describe_error
 from ..rpc.methods import Aria2RPC, new_gid
 from .following import send_add, torrent_for_restart
 from .ledger import Ledger
@@ -50,7 +51,7 @@ __all__ = ["RestartEngine"]
 _RESTART_KEYS = ["status", "dir", "files", "completedLength", "errorCode"]
 
 #: aria2's error code of a checksum mismatch, as ``errorCode`` and the attempts give it.
-CHECKSUM_ERROR = str(CHECKSUM_MISMATCH_CODE)
+CHECKSUM_ERROR = CHECKSUM_ERROR_CODE
 
 
 def _ask(policy: RestartPolicy, record: DownloadRecord, progress: Progress) -> RestartDecision:

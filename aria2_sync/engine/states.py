@@ -187,9 +187,5 @@ class Source(FrozenValue):
         """Whether the payload comes under a GID of its own, after a first download (the chain)."""
         return self.kind in ("magnet", "torrent-url")
 
-    @property
-    def bittorrent(self) -> bool:
-        return self.kind != "metalink"
-
     def __repr__(self) -> str:  # (not the torrent's bytes)
         return f"Source(kind={self.kind!r}, info_hash={self.info_hash!r})"

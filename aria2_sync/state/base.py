@@ -27,7 +27,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["Row", "Store"]
+__all__ = ["ADD_LEASE_SECONDS", "Row", "Store"]
+
+#: How long a new row is reserved for the process adding it, at most, in every store (released
+#: as soon as the add is confirmed; a process that dies mid-add blocks nobody for longer).
+ADD_LEASE_SECONDS = 60.0
 
 #: A stored download, as a dict of its columns (see :mod:`aria2_sync.state.sqlite`).
 Row = dict[str, Any]

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from ..errors import Aria2InputError, Aria2StateError, redact_text, redact_url
 from ..logs import logger
-from .base import Row, Store
+from .base import ADD_LEASE_SECONDS, Row, Store
 from .redis_scripts import CLAIM, FORGET, READ, RECORD_FAILURE, RELEASE, UPDATE
 
 __all__ = ["PASSWORD_ENV", "RedisStore"]
@@ -49,8 +49,6 @@ PASSWORD_ENV = "ARIA2_SYNC_REDIS_PASSWORD"
 
 SCHEMA_VERSION = 1
 
-#: How long a new row is reserved for the process adding it, at most (as in the SQLite store).
-ADD_LEASE_SECONDS = 60.0
 
 #: The fields of a stored download and their values before anything happened to it.
 _DEFAULTS: dict[str, Any] = {

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ..errors import Aria2StateError
 from ..logs import logger
-from .base import Row, Store
+from .base import ADD_LEASE_SECONDS, Row, Store
 
 __all__ = ["SQLiteStore"]
 
@@ -75,10 +75,6 @@ _JSON_KINDS: dict[str, type] = {
     "last": dict,
 }
 _JSON_COLUMNS = tuple(_JSON_KINDS)
-
-#: How long a new row is reserved for the process adding it, at most (released as soon as the
-#: add is confirmed; a process that dies mid-add blocks nobody for longer).
-ADD_LEASE_SECONDS = 60.0
 
 
 class SQLiteStore(Store):
