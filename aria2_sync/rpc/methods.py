@@ -48,6 +48,12 @@ def _keys(keys: Sequence[str] | None) -> list[Any]:
 class Aria2RPC:
     """aria2's RPC methods over a :class:`~aria2_sync.rpc.transport.Transport`."""
 
+    #: Whether a download this daemon no longer has should be added again at the path it was
+    #: last seen at (its partial file and control file are where the next daemon writes too).
+    #: One daemon: no (it is added as it was first, and finds its file itself); a pool of
+    #: daemons on one shared filesystem says yes (:class:`~aria2_sync.rpc.pooled.PooledRPC`).
+    resume_lost_on_shared_storage = False
+
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
@@ -251,6 +257,11 @@ class Aria2RPC:
 
     def force_shutdown(self) -> str:
         return str(self.transport.call("aria2.forceShutdown"))
+
+    def probe(self) -> bool:
+        """Whether a daemon needs to be asked again while nothing is watched (a pool's in trouble:
+        :meth:`~aria2_sync.rpc.pooled.PooledRPC.probe`); one daemon never does."""
+        return False
 
     # -- batching -------------------------------------------------------------------------------
 
