@@ -59,6 +59,8 @@ class ManualScheduler:
 class FakeDaemon:
     """The few aria2 methods the engine calls, over a dict of downloads."""
 
+    resume_lost_on_shared_storage = False  # (one daemon: see Aria2RPC)
+
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.downloads: dict[str, dict[str, Any]] = {}
