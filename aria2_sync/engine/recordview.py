@@ -9,6 +9,7 @@ record's lock (or, for the reads of a refresh, from one attribute the transition
 from __future__ import annotations
 
 import _thread
+import operator
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,14 +31,22 @@ _R = TypeVar("_R", bound="RecordView")
 _V = TypeVar("_V")
 
 
-class _Read(Generic[_V]):
-    """A read-only view of a private field of the record (its transitions alone change it)."""
+if TYPE_CHECKING:  # pragma: no cover
 
-    def __init__(self, field: str) -> None:
-        self._field = field
+    class _Read(Generic[_V]):
+        """A read-only view of a private field of the record (its transitions alone change it)."""
 
-    def __get__(self, record: object, owner: type | None = None) -> _V:
-        return getattr(record, self._field)  # type: ignore[no-any-return]
+        def __init__(self, field: str) -> None: ...
+
+        def __get__(self, record: object, owner: type | None = None) -> _V: ...
+
+else:
+
+    def _Read(field: str) -> property:
+        """A read-only view of a private field of the record (its transitions alone change it):
+        a property whose getter is C code, so that reading one (a tick reads several of each
+        download) runs no Python frame."""
+        return property(operator.attrgetter(field))
 
 
 #: A record's own lock until a ledger shares its own (``threading.RLock`` without its wrapper).
