@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import attrs
 
 from ..models import Progress
-from .recordview import _MOVING, RecordView
+from .recordview import RecordView
 from .states import Attempt, Callbacks, IllegalTransition, Observation, Outcome, RestartState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..policy import RestartDecision
     from ..state.base import Row
     from .futures import DownloadFuture
+
+
+#: aria2 statuses of a download that is running or parked (what a steady download may show).
+_MOVING = ("active", "waiting", "paused")
 
 __all__ = [
     "Attempt",

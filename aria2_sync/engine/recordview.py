@@ -52,9 +52,6 @@ else:
 #: A record's own lock until a ledger shares its own (``threading.RLock`` without its wrapper).
 _new_lock = _thread.RLock
 
-#: aria2 statuses of a download that is running or parked.
-_MOVING = ("active", "waiting", "paused")
-
 
 class RecordView:
     """One logical download as the rest may see it: what it is, where it stands (read-only).
