@@ -142,6 +142,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         _RESET_TWICE,
         _RESTARTS + "test_sixteen_pollers_trigger_exactly_one_restart",
     ),
+    _m(
+        "g2-steady-plan-kept-across-a-shared-restart",
+        "2: a read of a run that is over never stands for the new run (a restart another process made)",
+        "aria2_sync/engine/record.py",
+        '                return None\n            self._steady = None\n            if row["current_gid"]',
+        '                return None\n            if row["current_gid"]',
+        "tests/test_engine_record.py::test_a_run_another_process_moved_to_is_the_one_read_next",
+    ),
     # -- 3. resume, never re-fetch ---------------------------------------------------------------
     _m(
         "g3-restart-deletes-the-control-file",
@@ -195,6 +203,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "unresolved += pending",
         "unresolved += False",
         _GUARANTEES + "test_a_batch_is_not_completed_while_an_explicit_restart_of_a_failed_download_runs",
+    ),
+    _m(
+        "g5-finished-download-read-as-steady",
+        "5: a download with an outcome is counted by it, never as still running (lock-free reads)",
+        "aria2_sync/engine/record.py",
+        '{self._outcome.value}")\n        self._steady = None',
+        '{self._outcome.value}")',
+        "tests/test_engine_record.py::test_a_steady_download_is_looked_at_again_after_a_cancel_or_an_outcome",
     ),
     _m(
         "g5-failed-before-the-budget-is-spent",
