@@ -129,6 +129,14 @@ class PooledRPC(Aria2RPC):
         for rpc in self.rpcs:
             rpc.transport.close()
 
+    def call(self, method: str, *params: Any) -> Any:
+        """Any method: one about a GID goes to the daemon that holds it; any other goes to every
+        daemon that is not failed over (``pauseAll``, ``changeGlobalOption`` ... act on all of
+        them), and the first answer is returned."""
+        if method in _BY_GID and params:
+            return self._for_gid(str(params[0]), method, lambda rpc: rpc.call(method, *params))
+        return self._every(lambda rpc: rpc.call(method, *params))[0]
+
     # -- calls about one download -----------------------------------------------------------------
 
     def _for_gid(self, gid: str, method: str, job: Callable[[Aria2RPC], T]) -> T:
