@@ -119,3 +119,48 @@ def test_health_names_each_daemon_without_credentials() -> None:
         "pw" not in health.rpc_url and "s3cret" not in repr(health) and "s3cret" not in repr(pool.members[0])
     )
     assert (health.state, health.weight, health.downloads) == ("up", 2.0, 1)
+
+
+def test_no_daemon_is_failed_over_while_none_answers() -> None:
+    """Every daemon silent: this host's own network, most likely; nothing is moved."""
+    pool, clock = _pool(failover_after=5.0)
+    for member in pool.members:
+        pool.failed(member, _lost())
+    clock.now += 60
+    assert [pool.state(m) for m in pool.members] == [UNREACHABLE] * 3
+    pool.answered(pool.members[2])
+    assert [pool.state(m) for m in pool.members] == [FAILED_OVER, FAILED_OVER, UP]
+
+
+def test_a_call_given_up_on_flags_its_daemon_for_a_sweep_when_it_returns() -> None:
+    from concurrent.futures import Future
+
+    pool, _ = _pool()
+    a = pool.members[0]
+    pool.swept(a, [])
+    late: Future[object] = Future()
+    pool.note_stuck(a, late)
+    assert pool.stuck(a) and not pool.needs_sweep(a)
+    late.set_result("OK")  # (an add that landed after all)
+    assert not pool.stuck(a) and pool.needs_sweep(a)
+
+
+def test_a_copy_left_on_a_silent_daemon_is_swept_when_it_answers() -> None:
+    pool, _ = _pool()
+    a, b, _c = pool.members
+    pool.settle("00000000000000d4", a)
+    pool.swept(a, [])
+    pool.failed(a, _lost())
+    pool.may_hold("00000000000000d4", a)  # (cancelled while a could not be reached)
+    assert "00000000000000d4" in pool.evicted(a) and pool.needs_sweep(a)
+
+
+def test_of_several_answers_the_running_copy_wins_over_an_old_result() -> None:
+    from aria2_sync.rpc.pooled import _best
+
+    pool, _ = _pool()
+    a, b, c = pool.members
+    answers = [(a, {"status": "error"}), (b, {"status": "active"}), (c, _lost())]
+    assert _best(answers) == (b, {"status": "active"})
+    assert _best([(a, {"status": "removed"}), (b, {"status": "complete"})]) == (b, {"status": "complete"})
+    assert _best([(c, _lost())]) is None

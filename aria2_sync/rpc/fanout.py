@@ -11,7 +11,7 @@ that now live on another daemon are force-removed, so no download runs on two da
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_futures
@@ -39,6 +39,23 @@ T = TypeVar("T")
 _DAEMON_TROUBLE = (Aria2ConnectionError, Aria2AuthError, Aria2ProtocolError)
 
 
+#: How long a sweep waits for force-removed downloads to stop before it removes their results.
+_STOP_WAIT = 2.0
+
+
+def _wait_stopped(rpc: Aria2RPC, gids: Sequence[str]) -> None:
+    """Wait (bounded) until none of ``gids`` is running: aria2 stops a force-removed download a
+    moment later, and only then does it let its result be removed."""
+    deadline = time.monotonic() + _STOP_WAIT
+    while time.monotonic() < deadline:
+        answers = rpc.multicall([("aria2.tellStatus", [g, ["status"]]) for g in gids])
+        if not any(
+            isinstance(a, dict) and a.get("status") in ("active", "waiting", "paused") for a in answers
+        ):
+            return
+        time.sleep(0.05)  # (polling the daemon: it tells nobody when a removal is done)
+
+
 class Fanout:
     """Runs calls on the daemons of ``pool`` (``rpcs``: one per daemon, in the pool's order)."""
 
@@ -54,10 +71,6 @@ class Fanout:
         self.rpcs = tuple(rpcs)
         self.reply_wait = reply_wait
         self._new_thread = thread_factory
-        self._lock = threading.Lock()
-        #: A daemon's call not answered within ``reply_wait``: until it returns, that daemon is
-        #: sent nothing more.
-        self._stuck: dict[Member, Future[Any]] = {}
 
     def run(self, jobs: Mapping[Member, Callable[[Aria2RPC], T]]) -> dict[Member, T | BaseException]:
         """Run each daemon's job at once, each in a thread of its own; wait ``reply_wait`` at most.
@@ -70,13 +83,9 @@ class Fanout:
         started: dict[Member, Future[Any]] = {}
         outcome: dict[Member, T | BaseException] = {}
         for member, job in jobs.items():
-            with self._lock:
-                stuck = self._stuck.get(member)
-                if stuck is not None and not stuck.done():
-                    outcome[member] = Aria2ConnectionError(
-                        member.rpc_url, "an earlier call is still unanswered"
-                    )
-                    continue
+            if self.pool.stuck(member):
+                outcome[member] = Aria2ConnectionError(member.rpc_url, "an earlier call is still unanswered")
+                continue
             if self.pool.resting(member):
                 outcome[member] = Aria2ConnectionError(member.rpc_url, "not answering; tried again later")
                 continue
@@ -91,11 +100,13 @@ class Fanout:
         wait_for_futures(list(started.values()), timeout=self.reply_wait)
         for member, future in started.items():
             if not future.done():
-                trouble = Aria2ConnectionError(member.rpc_url, f"no answer within {self.reply_wait:g} s")
+                # (it may still be applied: the call goes on, and its daemon is swept when it returns)
+                trouble = Aria2ConnectionError(
+                    member.rpc_url, f"no answer within {self.reply_wait:g} s", maybe_applied=True
+                )
                 self.pool.failed(member, trouble)
                 outcome[member] = trouble
-                with self._lock:
-                    self._stuck[member] = future  # (not sent more until it returns)
+                self.pool.note_stuck(member, future)
             else:
                 error = future.exception()
                 outcome[member] = future.result() if error is None else error
@@ -152,7 +163,13 @@ class Fanout:
                 )
             gids += [str(s.get("gid")) for s in answer if isinstance(s, dict)]
         moved = self.pool.evicted(member)
-        elsewhere = {g for g in gids if (home := self.pool.home(g)) is not None and home is not member}
+        # Known to live on another daemon that answers (one being added elsewhere right now has
+        # its old home still, a failed-over one: not taken for "elsewhere" before it lands).
+        elsewhere = {
+            g
+            for g in gids
+            if (home := self.pool.home(g)) is not None and home is not member and self.pool.state(home) == UP
+        }
         unsure = [g for g in gids if g not in moved and self.pool.home(g) is None]
         if unsure:
             elsewhere |= self._held_elsewhere(member, unsure)
@@ -164,7 +181,10 @@ class Fanout:
                 len(doomed),
             )
             rpc.multicall([("aria2.forceRemove", [g]) for g in doomed])
-            rpc.multicall([("aria2.removeDownloadResult", [g]) for g in doomed])
+            _wait_stopped(rpc, doomed)
+        # The stopped results of what moved go too (listed or not): asked about such a GID, this
+        # daemon must say "not found", never an old "error" or "removed" of it.
+        rpc.multicall([("aria2.removeDownloadResult", [g]) for g in sorted(set(doomed) | moved)])
         self.pool.swept(member, list(moved))
 
     def _held_elsewhere(self, member: Member, gids: Sequence[str]) -> set[str]:

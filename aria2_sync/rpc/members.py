@@ -25,7 +25,8 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
-from typing import Callable
+from concurrent.futures import Future
+from typing import Any, Callable
 
 from ..errors import Aria2AuthError, redact_url
 from ..logs import logger
@@ -111,6 +112,7 @@ class DaemonPool:
         self._evicted: dict[Member, set[str]] = {m: set() for m in self.members}
         self._needs_sweep: set[Member] = set()
         self._failed_over_told: set[Member] = set()
+        self._stuck: dict[Member, Future[Any]] = {}
 
     def __repr__(self) -> str:
         return f"<DaemonPool of {len(self.members)} daemons>"
@@ -132,6 +134,8 @@ class DaemonPool:
             return REFUSED
         if self._clock() - member.last_answer <= self.failover_after:
             return UNREACHABLE
+        if all(m.trouble is not None for m in self.members):
+            return UNREACHABLE  # no daemon answers: this host's network, most likely; move nothing
         if member not in self._failed_over_told:
             with self._lock:
                 first = member not in self._failed_over_told
@@ -236,10 +240,32 @@ class DaemonPool:
                 self._needs_sweep.add(before)  # (swept at its next call, whatever its state)
 
     def may_hold(self, gid: str, member: Member) -> None:
-        """An add of ``gid`` to ``member`` may have happened (its answer was lost)."""
+        """``member`` may hold a copy of ``gid`` it should not: an add whose answer was lost, or
+        a download cancelled while its daemon could not be reached. Swept at its next call."""
         with self._lock:
-            if self._homes.get(gid) is not member:
+            if self._homes.get(gid) is not member or member.trouble is not None:
                 self._evicted[member].add(gid)
+                self._needs_sweep.add(member)
+
+    def flag_sweep(self, member: Member) -> None:
+        """Sweep ``member`` at its next call (a call given up on has returned: it may have added)."""
+        with self._lock:
+            self._needs_sweep.add(member)
+
+    def stuck(self, member: Member) -> bool:
+        """Whether a call to ``member`` was given up on and has not returned yet (see
+        :meth:`note_stuck`): it is sent nothing more until then."""
+        call = self._stuck.get(member)
+        return call is not None and not call.done()
+
+    def note_stuck(self, member: Member, call: Future[Any]) -> None:
+        """``call`` to ``member`` was given up on (no answer in time): until it returns, the
+        daemon is sent nothing more by any connection of this pool (a frozen host holds one
+        thread per connection, not one per tick), and when it returns the daemon is swept (the
+        call may have added something the pool placed elsewhere meanwhile)."""
+        with self._lock:
+            self._stuck[member] = call
+        call.add_done_callback(lambda _: self.flag_sweep(member))
 
     def evicted(self, member: Member) -> set[str]:
         """The GIDs ``member`` may hold although they live elsewhere now."""

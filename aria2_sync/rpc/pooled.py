@@ -26,7 +26,7 @@ not every tick.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable, TypeVar
 
 from ..errors import (
@@ -37,10 +37,13 @@ from ..errors import (
     Aria2RPCError,
     redact_url,
 )
+from ..logs import logger
 from ..threads import ThreadFactory, daemon_thread
 from .fanout import Fanout
 from .members import FAILED_OVER, UP, DaemonPool, Member
 from .methods import Aria2RPC, Call
+from .placing import PlacedAdds
+from .transport import READ_ONLY_METHODS
 
 __all__ = ["PooledRPC"]
 
@@ -81,6 +84,26 @@ def _unavailable(member: Member, method: str) -> Aria2RPCError:
     return Aria2RPCError(1, f"aria2 at {redact_url(member.rpc_url)} did not answer", method)
 
 
+#: aria2's adds: through ``call`` too, each goes to one daemon.
+_ADDS = frozenset({"aria2.addUri", "aria2.addTorrent", "aria2.addMetalink"})
+
+#: How much an answer about a download says it is *there*: a running or queued copy first, a
+#: finished one next, a stopped one (an old result a daemon kept) last.
+_STANDING = {"active": 0, "waiting": 0, "paused": 0, "complete": 1, "error": 2, "removed": 2}
+
+
+def _best(answered: Iterable[tuple[Member, Any]]) -> tuple[Member, Any] | None:
+    """Of one call's answers from several daemons, the one that says most that its download is
+    there (see :data:`_STANDING`); None if every daemon said "not found" or failed."""
+    found = [(m, a) for m, a in answered if not isinstance(a, BaseException)]
+    if not found:
+        return None
+    return min(
+        found,
+        key=lambda pair: _STANDING.get(str(pair[1].get("status")), 1) if isinstance(pair[1], dict) else 1,
+    )
+
+
 def _first_error(outcomes: Iterable[object]) -> BaseException:
     """The first error of ``outcomes`` (each an answer or an error)."""
     return next(o for o in outcomes if isinstance(o, BaseException))
@@ -94,16 +117,7 @@ def _global_stat(rpc: Aria2RPC) -> dict[str, str]:
     return rpc.get_global_stat()
 
 
-def _add_many(
-    items: Sequence[tuple[Sequence[str], Mapping[str, Any], str]],
-    attempts: int,
-    chunk_size: int,
-    rpc: Aria2RPC,
-) -> list[Aria2RPCError | None]:
-    return rpc.add_many_once(items, attempts, chunk_size)
-
-
-class PooledRPC(Aria2RPC):
+class PooledRPC(PlacedAdds):
     """aria2's methods over the daemons of ``pool`` (see the module's docstring).
 
     ``rpcs`` are one :class:`Aria2RPC` per daemon of the pool, in its order. ``transport`` is
@@ -135,7 +149,14 @@ class PooledRPC(Aria2RPC):
         them), and the first answer is returned."""
         if method in _BY_GID and params:
             return self._for_gid(str(params[0]), method, lambda rpc: rpc.call(method, *params))
-        return self._every(lambda rpc: rpc.call(method, *params))[0]
+        if method in _ADDS:
+            member, added = self._placed(None, lambda rpc: rpc.call(method, *params))
+            for gid in added if isinstance(added, list) else [added]:
+                self.pool.settle(str(gid), member)
+            return added
+        return self._every(lambda rpc: rpc.call(method, *params), everywhere=method not in READ_ONLY_METHODS)[
+            0
+        ]
 
     # -- calls about one download -----------------------------------------------------------------
 
@@ -143,18 +164,28 @@ class PooledRPC(Aria2RPC):
         """``job`` on the daemon that holds ``gid``; found by asking the others when it is not
         known or its daemon is failed over (another process may have moved it); "not found"
         when none of those has it."""
-        member = self.pool.home(gid)
-        if member is not None and self.pool.state(member) != FAILED_OVER:
-            return self.fanout.one(member, job)
-        candidates = [m for m in self.pool.members if self.pool.state(m) != FAILED_OVER]
-        outcome = self.fanout.run(dict.fromkeys(candidates, job))
-        trouble: BaseException | None = None
-        for member, result in outcome.items():
-            if not isinstance(result, BaseException):
-                self.pool.settle(gid, member)
-                return result
-            if not isinstance(result, Aria2GIDNotFoundError):
-                trouble = trouble or result
+        home = self.pool.home(gid)
+        if home is not None and self.pool.state(home) != FAILED_OVER:
+            try:
+                return self.fanout.one(home, job)
+            except Aria2GIDNotFoundError:
+                pass  # (moved by another process sharing the state, maybe: the others are asked)
+        candidates = [m for m in self.pool.members if m is not home and self.pool.state(m) != FAILED_OVER]
+        if not candidates and home is None:
+            raise Aria2ConnectionError(self.pool.members[0].rpc_url, "no daemon of the pool answers")
+        answered = list(self.fanout.run(dict.fromkeys(candidates, job)).items())
+        best = _best(answered)
+        if best is not None:
+            self.pool.settle(gid, best[0])
+            return best[1]  # type: ignore[no-any-return]
+        trouble = next(
+            (
+                r
+                for _, r in answered
+                if isinstance(r, BaseException) and not isinstance(r, Aria2GIDNotFoundError)
+            ),
+            None,
+        )
         if trouble is not None:
             raise trouble  # a daemon that did not answer may hold it
         raise _gone(method, gid)
@@ -162,10 +193,19 @@ class PooledRPC(Aria2RPC):
     def tell_status(self, gid: str, keys: Sequence[str] | None = None) -> dict[str, Any]:
         return self._for_gid(gid, "aria2.tellStatus", lambda rpc: rpc.tell_status(gid, keys))
 
+    def _removing(self, gid: str) -> None:
+        """A removal of ``gid``: if its daemon does not answer now, it is swept of it when it
+        answers again (a cancelled download must not run on when its host comes back)."""
+        home = self.pool.home(gid)
+        if home is not None and self.pool.state(home) != UP:
+            self.pool.may_hold(gid, home)
+
     def remove(self, gid: str) -> str:
+        self._removing(gid)
         return self._for_gid(gid, "aria2.remove", lambda rpc: rpc.remove(gid))
 
     def force_remove(self, gid: str) -> str:
+        self._removing(gid)
         return self._for_gid(gid, "aria2.forceRemove", lambda rpc: rpc.force_remove(gid))
 
     def remove_download_result(self, gid: str) -> str:
@@ -182,118 +222,6 @@ class PooledRPC(Aria2RPC):
 
     def get_option(self, gid: str) -> dict[str, str]:
         return self._for_gid(gid, "aria2.getOption", lambda rpc: rpc.get_option(gid))
-
-    # -- adds -------------------------------------------------------------------------------------
-
-    def _placed(self, gid: str | None, job: Callable[[Aria2RPC], T]) -> tuple[Member, T]:
-        """``job`` (an add) on the daemon ``gid`` lives on if it answers, else on the least
-        loaded one; on to the next if a daemon cannot be reached (one that may have taken the
-        add is swept of it when it is back)."""
-        tried: list[Member] = []
-        last_error: Aria2ConnectionError | None = None
-        home = None if gid is None else self.pool.home(gid)
-        while True:
-            member = home if home is not None and self.pool.state(home) == UP else self.pool.place(tried)
-            home = None
-            if member is None:
-                if last_error is not None:
-                    raise last_error
-                raise Aria2ConnectionError(self.pool.members[0].rpc_url, "no daemon of the pool answers")
-            try:
-                return member, self.fanout.one(member, job)
-            except Aria2ConnectionError as error:
-                if gid is not None and error.maybe_applied:
-                    self.pool.may_hold(gid, member)
-                tried.append(member)
-                last_error = error
-
-    def add_uri(
-        self, uris: Sequence[str], options: Mapping[str, Any] | None = None, position: int | None = None
-    ) -> str:
-        gid = (options or {}).get("gid")
-        member, added = self._placed(gid, lambda rpc: rpc.add_uri(uris, options, position))
-        self.pool.settle(added, member)
-        return added
-
-    def add_uri_once(
-        self, uris: Sequence[str], options: Mapping[str, Any], gid: str, attempts: int = 4
-    ) -> None:
-        member, _ = self._placed(gid, lambda rpc: rpc.add_uri_once(uris, options, gid, attempts))
-        self.pool.settle(gid, member)
-
-    def add_torrent(
-        self, torrent: bytes, uris: Sequence[str] = (), options: Mapping[str, Any] | None = None
-    ) -> str:
-        gid = (options or {}).get("gid")
-        member, added = self._placed(gid, lambda rpc: rpc.add_torrent(torrent, uris, options))
-        self.pool.settle(added, member)
-        return added
-
-    def add_torrent_once(
-        self, torrent: bytes, options: Mapping[str, Any], gid: str, attempts: int = 4
-    ) -> None:
-        member, _ = self._placed(gid, lambda rpc: rpc.add_torrent_once(torrent, options, gid, attempts))
-        self.pool.settle(gid, member)
-
-    def add_metalink(self, metalink: bytes, options: Mapping[str, Any] | None = None) -> list[str]:
-        member, gids = self._placed(None, lambda rpc: rpc.add_metalink(metalink, options))
-        for gid in gids:
-            self.pool.settle(gid, member)
-        return gids
-
-    def add_many_once(
-        self,
-        items: Sequence[tuple[Sequence[str], Mapping[str, Any], str]],
-        attempts: int = 4,
-        chunk_size: int = 1000,
-    ) -> list[Aria2RPCError | None]:
-        """Spread ``items`` over the daemons that answer (each placed as :meth:`place` says),
-        one :meth:`Aria2RPC.add_many_once` per daemon, all at once; the items of a daemon that
-        cannot be reached go to the others."""
-        outcome: list[Aria2RPCError | None] = [None] * len(items)
-        pending = list(range(len(items)))
-        tried: list[Member] = []
-        last_error: Aria2ConnectionError | None = None
-        while pending:
-            shares: dict[Member, list[int]] = {}
-            for i in pending:
-                member = self.pool.place(tried)
-                if member is None:
-                    raise self._none_left(last_error, done=len(items) - len(pending))
-                shares.setdefault(member, []).append(i)
-            jobs = {
-                member: functools.partial(_add_many, [items[i] for i in share], attempts, chunk_size)
-                for member, share in shares.items()
-            }
-            pending = []
-            for member, answer in self.fanout.run(jobs).items():
-                share = shares[member]
-                if isinstance(answer, Aria2ConnectionError):
-                    tried.append(member)
-                    last_error = answer
-                    pending += share
-                    if answer.maybe_applied:
-                        for i in share:
-                            self.pool.may_hold(items[i][2], member)
-                    continue
-                if isinstance(answer, BaseException):
-                    raise answer
-                for i, refusal in zip(share, answer):
-                    outcome[i] = refusal
-                    if refusal is None:
-                        self.pool.settle(items[i][2], member)
-            pending.sort()
-        return outcome
-
-    def _none_left(self, last_error: Aria2ConnectionError | None, done: int) -> Aria2ConnectionError:
-        """The error of a batch add that no daemon is left to take, ``done`` items being added."""
-        error = last_error or Aria2ConnectionError(
-            self.pool.members[0].rpc_url, "no daemon of the pool answers"
-        )
-        if done:
-            error.maybe_applied = True
-        error.items_done = done  # type: ignore[attr-defined]  # (read by the batch add, as for one daemon)
-        return error
 
     # -- many calls -------------------------------------------------------------------------------
 
@@ -343,7 +271,25 @@ class PooledRPC(Aria2RPC):
                 found[n].append((member, item))
         for n, answered in found.items():
             results[n] = self._merge(calls[n], answered)
+        missing = [
+            n for mine in routed.values() for n in mine if isinstance(results[n], Aria2GIDNotFoundError)
+        ]
+        if missing:
+            self._look_elsewhere(calls, missing, results, chunk_size)
         return results
+
+    def _look_elsewhere(
+        self, calls: Sequence[Call], missing: list[int], results: list[Any], chunk_size: int
+    ) -> None:
+        """Calls ``missing`` got "not found" from the daemon that held their download: it may
+        have moved (another process sharing the state re-homed it), so every daemon that is not
+        failed over is asked before "not found" stands (see :meth:`_merge`)."""
+        asked = [calls[n] for n in missing]
+        members = [m for m in self.pool.members if self.pool.state(m) != FAILED_OVER]
+        answers = self.fanout.run(dict.fromkeys(members, functools.partial(_multicall, asked, chunk_size)))
+        for i, n in enumerate(missing):
+            answered = [(m, a if isinstance(a, BaseException) else a[i]) for m, a in answers.items()]
+            results[n] = self._merge(calls[n], answered)
 
     def _note_load(self, member: Member, stat: Any) -> None:
         if isinstance(stat, dict):
@@ -356,19 +302,19 @@ class PooledRPC(Aria2RPC):
         """One call sent to every daemon: the answer of the one that has its GID; "not found"
         if every daemon says so (a failed-over daemon counts as saying so); else "no news"."""
         method, params = call
+        best = _best(answered)
+        if best is not None:
+            if method in _BY_GID and params:
+                self.pool.settle(str(params[0]), best[0])
+            return best[1]
         unsure: Any = None
         for member, item in answered:
-            if isinstance(item, Aria2GIDNotFoundError):
-                continue
-            if isinstance(item, BaseException):  # (an Aria2RPCError item, or the daemon's trouble)
+            if isinstance(item, BaseException) and not isinstance(item, Aria2GIDNotFoundError):
+                # (an Aria2RPCError item, or the daemon's trouble)
                 if self.pool.state(member) != FAILED_OVER:
                     unsure = unsure or (
                         item if isinstance(item, Aria2RPCError) else _unavailable(member, method)
                     )
-                continue
-            if method in _BY_GID and params:
-                self.pool.settle(str(params[0]), member)
-            return item
         if unsure is not None:
             return unsure
         gid = str(params[0]) if params else ""
@@ -386,16 +332,24 @@ class PooledRPC(Aria2RPC):
 
     # -- the daemons as one -----------------------------------------------------------------------
 
-    def _every(self, job: Callable[[Aria2RPC], T]) -> list[T]:
-        """``job`` on every daemon that is not failed over; the answers of those that answered
-        (the first error if none did)."""
+    def _every(self, job: Callable[[Aria2RPC], T], everywhere: bool = False) -> list[T]:
+        """``job`` on every daemon that is not failed over; the answers of those that answered.
+
+        Raises the first error if none answered; with ``everywhere`` (a change that must reach
+        every daemon: pause all, change the global options ...), if any did not, after the
+        others have made it (the error names the daemon that missed it). A read gets what the
+        daemons that answered hold, and the others are logged.
+        """
         members = [m for m in self.pool.members if self.pool.state(m) != FAILED_OVER] or list(
             self.pool.members
         )
         outcome = self.fanout.run(dict.fromkeys(members, job))
         answers: list[T] = [a for a in outcome.values() if not isinstance(a, BaseException)]
-        if not answers:
-            raise _first_error(outcome.values())
+        missed = [(m, a) for m, a in outcome.items() if isinstance(a, BaseException)]
+        if not answers or (missed and everywhere):
+            raise _first_error(a for _, a in missed)
+        for member, error in missed:
+            logger.warning("aria2 at %s left out of the answer: %s", redact_url(member.rpc_url), error)
         return answers
 
     def tell_active(self, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -426,13 +380,13 @@ class PooledRPC(Aria2RPC):
 
     def save_session(self) -> str:
         """Every daemon that answers saves its session."""
-        self._every(lambda rpc: rpc.save_session())
+        self._every(lambda rpc: rpc.save_session(), everywhere=True)
         return "OK"
 
     def shutdown(self) -> str:
-        self._every(lambda rpc: rpc.shutdown())
+        self._every(lambda rpc: rpc.shutdown(), everywhere=True)
         return "OK"
 
     def force_shutdown(self) -> str:
-        self._every(lambda rpc: rpc.force_shutdown())
+        self._every(lambda rpc: rpc.force_shutdown(), everywhere=True)
         return "OK"
