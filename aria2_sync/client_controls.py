@@ -53,6 +53,40 @@ class ControlMethods:
         record = self._ledger.get(gid)
         return record.current_gid if record else gid
 
+    def pause_download(self, gid: str) -> bool:
+        """Pause an active or waiting download (it keeps its place and its partial file).
+
+        Args:
+            gid: A GID this client added, or any GID the daemon knows.
+
+        Returns:
+            True (aria2 accepted the pause).
+
+        Raises:
+            Aria2GIDNotFoundError: The daemon does not know the download.
+            Aria2RPCError: aria2 refused (e.g. the download has stopped).
+            Aria2ConnectionError: The daemon cannot be reached.
+        """
+        self.rpc.pause(self._daemon_gid(gid))
+        return True
+
+    def resume_download(self, gid: str) -> bool:
+        """Resume a paused download.
+
+        Args:
+            gid: A GID this client added, or any GID the daemon knows.
+
+        Returns:
+            True (aria2 accepted it).
+
+        Raises:
+            Aria2GIDNotFoundError: The daemon does not know the download.
+            Aria2RPCError: aria2 refused (e.g. the download is not paused).
+            Aria2ConnectionError: The daemon cannot be reached.
+        """
+        self.rpc.unpause(self._daemon_gid(gid))
+        return True
+
     # -- options ----------------------------------------------------------------------------------
 
     def change_options(self, gid: str, options: Mapping[str, Any]) -> None:
@@ -152,13 +186,26 @@ class ControlMethods:
     # -- cancelling -------------------------------------------------------------------------------
 
     def cancel_download(self, gid: str, delete_files: bool = False) -> bool:
-        """Stop a download for good. Returns True if it was running, False if it had stopped.
+        """Stop a download for good; its future, if any, is cancelled.
 
         Files stay on disk unless ``delete_files=True``: then, once aria2 has let go of them,
         the download's own files (as aria2 lists them) and their ``.aria2`` control files are
         deleted; never a file outside the download's directory, never through a symlink's
-        target, never a directory. Deleting needs the daemon on this machine (a loopback
-        ``rpc_url``): else :class:`Aria2InputError`, before anything is cancelled.
+        target, never a directory.
+
+        Args:
+            gid: A GID this client added, or any GID the daemon knows.
+            delete_files: Also delete the download's files and control files.
+
+        Returns:
+            True if it was running, False if it had stopped already.
+
+        Raises:
+            Aria2InputError: ``gid`` is not a GID, or ``delete_files=True`` with a daemon that is
+                not on this machine (a loopback ``rpc_url``), before anything is cancelled.
+            Aria2GIDNotFoundError: The daemon does not know the download (and this client
+                does not hold it unfinished).
+            Aria2ConnectionError: The daemon cannot be reached.
         """
         if not isinstance(delete_files, bool):
             raise Aria2InputError(f"delete_files must be True or False, got {delete_files!r}")
