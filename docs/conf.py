@@ -13,11 +13,11 @@ import sys
 sys.path.insert(0, os.path.abspath("_ext"))
 sys.path.insert(0, os.path.abspath(".."))
 
-from aria2_sync import __version__  # noqa: E402
+from aria2_sync import __version__
 
 project = "aria2_sync"
 author = "aria2_sync contributors"
-copyright = "aria2_sync contributors"  # noqa: A001 - Sphinx's own name for it
+copyright = "aria2_sync contributors"
 release = __version__
 version = ".".join(__version__.split(".")[:2])
 

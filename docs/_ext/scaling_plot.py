@@ -21,8 +21,8 @@ import os
 from typing import Any
 
 from docutils import nodes
-from docutils.statemachine import StringList
 from docutils.parsers.rst.directives.images import Figure
+from docutils.statemachine import StringList
 from sphinx.errors import ExtensionError
 from sphinx.util.docutils import SphinxDirective
 
