@@ -13,7 +13,8 @@ The convention the documentation follows (docs/**/*.rst and README.rst):
 * ``http://localhost:<port>/jsonrpc`` (or ``127.0.0.1``) is a real aria2c the runner starts for
   the page, one per port named, all with the secret it puts in ``$ARIA2_RPC_SECRET``;
   ``Aria2Client(...)`` without a URL talks to the one of port 6800; ``Aria2Client.local(...)``
-  starts its own aria2c as it does for users.
+  starts its own aria2c as it does for users; a port under 1024 is left as written (nothing
+  listens there: an example of a daemon that is not there).
 
 The rewriting is textual and keeps line numbers, so a failure is reported at the page's line.
 Every client and daemon an example leaves open is closed after the page, by the objects themselves.
@@ -177,7 +178,9 @@ class _Page:
 
     def rewrite(self, source: str, files: AnyFileServer) -> str:
         source = _EXAMPLE_URL.sub(files.base_url + "/", source)
-        return _DAEMON_URL.sub(lambda m: self.daemon(int(m["port"])).rpc_url, source)
+        return _DAEMON_URL.sub(
+            lambda m: m[0] if int(m["port"]) < 1024 else self.daemon(int(m["port"])).rpc_url, source
+        )
 
     def close(self) -> None:
         errors: list[BaseException] = []
