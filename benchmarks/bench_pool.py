@@ -300,7 +300,7 @@ def _one_failover(root: str, port: int, names: list[str], how: str) -> dict[str,
                 time.sleep(0.02)
             rehomed = time.monotonic() - started
             health = client.daemons()
-            lost_state = health[victim_index].state
+            lost_state = next(h.state for h in health if h.rpc_url == victim.rpc_url)
             result = {"seconds": rehomed, "lost": float(len(lost)), "twice": float(twice)}
             if lost_state == "up":
                 raise RuntimeError(f"daemons() still reports the {how}ed daemon as up: {health}")
