@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 from .client_bt import ChainMethods
+from .client_pool import PoolMethods
 from .engine.adds import Adder
 from .engine.config import ClientConfig, ConfigField, check_batch_id, check_number
 from .engine.core import Engine, failed_future, start_with_private_daemon
@@ -26,14 +27,15 @@ from .validation import PathArg, UrlArg, check_callables, check_gid, check_gids
 
 if TYPE_CHECKING:  # pragma: no cover
     from .daemon.process import Aria2Daemon
+    from .rpc.members import DaemonPool
 
 __all__ = ["Aria2Client", "RetryInfo", "engine_of"]
 
 DEFAULT_RPC_URL = "http://localhost:6800/jsonrpc"
 
 
-class Aria2Client(ChainMethods):
-    """A synchronous client for one aria2 daemon.
+class Aria2Client(ChainMethods, PoolMethods):
+    """A synchronous client for one aria2 daemon (or several: :meth:`pool`).
 
     ``max_retries`` is both the number of transport retries on connection errors and the default
     restart budget of a failed download; ``retry_delay`` is the base of the exponential backoff
@@ -46,6 +48,7 @@ class Aria2Client(ChainMethods):
 
     ``state`` (an SQLite file's path, a ``redis://`` URL, a :class:`~aria2_sync.state.base.Store`; None:
     memory) keeps the bookkeeping, so batches, retry counters and restarts work across processes and hosts.
+    ``daemon_pool`` is made by :meth:`pool` (then ``rpc_url``/``rpc_secret`` are its first daemon's).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class Aria2Client(ChainMethods):
         keep_seconds: float | None = 3600.0,
         notifications: bool | None = None,
         state: None | str | os.PathLike[str] | Store = None,
+        daemon_pool: DaemonPool | None = None,
     ) -> None:
         # fmt: off
         self._config = config = ClientConfig.build(
@@ -77,9 +81,9 @@ class Aria2Client(ChainMethods):
             keep_finished=keep_finished, keep_seconds=keep_seconds, notifications=notifications, state=state,
         )
         # fmt: on
-        #: Live: read at every decision about a failure (the module ``engine.config`` says why).
-        self.auto_restart_failed = config.auto_restart_failed
-        self._engine = engine = Engine.open(config, rpc_secret, state, lambda: self.auto_restart_failed)
+        self.auto_restart_failed = config.auto_restart_failed  # (live: ``engine.config`` says why)
+        auto = lambda: self.auto_restart_failed  # noqa: E731  (the engine reads it live)
+        self._engine = engine = Engine.open(config, rpc_secret, state, auto, daemon_pool)
         self.rpc, self._ledger, self._cancellation = engine.rpc, engine.ledger, engine.cancellation
         self._adder, self._operations = Adder(engine), Operations(engine)
         if config.verbose:  # last: nothing after it can fail
@@ -145,8 +149,7 @@ class Aria2Client(ChainMethods):
         unfinished download of this client (and cancels its future). Other pending futures fail with
         :class:`Aria2ClosedError` (nothing would resolve them). A private daemon started by :meth:`local` is
         stopped gracefully (partial files stay resumable). The threads are waited for at most 5 s in all
-        (:data:`~aria2_sync.engine.runtime.CLOSE_TIMEOUT`), even when a callback or the daemon hangs: a
-        thread still busy then is a daemon thread, left to end on its own.
+        (:data:`~aria2_sync.engine.runtime.CLOSE_TIMEOUT`): one still busy then (a hung callback) is left.
         """
         self._engine.close(cancel)
 
@@ -390,11 +393,8 @@ class Aria2Client(ChainMethods):
 
 
 def engine_of(client: Aria2Client) -> Engine:
-    """The :class:`~aria2_sync.engine.core.Engine` behind ``client``, to look at its parts.
-
-    The one introspection door for tests, benchmarks and diagnostics (not exported from
-    ``aria2_sync``): ``.ledger``, ``.runtime`` (the threads: ``.scheduler``, ``.pools``,
-    ``.threads()``), ``.monitor``, the connections ``.transport`` and ``.monitor_transport``, and
-    the notification ``.listener``. Looking is fine; changing them is not supported.
+    """The :class:`~aria2_sync.engine.core.Engine` behind ``client``: the one introspection door for
+    tests, benchmarks and diagnostics (not exported): ``.ledger``, ``.runtime`` (the threads), ``.monitor``,
+    ``.connections`` (``.transport``, ``.monitor_transport``), ``.pool``, ``.listener``. Look; do not change.
     """
     return client._engine
