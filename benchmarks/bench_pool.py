@@ -26,22 +26,27 @@ Interleaved repeats, medians.
 
 Failover (judged): ``benchmarks/_fileserver.py`` in its own process serves sparse files paced at
 32 KiB/s per connection, so downloads stay active; the pool client (``failover_after=3``, the
-default ``poll_interval`` and timeout) adds 30 of them (12 with ``--quick``) and every one is
-seen active on some daemon (each daemon's own ``aria2.tellActive``). Then the daemon holding
-the most is stopped:
+default ``poll_interval``) adds 30 of them (12 with ``--quick``) and every one is seen active on
+some daemon (each daemon's own ``aria2.tellActive``). Then the daemon holding the most is lost:
 
-* SIGKILL (``Aria2Daemon.kill``: the process is gone, connections are refused): judged, the time
-  from the signal to every one of its downloads being ``active`` on one of the two other daemons
-  under the same GID, read with those daemons' own ``aria2.tellActive`` on raw connections every
-  20 ms; the target is ``failover_after`` + 2 s (the pool waits ``failover_after`` by design;
-  the 2 s are for noticing, at the next tick, and adding again). Repeated 3 times (once with
-  ``--quick``); the worst run is judged.
-* SIGSTOP (a hung host: the kernel still accepts connections and nothing answers): the same
-  time, judged against the same target; then SIGCONT, and the time until the woken daemon holds
-  none of the re-homed downloads any more (no download on two daemons), printed.
+* SIGKILL (``Aria2Daemon.kill``: the process is gone, connections are refused), with the client's
+  default timeout: judged, the time from the signal to every one of its downloads being
+  ``active`` on one of the two other daemons under the same GID, read with those daemons' own
+  ``aria2.tellActive`` on raw connections every 20 ms; the target is ``failover_after`` + 2 s
+  (the pool waits ``failover_after`` by design; the 2 s are for noticing, at the next tick, and
+  adding again). 3 runs (1 with ``--quick``); the worst is judged.
+* SIGSTOP (a hung host: the kernel still accepts connections and nothing answers), with
+  ``timeout=2``: the same time, judged against the same target, 2 runs (1 with ``--quick``). A
+  call to a hung daemon is given up after the client's ``timeout``, so the timeout is set below
+  ``failover_after`` here; one more run with the default timeout (10 s) is not judged: it shows
+  how long a hang takes then, and the monitor's longest pause between ticks meanwhile.
+* After each SIGSTOP: SIGCONT, the time until the woken daemon holds none of the re-homed
+  downloads active or waiting (the pool sweeps it when it reaches it again), and how many bytes
+  its copies had fetched by the last read before they went (its ``completedLength`` over the
+  value read just before SIGSTOP); "not seen" when they were gone by the first read.
 
-Each run checks that no GID is active on two daemons at once and that the pool's ``daemons()``
-reports the lost daemon as neither ``up`` nor placed on.
+Each run also checks that no GID is active on two of the surviving daemons at once, and that the
+pool's ``daemons()`` does not report the lost daemon as ``up``.
 """
 
 from __future__ import annotations
