@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 from .client_bt import ChainMethods
+from .client_controls import ControlMethods
 from .client_pool import PoolMethods
 from .engine.adds import Adder
 from .engine.config import ClientConfig, ConfigField, check_batch_id, check_number
@@ -34,7 +35,7 @@ __all__ = ["Aria2Client", "RetryInfo", "engine_of"]
 DEFAULT_RPC_URL = "http://localhost:6800/jsonrpc"
 
 
-class Aria2Client(ChainMethods, PoolMethods):
+class Aria2Client(ChainMethods, ControlMethods, PoolMethods):
     """A synchronous client for one aria2 daemon (or several: :meth:`pool`).
 
     ``max_retries`` is both the number of transport retries on connection errors and the default
@@ -367,11 +368,6 @@ class Aria2Client(ChainMethods, PoolMethods):
 
     # -- controlling ----------------------------------------------------------------------------
 
-    def _daemon_gid(self, gid: str) -> str:
-        gid = check_gid(gid)
-        record = self._ledger.get(gid)
-        return record.current_gid if record else gid
-
     def pause_download(self, gid: str) -> bool:
         """Pause an active or waiting download (it keeps its place and its partial file)."""
         self.rpc.pause(self._daemon_gid(gid))
@@ -382,14 +378,7 @@ class Aria2Client(ChainMethods, PoolMethods):
         self.rpc.unpause(self._daemon_gid(gid))
         return True
 
-    def cancel_download(self, gid: str) -> bool:
-        """Stop a download for good. Returns True if it was running, False if it had stopped.
-
-        Files are left on disk: only what aria2 wrote for this download could ever be removed,
-        and removing it is the caller's decision (``Progress.file_paths`` names them).
-        """
-        daemon_gid = self._daemon_gid(gid)
-        return self._cancellation.cancel_download(self._ledger.get(daemon_gid), daemon_gid)
+    # (cancel_download, options, the queue, everything at once: aria2_sync.client_controls)
 
 
 def engine_of(client: Aria2Client) -> Engine:

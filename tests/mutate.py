@@ -342,8 +342,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "g9-keep-seconds-ignored",
         "9: finished downloads are forgotten after keep_seconds",
         "aria2_sync/engine/ledger.py",
-        "too_old = self.keep_seconds is not None and now - done_at > self.keep_seconds",
-        "too_old = False",
+        "expired = self.keep_seconds is not None and now - done_at > self.keep_seconds",
+        "expired = False",
         _GUARANTEES + "test_finished_downloads_are_forgotten_after_keep_seconds",
     ),
     # -- 10. the secret --------------------------------------------------------------------------
@@ -733,7 +733,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "aria2_sync/rpc/members.py",
         "        if self._clock() - member.last_answer <= self.failover_after:\n",
         "        if False:\n",
-        _POOL_MEMBERS + "test_a_silent_daemon_is_failed_over_only_after_failover_after_and_is_up_once_it_answers",
+        _POOL_MEMBERS
+        + "test_a_silent_daemon_is_failed_over_only_after_failover_after_and_is_up_once_it_answers",
     ),
     _m(
         "g16-pool-fails-over-a-refusing-daemon",
@@ -750,6 +751,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "candidates = [m for m in self.members if m.trouble is None and m not in exclude]",
         "candidates = [m for m in self.members if m not in exclude]",
         _POOL_MEMBERS + "test_a_daemon_in_trouble_gets_nothing_new_and_none_answering_places_nowhere",
+    ),
+    _m(
+        "g18-changed-options-lost-on-restart",
+        "18: options changed on a download stay with it through a restart",
+        "aria2_sync/engine/record.py",
+        "            self._options = {**self._options, **changes}\n",
+        "            pass\n",
+        "tests/test_controls.py::test_a_speed_limit_set_on_the_fly_slows_the_download_and_survives_its_restart",
+    ),
+    _m(
+        "g18-delete-files-only-the-file",
+        "18: cancel_download(delete_files=True) deletes the control file too",
+        "aria2_sync/client_controls.py",
+        '        for target in (path, path + ".aria2"):\n',
+        "        for target in (path,):\n",
+        "tests/test_controls.py::test_cancel_with_delete_files_removes_this_download_s_file_and_control_file_only",
     ),
 )
 

@@ -19,7 +19,9 @@ class Clock:
         return self.now
 
 
-def _pool(weights: tuple[float, ...] = (1.0, 1.0, 1.0), failover_after: float = 10.0) -> tuple[DaemonPool, Clock]:
+def _pool(
+    weights: tuple[float, ...] = (1.0, 1.0, 1.0), failover_after: float = 10.0
+) -> tuple[DaemonPool, Clock]:
     clock = Clock()
     daemons = [(f"http://127.0.0.1:{6800 + n}/jsonrpc", "s3cret", w) for n, w in enumerate(weights)]
     return DaemonPool(daemons, failover_after=failover_after, clock=clock), clock
@@ -113,5 +115,7 @@ def test_health_names_each_daemon_without_credentials() -> None:
     pool = DaemonPool([("http://user:pw@127.0.0.1:6800/jsonrpc", "s3cret", 2.0)])
     pool.settle("00000000000000c3", pool.members[0])
     (health,) = pool.health()
-    assert "pw" not in health.rpc_url and "s3cret" not in repr(health) and "s3cret" not in repr(pool.members[0])
+    assert (
+        "pw" not in health.rpc_url and "s3cret" not in repr(health) and "s3cret" not in repr(pool.members[0])
+    )
     assert (health.state, health.weight, health.downloads) == ("up", 2.0, 1)

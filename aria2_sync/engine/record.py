@@ -25,7 +25,7 @@ meanwhile) says so by its return value; one called where it can never be legal r
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
@@ -85,6 +85,13 @@ class DownloadRecord(RecordView):
                     record._adding = False
                 else:
                     record.added()
+
+    def options_changed(self, changes: Mapping[str, Any]) -> None:
+        """Its options were changed in the daemon: a restart adds it again with them.
+
+        A new mapping (a batch's records may share the one they were added with)."""
+        with self._lock:
+            self._options = {**self._options, **changes}
 
     def rejected(self, error: Exception) -> None:
         """aria2 refused to add it: it never existed in the daemon."""
