@@ -50,6 +50,7 @@ BENCHMARKS = {
     "import": "bench_import",
     "stores": "bench_stores",
     "torrent": "bench_torrent",
+    "pool": "bench_pool",
 }
 
 
