@@ -162,8 +162,10 @@ class Engine:
             Aria2RPC(self._connect(config, member.secret, monitor=monitor, url=member.rpc_url))
             for member in self.pool.members[1:]
         ]
-        wait = config.timeout if isinstance(config.timeout, (int, float)) else sum(config.timeout)
-        return PooledRPC(self.pool, rpcs, reply_wait=float(wait), thread_factory=self.runtime.thread)
+        wait = float(config.timeout if isinstance(config.timeout, (int, float)) else sum(config.timeout))
+        if monitor:  # (a tick waits for a slow daemon a few intervals, not a whole timeout)
+            wait = min(wait, max(2.0, 4 * config.poll_interval))
+        return PooledRPC(self.pool, rpcs, reply_wait=wait, thread_factory=self.runtime.thread)
 
     def close_connections(self) -> None:
         """Close every connection (a call in flight on one ends with Aria2ClosedError)."""

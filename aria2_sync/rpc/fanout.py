@@ -97,7 +97,10 @@ class Fanout:
                 future.set_exception(Aria2ConnectionError(member.rpc_url, "could not start a thread"))
                 raise
             started[member] = future
-        wait_for_futures(list(started.values()), timeout=self.reply_wait)
+        # A daemon already in trouble is not waited for while others answer: a frozen host must
+        # not hold up the tick of the daemons that work (it is asked, and heard if quick).
+        healthy = [future for member, future in started.items() if member.trouble is None]
+        wait_for_futures(healthy or list(started.values()), timeout=self.reply_wait)
         for member, future in started.items():
             if not future.done():
                 # (it may still be applied: the call goes on, and its daemon is swept when it returns)
