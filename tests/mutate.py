@@ -753,6 +753,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         _POOL_MEMBERS + "test_a_daemon_in_trouble_gets_nothing_new_and_none_answering_places_nowhere",
     ),
     _m(
+        "g16-pool-move-not-shared",
+        "12/16: a download moved by one process is removed from its old daemon by another that reaches it",
+        "aria2_sync/engine/core.py",
+        "            self.ledger.on_home = self.rpc.note_home",
+        "            self.ledger.on_home = None",
+        "tests/test_pool_shared.py::test_a_download_moved_by_a_process_cut_off_from_its_daemon_is_removed_there_by_one_that_is_not",
+    ),
+    _m(
         "g18-changed-options-lost-on-restart",
         "18: options changed on a download stay with it through a restart",
         "aria2_sync/engine/record.py",

@@ -62,6 +62,9 @@ class FakeDaemon:
 
     resume_lost_on_shared_storage = False  # (one daemon: see Aria2RPC)
 
+    def home_of(self, gid: str) -> None:
+        return None  # (one daemon: see Aria2RPC)
+
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.downloads: dict[str, dict[str, Any]] = {}

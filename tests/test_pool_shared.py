@@ -108,3 +108,56 @@ def test_two_clients_sharing_state_move_each_download_of_a_dead_daemon_once(
     finally:
         first.close()
         second.close()
+
+
+def test_a_download_moved_by_a_process_cut_off_from_its_daemon_is_removed_there_by_one_that_is_not(
+    three_daemons, fault_server, tmp_path
+):
+    """A partition: worker B cannot reach daemon A, worker A can. B moves A's download to
+    another daemon (it must: for B the daemon is gone); A learns where it went from the shared
+    state and removes the copy on the daemon it still reaches, so it does not run twice."""
+    from tests.support.rpc_proxy import RpcProxy
+
+    db = tmp_path / "partition.db"
+    url = fault_server.add_file("cut.bin", size=2_000_000)
+    fault_server.set_default_fault("cut.bin", Slow(200_000))
+    first_daemon, second_daemon = three_daemons[0], three_daemons[1]
+    path_of_b = RpcProxy(first_daemon.rpc_url).start()  # B's only way to the first daemon
+    reaching = Aria2Client.pool(
+        [first_daemon, second_daemon],
+        failover_after=FAILOVER_AFTER,
+        poll_interval=0.1,
+        timeout=2.0,
+        verbose=False,
+        state=db,
+    )
+    cut_off = Aria2Client.pool(
+        [(path_of_b.url, first_daemon.secret), (second_daemon.rpc_url, second_daemon.secret)],
+        failover_after=FAILOVER_AFTER,
+        poll_interval=0.1,
+        timeout=2.0,
+        verbose=False,
+        state=db,
+    )
+    try:
+        future = reaching.submit(url, str(tmp_path / "cut.bin"))
+        assert reaching.daemon_of(future.gid) == first_daemon.rpc_url
+        wait_for(lambda: future.gid in _held(first_daemon), what="the download to run on the first daemon")
+        cut_off.future(future.gid)  # B watches it too
+        path_of_b.stop()  # the partition: B's route to the first daemon is gone, A's is not
+
+        wait_for(
+            lambda: future.gid in _held(second_daemon), timeout=30, what="B to move it to the second daemon"
+        )
+        wait_for(
+            lambda: future.gid not in _held(first_daemon),
+            timeout=15,
+            what="A to remove the copy on the first daemon",
+        )
+        assert reaching.daemon_of(future.gid) == second_daemon.rpc_url
+        result = future.result(timeout=60)
+        assert open(result.path, "rb").read() == fault_server.content("cut.bin")
+    finally:
+        reaching.close()
+        cut_off.close()
+        path_of_b.stop()

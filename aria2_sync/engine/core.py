@@ -92,6 +92,8 @@ class Engine:
         self.ledger = Ledger(
             keep_finished=config.keep_finished, keep_seconds=config.keep_seconds, store=store
         )
+        if pool is not None:
+            self.ledger.on_home = self.rpc.note_home  # (where other processes moved downloads)
         pools = self.runtime.pools
         self.restarts = RestartEngine(
             self.rpc,

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..state.base import Store
@@ -76,6 +76,9 @@ class Ledger:
         self._finished_hint = 0
         self._prune_at = keep_finished
         self._store_failing = False
+        #: Told ``(daemon GID, daemon)`` for every stored download another process (or this
+        #: one) moved to another daemon of a pool, at each :meth:`refresh`; None without a pool.
+        self.on_home: Callable[[str, str], None] | None = None
 
     def add(self, record: DownloadRecord) -> None:
         if self.store is not None:
@@ -207,6 +210,7 @@ class Ledger:
             return []  # this process goes on with what it knows
         self._store_ok()
         settled = []
+        homes: list[tuple[str, str]] = []
         with self._lock:
             for record in records:
                 row = rows.get(record.gid)
@@ -218,8 +222,13 @@ class Ledger:
                     self._by_daemon_gid[record.current_gid] = record.gid
                 if outcome:
                     settled.append(record)
+                if row.get("daemon") and self.on_home is not None:
+                    homes.append((record.current_gid, str(row["daemon"])))
         for record in settled:
             self.note_finished(record)
+        for gid, daemon in homes:  # (outside the lock: a pool takes its own)
+            assert self.on_home is not None
+            self.on_home(gid, daemon)
         return settled
 
     def _store_trouble(self, action: str, error: Aria2StateError) -> None:

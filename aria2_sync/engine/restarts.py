@@ -32,6 +32,7 @@ from ..errors import (
     Aria2ConnectionError,
     Aria2GIDNotFoundError,
     Aria2RPCError,
+    Aria2StateError,
     redact_url,
 )
 from ..logs import logger
@@ -336,6 +337,7 @@ class RestartEngine:
             gid = self._add_again(record, options, old_gid)
             if gid != record.current_gid:
                 self.ledger.rebind(record, gid)
+            self._note_home(record, gid)
             if record.cancelled:  # cancelled while the add was in flight
                 self._remove_quietly(gid)
                 return False
@@ -371,6 +373,18 @@ class RestartEngine:
             self.rpc.force_remove(gid)
         except Aria2RPCError:
             pass
+
+    def _note_home(self, record: DownloadRecord, gid: str) -> None:
+        """With a pool: write which daemon the download now lives on, so that every process
+        sharing the state has it swept from the one it left (one that still reaches that daemon
+        when this one could not)."""
+        home = self.rpc.home_of(gid)
+        if home is None:
+            return
+        try:
+            self.ledger.persist(record, daemon=home)
+        except Aria2StateError as error:
+            logger.warning("could not share where download %s moved (%s): %s", record.gid, home, error)
 
     def _options_for_restart(
         self, record: DownloadRecord, status: Mapping[str, Any] | None

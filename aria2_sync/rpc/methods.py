@@ -333,6 +333,15 @@ class Aria2RPC:
     def force_shutdown(self) -> str:
         return str(self.transport.call("aria2.forceShutdown"))
 
+    def home_of(self, gid: str) -> str | None:
+        """The daemon (its URL without credentials) download ``gid`` lives on, when there is a
+        choice of daemons (a pool: :meth:`~aria2_sync.rpc.pooled.PooledRPC.home_of`); None here."""
+        return None
+
+    def note_home(self, gid: str, daemon: str) -> None:
+        """Download ``gid`` lives on ``daemon`` (as :meth:`home_of` names it), says another
+        process sharing the state; nothing to do with one daemon."""
+
     def probe(self) -> bool:
         """Whether a daemon needs to be asked again while nothing is watched (a pool's in trouble:
         :meth:`~aria2_sync.rpc.pooled.PooledRPC.probe`); one daemon never does."""

@@ -320,6 +320,18 @@ class PooledRPC(PlacedAdds):
         gid = str(params[0]) if params else ""
         return _gone(method, gid)
 
+    def home_of(self, gid: str) -> str | None:
+        member = self.pool.home(gid)
+        return None if member is None else redact_url(member.rpc_url)
+
+    def note_home(self, gid: str, daemon: str) -> None:
+        """Another process moved ``gid`` to ``daemon``: it lives there now, and the daemon this
+        pool knew it on is swept of it at its next call (this process may reach a daemon the
+        other could not)."""
+        member = next((m for m in self.pool.members if redact_url(m.rpc_url) == daemon), None)
+        if member is not None and self.pool.home(gid) is not member:
+            self.pool.settle(gid, member)
+
     def probe(self) -> bool:
         """Try the daemons that are in trouble (sweeping one that is back: see the module), when
         their pause is over; whether one is still in trouble. The monitor calls this while it

@@ -32,7 +32,7 @@ FILE_MODE = 0o600
 #: SQLite's companion files in WAL mode (they hold the same data as the file itself).
 _COMPANIONS = ("-wal", "-shm")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS downloads (
     last TEXT,
     added_at REAL NOT NULL,
     lease_holder TEXT,
-    lease_until REAL
+    lease_until REAL,
+    daemon TEXT
 );
 CREATE INDEX IF NOT EXISTS downloads_batch ON downloads (batch_id);
 CREATE INDEX IF NOT EXISTS downloads_current ON downloads (current_gid);
@@ -186,6 +187,10 @@ class SQLiteStore(Store):
                 f"state file {self.path!r} has an unreadable schema version ({str(row[0])[:20]!r}): "
                 "the file is damaged or not an aria2_sync state file; move it away to start afresh"
             ) from None
+        if version == 1:  # (version 2 added the daemon a download lives on, for pools)
+            self._db.execute("ALTER TABLE downloads ADD COLUMN daemon TEXT")
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+            return
         if version != SCHEMA_VERSION:
             raise Aria2StateError(
                 f"state file {self.path!r} has schema version {version}, this aria2_sync uses "
