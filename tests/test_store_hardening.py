@@ -76,6 +76,35 @@ def test_a_planted_symlink_is_not_followed(tmp_path, name):
     assert target.read_bytes() == b"" and _mode(target) == 0o644
 
 
+def test_a_version_1_state_file_is_upgraded_in_place(tmp_path):
+    """Version 2 added the daemon a download lives on (pools); a version-1 file keeps its rows."""
+    db = tmp_path / "v1.db"
+    store = SQLiteStore(str(db))
+    store.add(
+        [
+            {
+                "gid": "00000000000000e5",
+                "batch_id": None,
+                "uris": ["http://h/f"],
+                "options": {},
+                "current_gid": "00000000000000e5",
+            }
+        ]
+    )
+    store.close()
+    with sqlite3.connect(db) as connection:  # as version 1 wrote it: no daemon column
+        connection.execute("ALTER TABLE downloads DROP COLUMN daemon")
+        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    store = SQLiteStore(str(db))
+    try:
+        store.update("00000000000000e5", daemon="http://127.0.0.1:6800/jsonrpc")
+        assert store.find("00000000000000e5")["daemon"] == "http://127.0.0.1:6800/jsonrpc"
+    finally:
+        store.close()
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+
+
 def test_a_tampered_schema_version_is_a_state_error(tmp_path):
     db = tmp_path / "v.db"
     SQLiteStore(str(db)).close()
