@@ -164,3 +164,13 @@ def test_of_several_answers_the_running_copy_wins_over_an_old_result() -> None:
     assert _best(answers) == (b, {"status": "active"})
     assert _best([(a, {"status": "removed"}), (b, {"status": "complete"})]) == (b, {"status": "complete"})
     assert _best([(c, _lost())]) is None
+
+
+def test_a_forgotten_download_s_home_is_forgotten_but_not_its_sweep() -> None:
+    pool, _ = _pool()
+    a, b, _c = pool.members
+    pool.settle("00000000000000f6", a)
+    pool.settle("00000000000000f6", b)  # (moved: a still to be swept of it)
+    pool.forget(["00000000000000f6"])
+    assert pool.home("00000000000000f6") is None
+    assert pool.evicted(a) == {"00000000000000f6"}

@@ -161,3 +161,18 @@ def test_a_download_moved_by_a_process_cut_off_from_its_daemon_is_removed_there_
         reaching.close()
         cut_off.close()
         path_of_b.stop()
+
+
+def test_a_pool_forgets_where_downloads_lived_when_the_client_forgets_them(
+    three_daemons, fault_server, tmp_path
+):
+    client = Aria2Client.pool(three_daemons, poll_interval=0.1, verbose=False)
+    try:
+        futures = [client.submit(fault_server.add_file(f"f{n}.bin", size=1_000)) for n in range(3)]
+        for future in futures:
+            future.result(timeout=30)
+        assert sum(health.downloads for health in client.daemons()) == 3
+        assert client.purge() == 3
+        assert sum(health.downloads for health in client.daemons()) == 0
+    finally:
+        client.close()

@@ -94,6 +94,7 @@ class Engine:
         )
         if pool is not None:
             self.ledger.on_home = self.rpc.note_home  # (where other processes moved downloads)
+            self.ledger.on_forget = pool.forget  # (so the pool's map is bounded like the ledger)
         pools = self.runtime.pools
         self.restarts = RestartEngine(
             self.rpc,

@@ -79,6 +79,8 @@ class Ledger:
         #: Told ``(daemon GID, daemon)`` for every stored download another process (or this
         #: one) moved to another daemon of a pool, at each :meth:`refresh`; None without a pool.
         self.on_home: Callable[[str, str], None] | None = None
+        #: Told the daemon GIDs of every record forgotten (a pool forgets where they lived).
+        self.on_forget: Callable[[list[str]], None] | None = None
 
     def add(self, record: DownloadRecord) -> None:
         if self.store is not None:
@@ -377,8 +379,11 @@ class Ledger:
         record = self._records.pop(gid, None)
         if record is None:
             return
-        for daemon_gid in [record.gid, *record.daemon_gids]:
+        daemon_gids = [record.gid, *record.daemon_gids]
+        for daemon_gid in daemon_gids:
             self._by_daemon_gid.pop(daemon_gid, None)
+        if self.on_forget is not None:
+            self.on_forget(daemon_gids)
 
     def get_local(self, gid: str) -> DownloadRecord | None:
         """The record for a GID from memory alone (without asking the store)."""

@@ -40,8 +40,9 @@ UP, UNREACHABLE, FAILED_OVER, REFUSED = "up", "unreachable", "failed_over", "ref
 #: again at most this late after it is back, and a live one costs no more than a call per pause.
 MAX_RETRY_PAUSE = 5.0
 
-#: How many GIDs a pool remembers the daemon of (the oldest are forgotten first; a GID whose
-#: daemon is forgotten is found again by asking every daemon). About 100 bytes each.
+#: How many GIDs a pool remembers the daemon of, at most: the client's retention forgets them
+#: with their downloads (:meth:`DaemonPool.forget`); past this bound the oldest go first (a GID
+#: whose daemon is forgotten is found again by asking every daemon). About 100 bytes each.
 HOMES_KEPT = 200_000
 STATES = (UP, UNREACHABLE, FAILED_OVER, REFUSED)
 
@@ -238,6 +239,13 @@ class DaemonPool:
             if before is not None and before is not member:
                 self._evicted[before].add(gid)
                 self._needs_sweep.add(before)  # (swept at its next call, whatever its state)
+
+    def forget(self, gids: Sequence[str]) -> None:
+        """Forget where ``gids`` live (the client forgot their downloads); a copy still to be
+        swept from a daemon stays to be swept."""
+        with self._lock:
+            for gid in gids:
+                self._homes.pop(gid, None)
 
     def may_hold(self, gid: str, member: Member) -> None:
         """``member`` may hold a copy of ``gid`` it should not: an add whose answer was lost, or
