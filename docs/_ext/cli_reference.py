@@ -135,7 +135,7 @@ class CliReference(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         parser = load_parser(self.options.get("parser", DEFAULT_PARSER))
         result: list[nodes.Node] = self._parse(command_rst(parser))
-        for name, summary, subparser in _subcommands(parser):
+        for _name, summary, subparser in _subcommands(parser):
             section = nodes.section(ids=[nodes.make_id(f"cli {subparser.prog}")], names=[subparser.prog])
             section += nodes.title(text=subparser.prog)
             section.extend(self._parse(command_rst(subparser, summary)))
