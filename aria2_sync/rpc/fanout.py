@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..logs import logger
 from ..threads import ThreadFactory, daemon_thread
-from .members import UP, DaemonPool, Member
+from .members import REFUSED, UP, DaemonPool, Member
 from .methods import Aria2RPC
 
 __all__ = ["Fanout"]
@@ -107,7 +107,8 @@ class Fanout:
                 trouble = Aria2ConnectionError(
                     member.rpc_url, f"no answer within {self.reply_wait:g} s", maybe_applied=True
                 )
-                self.pool.failed(member, trouble)
+                if member.trouble != REFUSED:  # (aria2 refuses a secret late, on purpose: still refused)
+                    self.pool.failed(member, trouble)
                 outcome[member] = trouble
                 self.pool.note_stuck(member, future)
             else:
@@ -130,6 +131,10 @@ class Fanout:
                     denied = next((item for item in result if isinstance(item, Aria2AuthError)), None)
                     if denied is not None:
                         raise denied
+                if self.pool.needs_sweep(member):
+                    # A call given up on that returns now (a frozen host thawed) sweeps at once:
+                    # the host's copies of moved downloads must not write on until a next call.
+                    self.sweep(member, rpc)
             except BaseException as error:
                 if isinstance(error, _DAEMON_TROUBLE):
                     self.pool.failed(member, error)

@@ -171,6 +171,8 @@ class DaemonPool:
         with self._lock:
             member.pause = min(MAX_RETRY_PAUSE, max(0.25, member.pause * 2))
             member.retry_at = self._clock() + member.pause
+            if kind == REFUSED:
+                member.last_answer = self._clock()  # (a refusal is an answer: no failover clock)
             if member.trouble == kind:
                 return
             member.trouble = kind

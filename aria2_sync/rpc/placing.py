@@ -15,7 +15,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, TypeVar
 
-from ..errors import Aria2ConnectionError, Aria2RPCError
+from ..errors import Aria2AuthError, Aria2ConnectionError, Aria2RPCError
 from .fanout import Fanout
 from .members import UP, DaemonPool, Member
 from .methods import Aria2RPC
@@ -45,7 +45,7 @@ class PlacedAdds(Aria2RPC):
         loaded one; on to the next if a daemon cannot be reached (one that may have taken the
         add is swept of it when it is back)."""
         tried: list[Member] = []
-        last_error: Aria2ConnectionError | None = None
+        last_error: Aria2ConnectionError | Aria2AuthError | None = None
         home = None if gid is None else self.pool.home(gid)
         while True:
             member = home if home is not None and self.pool.state(home) == UP else self.pool.place(tried)
@@ -56,8 +56,9 @@ class PlacedAdds(Aria2RPC):
                 raise Aria2ConnectionError(self.pool.members[0].rpc_url, "no daemon of the pool answers")
             try:
                 return member, self.fanout.one(member, job)
-            except Aria2ConnectionError as error:
-                if error.maybe_applied:
+            except (Aria2ConnectionError, Aria2AuthError) as error:
+                # (a refused secret: nothing was added there, and the daemon is out of placement)
+                if isinstance(error, Aria2ConnectionError) and error.maybe_applied:
                     if gid is None:
                         raise  # (a GID of aria2's choosing: added or not, nobody can tell)
                     self.pool.may_hold(gid, member)
@@ -110,7 +111,7 @@ class PlacedAdds(Aria2RPC):
         outcome: list[Aria2RPCError | None] = [None] * len(items)
         pending = list(range(len(items)))
         tried: list[Member] = []
-        last_error: Aria2ConnectionError | None = None
+        last_error: Aria2ConnectionError | Aria2AuthError | None = None
         while pending:
             shares: dict[Member, list[int]] = {}
             for i in pending:
@@ -125,11 +126,11 @@ class PlacedAdds(Aria2RPC):
             pending = []
             for member, answer in self.fanout.run(jobs).items():
                 share = shares[member]
-                if isinstance(answer, Aria2ConnectionError):
-                    tried.append(member)
+                if isinstance(answer, (Aria2ConnectionError, Aria2AuthError)):
+                    tried.append(member)  # (a refused secret: nothing added there; on to the others)
                     last_error = answer
                     pending += share
-                    if answer.maybe_applied:
+                    if isinstance(answer, Aria2ConnectionError) and answer.maybe_applied:
                         for i in share:
                             self.pool.may_hold(items[i][2], member)
                     continue
@@ -142,11 +143,16 @@ class PlacedAdds(Aria2RPC):
             pending.sort()
         return outcome
 
-    def _none_left(self, last_error: Aria2ConnectionError | None, done: int) -> Aria2ConnectionError:
-        """The error of a batch add that no daemon is left to take, ``done`` items being added."""
-        error = last_error or Aria2ConnectionError(
-            self.pool.members[0].rpc_url, "no daemon of the pool answers"
-        )
+    def _none_left(
+        self, last_error: Aria2ConnectionError | Aria2AuthError | None, done: int
+    ) -> Aria2ConnectionError | Aria2AuthError:
+        """The error of a batch add that no daemon is left to take, ``done`` items being added:
+        the last daemon's own when nothing was added; else a connection error that says part of
+        the batch may be in (so the batch add keeps it and adds the rest later)."""
+        if isinstance(last_error, Aria2AuthError) and not done:
+            return last_error
+        error = last_error if isinstance(last_error, Aria2ConnectionError) else None
+        error = error or Aria2ConnectionError(self.pool.members[0].rpc_url, "no daemon of the pool answers")
         if done:
             error.maybe_applied = True
         error.items_done = done  # type: ignore[attr-defined]  # (read by the batch add, as for one daemon)

@@ -333,14 +333,14 @@ class PooledRPC(PlacedAdds):
             self.pool.settle(gid, member)
 
     def probe(self) -> bool:
-        """Try the daemons that are in trouble (sweeping one that is back: see the module), when
-        their pause is over; whether one is still in trouble. The monitor calls this while it
+        """Try the daemons that are in trouble or still to be swept (sweeping one that is back:
+        see the module), when their pause is over; whether one is still so. The monitor calls this while it
         has nothing to read, so that a daemon that comes back is swept without waiting for work.
         """
-        troubled = [m for m in self.pool.members if m.trouble is not None]
+        troubled = [m for m in self.pool.members if m.trouble is not None or self.pool.needs_sweep(m)]
         if troubled:
             self.fanout.run(dict.fromkeys(troubled, _global_stat))
-        return any(m.trouble is not None for m in self.pool.members)
+        return any(m.trouble is not None or self.pool.needs_sweep(m) for m in self.pool.members)
 
     # -- the daemons as one -----------------------------------------------------------------------
 
