@@ -201,6 +201,7 @@ def test_without_ipywidgets_it_falls_back_to_the_progress_bars(
     with caplog.at_level(logging.WARNING, logger="aria2_sync"):
         board = dashboard(client, futures, interval=0.05, display=False)
     assert board.widget is None and not board.running
+    assert board.message == "no widgets: progress bars were shown instead"
     assert board.last.is_completed and board.last.completed_count == 2  # it blocked until done
     (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert "needs ipywidgets" in line and INSTALL_HINT in line

@@ -40,7 +40,7 @@ from ..models import BatchProgress, Progress
 from .formatting import human_size
 from .progress_display import TqdmDisplay, _in_jupyter_kernel, _live_display, _resolve_target, progress
 
-__all__ = ["dashboard", "Dashboard", "INSTALL_HINT"]
+__all__ = ["dashboard", "Dashboard", "DashboardRow", "INSTALL_HINT"]
 
 #: What the fallback's log line tells the user to install.
 INSTALL_HINT = "pip install 'aria2_sync[notebook]'"
@@ -102,6 +102,7 @@ def dashboard(
         else:
             logger.warning("the dashboard's buttons need a Jupyter kernel; showing progress bars instead")
         board = Dashboard(client, futures, batch_id, None, interval, max_rows)
+        board._request_stop("no widgets: progress bars were shown instead")
         board.last = _bars(client, target, futures, interval, timeout)
         return board
     board = Dashboard(client, futures, batch_id, widgets, interval, max_rows)
@@ -180,8 +181,9 @@ def _bars(
         display.close()
 
 
-class _Row:
-    """The widgets of one download's row."""
+class DashboardRow:
+    """The widgets of one download's row: ``name``, ``bar``, ``text`` (bytes, speed) and
+    ``state`` labels, and the ``pause``, ``resume`` and ``cancel`` buttons."""
 
     def __init__(self, widgets: Any, gid: str, act: Callable[[str, str], None]) -> None:
         self.gid = gid
@@ -248,7 +250,7 @@ class Dashboard:
         self._closing = False
         self._stopped_because: str | None = None
         self._thread: threading.Thread | None = None
-        self._rows: dict[str, _Row] = {}
+        self._rows: dict[str, DashboardRow] = {}
         self.widget: Any = None
         if widgets is not None:
             self._build(widgets)
@@ -274,7 +276,7 @@ class Dashboard:
     # -- what users call ----------------------------------------------------------------------------
 
     @property
-    def rows(self) -> dict[str, _Row]:
+    def rows(self) -> dict[str, DashboardRow]:
         return dict(self._rows)
 
     @property
@@ -434,7 +436,7 @@ class Dashboard:
         items = list(last.downloads[: self._max_rows]) if last else []
         rows = {item.gid: self._rows.get(item.gid) for item in items}
         for item in items:
-            row = rows[item.gid] or _Row(self._widgets, item.gid, self._request)
+            row = rows[item.gid] or DashboardRow(self._widgets, item.gid, self._request)
             rows[item.gid] = row
             row.show(item, live)
         shown = [row for row in rows.values() if row is not None]
