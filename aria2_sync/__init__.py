@@ -32,14 +32,15 @@ from .models import BatchProgress, FileInfo, GlobalStats, Progress
 from .policy import PERMANENT_ERROR_CODES, TRANSIENT_ERROR_CODES, RestartPolicy
 from .state import Store
 
-#: Exports loaded on first use: they bring subprocess, sqlite3 or tqdm handling, or the search for
-#: an aria2c binary, that most programs never need, and ``import aria2_sync`` should stay cheap
-#: (no work at import time; tests/test_import_cost.py lists what it must not load).
+#: Exports loaded on first use: they bring subprocess, sqlite3, tqdm or ipywidgets handling, or
+#: the search for an aria2c binary, that most programs never need, and ``import aria2_sync`` should
+#: stay cheap (no work at import time; tests/test_import_cost.py lists what it must not load).
 _LAZY = {
     "Aria2Daemon": ".daemon.process",
     "find_aria2c": ".daemon.binary",
     "SQLiteStore": ".state.sqlite",
     "progress": ".ui.progress_display",
+    "dashboard": ".ui.dashboard",
 }
 
 
@@ -96,4 +97,5 @@ __all__ = [
     "PERMANENT_ERROR_CODES",
     "find_aria2c",
     "progress",
+    "dashboard",
 ]
