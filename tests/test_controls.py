@@ -117,6 +117,8 @@ def test_cancel_with_delete_files_removes_this_download_s_file_and_control_file_
     assert client.cancel_download(gid, delete_files=True) is True
     assert not (tmp_path / "big.bin").exists() and not (tmp_path / "big.bin.aria2").exists()
     assert neighbour.read_bytes() == b"not aria2's" and outside.read_bytes() == b"nor this"
+    # (the client's own view first: it does not read a cancelled download again)
+    assert [p.status for p in client.get_downloads_progress([gid]).downloads] == ["removed"]
     assert client.get_progress(gid).status == "removed"
     os.unlink(outside)
 

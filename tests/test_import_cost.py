@@ -29,6 +29,9 @@ NOT_AT_IMPORT = (
     "_sqlite3",
     "websocket",
     "tqdm",
+    "ipywidgets",
+    "textual",
+    "rich",
     "subprocess",
     "aria2_sync.state.sqlite",
     "aria2_sync.state.redis",
@@ -80,6 +83,7 @@ def test_the_checker_sees_a_deferred_module_once_it_is_used():
         ("find_aria2c", "aria2_sync.daemon.binary"),
         ("SQLiteStore", "aria2_sync.state.sqlite"),
         ("progress", "aria2_sync.ui.progress_display"),
+        ("dashboard", "aria2_sync.ui.dashboard"),
     ],
 )
 def test_each_lazy_export_resolves_on_first_use(name, module):

@@ -214,7 +214,7 @@ def test_a_closed_client_is_refused(client_factory):
         progress([], client)
 
 
-@pytest.mark.skipif(progress_display.ipywidgets_available(), reason="ipywidgets is installed")
-def test_notebook_true_insists_on_widgets():
+def test_notebook_true_insists_on_widgets(monkeypatch):
+    monkeypatch.setattr(progress_display, "ipywidgets_available", lambda: False)
     with pytest.raises(Aria2InputError, match="needs tqdm and ipywidgets"):
         progress([], notebook=True)

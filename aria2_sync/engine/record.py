@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 
+#: What a snapshot of a download still under way says (a cancelled one stops saying it).
+_RUNNING = frozenset({"active", "waiting", "paused", "metadata"})
+
+
 class DownloadRecord(RecordView):
     """One logical download: the questions of :class:`RecordView`, and the transitions.
 
@@ -451,6 +455,10 @@ class DownloadRecord(RecordView):
         self._steady = None
         self._outcome = outcome
         self._finished_at = time.monotonic()
+        last = self._last
+        if outcome is Outcome.CANCELLED and last is not None and last.status in _RUNNING:
+            # Not read again: its snapshot says what aria2 says of a removed download.
+            self._last = attrs.evolve(last, status="removed", download_speed=0, upload_speed=0, connections=0)
 
     def _reopen(self) -> None:
         self._outcome = None
