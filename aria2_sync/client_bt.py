@@ -90,8 +90,26 @@ class ChainMethods:
         ``"metadata"`` meanwhile, never ``"complete"``), then the payload under a GID of its own;
         the handle then reports the payload. The metadata is saved beside the payload as
         ``<info hash>.torrent`` (aria2's ``bt-save-metadata``) so that a restart resumes the
-        payload without asking peers again. Raises ``BadMagnetError`` (an
-        :class:`Aria2InputError`) for a URI without ``xt=urn:btih:<info hash>``.
+        payload without asking peers again.
+
+        Args:
+            uri: A ``magnet:?xt=urn:btih:<info hash>`` URI.
+            save_dir: The directory to write into (aria2's ``dir``); None: the daemon's.
+            options: aria2 per-download options, checked like ``add_download``'s.
+            seed_time: Minutes to seed after the payload is complete (aria2's ``seed-time``);
+                None, with no ``seed_ratio``: no seeding.
+            seed_ratio: Share ratio at which seeding stops (aria2's ``seed-ratio``; 0.0: no limit).
+
+        Returns:
+            The download's GID, the handle through its chain.
+
+        Raises:
+            BadMagnetError: A URI without ``xt=urn:btih:<info hash>`` (an :class:`Aria2InputError`).
+            Aria2InputError: Bad ``options``.
+            Aria2RPCError: aria2 refused the download.
+            Aria2ConnectionError: The daemon cannot be reached (with ``gid`` set: the answer was
+                lost, and the download is watched under that GID).
+            Aria2ClosedError: The client is closed.
         """
         self._check_open()
         return self._chains.add_magnet(uri, save_dir, options, Callbacks(), seed_time, seed_ratio).gid
@@ -108,8 +126,26 @@ class ChainMethods:
         on_restart: Callable[[Progress], Any] | None = None,
         on_done: Callable[[DownloadFuture], Any] | None = None,
     ) -> DownloadFuture:
-        """:meth:`add_magnet`, returning a future (as ``submit`` does): it resolves when the
-        payload is complete, to a ``DownloadResult`` whose ``paths`` are the payload's files."""
+        """:meth:`add_magnet`, returning a future (as ``submit`` does).
+
+        Args:
+            uri: As in :meth:`add_magnet`.
+            save_dir: As in :meth:`add_magnet`.
+            options: aria2 per-download options, checked like ``add_download``'s.
+            seed_time: Minutes to seed after the payload is complete (aria2's ``seed-time``);
+                None, with no ``seed_ratio``: no seeding.
+            seed_ratio: Share ratio at which seeding stops (aria2's ``seed-ratio``; 0.0: no limit).
+            on_progress: Called with the new :class:`~aria2_sync.Progress` when the snapshot changes.
+            on_restart: Called with the failed :class:`~aria2_sync.Progress` after each restart.
+            on_done: Called with the future once it has its outcome.
+
+        Returns:
+            A future that resolves when the payload is complete, to a ``DownloadResult`` whose
+            ``paths`` are the payload's files.
+
+        Raises:
+            BadMagnetError: As in :meth:`add_magnet`; the other errors too.
+        """
         callbacks = _callbacks(on_progress, on_restart, on_done)
         return self._future(
             lambda: self._chains.add_magnet(uri, save_dir, options, callbacks, seed_time, seed_ratio)
@@ -135,9 +171,28 @@ class ChainMethods:
         1 (aria2's ``select-file``: the torrent's file order) or paths (``"dir/a.bin"``, with or
         without the torrent's name in front); None: every file. Only the selected files count
         toward completion (aria2 may write the parts of others that share a piece with them).
-        Raises ``BadTorrentError`` (an :class:`Aria2InputError`) for bytes that are not a
-        bencoded torrent with an ``info`` dict, a file that cannot be read, or a ``files``
-        entry out of range or unknown (names only for bytes or paths).
+
+        Args:
+            torrent: The ``.torrent`` file's bytes, its path, or an http(s) URL.
+            save_dir: The directory to write into (aria2's ``dir``); None: the daemon's.
+            files: Indexes from 1 or paths of the files to download; None: every file.
+            options: aria2 per-download options, checked like ``add_download``'s.
+            seed_time: Minutes to seed after the payload is complete (aria2's ``seed-time``);
+                None, with no ``seed_ratio``: no seeding.
+            seed_ratio: Share ratio at which seeding stops (aria2's ``seed-ratio``; 0.0: no limit).
+
+        Returns:
+            The download's GID, the handle of its payload.
+
+        Raises:
+            BadTorrentError: Bytes that are not a bencoded torrent with an ``info`` dict, a file
+                that cannot be read, or a ``files`` entry out of range or unknown (names only for
+                bytes or paths); an :class:`Aria2InputError`.
+            Aria2InputError: Bad ``options``.
+            Aria2RPCError: aria2 refused the download.
+            Aria2ConnectionError: The daemon cannot be reached (with ``gid`` set: the answer was
+                lost, and the download is watched under that GID).
+            Aria2ClosedError: The client is closed.
         """
         self._check_open()
         chains = self._chains
@@ -156,8 +211,27 @@ class ChainMethods:
         on_restart: Callable[[Progress], Any] | None = None,
         on_done: Callable[[DownloadFuture], Any] | None = None,
     ) -> DownloadFuture:
-        """:meth:`add_torrent`, returning a future that resolves when every selected file is
-        complete, to a ``DownloadResult`` (``paths``: the selected files)."""
+        """:meth:`add_torrent`, returning a future (as ``submit`` does).
+
+        Args:
+            torrent: As in :meth:`add_torrent`.
+            save_dir: As in :meth:`add_torrent`.
+            files: As in :meth:`add_torrent`.
+            options: aria2 per-download options, checked like ``add_download``'s.
+            seed_time: Minutes to seed after the payload is complete (aria2's ``seed-time``);
+                None, with no ``seed_ratio``: no seeding.
+            seed_ratio: Share ratio at which seeding stops (aria2's ``seed-ratio``; 0.0: no limit).
+            on_progress: Called with the new :class:`~aria2_sync.Progress` when the snapshot changes.
+            on_restart: Called with the failed :class:`~aria2_sync.Progress` after each restart.
+            on_done: Called with the future once it has its outcome.
+
+        Returns:
+            A future that resolves when every selected file is complete, to a ``DownloadResult``
+            (``paths``: the selected files).
+
+        Raises:
+            BadTorrentError: As in :meth:`add_torrent`; the other errors too.
+        """
         callbacks = _callbacks(on_progress, on_restart, on_done)
         return self._future(
             lambda: self._chains.add_torrent(
@@ -182,10 +256,25 @@ class ChainMethods:
         verified by its strongest hash (aria2's ``checksum``; the result's ``verified`` says
         ``"sha-256 hash from the metalink (aria2)"``), like ``add_download``'s: the same GID
         handle, restarts and idempotent add. Every URL in it is checked by the rules a caller's
-        URL is. ``options`` may not hold ``out`` or ``checksum`` (the metalink gives them).
-        Raises :class:`~aria2_sync.errors.BadMetalinkError` (an :class:`Aria2InputError`) for a
-        document that is not a metalink, names a refused URL or a bad hash, or describes no
-        file or several; :class:`Aria2InputError` for bad ``options``.
+        URL is.
+
+        Args:
+            metalink: The metalink's bytes or its path.
+            save_dir: The directory to write into (aria2's ``dir``); None: the daemon's.
+            options: aria2 per-download options; not ``out`` or ``checksum`` (the metalink
+                gives them).
+
+        Returns:
+            The download's GID.
+
+        Raises:
+            BadMetalinkError: A document that is not a metalink, names a refused URL or a bad
+                hash, or describes no file or several; an :class:`Aria2InputError`.
+            Aria2InputError: Bad ``options``.
+            Aria2RPCError: aria2 refused the download.
+            Aria2ConnectionError: The daemon cannot be reached (with ``gid`` set: the answer was
+                lost, and the download is watched under that GID).
+            Aria2ClosedError: The client is closed.
         """
         self._check_open()
         return self._chains.add_metalink(metalink, save_dir, options, Callbacks()).gid
@@ -200,7 +289,22 @@ class ChainMethods:
         on_restart: Callable[[Progress], Any] | None = None,
         on_done: Callable[[DownloadFuture], Any] | None = None,
     ) -> DownloadFuture:
-        """:meth:`add_metalink`, returning a future that resolves when the file is complete."""
+        """:meth:`add_metalink`, returning a future (as ``submit`` does).
+
+        Args:
+            metalink: As in :meth:`add_metalink`.
+            save_dir: As in :meth:`add_metalink`.
+            options: As in :meth:`add_metalink`.
+            on_progress: Called with the new :class:`~aria2_sync.Progress` when the snapshot changes.
+            on_restart: Called with the failed :class:`~aria2_sync.Progress` after each restart.
+            on_done: Called with the future once it has its outcome.
+
+        Returns:
+            A future that resolves when the file is complete (and verified by its hash).
+
+        Raises:
+            BadMetalinkError: As in :meth:`add_metalink`; the other errors too.
+        """
         callbacks = _callbacks(on_progress, on_restart, on_done)
         return self._future(lambda: self._chains.add_metalink(metalink, save_dir, options, callbacks))
 
@@ -219,10 +323,23 @@ class ChainMethods:
         batch ``batch_id`` (None: a new id), so ``get_batch_progress``, ``batch_futures``,
         ``wait_for_batch`` and ``cancel_batch`` take it, as for ``add_batch_downloads``. A
         metalink of one file makes a batch of one. Everything is checked before anything is
-        sent. Raises :class:`~aria2_sync.errors.BadMetalinkError` as :meth:`add_metalink`
-        does (several files excepted; two files of one name are refused),
-        :class:`Aria2InputError` for bad ``options`` or a ``batch_id`` in use, and what
-        ``add_batch_downloads`` raises once the daemon is asked.
+        sent.
+
+        Args:
+            metalink: The metalink's bytes or its path.
+            save_dir: The directory to write into; None: the daemon's.
+            options: As in :meth:`add_metalink`.
+            batch_id: The batch's id; None: a new one.
+
+        Returns:
+            The batch's id.
+
+        Raises:
+            BadMetalinkError: As :meth:`add_metalink` (several files excepted; two files of one
+                name are refused).
+            Aria2InputError: Bad ``options``, or a ``batch_id`` in use.
+            Aria2ConnectionError: The daemon cannot be reached (as ``add_batch_downloads``).
+            Aria2ClosedError: The client is closed.
         """
         self._check_open()
         return self._chains.add_metalink_batch(metalink, save_dir, options, batch_id)

@@ -16,6 +16,7 @@ __all__ = [
     "FileInfo",
     "Progress",
     "GlobalStats",
+    "DaemonHealth",
     "BatchProgress",
     "STATUS_KEYS",
     "TICK_KEYS",
@@ -350,6 +351,28 @@ class GlobalStats:
             num_stopped=_int(data.get("numStopped")),
             num_stopped_total=_int(data.get("numStoppedTotal")),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class DaemonHealth:
+    """One daemon of a pool as the client sees it (``Aria2Client.daemons()``).
+
+    ``state`` is ``"up"``, ``"unreachable"`` (no answer, for at most the pool's
+    ``failover_after``: left out of placement), ``"failed_over"`` (no answer for longer: its
+    unfinished downloads were added again on the others) or ``"refused"`` (it refuses the RPC
+    secret: never placed on, never failed over). ``load`` is its active and waiting downloads as
+    last read plus those placed on it since; ``downloads`` how many of this client's downloads
+    it holds as far as the client knows. ``rpc_url`` has no credentials.
+    """
+
+    rpc_url: str
+    state: str
+    load: int
+    weight: float
+    downloads: int
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)

@@ -81,6 +81,9 @@ class Result:
     why: list[str] = dataclasses.field(default_factory=list)  # measured reasons for a MISS
     table: list[list[str]] = dataclasses.field(default_factory=list)  # header row, then rows
     error: str | None = None  # the benchmark could not run
+    #: Machine-readable figures; ``run.py --write`` saves them as ``benchmarks/results/NAME.json``
+    #: (the docs plot the scaling curve from that file at build time).
+    data: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:

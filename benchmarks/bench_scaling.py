@@ -168,6 +168,13 @@ def run(quick: bool) -> Result:
             f"{sizes[-1]:,}",
         ],
         table=table,
+        data={
+            "benchmark": NAME,
+            "quick": quick,
+            "units": "seconds for a whole tick or floor of `count` downloads; bytes for rss_per_download "
+            "and tick_peak; aria2_idle_cpu as a share of one core",
+            "rows": rows,
+        },
     )
     if not result.passed:
         result.why = [

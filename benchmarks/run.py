@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import json
 import os
 import platform
 import shlex
@@ -49,6 +50,7 @@ BENCHMARKS = {
     "import": "bench_import",
     "stores": "bench_stores",
     "torrent": "bench_torrent",
+    "pool": "bench_pool",
 }
 
 
@@ -288,7 +290,30 @@ def main(argv: list[str]) -> int:
             if kept:
                 handle.write("\n" + kept)
         print(f"wrote {path}")
+        for written in _write_data(results, when, command):
+            print(f"wrote {written}")
     return 0 if all(r.passed for r in results) else 1
+
+
+def _write_data(results: list[Result], when: str, command: str) -> list[str]:
+    """Save each result's machine-readable figures as ``benchmarks/results/NAME.json``.
+
+    The documentation draws the scaling curve from ``scaling.json`` at build time (no benchmark
+    runs then), so the plot always shows the run that BENCHMARKS.rst describes. A benchmark that
+    failed leaves its previous file in place.
+    """
+    folder = os.path.join(HERE, "results")
+    written = []
+    for result in results:
+        if result.data is None or result.error is not None:
+            continue
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{result.name}.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(dict(result.data, date=when, command=command), handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        written.append(path)
+    return written
 
 
 #: BENCHMARKS.rst from this line on is not this script's: the chaos suite's figures (from

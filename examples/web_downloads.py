@@ -123,6 +123,7 @@ CONFIG_KEYS = (
     "DOWNLOAD_ROOT",
     "RPC_URL",
     "RPC_SECRET",
+    "DAEMONS",
     "STATE",
     "MAX_ITEMS",
     "CLIENT_OPTIONS",
@@ -130,7 +131,7 @@ CONFIG_KEYS = (
 )
 
 #: Client arguments that have their own configuration key (or are chosen by Aria2Client.local).
-_RESERVED_CLIENT_OPTIONS = frozenset({"rpc_url", "rpc_secret", "state"})
+_RESERVED_CLIENT_OPTIONS = frozenset({"rpc_url", "rpc_secret", "state", "daemon_pool"})
 
 #: A longer name is refused by every common file system (255 bytes per component).
 _MAX_COMPONENT_BYTES = 255
@@ -257,17 +258,45 @@ def _optional_text(values: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
+def _daemons(value: Any, default_secret: str | None) -> tuple[tuple[str, str | None], ...]:
+    """``DAEMONS``: a pool's daemons, as ``(rpc_url, secret)`` pairs or URLs (whose secret is
+    ``RPC_SECRET``); from the environment, URLs separated by spaces or commas."""
+    if value is None or value == "" or value == []:
+        return ()
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, (list, tuple)):
+        raise ConfigurationError(
+            f"DAEMONS must be a list of RPC URLs or (url, secret) pairs, not {type(value).__name__}"
+        )
+    daemons: list[tuple[str, str | None]] = []
+    for item in value:
+        if isinstance(item, str):
+            daemons.append((item, default_secret))
+        elif (
+            isinstance(item, (list, tuple))
+            and len(item) == 2
+            and all(isinstance(v, (str, type(None))) for v in item)
+        ):
+            daemons.append((str(item[0]), item[1]))
+        else:
+            raise ConfigurationError("each of DAEMONS must be an RPC URL or an (rpc_url, secret) pair")
+    return tuple(daemons)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the API needs, checked. Build it with :meth:`from_mapping`.
 
     ``rpc_url=None`` means an embedded private aria2c (``Aria2Client.local``) writing into
-    ``download_root``. ``state`` goes to ``Aria2Client(state=...)`` only when set.
+    ``download_root``, unless ``daemons`` names several daemons (``Aria2Client.pool``: each an
+    ``(rpc_url, secret)`` pair). ``state`` goes to ``Aria2Client(state=...)`` only when set.
     """
 
     download_root: str
     rpc_url: str | None = None
     rpc_secret: str | None = field(default=None, repr=False)
+    daemons: tuple[tuple[str, str | None], ...] = field(default=(), repr=False)
     state: str | None = None
     max_items: int = DEFAULT_MAX_ITEMS
     client_options: Mapping[str, Any] = field(default_factory=dict)
@@ -286,7 +315,10 @@ class Settings:
             raise ConfigurationError("DOWNLOAD_ROOT is required: the directory downloads are saved in")
         rpc_url = _optional_text(values, "RPC_URL")
         rpc_secret = _optional_text(values, "RPC_SECRET")
-        if rpc_secret is not None and rpc_url is None:
+        daemons = _daemons(values.get("DAEMONS"), rpc_secret)
+        if daemons and rpc_url is not None:
+            raise ConfigurationError("RPC_URL and DAEMONS are both set: one daemon, or a pool of them")
+        if rpc_secret is not None and rpc_url is None and not daemons:
             raise ConfigurationError("RPC_SECRET is set without RPC_URL (the embedded daemon makes its own)")
         max_items = values.get("MAX_ITEMS", DEFAULT_MAX_ITEMS)
         if isinstance(max_items, str) and max_items.strip().isdigit():
@@ -309,6 +341,7 @@ class Settings:
             download_root=os.path.abspath(os.path.expanduser(root)),
             rpc_url=rpc_url,
             rpc_secret=rpc_secret,
+            daemons=daemons,
             state=_optional_text(values, "STATE"),
             max_items=max_items,
             client_options=dict(client_options),
@@ -317,8 +350,16 @@ class Settings:
 
     def client_identity(self) -> tuple[Any, ...]:
         """What the shared client depends on; two settings with the same identity share it."""
-        root = self.download_root if self.rpc_url is None else None  # only a local daemon uses it
-        return (self.rpc_url, self.rpc_secret, self.state, root, sorted(self.client_options.items()))
+        local = self.rpc_url is None and not self.daemons
+        root = self.download_root if local else None  # only a local daemon uses it
+        return (
+            self.rpc_url,
+            self.rpc_secret,
+            self.daemons,
+            self.state,
+            root,
+            sorted(self.client_options.items()),
+        )
 
 
 def config_from_environ(environ: Mapping[str, str] = os.environ, **defaults: Any) -> dict[str, Any]:
@@ -359,6 +400,8 @@ def client_arguments(settings: Settings) -> dict[str, Any]:
 
 def _new_client(settings: Settings) -> Aria2Client:
     arguments = client_arguments(settings)
+    if settings.daemons:
+        return Aria2Client.pool(list(settings.daemons), **arguments)
     if settings.rpc_url is None:
         return Aria2Client.local(settings.download_root, **arguments)
     return Aria2Client(settings.rpc_url, settings.rpc_secret, **arguments)
@@ -384,7 +427,8 @@ def get_client(settings: Settings) -> Aria2Client:
         client = _new_client(settings)
         daemon = client.daemon
         _client, _client_identity = client, settings.client_identity()
-        _client_secrets = tuple(s for s in (settings.rpc_secret, daemon and daemon.secret) if s)
+        secrets = (settings.rpc_secret, daemon and daemon.secret, *(secret for _, secret in settings.daemons))
+        _client_secrets = tuple(s for s in secrets if s)
         if not _atexit_registered:
             atexit.register(reset_client)
             _atexit_registered = True

@@ -72,6 +72,7 @@ _WEB_H = "tests/test_web_hardening.py::"
 _RESET_TWICE = _RESTARTS + "test_a_download_reset_twice_resumes_under_the_same_gid"
 _INTEGRITY = "tests/test_integrity.py::"
 _CHAINS = "tests/test_chains.py::"
+_POOL_MEMBERS = "tests/test_pool_members.py::"
 
 
 def _m(name: str, guarantee: str, path: str, before: str, after: str, *tests: str) -> Mutation:
@@ -141,6 +142,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         _RESET_TWICE,
         _RESTARTS + "test_sixteen_pollers_trigger_exactly_one_restart",
     ),
+    _m(
+        "g2-steady-plan-kept-across-a-shared-restart",
+        "2: a read of a run that is over never stands for the new run (a restart another process made)",
+        "aria2_sync/engine/record.py",
+        '                return None\n            self._steady = None\n            if row["current_gid"]',
+        '                return None\n            if row["current_gid"]',
+        "tests/test_engine_record.py::test_a_run_another_process_moved_to_is_the_one_read_next",
+    ),
     # -- 3. resume, never re-fetch ---------------------------------------------------------------
     _m(
         "g3-restart-deletes-the-control-file",
@@ -194,6 +203,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "unresolved += pending",
         "unresolved += False",
         _GUARANTEES + "test_a_batch_is_not_completed_while_an_explicit_restart_of_a_failed_download_runs",
+    ),
+    _m(
+        "g5-finished-download-read-as-steady",
+        "5: a download with an outcome is counted by it, never as still running (lock-free reads)",
+        "aria2_sync/engine/record.py",
+        '{self._outcome.value}")\n        self._steady = None',
+        '{self._outcome.value}")',
+        "tests/test_engine_record.py::test_a_steady_download_is_looked_at_again_after_a_cancel_or_an_outcome",
     ),
     _m(
         "g5-failed-before-the-budget-is-spent",
@@ -325,8 +342,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "g9-keep-seconds-ignored",
         "9: finished downloads are forgotten after keep_seconds",
         "aria2_sync/engine/ledger.py",
-        "too_old = self.keep_seconds is not None and now - done_at > self.keep_seconds",
-        "too_old = False",
+        "expired = self.keep_seconds is not None and now - done_at > self.keep_seconds",
+        "expired = False",
         _GUARANTEES + "test_finished_downloads_are_forgotten_after_keep_seconds",
     ),
     # -- 10. the secret --------------------------------------------------------------------------
@@ -709,6 +726,47 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        for entry in entries:\n",
         "        for entry in entries[:1]:\n",
         _CHAINS + "test_a_metalink_of_several_files_is_one_batch_of_downloads",
+    ),
+    _m(
+        "g16-pool-fails-over-at-once",
+        "16: a silent daemon of a pool is failed over only after failover_after",
+        "aria2_sync/rpc/members.py",
+        "        if self._clock() - member.last_answer <= self.failover_after:\n",
+        "        if False:\n",
+        _POOL_MEMBERS
+        + "test_a_silent_daemon_is_failed_over_only_after_failover_after_and_is_up_once_it_answers",
+    ),
+    _m(
+        "g16-pool-fails-over-a-refusing-daemon",
+        "16: a daemon that refuses the secret is reported, never failed over",
+        "aria2_sync/rpc/members.py",
+        "        if member.trouble == REFUSED:\n            return REFUSED\n",
+        "",
+        _POOL_MEMBERS + "test_a_daemon_refusing_the_secret_is_never_failed_over",
+    ),
+    _m(
+        "g16-pool-places-on-a-silent-daemon",
+        "16: a daemon that does not answer is taken out of placement",
+        "aria2_sync/rpc/members.py",
+        "candidates = [m for m in self.members if m.trouble is None and m not in exclude]",
+        "candidates = [m for m in self.members if m not in exclude]",
+        _POOL_MEMBERS + "test_a_daemon_in_trouble_gets_nothing_new_and_none_answering_places_nowhere",
+    ),
+    _m(
+        "g18-changed-options-lost-on-restart",
+        "18: options changed on a download stay with it through a restart",
+        "aria2_sync/engine/record.py",
+        "            self._options = {**self._options, **changes}\n",
+        "            pass\n",
+        "tests/test_controls.py::test_a_speed_limit_set_on_the_fly_slows_the_download_and_survives_its_restart",
+    ),
+    _m(
+        "g18-delete-files-only-the-file",
+        "18: cancel_download(delete_files=True) deletes the control file too",
+        "aria2_sync/client_controls.py",
+        '        for target in (path, path + ".aria2"):\n',
+        "        for target in (path,):\n",
+        "tests/test_controls.py::test_cancel_with_delete_files_removes_this_download_s_file_and_control_file_only",
     ),
 )
 

@@ -136,6 +136,75 @@ def test_a_progress_callback_is_queued_once_until_it_runs():
     assert record.observed(0, _progress("active", done=3), (0, 3), auto_restart=True).notify
 
 
+def _steady(record: DownloadRecord, run: int = 0) -> Progress:
+    """Observe ``record`` paused twice in run ``run``: it is steady, read without its lock."""
+    fingerprint = (run, "paused", "100")
+    record.observed(run, _progress("paused", done=100), fingerprint, auto_restart=True)
+    again = record.observed(run, _progress("paused", done=100), fingerprint, auto_restart=True).progress
+    assert record.unchanged(fingerprint) is again is record.last
+    return again
+
+
+def test_a_read_of_a_steady_download_is_planned_and_matched_for_its_run_only():
+    record = _record()
+    last = _steady(record)
+    assert record.read_plan() == (GID, 0, last, (0, "paused", "100"))
+    assert record.unchanged((1, "paused", "100")) is None  # another run
+    assert record.unchanged((0, "active", "100")) is None  # another answer
+    assert record.standing() == (None, False)
+    assert record.begin_restart(0)  # a restart: no longer steady, from its first step
+    assert record.unchanged((0, "paused", "100")) is None and record.standing() == (None, True)
+    record.moved_to_run(1, 1)
+    record.rehomed("fedcba9876543210")
+    record.restart_done()
+    assert record.read_plan() == ("fedcba9876543210", 1, None, None)
+    # A read of run 0, answered now, changes nothing of run 1.
+    stale = record.observed(0, _progress("paused", done=100), (0, "paused", "100"), auto_restart=True)
+    assert stale.outcome is None and record.last is None and record.unchanged((0, "paused", "100")) is None
+
+
+@pytest.mark.parametrize("change", ["cancel", "read-complete", "complete-on-disk", "rejected"])
+def test_a_steady_download_is_looked_at_again_after_a_cancel_or_an_outcome(change: str):
+    record = _record()
+    _steady(record)
+    if change == "cancel":
+        record.cancel()
+    elif change == "read-complete":
+        record.observed(0, _progress("complete", done=100), (0, "complete", "100"), auto_restart=True)
+        assert record.standing() == (Outcome.COMPLETE, False)
+    elif change == "complete-on-disk":
+        record.completed_on_disk(0, "/d/f", _progress("complete", done=100))
+    else:
+        record.rejected(RuntimeError("refused"))
+    assert record.unchanged((0, "paused", "100")) is None
+    assert record.read_plan()[3] is None
+    assert record.standing() == (record.outcome, False)
+
+
+def test_a_run_another_process_moved_to_is_the_one_read_next():
+    """A restart made by another process (read from the shared store) moves a steady download
+    to the new run: the next read is planned for it, not for the run it was steady in."""
+    record = _record()
+    _steady(record)
+    row = {
+        "run": 1,
+        "current_gid": GID,
+        "daemon_gids": [],
+        "failed_run": 0,
+        "retry_count": 1,
+        "attempts": [],
+        "gave_up": None,
+        "cancelled": False,
+        "outcome": None,
+        "last": None,
+    }
+    assert record.take_shared(row) is False
+    assert record.read_plan()[:2] == (GID, 1)
+    assert record.unchanged((0, "paused", "100")) is None
+    observed = record.observed(1, _progress("active", done=5), (1, "active", "5"), auto_restart=True)
+    assert record.last is observed.progress and record.last.status == "active"
+
+
 # -- random event sequences ---------------------------------------------------------------------
 
 _STATUSES = ["active", "waiting", "paused", "error", "complete", "removed"]
@@ -167,7 +236,23 @@ class RecordMachine(RuleBasedStateMachine):
         stale=st.booleans(), status=st.sampled_from(_STATUSES), code=st.sampled_from([None, "1", "3", "13"])
     )
     def observed(self, stale: bool, status: str, code: str | None) -> None:
-        self.record.observed(self._run(stale), _progress(status, code), (status, code), auto_restart=True)
+        run = self._run(stale)
+        self.record.observed(run, _progress(status, code), (run, status, code), auto_restart=True)
+
+    @rule(stale=st.booleans())
+    def read_again(self, stale: bool) -> None:
+        # A read saying what the last one said: the lock-free path of a refresh.
+        last = self.record.last
+        if last is None:
+            return
+        run = self._run(stale)
+        again = self.record.unchanged((run, last.status, last.error_code))
+        if again is not None:
+            assert again is last and run == self.record.run and last.status in ("active", "waiting", "paused")
+
+    @rule(gid=st.sampled_from([GID, "fedcba9876543210"]))
+    def rehomed(self, gid: str) -> None:
+        self.record.rehomed(gid)
 
     @rule(stale=st.booleans())
     def vanished(self, stale: bool) -> None:
@@ -277,6 +362,18 @@ class RecordMachine(RuleBasedStateMachine):
         now = (self.record.run, self.record.retry_count, len(self.record.attempts))
         assert all(a >= b for a, b in zip(now, self.high_water)), (now, self.high_water)
         self.high_water = now
+
+    @invariant()
+    def what_is_read_without_the_lock_is_what_the_lock_guards(self) -> None:
+        record = self.record
+        steady = record._steady
+        if steady is not None:  # read_plan, unchanged and standing answer from it, lock-free
+            daemon_gid, run, last, fingerprint = steady
+            assert (daemon_gid, run, fingerprint[0]) == (record.current_gid, record.run, record.run)
+            assert last is record.last and fingerprint[1] in ("active", "waiting", "paused")
+            assert record.outcome is None and not record.restart_pending and not record.cancelled
+        assert record.read_plan()[:3] == (record.current_gid, record.run, record.last)
+        assert record.standing() == (record.outcome, record.restart_pending)
 
     @invariant()
     def a_cancelled_download_has_no_scheduled_restart(self) -> None:

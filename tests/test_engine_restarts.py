@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -58,6 +59,8 @@ class ManualScheduler:
 
 class FakeDaemon:
     """The few aria2 methods the engine calls, over a dict of downloads."""
+
+    resume_lost_on_shared_storage = False  # (one daemon: see Aria2RPC)
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
@@ -388,3 +391,50 @@ def test_a_failure_is_judged_by_its_own_error_code_even_when_its_full_read_fails
     assert record.gave_up is None
     engine.scheduler.advance(0.0)
     assert record.retry_count == 1 and record.run == 1
+
+
+@pytest.mark.parametrize("read_meanwhile", [False, True], ids=["then-a-tick", "new-run-read-meanwhile"])
+@pytest.mark.parametrize("stale", ["paused", "removed", "error"])
+def test_a_read_planned_for_a_run_and_answered_after_a_restart_changes_nothing(
+    tmp_path, stale: str, read_meanwhile: bool
+):
+    """A steady download's read is planned and matched without its lock (``read_plan``,
+    ``unchanged``). A restart landing between the plan and the answer moves it to run 1: the
+    answer about run 0, even one saying exactly what the last one said, changes nothing of
+    run 1, and the next tick plans for run 1."""
+    engine = Engine(str(tmp_path), RestartPolicy(max_restarts=2, base_delay=0.0))
+    record = engine.add("00000000000000e1")
+    engine.daemon.downloads[record.gid]["status"] = "paused"
+    engine.tick()
+    engine.tick()  # seen paused twice: steady, read without the lock
+    assert record.read_plan()[3] is not None
+    real_multicall = engine.daemon.multicall
+    new_run: list[Progress | None] = []
+    restarted: list[bool] = []
+
+    def restart_before_the_answer_is_applied(calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        if restarted:
+            return real_multicall(calls)
+        restarted.append(True)
+        answers = real_multicall(calls)  # what the daemon says of run 0...
+        for answer in answers:
+            answer.update(status=stale, errorCode="1" if stale == "error" else "0")
+        engine.fail(record, "1")  # ... then it fails, and is restarted explicitly
+        assert engine.restarts.restart(record, 0)
+        assert record.run == 1 and record.restart_state is RestartState.IDLE
+        if read_meanwhile:  # someone reads run 1 (get_progress) before run 0's answer lands
+            engine.tracker.read(engine.daemon, [record], auto=True)  # type: ignore[arg-type]
+        new_run.append(record.last)
+        return answers
+
+    engine.daemon.multicall = restart_before_the_answer_is_applied  # type: ignore[method-assign]
+    results = engine.tracker.read(engine.daemon, [record], auto=True)  # type: ignore[arg-type]
+
+    assert [(r, run) for r, run, _ in results] == [(record, 0)]
+    assert record.run == 1 and record.last is new_run[0]
+    assert record.outcome is None and record.attempts == () and engine.scheduler.pending() == 0
+    assert record.restart_state is RestartState.IDLE and not record.cancelled
+    engine.daemon.multicall = real_multicall  # type: ignore[method-assign]
+    engine.tick()
+    assert record.read_plan()[:2] == (record.current_gid, 1)
+    assert record.last is not None and record.last.status == "active" and record.outcome is None

@@ -87,6 +87,9 @@ class _SilentRPC:
         self.release = threading.Event()
         self.called = threading.Event()
 
+    def probe(self) -> bool:
+        return False
+
     def multicall(self, calls: Any) -> list[Any]:
         self.called.set()
         self.release.wait()

@@ -18,6 +18,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import pytest
 
+from aria2_sync.daemon.process import Aria2Daemon
 from examples import web_downloads
 from examples.flask_app import create_app
 from tests.conftest import wait_for
@@ -402,6 +403,31 @@ class TestFlaskApi(WebApiContract):
         assert (again["completed_count"], again["total_count"]) == (1, 1)
         web_downloads.reset_client()
 
+    def test_with_daemons_the_downloads_spread_over_a_pool(
+        self, make_api, daemon, fault_server, root, tmp_path
+    ):
+        """DAEMONS: the web app's workers drive several aria2c daemons (one per host) as one."""
+        other = Aria2Daemon(download_dir=tmp_path / "other", state_dir=tmp_path / "other-state").start()
+        try:
+            config = {
+                "DOWNLOAD_ROOT": str(root),
+                "DAEMONS": [(daemon.rpc_url, daemon.secret), (other.rpc_url, other.secret)],
+                "CLIENT_OPTIONS": FAST,
+                "URL_POLICY": LOCAL,
+            }
+            urls = [fault_server.add_file(f"pooled{n}.bin", size=10_000) for n in range(4)]
+            batch_id = make_api(config).create({"urls": urls})
+            make_api(config).wait_for_progress(batch_id)
+            client = web_downloads.get_client(web_downloads.Settings.from_mapping(config))
+            assert [health.state for health in client.daemons()] == ["up", "up"]
+            assert all(health.downloads == 2 for health in client.daemons())
+            for n in range(4):
+                assert (root / f"pooled{n}.bin").read_bytes() == fault_server.content(f"pooled{n}.bin")
+            assert other.secret not in repr(web_downloads.Settings.from_mapping(config))
+        finally:
+            web_downloads.reset_client()
+            other.stop()
+
     def test_a_body_over_the_size_limit_is_a_json_413(self, make_api, root):
         api = make_api({"DOWNLOAD_ROOT": str(root), "RPC_URL": closed_port_url()})
         answer = api.call("POST", "/downloads", raw=b" " * (2 << 20))
@@ -416,6 +442,15 @@ class TestFlaskApi(WebApiContract):
         ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_MAX_ITEMS": 0}, "MAX_ITEMS"),
         ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_RPC_SECRET": "s"}, "without RPC_URL"),
         ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_CLIENT_OPTIONS": {"state": "x"}}, "STATE"),
+        (
+            {
+                "ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x",
+                "ARIA2_SYNC_RPC_URL": "http://h:1/jsonrpc",
+                "ARIA2_SYNC_DAEMONS": "http://h:2/jsonrpc",
+            },
+            "RPC_URL and DAEMONS",
+        ),
+        ({"ARIA2_SYNC_DOWNLOAD_ROOT": "/tmp/x", "ARIA2_SYNC_DAEMONS": [3]}, "each of DAEMONS"),
     ],
 )
 def test_flask_refuses_a_bad_configuration_at_start_up(config, fragment):
@@ -434,6 +469,20 @@ def test_state_is_passed_to_the_client_only_when_configured(tmp_path):
         {"DOWNLOAD_ROOT": str(tmp_path), "STATE": str(tmp_path / "s.db")}
     )
     assert web_downloads.client_arguments(stateful)["state"] == str(tmp_path / "s.db")
+
+
+def test_daemons_from_the_environment_are_urls_sharing_rpc_secret(tmp_path):
+    environ = {
+        "ARIA2_SYNC_DOWNLOAD_ROOT": str(tmp_path),
+        "ARIA2_SYNC_DAEMONS": "http://10.0.0.1:6800/jsonrpc, http://10.0.0.2:6800/jsonrpc",
+        "ARIA2_SYNC_RPC_SECRET": "hush",
+    }
+    settings = web_downloads.Settings.from_mapping(web_downloads.config_from_environ(environ))
+    assert settings.daemons == (
+        ("http://10.0.0.1:6800/jsonrpc", "hush"),
+        ("http://10.0.0.2:6800/jsonrpc", "hush"),
+    )
+    assert "hush" not in repr(settings)
 
 
 def test_the_secret_stays_out_of_the_settings_repr(tmp_path):

@@ -192,10 +192,13 @@ class Aria2Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Aria2Daemon:
-        """Start aria2c and return once its RPC answers; raise :class:`Aria2DaemonError` if not.
+        """Start aria2c and return this daemon once its RPC answers (a running one: at once).
 
         Whatever interrupts it (an error, Ctrl-C, any exception), a start that does not finish
         leaves nothing behind: no aria2c, no private folder, none of the files it created.
+
+        Raises:
+            Aria2DaemonError: aria2c did not start, or its RPC did not answer in ``startup_timeout`` s.
         """
         with self._lock:
             if self.running:

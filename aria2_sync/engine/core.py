@@ -22,6 +22,8 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+import attrs
+
 from ..errors import Aria2ClosedError, Aria2InputError
 from ..logs import disable_verbose_output, enable_verbose_output, logger
 from ..models import Progress
@@ -39,6 +41,7 @@ from .tracker import Tracker
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..daemon.process import Aria2Daemon
+    from ..rpc.members import DaemonPool
     from ..rpc.notifications import NotificationListener
     from ..validation import PathArg
     from .config import ClientConfig
@@ -74,20 +77,18 @@ class Engine:
         rpc_secret: str | None,
         store: Store | None,
         auto_restart: Callable[[], bool],
+        pool: DaemonPool | None = None,
     ) -> None:
+        if pool is not None and not pool.on_this_host:
+            config = attrs.evolve(config, daemon_is_local=False)  # (directories are not checked here)
         self.config = config
         self.auto_restart = auto_restart
         self.runtime = Runtime()
-        self.transport = Transport(
-            config.rpc_url,
-            rpc_secret or None,
-            timeout=config.timeout,
-            max_retries=config.max_retries,
-            retry_delay=config.retry_delay,
-            max_retry_delay=config.max_retry_delay,
-            thread_factory=self.runtime.thread,
-        )
-        self.rpc = Aria2RPC(self.transport)
+        self.pool = pool
+        #: Every connection this engine made: the client's and the monitor's, per daemon.
+        self.connections: list[Transport] = []
+        self.transport = self._connect(config, rpc_secret, monitor=False)
+        self.rpc = self._methods(config, rpc_secret, self.transport, monitor=False)
         self.ledger = Ledger(
             keep_finished=config.keep_finished, keep_seconds=config.keep_seconds, store=store
         )
@@ -106,19 +107,12 @@ class Engine:
         # The monitor has its own connection and a short retry budget of its own: a lost answer
         # to its (read-only) tick is absorbed in well under a second, while a daemon that is
         # really gone is noticed just as fast; it must not sit in the client's long backoff.
-        self.monitor_transport = Transport(
-            config.rpc_url,
-            rpc_secret or None,
-            timeout=config.timeout,
-            max_retries=min(2, config.max_retries),
-            retry_delay=min(config.retry_delay, 0.05),
-            max_retry_delay=0.2,
-            thread_factory=self.runtime.thread,
-        )
+        self.monitor_transport = self._connect(config, rpc_secret, monitor=True)
+        monitor_rpc = self._methods(config, rpc_secret, self.monitor_transport, monitor=True)
         self.monitor: Monitor | None = None
         if config.monitor:
             self.monitor = Monitor(
-                Aria2RPC(self.monitor_transport),
+                monitor_rpc,
                 self.ledger,
                 self.tracker,
                 pools.settle,
@@ -139,6 +133,45 @@ class Engine:
         self._close_lock = threading.Lock()
         self._adopted = False
 
+    def _connect(
+        self, config: ClientConfig, rpc_secret: str | None, *, monitor: bool, url: str | None = None
+    ) -> Transport:
+        """A connection to the daemon at ``url`` (the client's), with the client's retry budget
+        or, for the ``monitor``, a short one (see :meth:`__init__`)."""
+        transport = Transport(
+            url or config.rpc_url,
+            rpc_secret or None,
+            timeout=config.timeout,
+            max_retries=min(2, config.max_retries) if monitor else config.max_retries,
+            retry_delay=min(config.retry_delay, 0.05) if monitor else config.retry_delay,
+            max_retry_delay=0.2 if monitor else config.max_retry_delay,
+            thread_factory=self.runtime.thread,
+        )
+        self.connections.append(transport)
+        return transport
+
+    def _methods(
+        self, config: ClientConfig, rpc_secret: str | None, first: Transport, *, monitor: bool
+    ) -> Aria2RPC:
+        """aria2's methods over ``first``; with a pool, over a connection to each of its daemons."""
+        if self.pool is None:
+            return Aria2RPC(first)
+        from ..rpc.pooled import PooledRPC  # (imported here: only a pool needs it)
+
+        rpcs = [Aria2RPC(first)] + [
+            Aria2RPC(self._connect(config, member.secret, monitor=monitor, url=member.rpc_url))
+            for member in self.pool.members[1:]
+        ]
+        wait = float(config.timeout if isinstance(config.timeout, (int, float)) else sum(config.timeout))
+        if monitor:  # (a tick waits for a slow daemon a few intervals, not a whole timeout)
+            wait = min(wait, max(2.0, 4 * config.poll_interval))
+        return PooledRPC(self.pool, rpcs, reply_wait=wait, thread_factory=self.runtime.thread)
+
+    def close_connections(self) -> None:
+        """Close every connection (a call in flight on one ends with Aria2ClosedError)."""
+        for transport in self.connections:
+            transport.close()
+
     @classmethod
     def open(
         cls,
@@ -146,13 +179,15 @@ class Engine:
         rpc_secret: str | None,
         state: None | str | os.PathLike[str] | Store,
         auto_restart: Callable[[], bool],
+        pool: DaemonPool | None = None,
     ) -> Engine:
         """Open ``state`` (a path: a state file this engine then owns and closes) and build the
-        engine on it; if building fails, a file opened here is closed again."""
+        engine on it (over the daemons of ``pool``, if given); if building fails, a file opened
+        here is closed again."""
         own_store = state is not None and not isinstance(state, Store)
         store = open_store(state)
         try:
-            engine = cls(config, rpc_secret, store, auto_restart)
+            engine = cls(config, rpc_secret, store, auto_restart, pool)
         except BaseException:
             if own_store and store is not None:
                 store.close()
@@ -166,7 +201,7 @@ class Engine:
         self.verbose_on = True
 
     def _make_listener(self, wanted: bool | None) -> NotificationListener | None:
-        if wanted is False or self.monitor is None:
+        if wanted is False or self.monitor is None or self.pool is not None:  # (a pool polls)
             return None
         from ..rpc.notifications import NotificationListener, websocket_available
 
@@ -250,8 +285,7 @@ class Engine:
         steps += self.runtime.stopping_steps()
         steps += [
             ("drop the scheduled restarts", self.restarts.unschedule_all),
-            ("close the connection", self.transport.close),
-            ("close the monitor's connection", self.monitor_transport.close),
+            ("close the connections", self.close_connections),
             ("wait for the threads", self.runtime.join),
             ("fail the pending futures", self.fail_pending_futures),
         ]

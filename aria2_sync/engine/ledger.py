@@ -274,7 +274,7 @@ class Ledger:
             self._last_prune = now
         self.prune(now)
 
-    def prune(self, now: float | None = None, low_water: bool = False) -> int:
+    def prune(self, now: float | None = None, low_water: bool = False, all_finished: bool = False) -> int:
         """Forget finished downloads and batches past the retention; returns how many records.
 
         A download in a batch is forgotten with its batch, once every download of the batch has
@@ -282,7 +282,8 @@ class Ledger:
         hard bound on all finished downloads kept (``keep_finished``; with ``low_water``, 90%
         of it), those of running batches included, which only running batches larger than the
         bound can exceed: a finished batch it forgets within :data:`BATCH_GRACE_SECONDS` of its
-        end leaves its counts (:meth:`batch_summary`).
+        end leaves its counts (:meth:`batch_summary`). ``all_finished``: everything that may go,
+        goes (``Aria2Client.purge``).
         """
         now = time.monotonic() if now is None else now
         limit = self.keep_finished - (self.keep_finished // 10 if low_water else 0)
@@ -296,7 +297,8 @@ class Ledger:
             runs: dict[str, int] = {}
             for done_at, batch_id, gids in units:
                 too_many = finished_total - forgotten > limit
-                too_old = self.keep_seconds is not None and now - done_at > self.keep_seconds
+                expired = self.keep_seconds is not None and now - done_at > self.keep_seconds
+                too_old = all_finished or expired
                 if not (too_many or too_old):
                     continue
                 if batch_id is not None and not too_old and now - done_at <= BATCH_GRACE_SECONDS:

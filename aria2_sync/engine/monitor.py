@@ -89,6 +89,8 @@ class Monitor:
         self._futures_failed_offline = False
         self._urgent: set[str] = set()
         self.ticks = 0
+        #: Whether a daemon of a pool is in trouble while nothing is watched (see :meth:`tick`).
+        self._probing = False
 
     # -- control --------------------------------------------------------------------------------
 
@@ -156,6 +158,9 @@ class Monitor:
         if not records:
             self._back_online()
             self.ledger.prune()
+            # A pool's daemon in trouble is asked again even with nothing to read: one that is
+            # back is swept of the downloads that moved away from it while it was gone.
+            self._probing = self.rpc.probe()
             return 0
         for record in self.ledger.refresh(records):  # other processes' changes, if shared
             self.tracker.settle(record)
@@ -196,7 +201,10 @@ class Monitor:
         return [r for r in live if id(r) not in skipped]
 
     def _idle_pause(self) -> float | None:
-        """Nothing to watch: sleep until woken, or until finished records are due to go."""
+        """Nothing to watch: sleep until woken, or until finished records are due to go (or a
+        pool's daemon in trouble is to be asked again)."""
+        if self._probing:
+            return max(self.interval, 0.5)
         if not len(self.ledger):
             return None
         keep = self.ledger.keep_seconds

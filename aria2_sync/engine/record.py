@@ -25,7 +25,7 @@ meanwhile) says so by its return value; one called where it can never be legal r
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..policy import RestartDecision
     from ..state.base import Row
     from .futures import DownloadFuture
+
+
+#: aria2 statuses of a download that is running or parked (what a steady download may show).
+_MOVING = ("active", "waiting", "paused")
 
 __all__ = [
     "Attempt",
@@ -82,11 +86,19 @@ class DownloadRecord(RecordView):
                 else:
                     record.added()
 
+    def options_changed(self, changes: Mapping[str, Any]) -> None:
+        """Its options were changed in the daemon: a restart adds it again with them.
+
+        A new mapping (a batch's records may share the one they were added with)."""
+        with self._lock:
+            self._options = {**self._options, **changes}
+
     def rejected(self, error: Exception) -> None:
         """aria2 refused to add it: it never existed in the daemon."""
         with self._lock:
             if self._outcome is not None:
                 raise IllegalTransition(f"download {self.gid} was rejected after its outcome")
+            self._steady = None
             self._gave_up = f"aria2 refused to add it: {error}"
             self._last = Progress(
                 gid=self.gid, status="error", error_message=str(error), gave_up_reason=self._gave_up
@@ -121,10 +133,13 @@ class DownloadRecord(RecordView):
                 return Observation(progress)
             previous = self._last
             self._last = progress
-            self._fingerprint = fingerprint
             outcome = self._outcome_of(progress, auto_restart)
             if outcome is not None:
-                self._finish(outcome)
+                self._finish(outcome)  # (which ends its being steady)
+            elif fingerprint[1] in _MOVING and not self._cancelled and not self.restart_pending:
+                self._steady = (self._current_gid, run, progress, fingerprint)
+            else:
+                self._steady = None
             changed = previous is None or (previous.status, previous.completed_length) != (
                 progress.status,
                 progress.completed_length,
@@ -170,6 +185,7 @@ class DownloadRecord(RecordView):
         with self._lock:
             if self._run != run or self._outcome is not None:
                 return False
+            self._steady = None
             self._last = attrs.evolve(progress, retry_count=self._retry_count)
             self._finish(Outcome.COMPLETE)
             return True
@@ -216,6 +232,7 @@ class DownloadRecord(RecordView):
                 return None
             decision = decide()
             if decision.restart:
+                self._steady = None
                 self._restart_state = RestartState.SCHEDULED
             else:
                 self._gave_up = decision.reason
@@ -248,6 +265,7 @@ class DownloadRecord(RecordView):
             if self._cancelled:
                 self._restart_state = RestartState.IDLE
                 return False
+            self._steady = None
             self._restart_state = RestartState.RESTARTING
             return True
 
@@ -257,6 +275,7 @@ class DownloadRecord(RecordView):
         with self._lock:
             if self._cancelled or self._run != run or self._restart_state is RestartState.RESTARTING:
                 return False
+            self._steady = None
             self._restart_state = RestartState.RESTARTING
             return True
 
@@ -272,6 +291,7 @@ class DownloadRecord(RecordView):
                 or self._restart_state is not RestartState.IDLE
             ):
                 return False
+            self._steady = None
             self._restart_state = RestartState.RESTARTING
             return True
 
@@ -291,6 +311,7 @@ class DownloadRecord(RecordView):
             self._check_restarting("move to a new run")
             if run <= self._run or retry_count < self._retry_count:
                 raise IllegalTransition(f"download {self.gid} cannot go back to run {run}")
+            self._steady = None
             self._retry_count = retry_count
             self._run = run
             self._gave_up = None
@@ -301,6 +322,7 @@ class DownloadRecord(RecordView):
     def rehomed(self, daemon_gid: str) -> None:
         """The download now lives under ``daemon_gid`` in the daemon (the old GIDs stay its)."""
         with self._lock:
+            self._steady = None
             self._current_gid = daemon_gid
             if daemon_gid not in self._daemon_gids:
                 self._daemon_gids += (daemon_gid,)
@@ -325,6 +347,7 @@ class DownloadRecord(RecordView):
         with self._lock:
             if unless_finished and self._outcome is not None and self._outcome is not Outcome.CANCELLED:
                 return False
+            self._steady = None
             self._cancelled = True
             if self._restart_state is RestartState.SCHEDULED:
                 self._restart_state = RestartState.IDLE  # its job finds it cancelled and stops
@@ -386,6 +409,7 @@ class DownloadRecord(RecordView):
         with self._lock:
             if row["run"] < self._run or self.restart_pending:
                 return None
+            self._steady = None
             if row["current_gid"] != self._current_gid:
                 self._daemon_gids = tuple(row["daemon_gids"])
                 self.rehomed(row["current_gid"])
@@ -399,7 +423,6 @@ class DownloadRecord(RecordView):
             if self._outcome is not None and moved_on:
                 self._reopen()
                 self._last = None
-                self._fingerprint = None
             if row["outcome"] is not None and self._outcome is None:
                 if row["last"] is not None:
                     self._last = Progress.from_dict(row["last"])
@@ -425,6 +448,7 @@ class DownloadRecord(RecordView):
     def _finish(self, outcome: Outcome) -> None:
         if self._outcome is not None:
             raise IllegalTransition(f"download {self.gid} already has the outcome {self._outcome.value}")
+        self._steady = None
         self._outcome = outcome
         self._finished_at = time.monotonic()
 

@@ -3,12 +3,13 @@
 :class:`RecordView` holds a record's state and answers questions about it; its subclass
 :class:`~aria2_sync.engine.record.DownloadRecord` adds the transitions, the only code that
 changes that state. A question that reads several fields reads them together, under the
-record's lock.
+record's lock (or, for the reads of a refresh, from one attribute the transitions replace whole).
 """
 
 from __future__ import annotations
 
 import _thread
+import operator
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,21 +31,26 @@ _R = TypeVar("_R", bound="RecordView")
 _V = TypeVar("_V")
 
 
-class _Read(Generic[_V]):
-    """A read-only view of a private field of the record (its transitions alone change it)."""
+if TYPE_CHECKING:  # pragma: no cover
 
-    def __init__(self, field: str) -> None:
-        self._field = field
+    class _Read(Generic[_V]):
+        """A read-only view of a private field of the record (its transitions alone change it)."""
 
-    def __get__(self, record: object, owner: type | None = None) -> _V:
-        return getattr(record, self._field)  # type: ignore[no-any-return]
+        def __init__(self, field: str) -> None: ...
+
+        def __get__(self, record: object, owner: type | None = None) -> _V: ...
+
+else:
+
+    def _Read(field: str) -> property:
+        """A read-only view of a private field of the record (its transitions alone change it):
+        a property whose getter is C code, so that reading one (a tick reads several of each
+        download) runs no Python frame."""
+        return property(operator.attrgetter(field))
 
 
 #: A record's own lock until a ledger shares its own (``threading.RLock`` without its wrapper).
 _new_lock = _thread.RLock
-
-#: aria2 statuses of a download that is running or parked.
-_MOVING = ("active", "waiting", "paused")
 
 
 class RecordView:
@@ -89,7 +95,7 @@ class RecordView:
         "_settled",
         "_progress_callback_queued",
         "_removal_queued",
-        "_fingerprint",
+        "_steady",
         "_lock",
     )
 
@@ -122,8 +128,13 @@ class RecordView:
     _settled: tuple[int, Outcome] | None
     _progress_callback_queued: bool
     _removal_queued: bool
-    #: A few fields of the answer ``last`` was built from; an identical answer needs no work.
-    _fingerprint: tuple[object, ...] | None
+    #: ``(current daemon GID, run, last snapshot, fingerprint)`` while the download is
+    #: *steady*: a read that says the same as the one ``last`` was built from (its
+    #: ``fingerprint``, a running or parked status) needs no work, and the download has no
+    #: outcome, no restart pending and no cancel; else None. Written under the lock, and set to
+    #: None first by every transition that changes one of these fields or ends the steadiness:
+    #: replaced whole, so a reader without the lock sees it as before a transition or after.
+    _steady: tuple[str, int, Progress, tuple[object, ...]] | None
     _lock: threading.RLock
 
     def __init__(
@@ -177,7 +188,7 @@ class RecordView:
         self._settled = None
         self._progress_callback_queued = False
         self._removal_queued = False
-        self._fingerprint = None
+        self._steady = None
         self._lock = _new_lock()
 
     @classmethod
@@ -209,7 +220,7 @@ class RecordView:
         record._retry_count = record._run = 0
         record._failed_run = -1
         record._gave_up = record._last = record._outcome = record._finished_at = None
-        record._future = record._settled = record._fingerprint = None
+        record._future = record._settled = record._steady = None
         record._cancelled = record._progress_callback_queued = record._removal_queued = False
         record._restart_state = RestartState.IDLE
         record._lock = _new_lock()
@@ -293,11 +304,18 @@ class RecordView:
         with self._lock:
             return self._current_gid, self._run
 
-    def read_plan(self) -> tuple[str, int, Progress | None]:
-        """``(current daemon GID, run, last snapshot)``, read together: what a status read of
-        this download is planned with (one lock taken per download a tick reads, not two)."""
+    def read_plan(self) -> tuple[str, int, Progress | None, object]:
+        """``(current daemon GID, run, last snapshot, _)``, read together: what a status read
+        of this download is planned with.
+
+        Without taking the lock while the download is steady (see :meth:`unchanged`): a tick
+        reading a thousand parked downloads takes no lock for them.
+        """
+        steady = self._steady
+        if steady is not None:
+            return steady
         with self._lock:
-            return self._current_gid, self._run, self._last
+            return self._current_gid, self._run, self._last, None
 
     @property
     def awaiting_payload(self) -> bool:
@@ -337,22 +355,19 @@ class RecordView:
     def unchanged(self, fingerprint: tuple[object, ...]) -> Progress | None:
         """The last snapshot if a read with ``fingerprint`` changes nothing, else None.
 
-        True of the same answer as last time for a download simply moving along or parked:
-        rebuilding its snapshot is most of the cost of a refresh, and changes nothing.
-        Failures and cancels are always looked at again: they may need acting on.
+        True of the same answer as last time, about the same run, for a download simply moving
+        along or parked: rebuilding its snapshot is most of the cost of a refresh, and changes
+        nothing. Failures and cancels are always looked at again: they may need acting on.
+
+        No lock: :attr:`_steady` is one attribute, replaced whole under the lock, and cleared
+        by every transition after which such a read must be looked at (a cancel, a restart, a
+        new run, a new daemon GID). A read of run N answered after the download moved to run
+        N+1 carries N in its fingerprint, so it never matches the new run's.
         """
-        with self._lock:
-            last = self._last
-            if (
-                fingerprint == self._fingerprint
-                and last is not None
-                and fingerprint[1] in _MOVING
-                and not self._cancelled
-                and not self.restart_pending
-                and not last.restart_pending
-            ):
-                return last
-            return None
+        steady = self._steady
+        if steady is not None and steady[3] == fingerprint:
+            return steady[2]
+        return None
 
     def annotate(self, progress: Progress) -> Progress:
         """The snapshot with the client's view added: the handle GID, restarts, reasons."""
@@ -380,7 +395,9 @@ class RecordView:
         return future if future is not None and not future.done() else None
 
     def standing(self) -> tuple[Outcome | None, bool]:
-        """``(outcome, restart pending)``, read together."""
+        """``(outcome, restart pending)``, read together (no lock needed while it is steady)."""
+        if self._steady is not None:
+            return None, False
         with self._lock:
             return self._outcome, self.restart_pending
 

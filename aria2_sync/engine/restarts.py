@@ -54,6 +54,19 @@ _RESTART_KEYS = ["status", "dir", "files", "completedLength", "errorCode"]
 CHECKSUM_ERROR = CHECKSUM_ERROR_CODE
 
 
+def _where_last_seen(record: DownloadRecord) -> dict[str, Any] | None:
+    """The directory and file of ``record`` as last seen, shaped as ``tellStatus`` gives them.
+
+    For a download lost with its daemon in a pool on shared storage: added at that path on
+    another daemon, it resumes the partial file and control file the lost daemon left there.
+    """
+    last = record.last
+    if last is None or not last.dir:
+        return None
+    files = [{"path": f.path} for f in last.files]
+    return {"dir": last.dir, "files": files, "completedLength": str(last.completed_length)}
+
+
 def _ask(policy: RestartPolicy, record: DownloadRecord, progress: Progress) -> RestartDecision:
     """``policy``'s decision on ``record``'s failure, with its restarts after a checksum
     mismatch counted apart (a mismatch after a network restart is still restarted once)."""
@@ -369,6 +382,8 @@ class RestartEngine:
         its control file in play.
         """
         options = dict(record.options)
+        if status is None and self.rpc.resume_lost_on_shared_storage:
+            status = _where_last_seen(record)
         if str((status or {}).get("errorCode")) == "13" and self.own_leftover(record) is not None:
             # Our own leftover, unusable without its control file (proved just now: a file
             # another writer put there since the decision is not overwritten).

@@ -1,4 +1,4 @@
-"""Typed wrappers for the aria2 RPC methods aria2_sync uses.
+"""Typed wrappers for every aria2 RPC method (aria2 1.37's ``system.listMethods``).
 
 One method here is one RPC method there, named in snake case, with aria2's parameters in aria2's
 order. They return aria2's JSON (or the obvious Python value); interpretation of what it means for
@@ -48,8 +48,20 @@ def _keys(keys: Sequence[str] | None) -> list[Any]:
 class Aria2RPC:
     """aria2's RPC methods over a :class:`~aria2_sync.rpc.transport.Transport`."""
 
+    #: Whether a download this daemon no longer has should be added again at the path it was
+    #: last seen at (its partial file and control file are where the next daemon writes too).
+    #: One daemon: no (it is added as it was first, and finds its file itself); a pool of
+    #: daemons on one shared filesystem says yes (:class:`~aria2_sync.rpc.pooled.PooledRPC`).
+    resume_lost_on_shared_storage = False
+
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+
+    def call(self, method: str, *params: Any) -> Any:
+        """Any aria2 method by its name (``"aria2.getPeers"``, or one newer than this library),
+        with ``params`` in aria2's order and without the secret (the transport adds it); aria2's
+        answer as it came."""
+        return self.transport.call(method, list(params))
 
     # -- adding and removing --------------------------------------------------------------------
 
@@ -191,6 +203,46 @@ class Aria2RPC:
     def unpause(self, gid: str) -> str:
         return str(self.transport.call("aria2.unpause", [gid]))
 
+    def pause_all(self) -> str:
+        return str(self.call("aria2.pauseAll"))
+
+    def force_pause_all(self) -> str:
+        return str(self.call("aria2.forcePauseAll"))
+
+    def unpause_all(self) -> str:
+        return str(self.call("aria2.unpauseAll"))
+
+    def purge_download_result(self) -> str:
+        return str(self.call("aria2.purgeDownloadResult"))
+
+    # -- changing ---------------------------------------------------------------------------------
+
+    def change_position(self, gid: str, pos: int, how: str) -> int:
+        """``aria2.changePosition``: ``how`` is ``POS_SET``, ``POS_CUR`` or ``POS_END``; the new
+        position in the waiting queue."""
+        return int(self.call("aria2.changePosition", gid, pos, how))
+
+    def change_uri(
+        self,
+        gid: str,
+        file_index: int,
+        del_uris: Sequence[str],
+        add_uris: Sequence[str],
+        position: int | None = None,
+    ) -> list[int]:
+        """``aria2.changeUri`` for the file ``file_index`` (1-based): how many URIs were removed
+        and added."""
+        params: list[Any] = [gid, file_index, list(del_uris), list(add_uris)]
+        if position is not None:
+            params.append(position)
+        return [int(n) for n in self.call("aria2.changeUri", *params)]
+
+    def change_option(self, gid: str, options: Mapping[str, Any]) -> str:
+        return str(self.call("aria2.changeOption", gid, dict(options)))
+
+    def change_global_option(self, options: Mapping[str, Any]) -> str:
+        return str(self.call("aria2.changeGlobalOption", dict(options)))
+
     # -- reading --------------------------------------------------------------------------------
 
     # Answers are checked for their shape here, where the method is known: a status that is a
@@ -212,6 +264,30 @@ class Aria2RPC:
 
     def get_option(self, gid: str) -> dict[str, str]:
         return self._object("aria2.getOption", self.transport.call("aria2.getOption", [gid]))
+
+    def get_global_option(self) -> dict[str, str]:
+        return self._object("aria2.getGlobalOption", self.call("aria2.getGlobalOption"))
+
+    def get_uris(self, gid: str) -> list[dict[str, Any]]:
+        return self._list("aria2.getUris", self.call("aria2.getUris", gid))
+
+    def get_files(self, gid: str) -> list[dict[str, Any]]:
+        return self._list("aria2.getFiles", self.call("aria2.getFiles", gid))
+
+    def get_peers(self, gid: str) -> list[dict[str, Any]]:
+        return self._list("aria2.getPeers", self.call("aria2.getPeers", gid))
+
+    def get_servers(self, gid: str) -> list[dict[str, Any]]:
+        return self._list("aria2.getServers", self.call("aria2.getServers", gid))
+
+    def get_session_info(self) -> dict[str, Any]:
+        return self._object("aria2.getSessionInfo", self.call("aria2.getSessionInfo"))
+
+    def list_methods(self) -> list[str]:
+        return [str(m) for m in self._list("system.listMethods", self.call("system.listMethods"))]
+
+    def list_notifications(self) -> list[str]:
+        return [str(m) for m in self._list("system.listNotifications", self.call("system.listNotifications"))]
 
     def get_global_stat(self) -> dict[str, str]:
         return self._object("aria2.getGlobalStat", self.transport.call("aria2.getGlobalStat"))
@@ -236,6 +312,11 @@ class Aria2RPC:
             raise self.unreadable(method, f"a {type(answer).__name__} instead of a list")
         return [self.checked_status(method, item) for item in answer]
 
+    def _list(self, method: str, answer: Any) -> list[Any]:
+        if not isinstance(answer, list):
+            raise self.unreadable(method, f"a {type(answer).__name__} instead of a list")
+        return answer
+
     def _object(self, method: str, answer: Any) -> dict[str, Any]:
         if not isinstance(answer, dict):
             raise self.unreadable(method, f"a {type(answer).__name__} instead of a JSON object")
@@ -251,6 +332,11 @@ class Aria2RPC:
 
     def force_shutdown(self) -> str:
         return str(self.transport.call("aria2.forceShutdown"))
+
+    def probe(self) -> bool:
+        """Whether a daemon needs to be asked again while nothing is watched (a pool's in trouble:
+        :meth:`~aria2_sync.rpc.pooled.PooledRPC.probe`); one daemon never does."""
+        return False
 
     # -- batching -------------------------------------------------------------------------------
 

@@ -249,11 +249,9 @@ class Transport:
         return self._result(body, method, params)
 
     def multicall(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any | Aria2RPCError]:
-        """Send ``calls`` in one ``system.multicall`` round trip.
-
-        Returns one entry per call, in order: the call's result, or the :class:`Aria2RPCError`
-        it produced (not raised: one refused item must not hide the others' results).
-        """
+        """Send ``calls`` in one ``system.multicall`` round trip. Returns one entry per call, in
+        order: the call's result, or the :class:`Aria2RPCError` it produced (not raised: one
+        refused item must not hide the others' results)."""
         if not calls:
             return []
         read_only = all(method in READ_ONLY_METHODS for method, _ in calls)
@@ -261,17 +259,18 @@ class Transport:
         results = self._result(body, "system.multicall", ())
         if not isinstance(results, list) or len(results) != len(calls):
             raise Aria2ProtocolError(self.rpc_url, "a multicall answer of the wrong length")
-        out: list[Any | Aria2RPCError] = []
-        for (method, params), item in zip(calls, results):
-            if isinstance(item, list) and len(item) == 1:
-                out.append(item[0])
-            elif isinstance(item, dict) and "code" in item:
-                out.append(self.error_from_rpc(item, method, params))
-            else:
-                raise Aria2ProtocolError(
-                    self.rpc_url, self._scrub(f"an unexpected multicall item {item!r:.80}")
-                )
-        return out
+        return [  # (the common item, a one-element list as json.loads makes it, taken inline)
+            item[0] if type(item) is list and len(item) == 1 else self._multicall_item(item, method, params)
+            for (method, params), item in zip(calls, results)
+        ]
+
+    def _multicall_item(self, item: Any, method: str, params: Sequence[Any]) -> Any | Aria2RPCError:
+        """One item of a multicall answer: the call's result, or the error it produced."""
+        if isinstance(item, list) and len(item) == 1:
+            return item[0]
+        if isinstance(item, dict) and "code" in item:
+            return self.error_from_rpc(item, method, params)
+        raise Aria2ProtocolError(self.rpc_url, self._scrub(f"an unexpected multicall item {item!r:.80}"))
 
     def close(self) -> None:
         """Close every pooled connection and cut off the calls in flight. Idempotent.
@@ -303,20 +302,22 @@ class Transport:
     ) -> str:
         """The request's JSON, with the secret where aria2 wants it (in each call of a multicall;
         ``system.*`` methods take none). The token is made once per request, not once per call."""
-        token = None if self._secret is None else f"token:{self._secret}"
-
-        def signed(name: str, args: Sequence[Any]) -> list[Any]:
-            return [token, *args] if token is not None and not name.startswith("system.") else list(args)
-
-        if calls is not None:
-            params = [[{"methodName": name, "params": signed(name, args)} for name, args in calls]]
+        token = () if self._secret is None else (f"token:{self._secret}",)
+        if calls is not None:  # (a multicall may hold thousands of calls: each signed inline)
+            params = [
+                [
+                    {"methodName": m, "params": list(a) if m[:7] == "system." else [*token, *a]}
+                    for m, a in calls
+                ]
+            ]
         payload = {
             "jsonrpc": "2.0",
             "id": next(self._ids),
             "method": method,
-            "params": signed(method, params),
+            "params": list(params) if method[:7] == "system." else [*token, *params],
         }
-        return json.dumps(payload)
+        # Compact, without the check for cycles (there are none): a fifth faster for 1000 calls.
+        return json.dumps(payload, check_circular=False, separators=(",", ":"))
 
     def _closed_error(self, method: str, in_flight: bool) -> Aria2ClosedError:
         where = redact_url(self.rpc_url)

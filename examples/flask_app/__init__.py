@@ -4,13 +4,15 @@ Run it against an embedded private aria2c (started on the first request, stopped
 
     ARIA2_SYNC_DOWNLOAD_ROOT=/srv/downloads flask --app 'examples.flask_app:create_app()' run
 
-or against your own daemon: also set ``ARIA2_SYNC_RPC_URL`` and ``ARIA2_SYNC_RPC_SECRET``.
+or against your own daemon: also set ``ARIA2_SYNC_RPC_URL`` and ``ARIA2_SYNC_RPC_SECRET`` (or, for
+several daemons, ``ARIA2_SYNC_DAEMONS``: their URLs, separated by spaces or commas).
 From code::
 
     app = create_app({
         "ARIA2_SYNC_DOWNLOAD_ROOT": "/srv/downloads",        # required
         "ARIA2_SYNC_RPC_URL": "http://127.0.0.1:6800/jsonrpc",  # None: embedded daemon
         "ARIA2_SYNC_RPC_SECRET": "change-me",
+        "ARIA2_SYNC_DAEMONS": None,        # or [(url, secret), ...]: a pool (instead of RPC_URL)
         "ARIA2_SYNC_STATE": None,          # state file for Aria2Client(state=...), if wanted
         "ARIA2_SYNC_MAX_ITEMS": 100,       # files per request
         "ARIA2_SYNC_CLIENT_OPTIONS": {},   # more Aria2Client keyword arguments
