@@ -186,12 +186,12 @@ def test_a_daemon_that_is_down_when_adding_receives_nothing(aria2_hosts, fault_s
     with _pool(_pairs(hosts)) as client:
         down.kill()
         gids: set[str] = set()
-        for round in (1, 2):
+        for batches in (1, 2):
             batch = client.add_batch_downloads([url for _, url in files], options={"pause": "true"})
             gids |= {future.gid for future in client.batch_futures(batch)}
-            assert len(gids) == 30 * round
+            assert len(gids) == 30 * batches
             held = _held_in_all(up, gids, "the two daemons that answer to hold every download")
-            assert all(len(statuses) >= 5 * round for statuses in held.values()), held
+            assert all(len(statuses) >= 5 * batches for statuses in held.values()), held
             assert {client.daemon_of(gid) for gid in gids} == {hosts[0].rpc_url, hosts[2].rpc_url}
             assert _state(client, down) == "unreachable"
 
