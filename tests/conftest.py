@@ -18,6 +18,7 @@ from aria2_sync import Aria2Client
 from aria2_sync.daemon.process import Aria2Daemon
 from aria2_sync.rpc import transport as transport_module
 from tests.support.bittorrent import bt_tracker, seeder_factory, torrent_factory  # noqa: F401 (fixtures)
+from tests.support.daemons import aria2_hosts  # noqa: F401 (fixture)
 from tests.support.fault_server import FaultServer
 from tests.support.redis_server import redis_factory, redis_server, redis_url  # noqa: F401 (fixtures)
 
@@ -280,6 +281,7 @@ _INTEGRATION_FIXTURES = frozenset(
         "bt_tracker",
         "torrent_factory",
         "seeder_factory",
+        "aria2_hosts",
     }
 )
 
