@@ -761,6 +761,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tests/test_pool_shared.py::test_a_download_moved_by_a_process_cut_off_from_its_daemon_is_removed_there_by_one_that_is_not",
     ),
     _m(
+        "g16-pool-refusal-fails-over",
+        "16: a daemon that refuses the secret is never failed over, however late it refuses",
+        "aria2_sync/rpc/members.py",
+        "                member.last_answer = self._clock()  # (a refusal is an answer: no failover clock)\n",
+        "",
+        "tests/test_pool.py::test_downloads_on_a_daemon_that_starts_refusing_the_secret_are_not_re_homed",
+    ),
+    _m(
+        "g16-pool-add-stops-at-a-refusing-daemon",
+        "16: an add that meets a daemon refusing the secret goes to one that answers",
+        "aria2_sync/rpc/placing.py",
+        "                if isinstance(answer, (Aria2ConnectionError, Aria2AuthError)):\n",
+        "                if isinstance(answer, Aria2ConnectionError):\n",
+        "tests/test_pool.py::test_adds_that_meet_a_daemon_refusing_the_secret_go_to_the_one_that_answers",
+    ),
+    _m(
         "g18-changed-options-lost-on-restart",
         "18: options changed on a download stay with it through a restart",
         "aria2_sync/engine/record.py",

@@ -280,12 +280,6 @@ def test_a_killed_and_a_frozen_daemon_lose_no_download_and_come_back_without_dup
         _observe(1.0, check)  # (the thawed one: see the next test)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pool bug (notes/pooltests.md, bug 3): a daemon that comes back while the pool is idle "
-    "is marked up by the return of the call it was stuck in, and never swept: its copies of "
-    "re-homed downloads run on",
-)
 def test_a_frozen_daemon_thawed_while_the_pool_is_idle_drops_its_copies(aria2_hosts, fault_server):
     (frozen,) = aria2_hosts(1, **LIMITED)
     (survivor,) = aria2_hosts(1)
@@ -338,12 +332,6 @@ def test_a_daemon_known_to_refuse_the_secret_is_reported_and_never_given_a_downl
     ), "the refusal is logged, naming the daemon"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pool bug (notes/pooltests.md, bug 2): an add placed on a daemon not yet known to "
-    "refuse the secret raises Aria2AuthError (a batch after its other shares were added) "
-    "instead of going to a daemon that answers",
-)
 def test_adds_that_meet_a_daemon_refusing_the_secret_go_to_the_one_that_answers(aria2_hosts, fault_server):
     good, refusing = aria2_hosts(2)
     files = _files(fault_server, 12, 4 * KiB, "first")
@@ -357,13 +345,6 @@ def test_adds_that_meet_a_daemon_refusing_the_secret_go_to_the_one_that_answers(
     assert refusing.status() == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pool bug (notes/pooltests.md, bug 1): aria2 answers a wrong secret 1-2 s late, a tick "
-    "waits for a daemon in trouble no longer than for the others, so the refusing daemon reads as "
-    "unreachable between its refusals; a refusal does not count as an answer, so past "
-    "failover_after it is failed over and its downloads are added again elsewhere",
-)
 def test_downloads_on_a_daemon_that_starts_refusing_the_secret_are_not_re_homed(aria2_hosts, fault_server):
     """A daemon that answers is not lost: one restarted with another secret keeps its downloads,
     however long it refuses ours (here well beyond ``failover_after``), and no copy is made
