@@ -90,14 +90,20 @@ class ControlMethods:
     # -- options ----------------------------------------------------------------------------------
 
     def change_options(self, gid: str, options: Mapping[str, Any]) -> None:
-        """Change options of a download while it runs (``{"max-download-limit": "500K"}``; ints
-        are taken as they are, sizes as aria2 writes them: ``"2M"``).
+        """Change options of a download while it runs; the download keeps them when restarted.
 
-        The download keeps them when it is restarted. Names are checked against aria2's
-        per-download options and values like the adds' (:class:`Aria2InputError`); ``dir``,
-        ``out`` and ``index-out`` cannot be changed under a download (cancel it and add it
-        again). aria2 refuses some options for a download that is active (it answers with an
-        :class:`~aria2_sync.errors.Aria2RPCError`).
+        Args:
+            gid: A GID this client added, or any GID the daemon knows.
+            options: aria2 per-download options: ``{"max-download-limit": "500K"}``; ints are
+                taken as they are, sizes as aria2 writes them (``"2M"``). ``dir``, ``out`` and
+                ``index-out`` cannot change under a download (cancel it and add it again).
+
+        Raises:
+            Aria2InputError: An unknown option name, a value of several lines, or a placement
+                option (nothing is sent).
+            Aria2RPCError: aria2 refused (some options cannot change while a download is active).
+            Aria2GIDNotFoundError: The daemon does not know the download.
+            Aria2ConnectionError: The daemon cannot be reached.
         """
         checked = check_options(options)
         placed = sorted(_PLACEMENT & set(checked))
@@ -119,29 +125,64 @@ class ControlMethods:
                 )
 
     def get_options(self, gid: str) -> dict[str, str]:
-        """The download's options as aria2 holds them now (aria2's strings: ``"102400"``)."""
+        """The download's options as aria2 holds them now.
+
+        Args:
+            gid: A GID this client added, or any GID the daemon knows.
+
+        Returns:
+            Option name to aria2's string (``{"max-download-limit": "102400", ...}``).
+
+        Raises:
+            Aria2GIDNotFoundError: The daemon does not know the download.
+            Aria2ConnectionError: The daemon cannot be reached.
+        """
         return self.rpc.get_option(self._daemon_gid(gid))
 
     def change_global_options(self, options: Mapping[str, Any]) -> None:
-        """Change the daemon's own options while it runs (every daemon of a pool), such as
-        ``{"max-overall-download-limit": "2M", "max-concurrent-downloads": 8}``.
+        """Change the daemon's own options while it runs (every daemon of a pool).
 
-        Names must be aria2c options and values one line (:class:`Aria2InputError`); aria2
-        refuses the ones it cannot change at run time (an Aria2RPCError).
+        Args:
+            options: aria2c options, such as ``{"max-overall-download-limit": "2M",
+                "max-concurrent-downloads": 8}``.
+
+        Raises:
+            Aria2InputError: A name that is not an aria2c option, or a value of several lines.
+            Aria2RPCError: aria2 refused (an option it cannot change at run time).
+            Aria2ConnectionError: A daemon cannot be reached (on a pool: after the others
+                changed).
         """
         self.rpc.change_global_option(check_daemon_options(options))
 
     def get_global_options(self) -> dict[str, str]:
-        """The daemon's options as it holds them now (a pool's first daemon that answers)."""
+        """The daemon's options as it holds them now.
+
+        Returns:
+            Option name to aria2's string (a pool: its first daemon that answers).
+
+        Raises:
+            Aria2ConnectionError: The daemon cannot be reached.
+        """
         return self.rpc.get_global_option()
 
     # -- the queue --------------------------------------------------------------------------------
 
     def move(self, gid: str, pos: int, how: str = "set") -> int:
-        """Move a waiting download in the queue; returns its new position (0: next to start).
+        """Move a waiting download in the queue.
 
-        ``how="set"``: to position ``pos``; ``"cur"``: by ``pos`` places (negative: forward);
-        ``"end"``: ``pos`` places from the end (0 or negative).
+        Args:
+            gid: A GID this client added, or any GID the daemon knows.
+            pos: Where to, as ``how`` says.
+            how: ``"set"``: to position ``pos``; ``"cur"``: by ``pos`` places (negative:
+                forward); ``"end"``: ``pos`` places from the end (0 or negative).
+
+        Returns:
+            Its new position (0: the next to start).
+
+        Raises:
+            Aria2InputError: ``how`` or ``pos`` is not one of those.
+            Aria2RPCError: aria2 refused (the download is not waiting).
+            Aria2ConnectionError: The daemon cannot be reached.
         """
         if how not in _HOW:
             raise Aria2InputError(f"how must be one of {sorted(_HOW)}, got {how!r}")
@@ -153,26 +194,48 @@ class ControlMethods:
         """Pause every download of the daemon (every daemon of a pool), not only this client's.
 
         Active downloads stop and keep their partial files; :meth:`resume_all` starts them again.
+
+        Raises:
+            Aria2ConnectionError: A daemon cannot be reached (on a pool: after the others paused).
         """
         self.rpc.pause_all()
 
     def resume_all(self) -> None:
-        """Resume every paused download of the daemon (every daemon of a pool)."""
+        """Resume every paused download of the daemon (every daemon of a pool).
+
+        Raises:
+            Aria2ConnectionError: A daemon cannot be reached (on a pool: after the others resumed).
+        """
         self.rpc.unpause_all()
 
     def purge(self) -> int:
         """Forget finished downloads: the daemon's results (complete, failed, removed) and this
-        client's records of them (and their rows in a shared state). Returns how many records
-        this client forgot; their futures keep their outcome.
+        client's records of them (and their rows in a shared state); their futures keep their
+        outcome.
+
+        Returns:
+            How many records this client forgot.
+
+        Raises:
+            Aria2ConnectionError: The daemon cannot be reached (nothing is forgotten here).
         """
         self.rpc.purge_download_result()
         return self._ledger.prune(all_finished=True)
 
     def list_downloads(self, status: str | None = None) -> list[Progress]:
-        """Every download the daemon holds (every daemon of a pool), not only this client's:
-        active, waiting (and paused), then stopped; ``status`` keeps only those in one of
-        :data:`DOWNLOAD_STATES`. Snapshots of aria2's own view (a restarted download shows
-        under its daemon GID)."""
+        """Every download the daemon holds (every daemon of a pool), not only this client's.
+
+        Args:
+            status: Keep only those in this state (one of :data:`DOWNLOAD_STATES`); None: all.
+
+        Returns:
+            Snapshots of aria2's own view, active, waiting (and paused), then stopped (a
+            restarted download shows under its daemon GID).
+
+        Raises:
+            Aria2InputError: ``status`` is not one of :data:`DOWNLOAD_STATES`.
+            Aria2ConnectionError: The daemon cannot be reached.
+        """
         if status is not None and status not in DOWNLOAD_STATES:
             raise Aria2InputError(f"status must be one of {list(DOWNLOAD_STATES)} or None, got {status!r}")
         everything = [

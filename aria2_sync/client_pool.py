@@ -99,10 +99,23 @@ class PoolMethods:
         downloads are removed before it is sent anything else. A daemon that refuses its secret
         is reported (:meth:`daemons`), never placed on and never failed over.
 
-        ``client_options`` are the constructor's (``state=``, ``poll_interval=``, ``timeout=``,
-        ...); ``timeout`` is also how long a tick waits for a daemon's answer. A pool polls:
-        WebSocket notifications are not used. Raises :class:`~aria2_sync.errors.Aria2InputError`
-        for a bad argument, before anything is made.
+        Args:
+            daemons: ``(rpc_url, secret)`` pairs (secret may be None) or started
+                :class:`~aria2_sync.daemon.process.Aria2Daemon` objects.
+            weights: One number > 0 per daemon; a daemon gets new downloads in proportion
+                (default: all 1).
+            failover_after: Seconds without an answer after which a daemon's unfinished
+                downloads are added again on the others.
+            shared_storage: Every daemon writes to one filesystem at the same paths (a
+                failed-over download resumes its partial file).
+            client_options: The constructor's (``state=``, ``poll_interval=``, ``timeout=``,
+                ...). A pool polls: WebSocket notifications are not used.
+
+        Returns:
+            The client over the pool.
+
+        Raises:
+            Aria2InputError: A bad argument (before anything is made).
         """
         from .rpc.members import DaemonPool  # (imported here: only a pool needs it)
 
@@ -131,14 +144,28 @@ class PoolMethods:
         return cls(first_url, first_secret, daemon_pool=pool, **client_options)  # type: ignore[call-arg]
 
     def daemons(self) -> tuple[DaemonHealth, ...]:
-        """Each daemon of the pool as this client sees it now (empty for a client of one daemon)."""
+        """Each daemon of the pool as this client sees it now.
+
+        Returns:
+            One :class:`~aria2_sync.models.DaemonHealth` per daemon, in the pool's order (empty
+            for a client of one daemon).
+        """
         pool = self._engine.pool
         return () if pool is None else pool.health()
 
     def daemon_of(self, gid: str) -> str | None:
-        """The RPC URL (without credentials) of the daemon that holds download ``gid`` now, as far
-        as this client knows; None if it does not know. A client of one daemon answers its URL
-        for its own downloads."""
+        """The daemon that holds download ``gid`` now, as far as this client knows.
+
+        Args:
+            gid: A GID this client added (or any GID the pool has seen).
+
+        Returns:
+            The daemon's RPC URL without credentials, or None if the client does not know. A
+            client of one daemon answers its URL for its own downloads.
+
+        Raises:
+            Aria2InputError: ``gid`` is not a GID.
+        """
         gid = check_gid(gid)
         record = self._ledger.get(gid)
         daemon_gid = gid if record is None else record.current_gid

@@ -145,13 +145,19 @@ class Engine:
             url or config.rpc_url,
             rpc_secret or None,
             timeout=config.timeout,
-            max_retries=min(2, config.max_retries) if monitor else config.max_retries,
+            max_retries=self._monitor_retries(config) if monitor else config.max_retries,
             retry_delay=min(config.retry_delay, 0.05) if monitor else config.retry_delay,
             max_retry_delay=0.2 if monitor else config.max_retry_delay,
             thread_factory=self.runtime.thread,
         )
         self.connections.append(transport)
         return transport
+
+    def _monitor_retries(self, config: ClientConfig) -> int:
+        """The monitor's retry budget: a couple of quick retries with one daemon; none over a
+        pool, whose daemons in trouble are tried again by the pool itself (a pause of at most a
+        second, one quiet try each: no retry log lines every second for a dead host)."""
+        return 0 if self.pool is not None else min(2, config.max_retries)
 
     def _methods(
         self, config: ClientConfig, rpc_secret: str | None, first: Transport, *, monitor: bool

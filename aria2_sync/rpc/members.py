@@ -36,9 +36,10 @@ __all__ = ["DaemonPool", "Member", "STATES", "UP", "UNREACHABLE", "FAILED_OVER",
 
 UP, UNREACHABLE, FAILED_OVER, REFUSED = "up", "unreachable", "failed_over", "refused"
 
-#: The longest pause between two tries of a daemon in trouble (seconds): a dead host is asked
-#: again at most this late after it is back, and a live one costs no more than a call per pause.
-MAX_RETRY_PAUSE = 5.0
+#: The longest pause between two tries of a daemon in trouble (seconds): a host that comes back
+#: is swept at most this late (its restored downloads run meanwhile), and a dead one costs one
+#: refused connection per pause.
+MAX_RETRY_PAUSE = 1.0
 
 #: How many GIDs a pool remembers the daemon of, at most: the client's retention forgets them
 #: with their downloads (:meth:`DaemonPool.forget`); past this bound the oldest go first (a GID
