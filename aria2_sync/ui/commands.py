@@ -29,6 +29,7 @@ from .common import (
     daemon_client,
     display_name,
     duration,
+    each_once,
     gid_argument,
     redacted,
     rpc_secret,
@@ -236,7 +237,7 @@ _HEADER = ("GID", "STATUS", "DONE", "SIZE", "SPEED", "ETA", "NAME")
 
 def _show(args: argparse.Namespace) -> int:
     with daemon_client(args) as client:
-        downloads = client.list_downloads(args.status)
+        downloads = each_once(client.list_downloads(args.status))
     if args.gids:
         held = {p.gid: p for p in downloads}
         missing = [gid for gid in args.gids if gid not in held]
@@ -255,7 +256,7 @@ def _show(args: argparse.Namespace) -> int:
             p.status,
             f"{p.progress_percent:.1f}%",
             human_size(p.total_length),
-            f"{human_size(p.download_speed)}/s",
+            f"{human_size(p.download_speed)}/s" if p.status == "active" else "-",
             duration(p.eta_seconds) if p.status == "active" else "-",
             redact_text(display_name(p))
             + (f"  (error {p.error_code}: {redact_text(p.error_message or '')})" if p.error_code else ""),

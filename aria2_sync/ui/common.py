@@ -25,6 +25,7 @@ __all__ = [
     "daemon_client",
     "display_name",
     "duration",
+    "each_once",
     "gid_argument",
     "redacted",
     "rpc_secret",
@@ -98,6 +99,16 @@ def redacted(value: Any, secrets: tuple[str | None, ...] = ()) -> Any:
 
 def _names_a_credential(key: Any) -> bool:
     return isinstance(key, str) and ("passwd" in key.lower() or "secret" in key.lower())
+
+
+def each_once(downloads: list[Progress]) -> list[Progress]:
+    """``downloads`` with each GID once, in the order first seen, as last seen.
+
+    ``Aria2Client.list_downloads`` asks for the active, the waiting and the stopped downloads
+    in turn: one that changes state in between (paused just then) is in two of the answers.
+    """
+    latest = {progress.gid: progress for progress in downloads}
+    return list(latest.values())
 
 
 def display_name(progress: Progress) -> str:

@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Footer, Header
 from .. import Aria2Client
 from ..errors import Aria2Error, redact_text
 from ..models import Progress
-from .common import display_name, duration
+from .common import display_name, duration, each_once
 from .formatting import human_size
 
 __all__ = ["TopApp", "run"]
@@ -43,7 +43,7 @@ COLUMNS = (
 #: The orders the keys choose: name -> (what it is called in the title, sort key, largest first).
 ORDERS: dict[str, tuple[str, Callable[[Progress], Any], bool]] = {
     "queue": ("aria2's order", lambda p: 0, False),
-    "speed": ("speed", lambda p: p.download_speed, True),
+    "speed": ("speed", lambda p: p.download_speed if p.status == "active" else -1, True),
     "progress": ("progress", lambda p: p.progress_percent, True),
 }
 
@@ -57,7 +57,7 @@ def cells(progress: Progress) -> tuple[str, ...]:
         progress.status,
         f"{progress.progress_percent:5.1f}%",
         human_size(progress.total_length),
-        f"{human_size(progress.download_speed)}/s",
+        f"{human_size(progress.download_speed)}/s" if progress.status == "active" else "-",
         eta,
     )
 
@@ -119,13 +119,14 @@ class TopApp(App[None]):
             return
         self._refreshing = True
         try:
-            self.downloads = await asyncio.to_thread(self.client.list_downloads)
+            downloads = each_once(await asyncio.to_thread(self.client.list_downloads))
             stats = await asyncio.to_thread(self.client.get_global_stats)
         except Aria2Error as error:
             self.sub_title = f"cannot ask the daemon: {redact_text(str(error))}"
             return
         finally:
             self._refreshing = False
+        self.downloads = downloads  # (with the redraw: what the table shows is what is held)
         self.sub_title = (
             f"{stats.num_active} active, {stats.num_waiting} waiting, {stats.num_stopped} stopped, "
             f"{human_size(stats.download_speed)}/s; sorted by {ORDERS[self.order][0]}"
