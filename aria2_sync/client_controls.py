@@ -238,12 +238,7 @@ class ControlMethods:
         """
         if status is not None and status not in DOWNLOAD_STATES:
             raise Aria2InputError(f"status must be one of {list(DOWNLOAD_STATES)} or None, got {status!r}")
-        everything = [
-            *self.rpc.tell_active(STATUS_KEYS),
-            *self.rpc.tell_waiting(0, 1 << 30, STATUS_KEYS),
-            *self.rpc.tell_stopped(0, 1 << 30, STATUS_KEYS),
-        ]
-        snapshots = [Progress.from_aria2(s, gid=str(s.get("gid"))) for s in everything]
+        snapshots = [Progress.from_aria2(s, gid=str(s.get("gid"))) for s in self.rpc.tell_all(STATUS_KEYS)]
         return snapshots if status is None else [p for p in snapshots if p.status == status]
 
     # -- cancelling -------------------------------------------------------------------------------

@@ -375,6 +375,10 @@ class PooledRPC(PlacedAdds):
         """The stopped downloads of every daemon, one after the other (``offset``/``num`` apply to each)."""
         return [s for answer in self._every(lambda rpc: rpc.tell_stopped(offset, num, keys)) for s in answer]
 
+    def tell_all(self, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Every download of every daemon that answers, one daemon after the other."""
+        return [s for answer in self._every(lambda rpc: rpc.tell_all(keys)) for s in answer]
+
     def get_global_stat(self) -> dict[str, str]:
         """The totals of the daemons that answer, added up."""
         totals: dict[str, int] = {}

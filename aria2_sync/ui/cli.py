@@ -2,11 +2,14 @@
 
     aria2-sync get URL [URL ...] [-d DIR] [-o NAME] [-i FILE] [--max-retries N] ...
     aria2-sync status [--rpc-url URL] [--json]
+    aria2-sync add|pause|resume|remove|purge|show|call|options|top ...   (ui/commands.py)
 
 ``get`` runs on a private aria2c started for the run (the embedded default) unless ``--rpc-url``
 names a daemon. Exit codes: 0 when every download succeeded, 1 when any failed (or the daemon
 could not be used), 2 for usage errors, 130 when interrupted. Expected errors are one line on
-stderr, never a traceback. Built only on the public library API.
+stderr, never a traceback. Built only on the public library API. This module is the parser and
+the dispatch; the commands on a running daemon are in ``commands.py`` (the live view in ``top.py``),
+and what they all share in ``common.py``.
 """
 
 from __future__ import annotations
@@ -23,18 +26,13 @@ from typing import Any, TextIO
 from .. import Aria2Client, __version__
 from ..errors import Aria2Error, Aria2InputError, redact_text
 from ..models import STATUS_KEYS, Progress
+from .commands import add_commands
+from .common import PROG, SECRET_ENV, UsageError, redacted, rpc_secret
 from .formatting import human_size, outcome_entry
 from .progress_display import make_display
 from .sources import add_all
 
 __all__ = ["main"]
-
-PROG = "aria2-sync"
-SECRET_ENV = "ARIA2_RPC_SECRET"
-
-
-class UsageError(Exception):
-    """A command line that cannot be run as given (exit code 2)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_rpc_arguments(status, default_url="http://localhost:6800/jsonrpc")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(run=_status)
+    add_commands(commands)
     return parser
 
 
@@ -132,19 +131,6 @@ def _add_rpc_arguments(parser: argparse.ArgumentParser, default_url: str | None 
         help=f"aria2's --rpc-secret (default: ${SECRET_ENV} when a daemon is named "
         "with --rpc-url; the variable keeps it out of the process list)",
     )
-
-
-def _rpc_secret(args: argparse.Namespace) -> str | None:
-    """The secret for ``--rpc-url``: the option, else ``$ARIA2_RPC_SECRET``.
-
-    The variable only counts when a daemon is named: exported for one daemon, it must not
-    stop ``get`` from running on its private aria2c (which has a secret of its own).
-    """
-    if args.rpc_secret is not None:
-        return str(args.rpc_secret)
-    if not args.rpc_url:
-        return None
-    return os.environ.get(SECRET_ENV) or None
 
 
 def _non_negative_int(text: str) -> int:
@@ -240,7 +226,7 @@ def _get(args: argparse.Namespace) -> int:
 
     settings: dict[str, Any] = dict(max_retries=args.max_retries, retry_delay=args.retry_delay, verbose=False)
     if args.rpc_url:
-        client = Aria2Client(args.rpc_url, _rpc_secret(args), **settings)
+        client = Aria2Client(args.rpc_url, rpc_secret(args), **settings)
     else:
         try:
             os.makedirs(directory, exist_ok=True)
@@ -325,7 +311,7 @@ def _report(outcomes: list[dict[str, Any]], args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     keys = list(STATUS_KEYS)
     with Aria2Client(
-        args.rpc_url, _rpc_secret(args), verbose=False, monitor=False, max_retries=1, retry_delay=0.2
+        args.rpc_url, rpc_secret(args), verbose=False, monitor=False, max_retries=1, retry_delay=0.2
     ) as client:
         answers: list[Any] = client.rpc.multicall(
             [
@@ -360,7 +346,7 @@ def _status(args: argparse.Namespace) -> int:
                 "num_active": int(stats.get("numActive", 0)),
                 "num_waiting": int(stats.get("numWaiting", 0)),
                 "num_stopped": int(stats.get("numStopped", 0)),
-                "downloads": [_redacted(p.to_dict()) for p in downloads],
+                "downloads": [redacted(p.to_dict()) for p in downloads],
             },
             sys.stdout,
             indent=2,
@@ -385,17 +371,6 @@ def _status(args: argparse.Namespace) -> int:
             f"{human_size(p.download_speed):>9}/s  {name}{error}"
         )
     return 0
-
-
-def _redacted(value: Any) -> Any:
-    """``value`` (JSON-like) with every string passed through :func:`redact_text`."""
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redacted(item) for item in value]
-    return value
 
 
 # -- entry point -----------------------------------------------------------------------------------
