@@ -45,7 +45,7 @@ from ..errors import Aria2AuthError, Aria2DaemonError, Aria2Error, Aria2InputErr
 from ..logs import logger
 from ..rpc.transport import Transport
 from ..validation import PathArg, check_daemon_options, check_local_directory
-from . import files, ownership, sweep
+from . import files, ownership, sessions, sweep
 from .binary import find_aria2c
 
 __all__ = ["Aria2Daemon"]
@@ -347,6 +347,7 @@ class Aria2Daemon:
                         self.rpc_url,
                     )
                 try:
+                    sessions.drop_finished(self.session_file)  # (else each is an error 13)
                     self._launch()
                     self.restarts += 1
                     return
