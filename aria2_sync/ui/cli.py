@@ -27,7 +27,7 @@ from .. import Aria2Client, __version__
 from ..errors import Aria2Error, Aria2InputError, redact_text
 from ..models import STATUS_KEYS, Progress
 from .commands import add_commands
-from .common import PROG, SECRET_ENV, UsageError, redacted, rpc_secret
+from .common import PROG, SECRET_ENV, UsageError, key_values, redacted, rpc_secret
 from .formatting import human_size, outcome_entry
 from .progress_display import make_display
 from .sources import add_all
@@ -192,16 +192,6 @@ class _NoClose:
         pass
 
 
-def _aria2_options(pairs: Sequence[str]) -> dict[str, str]:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"-O takes KEY=VALUE (like max-connection-per-server=4), got {pair!r}")
-        options[key.strip()] = value
-    return options
-
-
 def _get(args: argparse.Namespace) -> int:
     urls = list(args.urls) + _read_urls(args.input_file)
     if not urls:
@@ -216,7 +206,7 @@ def _get(args: argparse.Namespace) -> int:
         raise UsageError("--save-interval is for the private aria2c; a daemon of yours has its own settings")
     directory = os.path.abspath(args.dir)
     _check_directory(directory, args.dir)
-    extra = _aria2_options(args.aria2_option)
+    extra = key_values(args.aria2_option, "-O", "max-connection-per-server=4")
     if args.output:
         items = [(urls[0], os.path.join(directory, args.output), args.checksum)]
         options = extra

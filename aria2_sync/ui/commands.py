@@ -31,6 +31,7 @@ from .common import (
     duration,
     each_once,
     gid_argument,
+    key_values,
     redacted,
     rpc_secret,
 )
@@ -137,17 +138,6 @@ def _interval(text: str) -> float:
     return value
 
 
-def _pairs(words: list[str], what: str) -> dict[str, str]:
-    """``["a=1", "b=2"]`` -> ``{"a": "1", "b": "2"}``; a word without ``=`` is a usage error."""
-    pairs = {}
-    for word in words:
-        key, sep, value = word.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{what} takes KEY=VALUE (like max-download-limit=500K), got {word!r}")
-        pairs[key.strip()] = value
-    return pairs
-
-
 def _print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
@@ -157,7 +147,7 @@ def _print_json(value: Any) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    extra = _pairs(args.option, "--option")
+    extra = key_values(args.option, "--option", "max-download-limit=500K")
     if "dir" in extra:
         raise UsageError("give the directory with -d DIR, not --option dir=...")
     with daemon_client(args) as client:
@@ -197,24 +187,28 @@ def _gids_or_all(args: argparse.Namespace, verb: str) -> None:
         raise UsageError(f"give the GIDs to {verb} (see `{PROG} show`), or --all")
 
 
-def _pause(args: argparse.Namespace) -> int:
-    _gids_or_all(args, "pause")
+def _switch(args: argparse.Namespace, verb: str) -> int:
+    """``pause``/``resume``: the GIDs given, or with ``--all`` every download of the daemon."""
+    _gids_or_all(args, verb)
     if args.all:
         with daemon_client(args) as client:
-            client.pause_all()
-        print("paused every download")
+            if verb == "pause":
+                client.pause_all()
+            else:
+                client.resume_all()
+        print(f"{verb}d every download")
         return 0
-    return _each(args, lambda client, gid: client.pause_download(gid), "paused")
+    if verb == "pause":
+        return _each(args, lambda client, gid: client.pause_download(gid), "paused")
+    return _each(args, lambda client, gid: client.resume_download(gid), "resumed")
+
+
+def _pause(args: argparse.Namespace) -> int:
+    return _switch(args, "pause")
 
 
 def _resume(args: argparse.Namespace) -> int:
-    _gids_or_all(args, "resume")
-    if args.all:
-        with daemon_client(args) as client:
-            client.resume_all()
-        print("resumed every download")
-        return 0
-    return _each(args, lambda client, gid: client.resume_download(gid), "resumed")
+    return _switch(args, "resume")
 
 
 def _remove(args: argparse.Namespace) -> int:
@@ -317,7 +311,7 @@ def _options(args: argparse.Namespace) -> int:
             gid = gid_argument(words.pop(0))
         except argparse.ArgumentTypeError as error:
             raise UsageError(str(error)) from None
-    changes = _pairs([word for word in words if "=" in word], "options")
+    changes = key_values([word for word in words if "=" in word], "options", "max-download-limit=500K")
     asked = [word for word in words if "=" not in word]
     with daemon_client(args) as client:
         if changes:

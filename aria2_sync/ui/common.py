@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from .. import Aria2Client
@@ -21,6 +22,7 @@ __all__ = [
     "PROG",
     "SECRET_ENV",
     "UsageError",
+    "key_values",
     "add_daemon_arguments",
     "daemon_client",
     "display_name",
@@ -73,6 +75,18 @@ def daemon_client(args: argparse.Namespace) -> Aria2Client:
     return Aria2Client(
         args.rpc_url, rpc_secret(args), verbose=False, monitor=False, max_retries=1, retry_delay=0.2
     )
+
+
+def key_values(words: Sequence[str], what: str, example: str) -> dict[str, str]:
+    """``["a=1", "b=2"]`` -> ``{"a": "1", "b": "2"}``; a word without ``=`` is a usage error
+    naming ``what`` takes it (``-O``, ``--option``), with ``example``."""
+    pairs = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{what} takes KEY=VALUE (like {example}), got {word!r}")
+        pairs[key.strip()] = value
+    return pairs
 
 
 def gid_argument(text: str) -> str:
