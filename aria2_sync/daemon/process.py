@@ -45,7 +45,7 @@ from ..errors import Aria2AuthError, Aria2DaemonError, Aria2Error, Aria2InputErr
 from ..logs import logger
 from ..rpc.transport import Transport
 from ..validation import PathArg, check_daemon_options, check_local_directory
-from . import files, ownership, sessions, sweep
+from . import files, ownership, supervise, sweep
 from .binary import find_aria2c
 
 __all__ = ["Aria2Daemon"]
@@ -64,19 +64,29 @@ class _PortTaken(Aria2DaemonError):
 
 
 class Aria2Daemon:
-    """A private aria2c process with JSON-RPC on ``127.0.0.1:<port>``.
+    """A private aria2c process with JSON-RPC on ``127.0.0.1:<port>``: a context manager, or
+    :meth:`start` and :meth:`stop`.
 
-    Use as a context manager, or call :meth:`start` and :meth:`stop`. ``download_dir`` defaults
-    to the current directory; ``state_dir`` (config, session file, log) defaults to a private
-    temporary directory removed on stop; a ``state_dir`` of your own must be yours and closed to
-    group and others (``chmod 700``), since it holds the secret and download credentials.
-    ``options`` are extra aria2c options (``{"max-download-result": 10}``; they override the
-    daemon's defaults, ``{"disk-cache": "16M"}`` say, or ``{"enable-dht": True}`` to turn on a part
-    of BitTorrent peer discovery, off by default: :attr:`PEER_DISCOVERY_OFF`). With ``supervise=True``
-    a watcher thread starts aria2c again whenever it dies without :meth:`stop` (``restarts`` counts).
-    ``save_interval`` is how often, in seconds, aria2c saves each download's control file: what
-    a SIGKILL of aria2c (or a power cut) may lose, and on a disk the price of an fsync each time
-    (0: only when aria2c stops gracefully, so a SIGKILL loses all progress).
+    Args:
+        aria2c: The aria2c binary (default: what :func:`~aria2_sync.daemon.binary.find_aria2c` finds).
+        port: A fixed port on 127.0.0.1 (default: a free one).
+        secret: The RPC secret (default: a random one).
+        download_dir: Where downloads go (default: the current directory).
+        state_dir: Config, session file and log (default: a private temporary directory removed on
+            stop); one of your own must be yours and closed to group and others (``chmod 700``):
+            it holds the secret and download credentials.
+        options: Extra aria2c options (``{"max-download-result": 10}``), over the daemon's defaults
+            (``{"disk-cache": "16M"}``; ``{"enable-dht": True}``: see :attr:`PEER_DISCOVERY_OFF`).
+        startup_timeout: Seconds :meth:`start` waits for aria2c to answer.
+        supervise: A watcher thread starts aria2c again whenever it dies without :meth:`stop`
+            (``restarts`` counts).
+        save_interval: Seconds between control-file saves: what a SIGKILL of aria2c (or a power cut)
+            may lose, and on a disk an fsync each time (0: only when aria2c stops gracefully).
+
+    Raises:
+        Aria2InputError: A bad argument: an option the daemon sets itself, a secret that is not
+            one line of text, an interval out of 0-600, a state directory others may read.
+        Aria2BinaryNotFoundError: No aria2c binary.
     """
 
     #: Options the daemon sets itself; pass the matching constructor argument instead.
@@ -320,7 +330,9 @@ class Aria2Daemon:
         if self.supervise:
             process = self._process
             threading.Thread(
-                target=self._supervise, args=(process,), name="aria2_sync-daemon-watch", daemon=True
+                target=lambda: supervise.restart_when_it_dies(self, process),
+                name="aria2_sync-daemon-watch",
+                daemon=True,
             ).start()
 
     def _port_taken_message(self) -> str:
@@ -329,35 +341,6 @@ class Aria2Daemon:
             "port (and the RPC secret must not go to someone else): choose another port, or "
             "leave port=None for a free one"
         )
-
-    def _supervise(self, process: subprocess.Popen[bytes]) -> None:
-        """Wait for aria2c to exit; start it again unless :meth:`stop` asked it to go."""
-        process.wait()
-        pause = 0.2
-        current = process
-        for attempt in range(1, self.MAX_FAILED_RESTARTS + 1):
-            with self._lock:
-                if self._stopping.is_set() or self._process is not current:
-                    return  # stopped on purpose, or someone else started it again
-                if attempt == 1:
-                    logger.warning(
-                        "aria2c (pid %s) exited unexpectedly with code %s; restarting it on %s",
-                        process.pid,
-                        process.returncode,
-                        self.rpc_url,
-                    )
-                try:
-                    sessions.drop_finished(self.session_file)  # (else each is an error 13)
-                    self._launch()
-                    self.restarts += 1
-                    return
-                except Aria2DaemonError as error:
-                    current = self._process  # the attempt that failed
-                    logger.warning("restarting aria2c failed (attempt %d): %s", attempt, error)
-            if self._stopping.wait(pause):
-                return
-            pause = min(pause * 2, 5.0)
-        logger.error("aria2c could not be restarted after %d attempts; giving up", self.MAX_FAILED_RESTARTS)
 
     def _wait_ready(self) -> None:
         """Poll ``getVersion`` until it answers, aria2c exits, or the startup deadline passes.
