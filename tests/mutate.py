@@ -633,6 +633,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         '        if self.closing.is_set():\n            raise ClosedPoolError(pool, "the aria2 transport is closed")',
         '        if False:\n            raise ClosedPoolError(pool, "the aria2 transport is closed")',
         _TRANSPORT_H + "test_close_during_a_backoff_opens_no_new_connection",
+        _TRANSPORT_H + "test_a_closed_transport_takes_no_connection_even_for_a_retry_under_way",
     ),
     _m(
         "rel-closed-client-future-pending",

@@ -677,6 +677,21 @@ def test_close_during_a_backoff_opens_no_new_connection(
     assert server.requests == 1
 
 
+def test_a_closed_transport_takes_no_connection_even_for_a_retry_under_way() -> None:
+    """The last guard, deterministic: a retry urllib3 had already begun when ``close()`` came
+    (the race the test above can only sometimes hit) gets no connection from its pool."""
+    from urllib3.exceptions import ClosedPoolError
+
+    transport = Transport(closed_port_url(), SECRET)
+    channel = transport._channels.borrow()  # (a call's channel, as a call in flight holds it)
+    assert channel is not None
+    taken: list[float | None] = []
+    transport.close()
+    with pytest.raises(ClosedPoolError):
+        channel.take(None, taken.append, 1.0)
+    assert taken == []
+
+
 def test_concurrent_calls_retry_each_on_its_own_channel() -> None:
     url = closed_port_url()
     transport = Transport(url, SECRET, max_retries=2, retry_delay=0.01)
