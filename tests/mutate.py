@@ -844,7 +844,11 @@ def _run_tests(scratch: Path, tests: Sequence[str]) -> tuple[int | None, str]:
     lines = [line for line in done.stdout.strip().splitlines() if line.strip()]
     if _SHOW_LINES:
         print("\n".join("    | " + line for line in lines[-_SHOW_LINES:]))
-    return done.returncode, lines[-1] if lines else f"exit {done.returncode}"
+    summary = lines[-1] if lines else f"exit {done.returncode}"
+    failed = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    if failed:  # (which test, and pytest's one-line reason: for a baseline that fails, above all)
+        summary += "".join(f"\n    {line[:300]}" for line in failed)
+    return done.returncode, summary
 
 
 def check(mutations: Sequence[Mutation]) -> int:
