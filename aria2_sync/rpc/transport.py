@@ -52,6 +52,7 @@ from ..errors import (
 from ..logs import logger
 from ..threads import ThreadFactory, daemon_thread
 from .channel import Channel, ChannelPool, read_capped
+from .encoding import multicall_text, request_text
 from .retry import (
     ExponentialRetry,
     backoff_delay,
@@ -300,24 +301,10 @@ class Transport:
     def _encode(
         self, method: str, params: Sequence[Any], calls: Sequence[tuple[str, Sequence[Any]]] | None
     ) -> str:
-        """The request's JSON, with the secret where aria2 wants it (in each call of a multicall;
-        ``system.*`` methods take none). The token is made once per request, not once per call."""
-        token = () if self._secret is None else (f"token:{self._secret}",)
-        if calls is not None:  # (a multicall may hold thousands of calls: each signed inline)
-            params = [
-                [
-                    {"methodName": m, "params": list(a) if m[:7] == "system." else [*token, *a]}
-                    for m, a in calls
-                ]
-            ]
-        payload = {
-            "jsonrpc": "2.0",
-            "id": next(self._ids),
-            "method": method,
-            "params": list(params) if method[:7] == "system." else [*token, *params],
-        }
-        # Compact, without the check for cycles (there are none): a fifth faster for 1000 calls.
-        return json.dumps(payload, check_circular=False, separators=(",", ":"))
+        """The request's JSON (see :mod:`aria2_sync.rpc.encoding`)."""
+        if calls is not None:
+            return multicall_text(next(self._ids), calls, self._secret)
+        return request_text(next(self._ids), method, params, self._secret)
 
     def _closed_error(self, method: str, in_flight: bool) -> Aria2ClosedError:
         where = redact_url(self.rpc_url)
