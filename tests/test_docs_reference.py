@@ -86,13 +86,13 @@ def _cli_reference():
 
 
 def test_the_cli_reference_renders_every_subcommand_and_option_of_the_parser():
-    from aria2_sync.ui.cli import _parser
+    from aria2_sync.ui.cli import build_parser
 
     cli_reference = _cli_reference()
     parser = cli_reference.load_parser(cli_reference.DEFAULT_PARSER)
     subcommands = cli_reference._subcommands(parser)
     names = [name for name, _, _ in subcommands]
-    assert names == [action.dest for action in _parser()._subparsers._group_actions[0]._choices_actions]  # type: ignore[union-attr]
+    assert names == [action.dest for action in build_parser()._subparsers._group_actions[0]._choices_actions]  # type: ignore[union-attr]
     assert {"get", "status", "add", "top"} <= set(names)
     for name, summary, subparser in subcommands:
         text = "\n".join(cli_reference.command_rst(subparser, summary))
@@ -104,7 +104,7 @@ def test_the_cli_reference_renders_every_subcommand_and_option_of_the_parser():
             if action.help:
                 first_words = action.help.split(";")[0][:30]
                 assert cli_reference._escape(first_words) in text.replace("\n   ", " "), (name, action.dest)
-    assert _parser().prog == "aria2-sync"
+    assert build_parser().prog == "aria2-sync"
 
 
 def test_help_text_is_escaped_for_rst():

@@ -177,26 +177,32 @@ class Aria2Daemon:
 
     @property
     def rpc_url(self) -> str:
+        """The JSON-RPC endpoint to give :class:`~aria2_sync.Aria2Client` (``http://host:port/jsonrpc``)."""
         return f"http://{self.host}:{self.port}/jsonrpc"
 
     @property
     def pid(self) -> int | None:
+        """aria2c's process ID while started (after a crash, the restarted process's), else None."""
         return self._process.pid if self._process else None
 
     @property
     def running(self) -> bool:
+        """Whether the aria2c this object started is alive now."""
         return self._process is not None and self._process.poll() is None
 
     @property
     def session_file(self) -> str:
+        """Where aria2c saves its session (unfinished downloads, restored when it starts again)."""
         return os.path.join(self.state_dir, "aria2.session")
 
     @property
     def log_file(self) -> str:
+        """aria2c's own log, whose tail is quoted (redacted) when it fails to start."""
         return os.path.join(self.state_dir, "aria2c.log")
 
     @property
     def config_file(self) -> str:
+        """The 0600 file that passes the RPC secret to aria2c, never on its command line."""
         return os.path.join(self.state_dir, "aria2.conf")
 
     # -- lifecycle ------------------------------------------------------------------------------

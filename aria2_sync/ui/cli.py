@@ -35,7 +35,9 @@ from .sources import add_all
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aria2-sync`` command line, as :mod:`argparse` sees it: what :func:`main` parses, and
+    what the documentation's CLI reference is generated from (``docs/_ext/cli_reference.py``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Download files with aria2, restarting failed downloads and resuming them.",
@@ -368,7 +370,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a malformed command line
     # An application may set up logging; this one keeps urllib3's retry chatter off the
     # terminal (the command reports connection problems itself, in one line).

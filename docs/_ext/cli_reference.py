@@ -9,7 +9,7 @@ copied by hand, so the page cannot drift from ``aria2-sync --help``.
 Usage (docs/cli.rst)::
 
     .. cli-reference::
-       :parser: aria2_sync.ui.cli:_parser
+       :parser: aria2_sync.ui.cli:build_parser
 
 ``:parser:`` names a function (``module:function``) that returns an ``argparse.ArgumentParser``;
 the default is the one above. Each subcommand becomes a section titled ``<prog> <name>``.
@@ -30,7 +30,7 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
-DEFAULT_PARSER = "aria2_sync.ui.cli:_parser"
+DEFAULT_PARSER = "aria2_sync.ui.cli:build_parser"
 
 _INLINE_MARKUP = re.compile(r"([\\*`|_])")
 
