@@ -69,6 +69,9 @@ class Aria2Client(DownloadMethods, ChainMethods, ControlMethods, PoolMethods):
         state: Where the bookkeeping is kept, so that batches, retry counters and restarts work
             across processes and hosts: an SQLite file's path, a ``redis://`` URL, a
             :class:`~aria2_sync.state.base.Store`; None: memory.
+        rpc_ca_file: For an ``https://`` ``rpc_url`` (aria2c ``--rpc-secure``): the PEM file of
+            the CA that signed the daemon's certificate, or that certificate itself; None: the
+            CAs that ``requests`` trusts. Used for the WebSocket notifications too.
         daemon_pool: Made by :meth:`pool` (then ``rpc_url``/``rpc_secret`` are its first daemon's).
 
     Raises:
@@ -96,6 +99,7 @@ class Aria2Client(DownloadMethods, ChainMethods, ControlMethods, PoolMethods):
         keep_seconds: float | None = 3600.0,
         notifications: bool | None = None,
         state: None | str | os.PathLike[str] | Store = None,
+        rpc_ca_file: str | os.PathLike[str] | None = None,
         daemon_pool: DaemonPool | None = None,
     ) -> None:
         # fmt: off
@@ -104,6 +108,7 @@ class Aria2Client(DownloadMethods, ChainMethods, ControlMethods, PoolMethods):
             max_retry_delay=max_retry_delay, max_restarts=max_restarts, restart_policy=restart_policy,
             monitor=monitor, poll_interval=poll_interval, disconnect_grace=disconnect_grace,
             keep_finished=keep_finished, keep_seconds=keep_seconds, notifications=notifications, state=state,
+            rpc_ca_file=rpc_ca_file,
         )
         # fmt: on
         self.auto_restart_failed = config.auto_restart_failed  # (live: ``engine.config`` says why)
@@ -122,6 +127,7 @@ class Aria2Client(DownloadMethods, ChainMethods, ControlMethods, PoolMethods):
     verbose = ConfigField[bool]("Whether the seed guide's log lines go to stderr.")
     timeout = ConfigField[Timeout]("Bound of each HTTP exchange with the daemon (s, or (connect, read)).")
     restart_policy = ConfigField[RestartPolicy]("Which failures are restarted, how often, after what wait.")
+    rpc_ca_file = ConfigField["str | None"]("The CA file an https daemon's certificate is checked against.")
 
     @classmethod
     def local(

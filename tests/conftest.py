@@ -21,6 +21,7 @@ from tests.support.bittorrent import bt_tracker, seeder_factory, torrent_factory
 from tests.support.daemons import aria2_hosts  # noqa: F401 (fixture)
 from tests.support.fault_server import FaultServer
 from tests.support.redis_server import redis_factory, redis_server, redis_url  # noqa: F401 (fixtures)
+from tests.support.tls import tls_aria2  # noqa: F401 (fixture)
 
 #: Options that make aria2 give up after one failed try, so the client must do the restarting.
 GIVE_UP_AT_ONCE = {"max-tries": 1, "retry-wait": 0}
@@ -282,6 +283,7 @@ _INTEGRATION_FIXTURES = frozenset(
         "torrent_factory",
         "seeder_factory",
         "aria2_hosts",
+        "tls_aria2",
     }
 )
 

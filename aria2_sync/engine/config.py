@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import ssl
 import urllib.parse
 from typing import Any, Generic, NoReturn, Protocol, TypeVar, overload
 
@@ -98,6 +99,27 @@ def _check_notifications(wanted: Any, monitor: Any) -> None:
         )
 
 
+def _check_ca_file(ca_file: Any) -> str | None:
+    """The absolute path of ``rpc_ca_file``, checked to hold certificates Python's ssl loads
+    (a wrong file fails here, not at the first call to an https daemon), or None."""
+    if ca_file is None:
+        return None
+    path = os.fspath(ca_file) if isinstance(ca_file, (str, os.PathLike)) else None
+    if not isinstance(path, str):
+        kind = type(ca_file).__name__
+        raise Aria2InputError(f"rpc_ca_file must be a path (str or os.PathLike) or None, not {kind}")
+    path = os.path.abspath(path)
+    hint = "give the PEM file of the CA that signed the daemon's certificate (or that certificate itself)"
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise Aria2InputError(f"rpc_ca_file {path!r} is not a readable file: {hint}")
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError) as error:
+        problem = f"rpc_ca_file {path!r} holds no certificate Python can load ({error})"
+        raise Aria2InputError(f"{problem}: {hint}") from None
+    return path
+
+
 def _policy(
     policy: RestartPolicy | None, max_restarts: int | None, max_retries: int, base: float, max_delay: float
 ) -> RestartPolicy:
@@ -137,6 +159,7 @@ class ClientConfig:
     keep_seconds: float | None
     notifications: bool | None
     daemon_is_local: bool
+    rpc_ca_file: str | None = None
 
     @classmethod
     def build(
@@ -159,6 +182,7 @@ class ClientConfig:
         keep_seconds: Any,
         notifications: Any,
         state: Any,
+        rpc_ca_file: Any = None,
     ) -> ClientConfig:
         """Check the arguments (raising :class:`Aria2InputError` for the first bad one) and
         freeze them; ``rpc_secret`` and ``state`` are checked here and kept elsewhere."""
@@ -178,6 +202,7 @@ class ClientConfig:
         policy = _policy(restart_policy, max_restarts, max_retries, float(retry_delay), max_retry_delay)
         _check_state(state)
         _check_notifications(notifications, monitor)
+        ca_file = _check_ca_file(rpc_ca_file)
         return cls(
             rpc_url=url,
             max_retries=max_retries,
@@ -194,6 +219,7 @@ class ClientConfig:
             keep_seconds=keep_seconds,
             notifications=notifications,
             daemon_is_local=host in ("localhost", "::1") or host.startswith("127."),
+            rpc_ca_file=ca_file,
         )
 
 

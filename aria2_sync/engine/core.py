@@ -149,6 +149,7 @@ class Engine:
             retry_delay=min(config.retry_delay, 0.05) if monitor else config.retry_delay,
             max_retry_delay=0.2 if monitor else config.max_retry_delay,
             thread_factory=self.runtime.thread,
+            ca_file=config.rpc_ca_file,
         )
         self.connections.append(transport)
         return transport
@@ -217,7 +218,10 @@ class Engine:
         if not websocket_available():
             return None  # (notifications=True without the package was refused up front)
         return NotificationListener(
-            self.config.rpc_url, on_event=self.monitor.wake, thread_factory=self.runtime.thread
+            self.config.rpc_url,
+            on_event=self.monitor.wake,
+            thread_factory=self.runtime.thread,
+            ca_file=self.config.rpc_ca_file,
         )
 
     # -- watching -------------------------------------------------------------------------------

@@ -107,6 +107,7 @@ class Channel:
         self.retries = {read_only: new_retry(self, read_only) for read_only in (True, False)}
         self.session = requests.Session()
         self.session.trust_env = False  # an http_proxy variable must not capture loopback RPC
+        self.session.verify = pool.verify  # (trust_env off: REQUESTS_CA_BUNDLE is not read either)
         self.adapter = HTTPAdapter(max_retries=self.retries[True], pool_connections=1, pool_maxsize=1)
         self.adapter.poolmanager.pool_classes_by_scheme = {
             "http": _pool_factory(_TrackedPool, self),
@@ -176,7 +177,11 @@ class ChannelPool:
         time_limit: Callable[[], float],
         new_retry: RetryFactory,
         thread_factory: ThreadFactory = daemon_thread,
+        ca_file: str | None = None,
     ) -> None:
+        #: What an https daemon's certificate is checked against: a CA file, or (True) the CAs
+        #: ``requests`` trusts. Never False: a certificate is always checked.
+        self.verify: str | bool = ca_file or True
         self._time_limit = time_limit
         self._new_retry = new_retry
         self._new_thread = thread_factory

@@ -61,8 +61,11 @@ class NotificationListener:
         on_event: Callable[..., Any],
         read_timeout: float = 1.0,
         thread_factory: ThreadFactory = daemon_thread,
+        ca_file: str | None = None,
     ) -> None:
         self.url = websocket_url(rpc_url)
+        #: For a ``wss://`` URL: the CA file the daemon's certificate is checked against.
+        self._tls = {"ca_certs": ca_file} if ca_file else None
         self._new_thread = thread_factory
         self._on_event = on_event
         self._read_timeout = read_timeout
@@ -102,7 +105,7 @@ class NotificationListener:
         announced_down = False
         while not self._stop.is_set():
             try:
-                socket = websocket.create_connection(self.url, timeout=self._read_timeout)
+                socket = websocket.create_connection(self.url, timeout=self._read_timeout, sslopt=self._tls)
             except Exception as error:
                 if not announced_down:
                     logger.info(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import ssl
 import time
 import traceback
 from collections.abc import Sequence
@@ -183,8 +184,9 @@ class Transport:
     exchange. ``max_retries``, ``retry_delay`` and ``max_retry_delay`` set the retries and their
     backoff (see :mod:`aria2_sync.rpc.retry`); ``max_answer_bytes`` bounds the size of an answer
     (a bigger one is an :class:`Aria2ProtocolError`, and is not read); ``thread_factory`` makes
-    the watchdog thread of its connections. After :meth:`close`, calls raise
-    :class:`Aria2ClosedError`.
+    the watchdog thread of its connections; ``ca_file`` is what an ``https://`` daemon's
+    certificate is checked against (None: the CAs ``requests`` trusts). After :meth:`close`,
+    calls raise :class:`Aria2ClosedError`.
     """
 
     def __init__(
@@ -198,6 +200,7 @@ class Transport:
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         thread_factory: ThreadFactory = daemon_thread,
+        ca_file: str | None = None,
     ) -> None:
         self.rpc_url = rpc_url
         self._secret = secret
@@ -208,7 +211,10 @@ class Transport:
         self.max_answer_bytes = max_answer_bytes
         self._ids = itertools.count(1)
         self._channels = ChannelPool(
-            time_limit=lambda: self.exchange_time_limit, new_retry=self._retry, thread_factory=thread_factory
+            time_limit=lambda: self.exchange_time_limit,
+            new_retry=self._retry,
+            thread_factory=thread_factory,
+            ca_file=ca_file,
         )
 
     def __repr__(self) -> str:
@@ -298,14 +304,6 @@ class Transport:
             raise Aria2ProtocolError(self.rpc_url, "a JSON object with neither result nor error")
         return body["result"]
 
-    def _encode(
-        self, method: str, params: Sequence[Any], calls: Sequence[tuple[str, Sequence[Any]]] | None
-    ) -> str:
-        """The request's JSON (see :mod:`aria2_sync.rpc.encoding`)."""
-        if calls is not None:
-            return multicall_text(next(self._ids), calls, self._secret)
-        return request_text(next(self._ids), method, params, self._secret)
-
     def _closed_error(self, method: str, in_flight: bool) -> Aria2ClosedError:
         where = redact_url(self.rpc_url)
         if in_flight:
@@ -336,7 +334,11 @@ class Transport:
         read_only: bool,
         calls: Sequence[tuple[str, Sequence[Any]]] | None = None,
     ) -> dict[str, Any]:
-        body = _Body(self._encode(method, params, calls))
+        request_id = next(self._ids)  # (the JSON: aria2_sync.rpc.encoding)
+        if calls is None:
+            body = _Body(request_text(request_id, method, params, self._secret))
+        else:
+            body = _Body(multicall_text(request_id, calls, self._secret))
         try:
             channel = self._channels.borrow()
             if channel is None:
@@ -441,11 +443,19 @@ class Transport:
                 f"rpc_url {redact_url(self.rpc_url)!r} is not a usable URL: give one like "
                 "http://127.0.0.1:6800/jsonrpc"
             )
+        reason = describe_network_error(error)
+        if caused_by(error, ssl.SSLCertVerificationError):  # (during the handshake: nothing sent)
+            return Aria2ConnectionError(
+                self.rpc_url,
+                reason,
+                attempts=attempts,
+                message=f"connection to aria2 at {redact_url(self.rpc_url)} failed: the daemon's TLS "
+                f"certificate was not accepted ({reason}). If a private CA signed it, give that CA's PEM "
+                "file (or the certificate itself) as rpc_ca_file; the certificate must name the host "
+                "of rpc_url.",
+            )
         return Aria2ConnectionError(
-            self.rpc_url,
-            describe_network_error(error),
-            attempts=attempts,
-            maybe_applied=not was_never_sent(error),
+            self.rpc_url, reason, attempts=attempts, maybe_applied=not was_never_sent(error)
         )
 
     def _decode(self, status: int, content_type: str, content: bytes) -> dict[str, Any]:

@@ -27,7 +27,16 @@ from .. import Aria2Client, __version__
 from ..errors import Aria2Error, Aria2InputError, redact_text
 from ..models import STATUS_KEYS, Progress
 from .commands import add_commands
-from .common import PROG, SECRET_ENV, UsageError, key_values, redacted, rpc_secret
+from .common import (
+    PROG,
+    SECRET_ENV,
+    UsageError,
+    add_ca_argument,
+    daemon_client,
+    key_values,
+    redacted,
+    rpc_secret,
+)
 from .formatting import human_size, outcome_entry
 from .progress_display import make_display
 from .sources import add_all
@@ -133,6 +142,7 @@ def _add_rpc_arguments(parser: argparse.ArgumentParser, default_url: str | None 
         help=f"aria2's --rpc-secret (default: ${SECRET_ENV} when a daemon is named "
         "with --rpc-url; the variable keeps it out of the process list)",
     )
+    add_ca_argument(parser)
 
 
 def _non_negative_int(text: str) -> int:
@@ -204,6 +214,10 @@ def _get(args: argparse.Namespace) -> int:
         raise UsageError("--checksum is the hash of one file: give exactly one URL with it")
     if args.rpc_secret and not args.rpc_url:
         raise UsageError("--rpc-secret goes with --rpc-url (a private aria2c has its own secret)")
+    if args.rpc_ca_file and not args.rpc_url:
+        raise UsageError(
+            "--rpc-ca-file goes with an https:// --rpc-url (a private aria2c speaks http on loopback)"
+        )
     if args.save_interval is not None and args.rpc_url:
         raise UsageError("--save-interval is for the private aria2c; a daemon of yours has its own settings")
     directory = os.path.abspath(args.dir)
@@ -218,7 +232,7 @@ def _get(args: argparse.Namespace) -> int:
 
     settings: dict[str, Any] = dict(max_retries=args.max_retries, retry_delay=args.retry_delay, verbose=False)
     if args.rpc_url:
-        client = Aria2Client(args.rpc_url, rpc_secret(args), **settings)
+        client = Aria2Client(args.rpc_url, rpc_secret(args), rpc_ca_file=args.rpc_ca_file, **settings)
     else:
         try:
             os.makedirs(directory, exist_ok=True)
@@ -302,9 +316,7 @@ def _report(outcomes: list[dict[str, Any]], args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     keys = list(STATUS_KEYS)
-    with Aria2Client(
-        args.rpc_url, rpc_secret(args), verbose=False, monitor=False, max_retries=1, retry_delay=0.2
-    ) as client:
+    with daemon_client(args) as client:
         answers: list[Any] = client.rpc.multicall(
             [
                 ("aria2.getVersion", []),

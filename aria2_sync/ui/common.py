@@ -23,6 +23,7 @@ __all__ = [
     "SECRET_ENV",
     "UsageError",
     "key_values",
+    "add_ca_argument",
     "add_daemon_arguments",
     "daemon_client",
     "display_name",
@@ -67,13 +68,31 @@ def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help=f"aria2's JSON-RPC URL (default: {DEFAULT_RPC_URL}); its secret is read from ${SECRET_ENV}",
     )
+    add_ca_argument(parser)
+
+
+def add_ca_argument(parser: argparse.ArgumentParser) -> None:
+    """``--rpc-ca-file``: what an ``https://`` daemon's certificate is checked against."""
+    parser.add_argument(
+        "--rpc-ca-file",
+        default=None,
+        metavar="PEM",
+        help="for an https:// --rpc-url (aria2c --rpc-secure): the CA that signed the daemon's "
+        "certificate, or the certificate itself (default: the CAs requests trusts)",
+    )
 
 
 def daemon_client(args: argparse.Namespace) -> Aria2Client:
     """A client on the user's daemon for one command: no monitor (the command watches nothing),
     one quick transport retry, and no log lines (the command says what happened itself)."""
     return Aria2Client(
-        args.rpc_url, rpc_secret(args), verbose=False, monitor=False, max_retries=1, retry_delay=0.2
+        args.rpc_url,
+        rpc_secret(args),
+        verbose=False,
+        monitor=False,
+        max_retries=1,
+        retry_delay=0.2,
+        rpc_ca_file=args.rpc_ca_file,
     )
 
 
