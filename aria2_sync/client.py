@@ -102,13 +102,14 @@ class Aria2Client(DownloadMethods, ChainMethods, ControlMethods, PoolMethods):
         rpc_ca_file: str | os.PathLike[str] | None = None,
         daemon_pool: DaemonPool | None = None,
     ) -> None:
+        pool_urls = () if daemon_pool is None else tuple(member.rpc_url for member in daemon_pool.members)
         # fmt: off
         self._config = config = ClientConfig.build(
             rpc_url, rpc_secret, max_retries, retry_delay, auto_restart_failed, verbose, timeout=timeout,
             max_retry_delay=max_retry_delay, max_restarts=max_restarts, restart_policy=restart_policy,
             monitor=monitor, poll_interval=poll_interval, disconnect_grace=disconnect_grace,
             keep_finished=keep_finished, keep_seconds=keep_seconds, notifications=notifications, state=state,
-            rpc_ca_file=rpc_ca_file,
+            rpc_ca_file=rpc_ca_file, pool_urls=pool_urls,
         )
         # fmt: on
         self.auto_restart_failed = config.auto_restart_failed  # (live: ``engine.config`` says why)

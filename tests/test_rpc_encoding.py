@@ -36,13 +36,14 @@ MIXED = [
 ]
 SYSTEM = [("system.listMethods", ()), ("aria2.getVersion", ())]
 TUPLE_OF_OTHER = [("aria2.tellStatus", ("0000000000000001", ("status", 1)))]
+UNHASHABLE_IN_A_TUPLE = [("aria2.changeOption", ("0000000000000001", ("a", ["b"], {"c": "d"})))]
 
 
 @pytest.mark.parametrize("secret", [None, "s3cret", 'a "quoted" \\ secret'])
 @pytest.mark.parametrize(
     "calls",
-    [READS, QUOTING, MIXED, SYSTEM, TUPLE_OF_OTHER, []],
-    ids=["reads", "quoting", "mixed", "system", "tuple-of-other", "none"],
+    [READS, QUOTING, MIXED, SYSTEM, TUPLE_OF_OTHER, UNHASHABLE_IN_A_TUPLE, []],
+    ids=["reads", "quoting", "mixed", "system", "tuple-of-other", "unhashable-in-a-tuple", "none"],
 )
 def test_a_multicall_is_written_as_json_dumps_writes_it(calls, secret):
     assert multicall_text(7, calls, secret) == _as_dumped(7, calls, secret)

@@ -183,9 +183,11 @@ class ClientConfig:
         notifications: Any,
         state: Any,
         rpc_ca_file: Any = None,
+        pool_urls: tuple[str, ...] = (),
     ) -> ClientConfig:
         """Check the arguments (raising :class:`Aria2InputError` for the first bad one) and
-        freeze them; ``rpc_secret`` and ``state`` are checked here and kept elsewhere."""
+        freeze them; ``rpc_secret`` and ``state`` are checked here and kept elsewhere.
+        ``pool_urls`` are the other daemons' of a pool (``rpc_ca_file`` needs one https URL)."""
         url = _check_rpc_url(rpc_url)
         host = (urllib.parse.urlsplit(url).hostname or "").lower()
         if rpc_secret is not None and not isinstance(rpc_secret, str):
@@ -203,6 +205,11 @@ class ClientConfig:
         _check_state(state)
         _check_notifications(notifications, monitor)
         ca_file = _check_ca_file(rpc_ca_file)
+        if ca_file is not None and not any(u.lower().startswith("https://") for u in (url, *pool_urls)):
+            raise Aria2InputError(
+                f"rpc_ca_file is for a daemon reached over https:// (aria2c --rpc-secure=true), and "
+                f"rpc_url {redact_url(url)!r} is plain http: give an https:// rpc_url, or no rpc_ca_file"
+            )
         return cls(
             rpc_url=url,
             max_retries=max_retries,

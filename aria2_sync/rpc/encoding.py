@@ -61,7 +61,10 @@ def _calls_as_text(calls: Sequence[Call], secret: str | None) -> str | None:
             if type(param) is str:
                 parts.append(_quote(param))
             elif type(param) is tuple:
-                array = _strings_array(param)
+                try:
+                    array = _strings_array(param)
+                except TypeError:  # (a list or dict inside: unhashable, and not a string)
+                    return None
                 if array is None:
                     return None
                 parts.append(array)

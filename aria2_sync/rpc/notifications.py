@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket as sockets
+import ssl
 import threading
 import urllib.parse
 from typing import Any, Callable
+
+import requests.utils
 
 from ..errors import redact_url
 from ..logs import logger
@@ -64,8 +68,9 @@ class NotificationListener:
         ca_file: str | None = None,
     ) -> None:
         self.url = websocket_url(rpc_url)
-        #: For a ``wss://`` URL: the CA file the daemon's certificate is checked against.
-        self._tls = {"ca_certs": ca_file} if ca_file else None
+        #: For a ``wss://`` URL: the CA file the daemon's certificate is checked against (None:
+        #: the CAs the JSON-RPC calls trust, certifi's, read when the thread connects).
+        self._ca_file = ca_file
         self._new_thread = thread_factory
         self._on_event = on_event
         self._read_timeout = read_timeout
@@ -105,7 +110,7 @@ class NotificationListener:
         announced_down = False
         while not self._stop.is_set():
             try:
-                socket = websocket.create_connection(self.url, timeout=self._read_timeout, sslopt=self._tls)
+                socket = self._connect(websocket)
             except Exception as error:
                 if not announced_down:
                     logger.info(
@@ -138,6 +143,28 @@ class NotificationListener:
                 except Exception:
                     pass
             self._on_event()  # the socket dropped: something may have happened meanwhile
+
+    def _connect(self, websocket: Any) -> Any:
+        """A WebSocket to the daemon, over a connection of our own making.
+
+        As the JSON-RPC calls (whose session ignores the environment): no proxy of
+        ``$http_proxy``/``$https_proxy``, and for ``wss://`` the CAs those calls trust (the
+        client's ``rpc_ca_file``, else requests' bundle), never the system's store or
+        ``$SSL_CERT_FILE``. websocket-client, left to connect, would read all of them.
+        """
+        parts = urllib.parse.urlsplit(self.url)
+        secure = parts.scheme == "wss"
+        host, port = parts.hostname or "localhost", parts.port or (443 if secure else 80)
+        connection = sockets.create_connection((host, port), self._read_timeout)
+        try:
+            if secure:
+                trusted = self._ca_file or requests.utils.DEFAULT_CA_BUNDLE_PATH
+                context = ssl.create_default_context(cafile=trusted)
+                connection = context.wrap_socket(connection, server_hostname=host)
+            return websocket.create_connection(self.url, timeout=self._read_timeout, socket=connection)
+        except BaseException:
+            connection.close()
+            raise
 
     def _listen(self, socket: Any, websocket: Any) -> None:
         while not self._stop.is_set():

@@ -14,11 +14,14 @@ The retries are urllib3's: :func:`retry_for` builds the :class:`ExponentialRetry
 mounts as its ``HTTPAdapter``'s ``max_retries`` (see :mod:`aria2_sync.rpc.channel`), so urllib3
 retries whatever fails before the answer's headers are in. This module knows nothing of HTTP
 sessions or JSON-RPC; it also names low-level network errors in a few words
-(:func:`describe_network_error`), for its log lines and for the transport's errors.
+(:func:`describe_network_error`), for its log lines and for the transport's errors, and says
+what to fix when TLS with the daemon failed (:func:`tls_problem`; never retried: urllib3 counts a
+TLS error as an "other" error, and the Retry allows none).
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +45,7 @@ __all__ = [
     "describe_network_error",
     "is_bad_url",
     "retry_for",
+    "tls_problem",
     "was_never_sent",
 ]
 
@@ -191,6 +195,28 @@ def describe_network_error(error: BaseException | None) -> str:
     if "Connection aborted" in best or "RemoteDisconnected" in best:
         return "the daemon closed the connection without answering"
     return best
+
+
+def tls_problem(error: BaseException, where: str) -> tuple[str, bool] | None:
+    """What to say when TLS with the daemon failed, and whether that proves nothing was sent
+    (the handshake failed); None when ``error`` is no TLS error."""
+    for cause in causes(error):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            message = (
+                f"connection to aria2 at {where} failed: the daemon's TLS certificate was not "
+                f"accepted ({cause.verify_message or cause.reason}). If a private CA signed it, give "
+                "that CA's PEM file (or the certificate itself) as rpc_ca_file; the certificate must "
+                "name the host of rpc_url."
+            )
+            return message, True
+        if isinstance(cause, ssl.SSLError):
+            message = (
+                f"connection to aria2 at {where} failed in TLS ({cause.reason or cause}). If the daemon "
+                "speaks plain HTTP, give an http:// rpc_url, or run aria2c with --rpc-secure=true."
+            )
+            # An answer in plain HTTP to the handshake's first message: nothing was sent.
+            return message, cause.reason == "WRONG_VERSION_NUMBER"
+    return None
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import ssl
 import time
 import traceback
 from collections.abc import Sequence
@@ -61,6 +60,7 @@ from .retry import (
     describe_network_error,
     is_bad_url,
     retry_for,
+    tls_problem,
     was_never_sent,
 )
 
@@ -444,15 +444,11 @@ class Transport:
                 "http://127.0.0.1:6800/jsonrpc"
             )
         reason = describe_network_error(error)
-        if caused_by(error, ssl.SSLCertVerificationError):  # (during the handshake: nothing sent)
+        tls = tls_problem(error, redact_url(self.rpc_url))
+        if tls is not None:
+            message, unsent = tls
             return Aria2ConnectionError(
-                self.rpc_url,
-                reason,
-                attempts=attempts,
-                message=f"connection to aria2 at {redact_url(self.rpc_url)} failed: the daemon's TLS "
-                f"certificate was not accepted ({reason}). If a private CA signed it, give that CA's PEM "
-                "file (or the certificate itself) as rpc_ca_file; the certificate must name the host "
-                "of rpc_url.",
+                self.rpc_url, reason, attempts=attempts, maybe_applied=not unsent, message=message
             )
         return Aria2ConnectionError(
             self.rpc_url, reason, attempts=attempts, maybe_applied=not was_never_sent(error)

@@ -82,17 +82,20 @@ class TlsDaemon:
     def _wait_ready(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         body = {"jsonrpc": "2.0", "id": 1, "method": "aria2.getVersion", "params": [f"token:{self.secret}"]}
-        while True:
-            try:
-                requests.post(
-                    self.rpc_url, json=body, verify=str(self.certificate), timeout=1
-                ).raise_for_status()
-                return
-            except requests.RequestException:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"aria2c --rpc-secure did not answer on {self.rpc_url}") from None
-                time.sleep(0.05)
+        with requests.Session() as probe:
+            probe.trust_env = False  # (no proxy of the environment between the probe and 127.0.0.1)
+            while True:
+                try:
+                    probe.post(
+                        self.rpc_url, json=body, verify=str(self.certificate), timeout=1
+                    ).raise_for_status()
+                    return
+                except requests.RequestException:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"aria2c --rpc-secure did not answer on {self.rpc_url}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
