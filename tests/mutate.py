@@ -397,6 +397,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         _TRANSPORT_H + "test_a_connection_error_keeps_no_secret",
         _TRANSPORT_H + "test_a_timeout_keeps_no_secret",
     ),
+    _m(
+        "g10-tls-certificate-unchecked",
+        "10: an https daemon's certificate is always checked (the secret goes only to the daemon named)",
+        "aria2_sync/rpc/channel.py",
+        "self.verify: str | bool = ca_file or True",
+        "self.verify: str | bool = ca_file or False",
+        "tests/test_tls.py::test_without_the_certificate_the_first_call_fails_at_once_saying_what_to_give",
+    ),
+    _m(
+        "g10-tls-notifications-trust-the-environment",
+        "10: the wss:// notifications trust what the calls trust, not the environment",
+        "aria2_sync/rpc/notifications.py",
+        "connection = sockets.create_connection((host, port), self._read_timeout)\n        try:\n",
+        "return websocket.create_connection(self.url, timeout=self._read_timeout)\n"
+        "        connection = sockets.create_connection((host, port), self._read_timeout)\n        try:\n",
+        "tests/test_tls.py::test_the_notifications_trust_what_the_calls_trust_and_no_proxy_of_the_environment",
+    ),
     # -- 12. no file written by two downloads: a restart overwrites only its own file ------------
     _m(
         "g12-any-newer-file-taken-for-own",
