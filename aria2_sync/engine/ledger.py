@@ -254,19 +254,23 @@ class Ledger:
         """Watch the store's unfinished downloads: new ones, and finished ones restarted since."""
         if self.store is None:
             return 0
-        try:
-            rows = self.store.unfinished()
+        try:  # (the GIDs first: the rows of downloads watched and unfinished here are not read)
+            gids = self.store.unfinished_gids()
+            with self._lock:
+                wanted = [g for g in gids if g not in self._records or self._records[g].finished]
+            rows = self.store.rows(wanted) if wanted else {}
         except Aria2StateError as error:
             self._store_trouble("look for downloads other processes left unfinished", error)
             return 0
         self._store_ok()
+        unfinished = [row for row in rows.values() if row.get("outcome") is None]
         with self._lock:
-            fresh = [record_from_row(row) for row in rows if row["gid"] not in self._records]
+            fresh = [record_from_row(row) for row in unfinished if row["gid"] not in self._records]
             for record in fresh:
                 self._keep(record)
             stale = [
                 self._records[row["gid"]]
-                for row in rows
+                for row in unfinished
                 if row["gid"] in self._records and self._records[row["gid"]].finished
             ]
         self.refresh(stale)

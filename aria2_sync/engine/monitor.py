@@ -162,11 +162,17 @@ class Monitor:
             # back is swept of the downloads that moved away from it while it was gone.
             self._probing = self.rpc.probe()
             return 0
-        for record in self.ledger.refresh(records):  # other processes' changes, if shared
-            self.tracker.settle(record)
         with self._lock:
             urgent, self._urgent = self._urgent, set()
         due = self._due(records, urgent)
+        # Other processes' changes, if shared: of the downloads read this tick only, so that a
+        # parked download costs a store read when it costs a daemon read (every PARKED_SLICES
+        # ticks, or at once when aria2 notifies an event for it), not every tick.
+        settled = self.ledger.refresh(due)
+        for record in settled:
+            self.tracker.settle(record)
+        if settled:
+            due = [record for record in due if not record.finished]
         try:
             # A refused secret raises here: the daemon is there, but it is an outage all the same.
             self.tracker.read(self.rpc, due, self._auto_restart(), collect=False)

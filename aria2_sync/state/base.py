@@ -10,8 +10,9 @@ behind it is the shared truth:
   cancelled, and read back when a process is asked about a GID or batch it has not seen;
 * a restart is *claimed* in one transaction (the row's run must still be the one that failed,
   and no live lease may be held), so two processes watching the same failure restart it once;
-* the monitor refreshes its watched rows from the store every tick, so a restart made by
-  another process is followed (new run, new daemon GID, counters).
+* the monitor refreshes from the store the rows of the downloads it reads from the daemon (every
+  tick; a parked one every few), so a restart made by another process is followed (new run,
+  new daemon GID, counters).
 
 :class:`~aria2_sync.state.sqlite.SQLiteStore` keeps it in one file (stdlib ``sqlite3``, WAL
 mode, a busy timeout), for the processes of one host;
@@ -62,6 +63,11 @@ class Store:
 
     def unfinished(self) -> list[Row]:
         raise NotImplementedError
+
+    def unfinished_gids(self) -> list[str]:
+        """The GIDs of :meth:`unfinished`, without their rows (a monitor looking for downloads it
+        does not watch yet asks this often: a store that can list them cheaply should)."""
+        return [row["gid"] for row in self.unfinished()]
 
     def record_failure(self, gid: str, run: int, attempt: dict[str, Any]) -> list[dict[str, Any]]:
         """Append ``attempt`` unless run ``run``'s failure is already recorded; return them all."""

@@ -17,7 +17,8 @@ several. Redis, which such apps already run, holds the same rows with the same g
   forgets finished rows sooner; ``finished_ttl`` should be at least the clients' ``keep_seconds``
   (a row gone earlier is only unknown to a process that had not kept it);
 * many rows are read in one round trip (a pipeline of ``HGETALL``), since the monitor refreshes
-  its watched rows every tick.
+  the rows of the downloads it reads every tick; the unfinished downloads are listed by GID
+  alone (the ``unfinished`` set), their rows read only for those a process does not watch yet.
 
 Kept apart from :mod:`aria2_sync.state.base` so that ``import aria2_sync`` does not load
 redis-py. The scripts name keys from the prefix themselves, so the store is for one Redis
@@ -356,6 +357,10 @@ class RedisStore(Store):
             return [row for row in found.values() if row.get("outcome") is None]
 
         return self._run("read downloads", work)
+
+    def unfinished_gids(self) -> list[str]:
+        # (the set may still name a download that finished a moment ago: its row says so)
+        return self._run("read downloads", lambda: sorted(self._redis.smembers(self._key("unfinished"))))
 
     def record_failure(self, gid: str, run: int, attempt: dict[str, Any]) -> list[dict[str, Any]]:
         def work() -> list[dict[str, Any]]:

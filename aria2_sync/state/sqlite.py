@@ -313,6 +313,12 @@ class SQLiteStore(Store):
     def unfinished(self) -> list[Row]:
         return self._run("read downloads", lambda db: self._select(db, "outcome IS NULL", ()))
 
+    def unfinished_gids(self) -> list[str]:
+        def work(db: sqlite3.Connection) -> list[str]:
+            return [gid for (gid,) in db.execute("SELECT gid FROM downloads WHERE outcome IS NULL")]
+
+        return self._run("read downloads", work)
+
     def record_failure(self, gid: str, run: int, attempt: dict[str, Any]) -> list[dict[str, Any]]:
         def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
             row = db.execute(
