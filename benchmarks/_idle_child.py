@@ -9,7 +9,8 @@ downloads in one batch, lets the monitor settle, then measures this process's CP
 after. Writes the figures to OUT.json. With ``trace``, it runs under ``tracemalloc`` instead
 and reports the Python heap kept per download right after the add (the ledger's records) and
 after the first ticks (with the snapshots), and its peaks during the add and during the ticks
-(no CPU figures: tracing slows everything down).
+(no CPU figures: tracing slows everything down). With ``$IDLE_STATE``, the client keeps its
+state in that SQLite file (``state=``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def main() -> None:
     from aria2_sync import Aria2Client
     from aria2_sync.client import engine_of
 
-    client = Aria2Client(rpc_url, os.environ["ARIA2_RPC_SECRET"], verbose=False)
+    state = os.environ.get("IDLE_STATE") or None  # (the SQLite file of the not-judged run)
+    client = Aria2Client(rpc_url, os.environ["ARIA2_RPC_SECRET"], verbose=False, state=state)
     monitor = engine_of(client).monitor
     tick_times = []
     real_tick = monitor.tick

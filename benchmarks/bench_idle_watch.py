@@ -10,8 +10,9 @@ monitor runs.
   the window's wall time, i.e. the share of one core it keeps busy; and its RSS growth from
   before the adds to the end of the window, per download.
 * baseline: one idle core (1.0 CPU second per second).
-* also reported: the daemon's CPU over the same window, and one raw multicall of 10,000
-  ``tellStatus`` (the floor of one monitor tick).
+* also reported: the daemon's CPU over the same window, one raw multicall of 10,000
+  ``tellStatus`` (the floor of one monitor tick), and, not judged, the client's CPU with its
+  state in SQLite (``state=``) over a third of the window.
 """
 
 from __future__ import annotations
@@ -142,6 +143,29 @@ def run(quick: bool) -> Result:
                 json.loads(text)
                 decode_times.append(time.perf_counter() - started)
             answer_size = len(text)
+            # Not judged: the same watch with shared state in SQLite (state=), a shorter window.
+            purge_daemon(raw)
+            log(f"{NAME}: the same watch with state= in SQLite")
+            stored_out = os.path.join(root, "stored.json")
+            subprocess.run(
+                [
+                    sys.executable,
+                    os.path.join(HERE, "_idle_child.py"),
+                    aria2.rpc_url,
+                    server.base_url,
+                    aria2.download_dir,
+                    str(count),
+                    str(window / 3),
+                    stored_out,
+                ],
+                env=dict(env, IDLE_STATE=os.path.join(root, "state.db")),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=window + 180,
+                check=True,
+            )
+            with open(stored_out) as handle:
+                stored = json.load(handle)
         finally:
             raw.close()
 
@@ -193,6 +217,11 @@ def run(quick: bool) -> Result:
             f"{decode / 0.5 * 100:.0f}% of a core at one tick per 0.5 s. Only not re-reading downloads "
             "that cannot have changed (paused, waiting) on every tick can.",
         ]
+    result.notes.append(
+        f"not judged: with state= in SQLite, {stored['cpu_seconds'] / stored['wall_seconds'] * 100:.1f}% of a "
+        f"core over {stored['wall_seconds']:.0f} s ({stored['ticks_in_window']} ticks; a tick reads from the "
+        "store the rows of the downloads it reads from the daemon)"
+    )
     result.notes.append(
         f"under tracemalloc: the Python heap keeps {traced['heap_after_add'] / KiB:.2f} KiB per download "
         f"right after the add (the ledger's records) and {traced['heap_kept'] / KiB:.2f} KiB after the "
