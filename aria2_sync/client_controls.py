@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engine.cancel import Cancellation
     from .engine.core import Engine
     from .engine.ledger import Ledger
+    from .engine.record import DownloadRecord
     from .rpc.methods import Aria2RPC
 
 __all__ = ["ControlMethods", "DOWNLOAD_STATES"]
@@ -48,9 +49,18 @@ class ControlMethods:
     _cancellation: Cancellation
     rpc: Aria2RPC
 
+    def _record(self, gid: str) -> DownloadRecord | None:
+        """This client's record of ``gid`` (a checked GID), with what other processes sharing the
+        state changed taken in first: the monitor refreshes a parked download only now and then,
+        and a control must reach the daemon GID it runs under now."""
+        record = self._ledger.get(gid)
+        if record is not None and not record.finished:
+            self._engine.refresh([record])
+        return record
+
     def _daemon_gid(self, gid: str) -> str:
         gid = check_gid(gid)
-        record = self._ledger.get(gid)
+        record = self._record(gid)
         return record.current_gid if record else gid
 
     def pause_download(self, gid: str) -> bool:
@@ -113,7 +123,7 @@ class ControlMethods:
                 "cancel it and add it again"
             )
         gid = check_gid(gid)
-        record = self._ledger.get(gid)
+        record = self._record(gid)
         self.rpc.change_option(record.current_gid if record else gid, checked)
         if record is not None:
             record.options_changed(checked)

@@ -404,3 +404,77 @@ def test_looking_for_work_left_by_others_reads_only_rows_this_process_does_not_w
     assert ledger.adopt_unfinished() == 1
     assert read.rows == [1] and read.unfinished == 0
     assert mine.get_progress(gid) is not None
+
+
+def _a_parked_download_moved_by_another_process(client_factory, fault_server, tmp_path, state, monkeypatch):
+    """60 parked downloads watched by ``mine`` (each read every 20th tick); ``theirs`` moves one
+    that is not due next to a new daemon GID, as a restart under a new GID does: the old one goes,
+    a new one (paused) comes, and the shared row says so. Returns (mine, its engine, the moved
+    download's record, the new GID, theirs' RPC)."""
+    import aria2_sync.engine.monitor as monitor_module
+    from aria2_sync.errors import Aria2GIDNotFoundError
+    from aria2_sync.rpc.methods import new_gid
+
+    monkeypatch.setattr(monitor_module, "PARKED_READ_ALL", 10)
+    mine = client_factory(state=state("moved.db"), notifications=False, poll_interval=3600)
+    theirs = client_factory(state=state("moved.db"), notifications=False, monitor=False)
+    items = [(fault_server.url(f"p{i}.bin"), str(tmp_path / f"p{i}.bin")) for i in range(60)]
+    mine.add_batch_downloads(items, options={"pause": "true"})
+    engine = engine_of(mine)
+    engine.monitor.close()  # (its ticks are this test's)
+
+    def all_read_as_paused() -> bool:
+        engine.monitor.tick()
+        return all(r.last is not None and r.last.status == "paused" for r in engine.ledger.unfinished())
+
+    wait_for(all_read_as_paused, what="every download read as paused")
+    turn = (engine.monitor.ticks + 1) % monitor_module.PARKED_SLICES
+    record = next(
+        r for r in engine.ledger.unfinished() if int(r.gid[-4:], 16) % monitor_module.PARKED_SLICES != turn
+    )
+    old, rpc = record.current_gid, engine_of(theirs).rpc
+    rpc.force_remove(old)
+
+    def removed() -> bool:
+        try:
+            return rpc.tell_status(old, ["status"])["status"] == "removed"
+        except Aria2GIDNotFoundError:
+            return True
+
+    wait_for(removed, what="the old daemon GID removed")
+    moved = new_gid()
+    rpc.add_uri([fault_server.url("moved.bin")], {"gid": moved, "pause": "true", "dir": str(tmp_path)})
+    engine_of(theirs).ledger.store.update(
+        record.gid, current_gid=moved, daemon_gids=[record.gid, moved], run=record.run + 1
+    )
+    return mine, engine, record, moved, rpc
+
+
+def test_an_aria2_event_for_a_gid_another_process_gave_a_parked_download_reads_it_at_once(
+    client_factory, fault_server, tmp_path, state, monkeypatch
+):
+    mine, engine, record, moved, rpc = _a_parked_download_moved_by_another_process(
+        client_factory, fault_server, tmp_path, state, monkeypatch
+    )
+    engine.monitor.wake(moved)  # what the listener does with aria2's event for it
+    engine.monitor.tick()
+    assert record.current_gid == moved
+
+
+def test_a_control_reaches_the_gid_another_process_gave_a_parked_download(
+    client_factory, fault_server, tmp_path, state, monkeypatch
+):
+    """The monitor has not refreshed it (not due): the control takes in the shared row first."""
+    from aria2_sync.errors import Aria2GIDNotFoundError
+
+    mine, engine, record, moved, rpc = _a_parked_download_moved_by_another_process(
+        client_factory, fault_server, tmp_path, state, monkeypatch
+    )
+    engine.monitor.tick()
+    assert mine.get_options(record.gid)["dir"] == str(tmp_path)  # (asked of the old GID: not found)
+    mine.cancel_download(record.gid)
+    try:
+        status = rpc.tell_status(moved, ["status"])["status"]
+    except Aria2GIDNotFoundError:
+        status = "gone"
+    assert status in ("removed", "gone")

@@ -73,6 +73,13 @@ class Cancellation:
         """The tracker that settles the futures of cancelled downloads (it asks here in turn)."""
         self._tracker = tracker
 
+    def _refresh(self, records: list[DownloadRecord]) -> None:
+        """Take in what other processes changed of ``records`` before acting on their daemon GIDs
+        (the monitor refreshes parked downloads only now and then)."""
+        for record in self.ledger.refresh(records):
+            if self._tracker is not None:
+                self._tracker.settle(record)
+
     def _mark(self, record: DownloadRecord, *, removing: bool = False, unless_finished: bool = False) -> bool:
         if not record.cancel(removing=removing, unless_finished=unless_finished):
             return False
@@ -179,6 +186,7 @@ class Cancellation:
         record = self.ledger.get(gid)
         if record is None:
             return True
+        self._refresh([record])  # (finished, or restarted under another GID, by another process?)
         if not self._mark(record, removing=True, unless_finished=True):
             return False
         self.jobs.submit(lambda: self.remove(record))
@@ -208,6 +216,7 @@ class Cancellation:
 
         Raises :class:`Aria2AuthError` if the daemon refuses the secret.
         """
+        self._refresh([r for r in records if not r.finished])
         live = [r for r in records if not r.finished]
         for record in live:
             self._mark(record)

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -263,7 +263,7 @@ class Ledger:
             self._store_trouble("look for downloads other processes left unfinished", error)
             return 0
         self._store_ok()
-        unfinished = [row for row in rows.values() if row.get("outcome") is None]
+        unfinished = [rows[g] for g in wanted if g in rows and rows[g].get("outcome") is None]  # (in order)
         with self._lock:
             fresh = [record_from_row(row) for row in unfinished if row["gid"] not in self._records]
             for record in fresh:
@@ -416,6 +416,20 @@ class Ledger:
                 record = record_from_row(row)
                 self._keep(record)
             return record
+
+    def named(self, gids: Iterable[str]) -> list[DownloadRecord]:
+        """The unfinished records that ``gids`` name (handles or daemon GIDs, looked up in the
+        store for those this process has not seen); a store that cannot be read names none."""
+        found: dict[str, DownloadRecord] = {}
+        for gid in gids:
+            try:
+                record = self.get(gid)
+            except Aria2StateError as error:
+                self._store_trouble("look up the downloads aria2 reported events for", error)
+                return list(found.values())
+            if record is not None and not record.finished:
+                found[record.gid] = record
+        return list(found.values())
 
     def rebind(self, record: DownloadRecord, daemon_gid: str, persist: bool = True) -> None:
         """Point ``record`` at a new daemon-side GID; the old one keeps resolving to it."""

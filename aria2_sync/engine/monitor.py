@@ -164,16 +164,8 @@ class Monitor:
             return 0
         with self._lock:
             urgent, self._urgent = self._urgent, set()
-        due = self._due(records, urgent)
-        # Other processes' changes, if shared: of the downloads read this tick only, so that a
-        # parked download costs a store read when it costs a daemon read (every PARKED_SLICES
-        # ticks, or at once when aria2 notifies an event for it), not every tick.
-        settled = self.ledger.refresh(due)
-        for record in settled:
-            self.tracker.settle(record)
-        if settled:
-            due = [record for record in due if not record.finished]
         try:
+            due = self._refreshed_due(records, urgent)
             # A refused secret raises here: the daemon is there, but it is an outage all the same.
             self.tracker.read(self.rpc, due, self._auto_restart(), collect=False)
         except Exception:
@@ -183,6 +175,24 @@ class Monitor:
         self._back_online()
         self.ledger.prune()  # O(records), about a millisecond per 10,000
         return len(due)
+
+    def _refreshed_due(self, records: list[DownloadRecord], urgent: set[str]) -> list[DownloadRecord]:
+        """The records to read this tick (:meth:`_due`), with other processes' changes taken in
+        first when the state is shared.
+
+        Only those: a parked download costs a store read when it costs a daemon read (every
+        PARKED_SLICES ticks), not every tick. The downloads an aria2 event names are refreshed
+        before the choice, so that an event for a GID another process gave one of them (a
+        restart under a new GID) finds it; the client's own calls refresh what they act on.
+        """
+        if urgent and self.ledger.store is not None:
+            for record in self.ledger.refresh(self.ledger.named(urgent)):
+                self.tracker.settle(record)
+        due = self._due(records, urgent)
+        settled = self.ledger.refresh(due)
+        for record in settled:
+            self.tracker.settle(record)
+        return [record for record in due if not record.finished] if settled else due
 
     def _due(self, records: list[DownloadRecord], urgent: set[str]) -> list[DownloadRecord]:
         """The records to read this tick.

@@ -315,7 +315,10 @@ class SQLiteStore(Store):
 
     def unfinished_gids(self) -> list[str]:
         def work(db: sqlite3.Connection) -> list[str]:
-            return [gid for (gid,) in db.execute("SELECT gid FROM downloads WHERE outcome IS NULL")]
+            # (in the order they were added, as unfinished() reads them)
+            return [
+                gid for (gid,) in db.execute("SELECT gid FROM downloads WHERE outcome IS NULL ORDER BY rowid")
+            ]
 
         return self._run("read downloads", work)
 
