@@ -100,6 +100,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "pass",
         _RESTARTS + "test_an_evicted_result_falls_back_to_a_new_gid_and_old_handles_keep_working",
     ),
+    _m(
+        "g1-shared-control-on-a-stale-gid",
+        "1: with shared state, a control reaches the daemon GID another process gave the download",
+        "aria2_sync/client_controls.py",
+        "        if record is not None and not record.finished:\n            self._engine.refresh([record])\n",
+        "",
+        _STATE + "test_a_control_reaches_the_gid_another_process_gave_a_parked_download",
+    ),
+    _m(
+        "g1-shared-event-for-a-new-gid-unheard",
+        "1: with shared state, an aria2 event for a GID another process gave a parked download reads it",
+        "aria2_sync/engine/monitor.py",
+        "if urgent and self.ledger.store is not None:",
+        "if False:",
+        _STATE + "test_an_aria2_event_for_a_gid_another_process_gave_a_parked_download_reads_it_at_once",
+    ),
     # -- 2. one restart in flight (the once-only guards, each alone) ---------------------
     _m(
         "g2-guard-scheduled-job",
