@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 from _common import (
     HERE,
@@ -51,6 +52,33 @@ def _proc_cpu(pid: int | None) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def _child_figures(
+    aria2: Any, server: Any, count: int, window: float, out: str, env: dict[str, str], *extra: str
+) -> dict[str, Any]:
+    """One more run of the client process (``_idle_child.py``) to its end; its figures."""
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(HERE, "_idle_child.py"),
+            aria2.rpc_url,
+            server.base_url,
+            aria2.download_dir,
+            str(count),
+            str(window),
+            out,
+            *extra,
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=window + 180,
+        check=True,
+    )
+    with open(out) as handle:
+        figures: dict[str, Any] = json.load(handle)
+    return figures
 
 
 def run(quick: bool) -> Result:
@@ -108,27 +136,7 @@ def run(quick: bool) -> Result:
 
             purge_daemon(raw)
             log(f"{NAME}: the same adds under tracemalloc (Python heap kept and peak)")
-            traced_out = os.path.join(root, "traced.json")
-            subprocess.run(
-                [
-                    sys.executable,
-                    os.path.join(HERE, "_idle_child.py"),
-                    aria2.rpc_url,
-                    server.base_url,
-                    aria2.download_dir,
-                    str(count),
-                    "0",
-                    traced_out,
-                    "trace",
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=180,
-                check=True,
-            )
-            with open(traced_out) as handle:
-                traced = json.load(handle)
+            traced = _child_figures(aria2, server, count, 0, os.path.join(root, "traced.json"), env, "trace")
             gids = [d["gid"] for d in raw.call("aria2.tellWaiting", 0, count + 10, ["gid"])]
             keys = list(STATUS_KEYS)
             floor_times: list[float] = []
@@ -146,26 +154,10 @@ def run(quick: bool) -> Result:
             # Not judged: the same watch with shared state in SQLite (state=), a shorter window.
             purge_daemon(raw)
             log(f"{NAME}: the same watch with state= in SQLite")
-            stored_out = os.path.join(root, "stored.json")
-            subprocess.run(
-                [
-                    sys.executable,
-                    os.path.join(HERE, "_idle_child.py"),
-                    aria2.rpc_url,
-                    server.base_url,
-                    aria2.download_dir,
-                    str(count),
-                    str(window / 3),
-                    stored_out,
-                ],
-                env=dict(env, IDLE_STATE=os.path.join(root, "state.db")),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=window + 180,
-                check=True,
+            stored_env = dict(env, IDLE_STATE=os.path.join(root, "state.db"))
+            stored = _child_figures(
+                aria2, server, count, window / 3, os.path.join(root, "stored.json"), stored_env
             )
-            with open(stored_out) as handle:
-                stored = json.load(handle)
         finally:
             raw.close()
 
