@@ -54,22 +54,27 @@ def _proc_cpu(pid: int | None) -> float:
         return 0.0
 
 
+def _child_command(aria2: Any, server: Any, count: int, window: float, out: str, *extra: str) -> list[str]:
+    """The command line of the client process (``_idle_child.py``)."""
+    return [
+        sys.executable,
+        os.path.join(HERE, "_idle_child.py"),
+        aria2.rpc_url,
+        server.base_url,
+        aria2.download_dir,
+        str(count),
+        f"{window:g}",
+        out,
+        *extra,
+    ]
+
+
 def _child_figures(
     aria2: Any, server: Any, count: int, window: float, out: str, env: dict[str, str], *extra: str
 ) -> dict[str, Any]:
     """One more run of the client process (``_idle_child.py``) to its end; its figures."""
     subprocess.run(
-        [
-            sys.executable,
-            os.path.join(HERE, "_idle_child.py"),
-            aria2.rpc_url,
-            server.base_url,
-            aria2.download_dir,
-            str(count),
-            str(window),
-            out,
-            *extra,
-        ],
+        _child_command(aria2, server, count, window, out, *extra),
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -91,16 +96,7 @@ def run(quick: bool) -> Result:
         env = dict(os.environ, ARIA2_RPC_SECRET=aria2.secret)
         log(f"{NAME}: a fresh client adds {count} paused downloads, then {window:g} s of watching")
         child = children.start(
-            [
-                sys.executable,
-                os.path.join(HERE, "_idle_child.py"),
-                aria2.rpc_url,
-                server.base_url,
-                aria2.download_dir,
-                str(count),
-                str(window),
-                out,
-            ],
+            _child_command(aria2, server, count, window, out),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
