@@ -478,3 +478,28 @@ def test_a_control_reaches_the_gid_another_process_gave_a_parked_download(
     except Aria2GIDNotFoundError:
         status = "gone"
     assert status in ("removed", "gone")
+
+
+def test_a_store_that_fails_is_left_alone_for_a_while_by_the_calls_that_read_it(
+    client_factory, fault_server, tmp_path, monkeypatch
+):
+    """A store host that drops packets makes each read wait out its timeouts: after a failure,
+    controls and ticks go on with what this process knows, and try the store again later."""
+    import aria2_sync.engine.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "STORE_REST", 60.0)
+    client = client_factory(state=tmp_path / "resting.db", notifications=False, poll_interval=3600)
+    gid = client.add_download(fault_server.url("r.bin"), str(tmp_path / "r.bin"), options={"pause": "true"})
+    engine = engine_of(client)
+    engine.monitor.close()  # (its ticks are this test's)
+    asked: list[int] = []
+
+    def unreachable(gids):
+        asked.append(len(gids))
+        raise Aria2StateError("the store cannot be reached (injected)")
+
+    monkeypatch.setattr(engine.ledger.store, "rows", unreachable)
+    for _ in range(3):
+        assert client.get_options(gid)["dir"] == str(tmp_path)  # (the daemon still answers)
+        engine.monitor.tick()
+    assert asked == [1]

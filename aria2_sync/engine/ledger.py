@@ -29,7 +29,10 @@ from .record import DownloadRecord
 from .states import Attempt
 from .storesync import new_row, outcome_fields, record_from_row
 
-__all__ = ["Batch", "BatchSummary", "Ledger"]
+__all__ = ["Batch", "BatchSummary", "Ledger", "STORE_REST"]
+
+#: Seconds after a store failure during which reads of other processes' changes are not tried.
+STORE_REST = 2.0
 
 
 class Ledger:
@@ -76,6 +79,8 @@ class Ledger:
         self._finished_hint = 0
         self._prune_at = keep_finished
         self._store_failing = False
+        #: While the store fails: when reads of other processes' changes may try it again.
+        self._store_rest_until = 0.0
         #: Told ``(daemon GID, daemon)`` for every stored download another process (or this
         #: one) moved to another daemon of a pool, at each :meth:`refresh`; None without a pool.
         self.on_home: Callable[[str, str], None] | None = None
@@ -203,7 +208,7 @@ class Ledger:
 
     def refresh(self, records: list[DownloadRecord]) -> list[DownloadRecord]:
         """Bring in what other processes changed; returns the records that got an outcome."""
-        if self.store is None or not records:
+        if self.store is None or not records or self._store_resting():
             return []
         try:
             rows = self.store.rows([r.gid for r in records])
@@ -233,10 +238,18 @@ class Ledger:
             self.on_home(gid, daemon)
         return settled
 
+    def _store_resting(self) -> bool:
+        """Whether reads of other processes' changes leave the store alone for now: for
+        :data:`STORE_REST` seconds after it failed, so that a store that cannot be reached (a
+        host that drops packets: each read waits out its timeouts) holds up one tick or call
+        in a while, not every one; what this process knows carries on meanwhile."""
+        return self._store_failing and time.monotonic() < self._store_rest_until
+
     def _store_trouble(self, action: str, error: Aria2StateError) -> None:
         """Log a store that cannot be read once (WARNING), then quietly until it works again."""
         with self._lock:
             first, self._store_failing = not self._store_failing, True
+            self._store_rest_until = time.monotonic() + STORE_REST
         logger.log(
             logging.WARNING if first else logging.DEBUG,
             "could not %s (%s); downloads are still watched in this process's memory",
@@ -423,7 +436,7 @@ class Ledger:
         found: dict[str, DownloadRecord] = {}
         for gid in gids:
             try:
-                record = self.get(gid)
+                record = self.get_local(gid) if self._store_resting() else self.get(gid)
             except Aria2StateError as error:
                 self._store_trouble("look up the downloads aria2 reported events for", error)
                 return list(found.values())
