@@ -660,6 +660,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         _TRANSPORT_H + "test_an_answer_past_max_answer_bytes_is_refused_without_reading_it_all[False]",
     ),
     _m(
+        "rel-failing-store-asked-by-every-read",
+        "11: a store that fails is left alone for a while by the reads of others' changes",
+        "aria2_sync/engine/ledger.py",
+        "return self._store_failing and time.monotonic() < self._store_rest_until",
+        "return False",
+        _STATE + "test_a_store_that_fails_is_left_alone_for_a_while_by_the_calls_that_read_it",
+    ),
+    _m(
         "rel-closed-transport-reconnects",
         "11.1: a closed transport opens no new connection (not even a retry's)",
         "aria2_sync/rpc/channel.py",
