@@ -112,8 +112,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "g1-shared-event-for-a-new-gid-unheard",
         "1: with shared state, an aria2 event for a GID another process gave a parked download reads it",
         "aria2_sync/engine/monitor.py",
-        "if urgent and self.ledger.store is not None:",
-        "if False:",
+        "named = self.ledger.named(urgent) if urgent and self.ledger.store is not None else []",
+        "named = []",
         _STATE + "test_an_aria2_event_for_a_gid_another_process_gave_a_parked_download_reads_it_at_once",
     ),
     # -- 2. one restart in flight (the once-only guards, each alone) ---------------------

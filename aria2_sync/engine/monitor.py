@@ -185,11 +185,11 @@ class Monitor:
         before the choice, so that an event for a GID another process gave one of them (a
         restart under a new GID) finds it; the client's own calls refresh what they act on.
         """
-        if urgent and self.ledger.store is not None:
-            for record in self.ledger.refresh(self.ledger.named(urgent)):
-                self.tracker.settle(record)
+        named = self.ledger.named(urgent) if urgent and self.ledger.store is not None else []
+        settled = self.ledger.refresh(named)
         due = self._due(records, urgent)
-        settled = self.ledger.refresh(due)
+        fresh = {record.gid for record in named}  # (not read from the store twice)
+        settled += self.ledger.refresh([record for record in due if record.gid not in fresh])
         for record in settled:
             self.tracker.settle(record)
         return [record for record in due if not record.finished] if settled else due
