@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_a_client_given_the_certificate_downloads_over_https_with_notifications(
         listener = engine_of(client).listener
         assert listener is not None and listener.url.startswith("wss://")
         result = client.submit(url, str(tls_aria2.download_dir / "tls.bin")).result(timeout=30)
-        assert hashlib.sha256(open(result.path, "rb").read()).digest() == hashlib.sha256(data).digest()
+        assert hashlib.sha256(Path(result.path).read_bytes()).digest() == hashlib.sha256(data).digest()
         wait_for(listener.connected.is_set, what="the wss:// notifications to connect")
 
 

@@ -66,8 +66,8 @@ class TlsDaemon:
         self.rpc_url = f"https://127.0.0.1:{self.port}/jsonrpc"
         self._log = open(root / "aria2c.log", "wb")  # (closed by stop)
         config = root / "aria2.conf"  # the secret off the command line, as the deployment guide says
-        config.write_text(f"rpc-secret={self.secret}\n")
-        config.chmod(0o600)
+        with open(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(f"rpc-secret={self.secret}\n")  # (0600 from the start, as the secret's file)
         self.process = subprocess.Popen(
             [find_aria2c(), f"--conf-path={config}", "--enable-rpc", "--rpc-listen-all=false"]
             + [f"--rpc-listen-port={self.port}", "--rpc-secure=true"]
